@@ -1,0 +1,126 @@
+//! The user's handler and what it receives.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::BoxError;
+use crate::model::TaskNotification;
+
+/// Handles decoded notifications, on the receiver's workers, after the sender has its answer.
+///
+/// Implement it on your own type, or pass a closure: any
+/// `Fn(Delivery<E>) -> impl Future<Output = Result<(), Err>>` is a handler.
+///
+/// An `Err` (or a panic) is logged with the event's id and retried with backoff; see
+/// [`RetryPolicy`](crate::RetryPolicy). A notification can reach the handler more than once
+/// (the sender retries after a lost answer), so make the handler idempotent;
+/// [`Delivery::attempt`] says how many times this process has tried.
+///
+/// ```
+/// use airudder_webhook::{Delivery, HandleNotification, model::TaskNotification};
+///
+/// struct Outcomes;
+///
+/// impl HandleNotification for Outcomes {
+///     type Error = std::io::Error;
+///
+///     async fn handle(&self, delivery: Delivery<TaskNotification>) -> Result<(), Self::Error> {
+///         for call in &delivery.details {
+///             let _ = (&delivery.task_id, call.id, &call.result_label);
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait HandleNotification<E = TaskNotification>: Send + Sync + 'static {
+    /// What a failed attempt returns; it is logged and the attempt retried.
+    type Error: Into<BoxError>;
+
+    /// Handles one delivery of a notification.
+    fn handle(&self, delivery: Delivery<E>)
+    -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+impl<F, Fut, E, Err> HandleNotification<E> for F
+where
+    F: Fn(Delivery<E>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Err>> + Send,
+    Err: Into<BoxError>,
+{
+    type Error = Err;
+
+    fn handle(&self, delivery: Delivery<E>) -> impl Future<Output = Result<(), Err>> + Send {
+        self(delivery)
+    }
+}
+
+/// One delivery of a notification to the handler: the event, and which attempt this is.
+///
+/// It dereferences to the event, so `delivery.task_id` reads the notification's field. Cloning
+/// is cheap: the event is shared.
+pub struct Delivery<E = TaskNotification> {
+    event: Arc<E>,
+    attempt: u32,
+    received_at: SystemTime,
+}
+
+impl<E> Delivery<E> {
+    pub(crate) fn new(event: Arc<E>, attempt: u32, received_at: SystemTime) -> Self {
+        Self {
+            event,
+            attempt,
+            received_at,
+        }
+    }
+
+    /// The decoded notification.
+    pub fn event(&self) -> &E {
+        &self.event
+    }
+
+    /// The notification, shared.
+    pub fn into_shared(self) -> Arc<E> {
+        self.event
+    }
+
+    /// Which attempt this is in this process, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the receiver accepted the request.
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+}
+
+impl<E> Deref for Delivery<E> {
+    type Target = E;
+
+    fn deref(&self) -> &E {
+        &self.event
+    }
+}
+
+impl<E> Clone for Delivery<E> {
+    fn clone(&self) -> Self {
+        Self {
+            event: Arc::clone(&self.event),
+            attempt: self.attempt,
+            received_at: self.received_at,
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for Delivery<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("attempt", &self.attempt)
+            .field("received_at", &self.received_at)
+            .field("event", &self.event)
+            .finish()
+    }
+}

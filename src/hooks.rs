@@ -1,0 +1,160 @@
+//! Hooks for refused bodies and for notifications the handler gave up on.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::BoxError;
+use crate::event::Event;
+use crate::handler::Delivery;
+use crate::rejection::Rejection;
+
+/// Called with every body refused for its size or content (413, 400, 422).
+///
+/// The sender drops a notification after 5 refused retries, so this hook is where an operator
+/// can keep the raw bytes to recover it. It runs on the request path: keep it quick (hand the
+/// bytes to a channel or a file). Any `Fn(Rejected)` is a hook.
+pub trait OnRejected: Send + Sync + 'static {
+    /// Receives one refused body.
+    fn on_rejected(&self, rejected: Rejected);
+}
+
+impl<F> OnRejected for F
+where
+    F: Fn(Rejected) + Send + Sync + 'static,
+{
+    fn on_rejected(&self, rejected: Rejected) {
+        self(rejected)
+    }
+}
+
+/// The default [`OnRejected`]: a warning log with the reason and the size, never the bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultOnRejected;
+
+impl OnRejected for DefaultOnRejected {
+    fn on_rejected(&self, rejected: Rejected) {
+        tracing::warn!(
+            status = rejected.rejection.status().as_u16(),
+            error = rejected.rejection.code(),
+            path = rejected.rejection.path(),
+            bytes = rejected.body.as_ref().map(Bytes::len),
+            "refused a body: {}",
+            rejected.rejection,
+        );
+    }
+}
+
+/// A refused body and why it was refused.
+#[derive(Clone)]
+pub struct Rejected {
+    rejection: Rejection,
+    body: Option<Bytes>,
+    received_at: SystemTime,
+}
+
+impl Rejected {
+    pub(crate) fn new(rejection: Rejection, body: Option<Bytes>, received_at: SystemTime) -> Self {
+        Self {
+            rejection,
+            body,
+            received_at,
+        }
+    }
+
+    /// Why the body was refused; also what the sender was answered.
+    pub fn rejection(&self) -> &Rejection {
+        &self.rejection
+    }
+
+    /// The raw bytes of the body, as received; `None` when it was too large to read.
+    pub fn body(&self) -> Option<&Bytes> {
+        self.body.as_ref()
+    }
+
+    /// When the request arrived.
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+}
+
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("rejection", &self.rejection)
+            .field("body_len", &self.body.as_ref().map(Bytes::len))
+            .field("received_at", &self.received_at)
+            .finish()
+    }
+}
+
+/// Called when the handler has failed every attempt at a notification.
+///
+/// With the in-memory ack the sender already has its 200 and will not send the notification
+/// again: this hook is the last chance to keep it. Any `Fn(FailedDelivery<E>)` is a hook.
+pub trait OnFailed<E>: Send + Sync + 'static {
+    /// Receives one notification that could not be handled.
+    fn on_failed(&self, failed: FailedDelivery<E>);
+}
+
+impl<F, E> OnFailed<E> for F
+where
+    F: Fn(FailedDelivery<E>) + Send + Sync + 'static,
+{
+    fn on_failed(&self, failed: FailedDelivery<E>) {
+        self(failed)
+    }
+}
+
+/// The default [`OnFailed`]: an error log with the event's id, the attempts and the last error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultOnFailed;
+
+impl<E: Event> OnFailed<E> for DefaultOnFailed {
+    fn on_failed(&self, failed: FailedDelivery<E>) {
+        tracing::error!(
+            event = E::NAME,
+            id = failed.delivery.log_id(),
+            attempts = failed.delivery.attempt(),
+            error = %failed.error,
+            "handler gave up on a notification",
+        );
+    }
+}
+
+/// A notification the handler failed on, every attempt.
+pub struct FailedDelivery<E> {
+    delivery: Delivery<E>,
+    error: BoxError,
+}
+
+impl<E> FailedDelivery<E> {
+    pub(crate) fn new(delivery: Delivery<E>, error: BoxError) -> Self {
+        Self { delivery, error }
+    }
+
+    /// The last delivery; [`Delivery::attempt`] is the number of attempts made.
+    pub fn delivery(&self) -> &Delivery<E> {
+        &self.delivery
+    }
+
+    /// The error of the last attempt.
+    pub fn error(&self) -> &BoxError {
+        &self.error
+    }
+
+    /// The parts, to keep the notification somewhere.
+    pub fn into_parts(self) -> (Delivery<E>, BoxError) {
+        (self.delivery, self.error)
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for FailedDelivery<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailedDelivery")
+            .field("delivery", &self.delivery)
+            .field("error", &self.error)
+            .finish()
+    }
+}

@@ -1,0 +1,236 @@
+//! The task notification and the objects inside it.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::{CallResult, HangupType, RingType, RobotMethod, TaskStatus, Timestamp};
+use crate::redact::{MaskedPhone, MaskedValue};
+
+wire_struct! {
+    /// A task notification: the body Airudder POSTs when the calls of a task end.
+    ///
+    /// See the [module guide](crate::model) for the tolerance rules.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct TaskNotification expecting "a task notification object" {
+        /// `task_id`, e.g. `ic1a7a8f2b…`.
+        required task_id: String = "task_id",
+        /// `task_name`: free text, may be Chinese.
+        required task_name: String = "task_name",
+        /// `status`: the state of the task.
+        required status: TaskStatus = "status",
+        /// `created_at`, documented as `YYYY-MM-DD HH:MM:SS`.
+        required created_at: Timestamp = "created_at",
+        /// `repeat_interval`.
+        required repeat_interval: i64 = "repeat_interval",
+        /// `repeat_number`.
+        required repeat_number: i64 = "repeat_number",
+        /// `robot_hash`: the robot's id.
+        required robot_hash: String = "robot_hash",
+        /// `robot_method`: `single` or `group`.
+        required robot_method: RobotMethod = "robot_method",
+        /// `sip_line`.
+        required sip_line: String = "sip_line",
+        /// `schedule_start_time`.
+        required schedule_start_time: Timestamp = "schedule_start_time",
+        /// `schedule_end_time`.
+        required schedule_end_time: Timestamp = "schedule_end_time",
+        /// `details`: one entry per called number.
+        required details: Vec<Call> = "details",
+    }
+}
+
+wire_struct! {
+    /// One called number in [`TaskNotification::details`].
+    ///
+    /// Its `Debug` output masks the phone numbers and the uploaded variables: they are personal
+    /// data.
+    #[derive(Clone, PartialEq)]
+    pub struct Call expecting "a call object" {
+        /// `id`, e.g. 931888898.
+        required id: i64 = "id",
+        /// `callee`: the number called, E.164-like (`+8612345678`). Personal data.
+        required callee: String = "callee",
+        /// `result`: the outcome of the call.
+        required result: CallResult = "result",
+        /// `result_label`: the robot's intention label, e.g. `A`.
+        required result_label: String = "result_label",
+        /// `intention_description`.
+        required intention_description: String = "intention_description",
+        /// `duration`, in seconds.
+        required duration: i64 = "duration",
+        /// `hangup_type`: who ended the call.
+        required hangup_type: HangupType = "hangup_type",
+        /// `ring_type`: how the line answered; `None` when the sender wrote `null`.
+        nullable ring_type: RingType = "ring_type",
+        /// `question_answer`: the robot's questions and what was answered.
+        required question_answer: Vec<QuestionAnswer> = "question_answer",
+        /// `caller_number`: the line the robot called from.
+        required caller_number: String = "caller_number",
+        /// `EventLabel`: a free-form map (any JSON is kept).
+        optional event_label: Value = "EventLabel",
+        /// `Slots`: a free-form map (any JSON is kept).
+        optional slots: Value = "Slots",
+        /// `NerSlots`: a free-form map of named entities (any JSON is kept).
+        optional ner_slots: Value = "NerSlots",
+        /// `variables`: the per-number variables you uploaded (any JSON is kept). Personal data.
+        optional variables: Value = "variables",
+        /// `robot_hash`.
+        optional robot_hash: String = "robot_hash",
+        /// `call_id`.
+        optional call_id: String = "call_id",
+        /// `call_times`: the attempt count.
+        optional call_times: i64 = "call_times",
+        /// `call_start_time`.
+        optional call_start_time: Timestamp = "call_start_time",
+        /// `call_end_time`.
+        optional call_end_time: Timestamp = "call_end_time",
+        /// `ring_time`, in seconds.
+        optional ring_time: i64 = "ring_time",
+        /// `talk_round`.
+        optional talk_round: i64 = "talk_round",
+        /// `redail_call` (sic): earlier attempts of this call.
+        optional redial_calls: Vec<RedialAttempt> = "redail_call",
+    }
+}
+
+wire_struct! {
+    /// One entry of [`Call::question_answer`].
+    ///
+    /// Every member is optional. The sender writes `-` for "no value" and leaves stray spaces:
+    /// [`QuestionAnswer::value`] cleans a member up.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct QuestionAnswer expecting "a question_answer object" {
+        /// `question_name`, e.g. `Q1`.
+        optional question_name: String = "question_name",
+        /// `answer`.
+        optional answer: String = "answer",
+        /// `answer_text`: what the callee said.
+        optional answer_text: String = "answer_text",
+        /// `status`, e.g. `Completed`.
+        optional status: String = "status",
+        /// `answer_text_slot`.
+        optional answer_text_slot: String = "answer_text_slot",
+        /// `var`.
+        optional var: String = "var",
+        /// `verification_results`, e.g. `Match`.
+        optional verification_results: String = "verification_results",
+        /// `question_content`.
+        optional question_content: String = "question_content",
+        /// `question_type`, e.g. `open` or `whether`.
+        optional question_type: String = "question_type",
+        /// `whether_answer`, e.g. `Answered`.
+        optional whether_answer: String = "whether_answer",
+    }
+}
+
+impl QuestionAnswer {
+    /// A member with the sender's noise removed: trimmed, and `None` for `-` or empty.
+    ///
+    /// ```
+    /// use airudder_webhook::model::QuestionAnswer;
+    ///
+    /// let qa: QuestionAnswer = serde_json::from_str(r#"{"var": "-", "question_content": " Willingness Check"}"#)?;
+    /// assert_eq!(QuestionAnswer::value(&qa.var), None);
+    /// assert_eq!(QuestionAnswer::value(&qa.question_content), Some("Willingness Check"));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn value(member: &Option<String>) -> Option<&str> {
+        let trimmed = member.as_deref()?.trim();
+        (!trimmed.is_empty() && trimmed != "-").then_some(trimmed)
+    }
+}
+
+wire_struct! {
+    /// An earlier attempt of a call, in [`Call::redial_calls`] (wire name `redail_call`).
+    ///
+    /// Every member is optional. Its `Debug` output masks the phone numbers.
+    #[derive(Clone, PartialEq)]
+    pub struct RedialAttempt expecting "a redail_call object" {
+        /// `CallID`.
+        optional call_id: String = "CallID",
+        /// `CallStartTime`.
+        optional call_start_time: Timestamp = "CallStartTime",
+        /// `RingType`: the example sends the empty string.
+        optional ring_type: RingType = "RingType",
+        /// `RingTime`, in seconds.
+        optional ring_time: i64 = "RingTime",
+        /// `HangupType`.
+        optional hangup_type: HangupType = "HangupType",
+        /// `ResultLabel`.
+        optional result_label: String = "ResultLabel",
+        /// `caller_number`.
+        optional caller_number: String = "caller_number",
+        /// `callee_number`. Personal data.
+        optional callee_number: String = "callee_number",
+    }
+}
+
+impl TaskNotification {
+    /// The number of calls in [`details`](Self::details).
+    pub fn call_count(&self) -> usize {
+        self.details.len()
+    }
+}
+
+impl Call {
+    /// One of the variables you uploaded for this number, if `variables` is an object holding it.
+    pub fn variable(&self, name: &str) -> Option<&Value> {
+        self.variables.as_ref()?.get(name)
+    }
+}
+
+fn keys_only(value: &Option<Value>) -> Option<Vec<&str>> {
+    match value.as_ref()? {
+        Value::Object(map) => Some(map.keys().map(String::as_str).collect()),
+        _ => Some(Vec::new()),
+    }
+}
+
+fn masked_extra(extra: &Map<String, Value>) -> Vec<&str> {
+    extra.keys().map(String::as_str).collect()
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("id", &self.id)
+            .field("callee", &MaskedPhone(&self.callee))
+            .field("result", &self.result)
+            .field("result_label", &self.result_label)
+            .field("duration", &self.duration)
+            .field("hangup_type", &self.hangup_type)
+            .field("ring_type", &self.ring_type)
+            .field("question_answer", &self.question_answer.len())
+            .field("caller_number", &MaskedPhone(&self.caller_number))
+            .field("variables", &keys_only(&self.variables).map(MaskedValue))
+            .field("call_id", &self.call_id)
+            .field("call_times", &self.call_times)
+            .field("call_start_time", &self.call_start_time)
+            .field("call_end_time", &self.call_end_time)
+            .field("redial_calls", &self.redial_calls)
+            .field("extra", &masked_extra(&self.extra))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RedialAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedialAttempt")
+            .field("call_id", &self.call_id)
+            .field("call_start_time", &self.call_start_time)
+            .field("ring_type", &self.ring_type)
+            .field("ring_time", &self.ring_time)
+            .field("hangup_type", &self.hangup_type)
+            .field("result_label", &self.result_label)
+            .field(
+                "caller_number",
+                &self.caller_number.as_deref().map(MaskedPhone),
+            )
+            .field(
+                "callee_number",
+                &self.callee_number.as_deref().map(MaskedPhone),
+            )
+            .finish_non_exhaustive()
+    }
+}
