@@ -149,11 +149,12 @@ fn shape_path<T: DeserializeOwned>(bytes: &[u8], message: &str) -> Option<String
     };
     let path = err.path().to_string();
     let parent = (path != ".").then_some(path);
-    // serde reports a missing member at the object that lacks it: name the member itself.
-    let missing = message
-        .strip_prefix("missing field `")
+    // serde reports a missing or repeated member at the object holding it: name the member.
+    let member = ["missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.strip_suffix('`'));
-    match (parent, missing) {
+    match (parent, member) {
         (Some(parent), Some(field)) => Some(format!("{parent}.{field}")),
         (None, Some(field)) => Some(field.to_owned()),
         (parent, None) => parent,

@@ -1,0 +1,40 @@
+//! Fixtures shared by the tests and the benches.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+/// The sender's example body, byte for byte.
+pub(crate) const EXAMPLE: &[u8] = include_bytes!("../data/task_notification.example.json");
+
+/// The example body as a JSON value.
+pub(crate) fn example_value() -> Value {
+    serde_json::from_slice(EXAMPLE).expect("the example is JSON")
+}
+
+/// A notification like the example, with `calls` distinct calls (about 1.7 KB each).
+pub(crate) fn notification_with_calls(calls: usize) -> Vec<u8> {
+    let mut value = example_value();
+    let template = value["details"][0].clone();
+    let details = (0..calls)
+        .map(|i| {
+            let mut call = template.clone();
+            call["id"] = json!(931_888_898 + i as i64);
+            call["callee"] = json!(format!("+86{:010}", 1_234_567_800 + i));
+            call["call_id"] = json!(format!("ic9adfe00d474b{i:016x}"));
+            call["duration"] = json!(i % 300);
+            call
+        })
+        .collect();
+    value["details"] = Value::Array(details);
+    serde_json::to_vec(&value).expect("serializable")
+}
+
+/// A POST of `body` as `application/json` to `/airudder/task`.
+pub(crate) fn post(body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
+    http::Request::post("/airudder/task")
+        .header("content-type", "application/json")
+        .body(Full::new(body.into()))
+        .expect("valid request")
+}
