@@ -13,8 +13,17 @@ pub(crate) fn example_value() -> Value {
     serde_json::from_slice(EXAMPLE).expect("the example is JSON")
 }
 
-/// A notification like the example, with `calls` distinct calls (about 1.7 KB each).
+/// A notification like the example, with `calls` distinct calls (about 1.6 KB each).
 pub(crate) fn notification_with_calls(calls: usize) -> Vec<u8> {
+    serde_json::to_vec(&notification_value(calls)).expect("serializable")
+}
+
+/// The same, indented as the sender's documentation shows it (about 1.8 KB a call).
+pub(crate) fn indented_notification_with_calls(calls: usize) -> Vec<u8> {
+    serde_json::to_vec_pretty(&notification_value(calls)).expect("serializable")
+}
+
+fn notification_value(calls: usize) -> Value {
     let mut value = example_value();
     let template = value["details"][0].clone();
     let details = (0..calls)
@@ -28,7 +37,7 @@ pub(crate) fn notification_with_calls(calls: usize) -> Vec<u8> {
         })
         .collect();
     value["details"] = Value::Array(details);
-    serde_json::to_vec(&value).expect("serializable")
+    value
 }
 
 /// A POST of `body` as `application/json` to `/airudder/task`.
