@@ -47,3 +47,25 @@ pub(crate) fn post(body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
         .body(Full::new(body.into()))
         .expect("valid request")
 }
+
+/// Sends one request over a real connection and reads the whole answer.
+pub(crate) async fn send(
+    method: &str,
+    url: &str,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> (http::StatusCode, http::HeaderMap, Bytes) {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", content_type)
+        .body(Full::new(body.into()))
+        .expect("valid request");
+    let response = client.request(request).await.expect("the server answers");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("a whole body").to_bytes();
+    (parts.status, parts.headers, bytes)
+}

@@ -1,0 +1,63 @@
+//! Run with: cargo run --example hyper
+//!
+//! The receiver as a tower Layer in front of a plain hyper 1 server: the layer answers
+//! `/airudder/task`, every other request reaches the server's own service. Listens on
+//! `AIRUDDER_LISTEN` (default `127.0.0.1:3000`); prints one line per handled notification.
+
+use std::convert::Infallible;
+
+use airudder_webhook::model::TaskNotification;
+use airudder_webhook::{Delivery, Receiver};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tower::ServiceBuilder;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let receiver = Receiver::builder(|delivery: Delivery<TaskNotification>| async move {
+        println!(
+            "handled task {} with {} calls",
+            delivery.task_id,
+            delivery.details.len()
+        );
+        Ok::<_, Infallible>(())
+    })
+    .build()?;
+
+    // The server's own routes; the layer takes /airudder/task before them.
+    let app = ServiceBuilder::new()
+        .layer(receiver.layer("/airudder/task"))
+        .service_fn(|request: Request<Incoming>| async move {
+            let (status, body) = match request.uri().path() {
+                "/health" => (200, "ok"),
+                _ => (404, "not found"),
+            };
+            let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+            *response.status_mut() = hyper::StatusCode::from_u16(status).expect("a valid status");
+            Ok::<_, Infallible>(response)
+        });
+
+    let listen = std::env::var("AIRUDDER_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    eprintln!(
+        "listening on http://{}/airudder/task",
+        listener.local_addr()?
+    );
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            if let Err(err) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                eprintln!("connection error: {err}");
+            }
+        });
+    }
+}

@@ -1,0 +1,198 @@
+//! The examples, run as a user runs them: a child process on 127.0.0.1 port 0.
+//!
+//! `cargo test` builds the examples before it runs this file.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
+use tokio::process::{Child, Command};
+
+struct Running {
+    child: Child,
+    addr: String,
+    stdout: Lines<BufReader<tokio::process::ChildStdout>>,
+    stderr: Lines<BufReader<tokio::process::ChildStderr>>,
+}
+
+fn example_binary(name: &str) -> PathBuf {
+    // target/<profile>/deps/examples-<hash> → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the whole suite with `cargo test`, which builds the examples",
+        path.display()
+    );
+    path
+}
+
+async fn start(name: &str, env: &[(&str, &str)]) -> Running {
+    let mut child = Command::new(example_binary(name))
+        .env("AIRUDDER_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "trace")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = next_line(&mut stderr)
+            .await
+            .expect("the example says where it listens");
+        if let Some(rest) = line.strip_prefix("listening on http://") {
+            break rest.trim_end_matches("/airudder/task").to_owned();
+        }
+    };
+    Running {
+        child,
+        addr,
+        stdout,
+        stderr,
+    }
+}
+
+async fn next_line<R: AsyncRead + Unpin>(lines: &mut Lines<BufReader<R>>) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("a line within 20 s")
+        .unwrap()
+}
+
+async fn post_example(addr: &str) {
+    let url = format!("http://{addr}/airudder/task");
+    let (status, _, body) = support::send("POST", &url, "application/json", support::EXAMPLE).await;
+    assert_eq!((status.as_u16(), &body[..]), (200, &b"{}"[..]));
+}
+
+#[tokio::test]
+async fn the_receiver_prints_each_notification_as_one_json_line_and_stops_on_sigterm() {
+    for ack in ["memory", "handled"] {
+        let mut running = start("receiver", &[("AIRUDDER_ACK", ack)]).await;
+        post_example(&running.addr).await;
+        post_example(&running.addr).await;
+        for _ in 0..2 {
+            let line = next_line(&mut running.stdout)
+                .await
+                .expect("one line per notification");
+            let printed: Value = serde_json::from_str(&line).expect("each stdout line is JSON");
+            assert_eq!(printed, support::example_value(), "{ack}");
+        }
+        let (status, _, _) = support::send(
+            "GET",
+            &format!("http://{}/health", running.addr),
+            "text/plain",
+            "",
+        )
+        .await;
+        assert_eq!(status, 200);
+
+        let pid = running.child.id().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = tokio::time::timeout(Duration::from_secs(20), running.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{ack}: exit {status}");
+        assert_eq!(
+            next_line(&mut running.stdout).await,
+            None,
+            "{ack}: nothing but the notifications on stdout"
+        );
+
+        let mut logs = String::new();
+        while let Some(line) = next_line(&mut running.stderr).await {
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+        assert!(
+            logs.contains("stopped: 2 handled, 0 failed, 0 left unhandled"),
+            "{ack}: {logs}"
+        );
+        assert!(
+            logs.contains("ic1a7a8f2bxxx9f5e343a2ec25a9b2"),
+            "{ack}: logs name the task"
+        );
+        for personal in ["+8612345678", "+6212345678", "1224", "creditnumber"] {
+            assert!(
+                !logs.contains(personal),
+                "{ack}: {personal} leaked into the logs at trace level"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_hyper_example_answers_the_webhook_and_its_own_routes() {
+    let mut running = start("hyper", &[]).await;
+    post_example(&running.addr).await;
+    let line = next_line(&mut running.stdout).await.unwrap();
+    assert_eq!(
+        line,
+        "handled task ic1a7a8f2bxxx9f5e343a2ec25a9b2 with 1 calls"
+    );
+    let (status, _, body) = support::send(
+        "GET",
+        &format!("http://{}/health", running.addr),
+        "text/plain",
+        "",
+    )
+    .await;
+    assert_eq!((status.as_u16(), &body[..]), (200, &b"ok"[..]));
+    let (status, _, _) = support::send(
+        "GET",
+        &format!("http://{}/airudder/task", running.addr),
+        "text/plain",
+        "",
+    )
+    .await;
+    assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn the_tonic_example_serves_grpc_beside_the_webhook() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+    let mut running = start("tonic", &[]).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", running.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let answer = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(answer.into_inner().status, ServingStatus::Serving as i32);
+
+    post_example(&running.addr).await;
+    let line = next_line(&mut running.stdout).await.unwrap();
+    assert_eq!(
+        line,
+        "handled task ic1a7a8f2bxxx9f5e343a2ec25a9b2 with 1 calls"
+    );
+}
