@@ -1,1 +1,38 @@
-fn main() {}
+//! Decoding task notifications, beside `serde_json::Value` on the same bytes.
+//!
+//! Run with: cargo bench --bench decode
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+
+use airudder_webhook::decode;
+use airudder_webhook::model::TaskNotification;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::Value;
+
+fn decode_bodies(c: &mut Criterion) {
+    let bodies = [
+        ("example", support::EXAMPLE.to_vec()),
+        ("100 calls", support::notification_with_calls(100)),
+        ("6000 calls", support::notification_with_calls(6000)),
+    ];
+    for (name, body) in &bodies {
+        let mut group = c.benchmark_group(format!("decode/{name}"));
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        if body.len() > 1 << 20 {
+            group.sample_size(20);
+        }
+        group.bench_function("serde_json::Value (baseline)", |b| {
+            b.iter(|| serde_json::from_slice::<Value>(black_box(body)).unwrap())
+        });
+        group.bench_function("TaskNotification", |b| {
+            b.iter(|| decode::<TaskNotification>(black_box(body)).unwrap())
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, decode_bodies);
+criterion_main!(benches);

@@ -10,7 +10,7 @@
 //!
 //! Ctrl-C or SIGTERM stops accepting, finishes the requests in flight and drains the queue.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use airudder_webhook::model::TaskNotification;
@@ -23,6 +23,7 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )

@@ -64,5 +64,10 @@ pub use layer::{Webhook, WebhookLayer};
 pub use receiver::{AckPolicy, BuildError, Receiver, ReceiverBuilder};
 pub use rejection::Rejection;
 
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The error type handlers' errors are converted to.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
