@@ -89,8 +89,10 @@ pub struct Stats {
     /// Notifications handed back to the sender with a 503 (the "handled" ack), or whose
     /// request went away before a worker took them.
     pub returned: u64,
-    /// Bodies refused for their size or content.
+    /// Bodies refused for their size or content (400, 413, 422).
     pub rejected: u64,
+    /// Notifications answered 503 because the queue was full or the receiver was stopping.
+    pub unavailable: u64,
 }
 
 impl Stats {
@@ -123,6 +125,7 @@ struct Counters {
     failed: AtomicU64,
     returned: AtomicU64,
     rejected: AtomicU64,
+    unavailable: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -145,11 +148,16 @@ impl Shared {
             failed: c.failed.load(Ordering::Relaxed),
             returned: c.returned.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
+            unavailable: c.unavailable.load(Ordering::Relaxed),
         }
     }
 
     pub(crate) fn count_rejected(&self) {
         bump(&self.counters.rejected);
+    }
+
+    pub(crate) fn count_unavailable(&self) {
+        bump(&self.counters.unavailable);
     }
 
     pub(crate) fn is_accepting(&self) -> bool {
@@ -356,7 +364,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         let span = tracing::info_span!(
             "airudder_delivery",
             event = E::NAME,
-            id = event.log_id(),
+            task_id = event.log_id(),
             attempt = tracing::field::Empty,
         );
         let mut attempt = 1;
@@ -399,7 +407,8 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                     }
                     Err(err) if attempt > self.retry.max_retries => {
                         bump(&counters.failed);
-                        self.on_failed.on_failed(FailedDelivery::new(delivery, err));
+                        let failed = FailedDelivery::new(delivery, err);
+                        crate::hooks::contain("on_failed", || self.on_failed.on_failed(failed));
                         false
                     }
                     Err(err) => {

@@ -14,7 +14,8 @@ pub trait Event: DeserializeOwned + Send + Sync + 'static {
     /// A short name for logs, e.g. `"task notification"`.
     const NAME: &'static str;
 
-    /// An identifier safe to log (never personal data), e.g. the task id.
+    /// An identifier safe to log (never personal data): the task id for a task notification.
+    /// Spans and log lines record it in their `task_id` field.
     fn log_id(&self) -> &str;
 
     /// How many items the event carries (calls for a task notification), for logs and spans.

@@ -115,7 +115,7 @@ impl<E: Event> OnFailed<E> for DefaultOnFailed {
     fn on_failed(&self, failed: FailedDelivery<E>) {
         tracing::error!(
             event = E::NAME,
-            id = failed.delivery.log_id(),
+            task_id = failed.delivery.log_id(),
             attempts = failed.delivery.attempt(),
             error = %failed.error,
             "handler gave up on a notification",
@@ -156,5 +156,13 @@ impl<E: fmt::Debug> fmt::Debug for FailedDelivery<E> {
             .field("delivery", &self.delivery)
             .field("error", &self.error)
             .finish()
+    }
+}
+
+/// Runs a user hook so that its panic is logged instead of killing a worker or dropping a
+/// connection without an answer.
+pub(crate) fn contain(hook: &'static str, run: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).is_err() {
+        tracing::error!(hook, "a hook panicked; carrying on");
     }
 }

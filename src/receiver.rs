@@ -368,7 +368,7 @@ where
     let span = tracing::info_span!(
         "airudder_notification",
         event = E::NAME,
-        id = tracing::field::Empty,
+        task_id = tracing::field::Empty,
         calls = tracing::field::Empty,
         status = tracing::field::Empty,
         outcome = tracing::field::Empty,
@@ -384,6 +384,9 @@ where
         Ok(()) => "accepted",
         Err(rejection) => rejection.code(),
     };
+    if status == 503 {
+        inner.queue.shared.count_unavailable();
+    }
     span.record("status", status);
     span.record("outcome", outcome);
     span.record("answer_us", started.elapsed().as_micros() as u64);
@@ -429,7 +432,7 @@ where
     };
     drop(bytes);
     let span = tracing::Span::current();
-    span.record("id", event.log_id());
+    span.record("task_id", event.log_id());
     span.record("calls", event.item_count());
 
     let deadline = match inner.ack {
@@ -457,8 +460,8 @@ impl<E> Inner<E> {
     ) -> Rejection {
         self.queue.shared.count_rejected();
         if rejection.status().is_client_error() {
-            self.on_rejected
-                .on_rejected(Rejected::new(rejection.clone(), body, received_at));
+            let rejected = Rejected::new(rejection.clone(), body, received_at);
+            crate::hooks::contain("on_rejected", || self.on_rejected.on_rejected(rejected));
         }
         rejection
     }

@@ -448,6 +448,8 @@ async fn a_full_queue_is_answered_503_with_retry_after() {
         )
     );
 
+    assert_eq!(receiver.stats().unavailable, 1);
+
     gate.add_permits(2);
     let report = receiver
         .shutdown_handle()
@@ -794,4 +796,46 @@ fn building_outside_a_runtime_or_with_zero_settings_is_an_error_not_a_panic() {
         );
         assert!(Receiver::builder(handler).body_limit(0).build().is_err());
     });
+}
+
+#[tokio::test]
+async fn a_panicking_hook_neither_kills_a_worker_nor_drops_the_answer() {
+    let (handler, calls) = scripted(&["error"]);
+    let receiver = Receiver::builder(handler)
+        .workers(1)
+        .retry(RetryPolicy::never())
+        .on_failed(|_: FailedDelivery<TaskNotification>| panic!("hook bug"))
+        .on_rejected(|_: Rejected| panic!("hook bug"))
+        .build()
+        .unwrap();
+    let (status, _, body) = json_body(
+        receiver
+            .clone()
+            .oneshot(support::post(&b"{"[..]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("malformed_json"))
+    );
+    // The first notification fails and its hook panics; the only worker handles the second.
+    for _ in 0..2 {
+        assert_eq!(
+            receiver
+                .clone()
+                .oneshot(support::post(support::EXAMPLE))
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let report = receiver
+        .shutdown_handle()
+        .shutdown(Duration::from_secs(5))
+        .await;
+    assert_eq!((report.failed, report.handled, report.left), (1, 1, 0));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
