@@ -58,16 +58,39 @@ where
     )
 }
 
-#[tokio::test]
-async fn a_valid_post_is_answered_200_empty_object_and_dispatched() {
-    let (handler, mut deliveries) = recording();
-    let receiver = Receiver::builder(handler).build().unwrap();
+/// Posts the example body and returns the status.
+async fn post_example(receiver: &Receiver) -> StatusCode {
     let response = receiver
         .clone()
         .oneshot(support::post(support::EXAMPLE))
         .await
         .unwrap();
-    let (status, _, body) = json_body(response).await;
+    response.status()
+}
+
+/// Sends a request and reads the JSON answer.
+async fn answer<B>(receiver: &Receiver, request: Request<B>) -> (StatusCode, http::HeaderMap, Value)
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<airudder_webhook::BoxError>,
+{
+    json_body(receiver.clone().oneshot(request).await.unwrap()).await
+}
+
+/// Shuts the receiver down with a deadline no test should reach.
+async fn stop(receiver: &Receiver) -> airudder_webhook::ShutdownReport {
+    receiver
+        .shutdown_handle()
+        .shutdown(Duration::from_secs(5))
+        .await
+}
+
+#[tokio::test]
+async fn a_valid_post_is_answered_200_empty_object_and_dispatched() {
+    let (handler, mut deliveries) = recording();
+    let receiver = Receiver::builder(handler).build().unwrap();
+    let (status, _, body) = answer(&receiver, support::post(support::EXAMPLE)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
 
     let delivery = next(&mut deliveries).await;
@@ -76,10 +99,7 @@ async fn a_valid_post_is_answered_200_empty_object_and_dispatched() {
         serde_json::to_value(delivery.event()).unwrap(),
         support::example_value()
     );
-    let report = receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await;
+    let report = stop(&receiver).await;
     assert_eq!((report.handled, report.left, report.drained), (1, 0, true));
 }
 
@@ -94,8 +114,7 @@ async fn other_methods_are_answered_405_with_allow_post() {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from_static(support::EXAMPLE)))
             .unwrap();
-        let response = receiver.clone().oneshot(request).await.unwrap();
-        let (status, headers, body) = json_body(response).await;
+        let (status, headers, body) = answer(&receiver, request).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(headers["allow"], "POST", "{method}");
         assert_eq!(body["error"], "method_not_allowed", "{method}");
@@ -135,7 +154,7 @@ async fn content_types_other_than_json_are_answered_415() {
         let request = request
             .body(Full::new(Bytes::from_static(support::EXAMPLE)))
             .unwrap();
-        let (status, _, body) = json_body(receiver.clone().oneshot(request).await.unwrap()).await;
+        let (status, _, body) = answer(&receiver, request).await;
         assert_eq!(status, want, "{name}: {body}");
         if want != StatusCode::OK {
             assert_eq!(body["error"], "unsupported_media_type", "{name}");
@@ -250,12 +269,7 @@ async fn a_chunked_body_is_counted_while_streaming() {
 
     // One byte over: refused while streaming, without a Content-Length to go by.
     let over = [support::EXAMPLE, b" "].concat();
-    let response = receiver
-        .clone()
-        .oneshot(post_chunked(Chunked::new(&over, 100)))
-        .await
-        .unwrap();
-    let (status, _, body) = json_body(response).await;
+    let (status, _, body) = answer(&receiver, post_chunked(Chunked::new(&over, 100))).await;
     assert_eq!(
         (status, &body["error"]),
         (StatusCode::PAYLOAD_TOO_LARGE, &json!("payload_too_large"))
@@ -264,14 +278,7 @@ async fn a_chunked_body_is_counted_while_streaming() {
     // A body that breaks off: 400, nothing queued.
     let mut broken = Chunked::new(&support::EXAMPLE[..300], 100);
     broken.fail_at_end = true;
-    let (status, _, body) = json_body(
-        receiver
-            .clone()
-            .oneshot(post_chunked(broken))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = answer(&receiver, post_chunked(broken)).await;
     assert_eq!(
         (status, &body["error"]),
         (StatusCode::BAD_REQUEST, &json!("body_read_failed"))
@@ -318,12 +325,7 @@ async fn bodies_that_are_not_json_are_answered_400_and_kept_for_the_hook() {
         ),
     ];
     for (name, body, code) in &cases {
-        let response = receiver
-            .clone()
-            .oneshot(support::post(body.clone()))
-            .await
-            .unwrap();
-        let (status, _, answer) = json_body(response).await;
+        let (status, _, answer) = answer(&receiver, support::post(body.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {answer}");
         assert_eq!(answer["error"], *code, "{name}");
         assert!(
@@ -355,12 +357,11 @@ async fn valid_json_of_the_wrong_shape_is_answered_422_with_the_path() {
     let call = value["details"][0].clone();
     value["details"] = json!([call, call, call, call]);
     value["details"][3]["duration"] = json!("12s");
-    let response = receiver
-        .clone()
-        .oneshot(support::post(serde_json::to_vec(&value).unwrap()))
-        .await
-        .unwrap();
-    let (status, _, body) = json_body(response).await;
+    let (status, _, body) = answer(
+        &receiver,
+        support::post(serde_json::to_vec(&value).unwrap()),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"], "invalid_notification");
     assert_eq!(body["path"], "details[3].duration");
@@ -433,12 +434,7 @@ async fn a_full_queue_is_answered_503_with_retry_after() {
         .await
         .unwrap();
     assert_eq!(queued.status(), StatusCode::OK); // the only queue slot is taken
-    let response = receiver
-        .clone()
-        .oneshot(support::post(support::EXAMPLE))
-        .await
-        .unwrap();
-    let (status, headers, body) = json_body(response).await;
+    let (status, headers, body) = answer(&receiver, support::post(support::EXAMPLE)).await;
     assert_eq!(
         (status, &headers["retry-after"], &body["error"]),
         (
@@ -451,10 +447,7 @@ async fn a_full_queue_is_answered_503_with_retry_after() {
     assert_eq!(receiver.stats().unavailable, 1);
 
     gate.add_permits(2);
-    let report = receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await;
+    let report = stop(&receiver).await;
     assert_eq!((report.handled, report.left), (2, 0));
 }
 
@@ -475,12 +468,7 @@ async fn shutdown_refuses_new_notifications_and_drains_the_queue() {
     let draining = tokio::spawn(async move { shutdown.shutdown(Duration::from_secs(10)).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
 
-    let response = receiver
-        .clone()
-        .oneshot(support::post(support::EXAMPLE))
-        .await
-        .unwrap();
-    let (status, headers, body) = json_body(response).await;
+    let (status, headers, body) = answer(&receiver, support::post(support::EXAMPLE)).await;
     assert_eq!(
         (status, &body["error"]),
         (StatusCode::SERVICE_UNAVAILABLE, &json!("shutting_down"))
@@ -542,10 +530,7 @@ async fn a_handler_sleeping_one_second_does_not_delay_the_200() {
         answered_in < Duration::from_millis(500),
         "answered in {answered_in:?}"
     );
-    let report = receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await;
+    let report = stop(&receiver).await;
     assert!(finished.load(Ordering::SeqCst) && report.handled == 1);
 }
 
@@ -641,20 +626,9 @@ async fn failures_are_retried_with_backoff_then_handed_to_the_failed_hook() {
     // The first notification fails 4 times (error, panic, error, error): given up.
     // The second succeeds at once: the worker survived the panic.
     for _ in 0..2 {
-        assert_eq!(
-            receiver
-                .clone()
-                .oneshot(support::post(support::EXAMPLE))
-                .await
-                .unwrap()
-                .status(),
-            StatusCode::OK
-        );
+        assert_eq!(post_example(&receiver).await, StatusCode::OK);
     }
-    let report = receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await;
+    let report = stop(&receiver).await;
     assert_eq!((report.handled, report.failed, report.left), (1, 1, 0));
     assert_eq!(calls.load(Ordering::SeqCst), 5);
     let failed = failed.lock().unwrap();
@@ -679,10 +653,7 @@ async fn a_handler_that_hangs_is_cancelled_after_the_handler_timeout() {
         .oneshot(support::post(support::EXAMPLE))
         .await
         .unwrap();
-    let report = receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await;
+    let report = stop(&receiver).await;
     assert_eq!(
         (report.failed, report.left, calls.load(Ordering::SeqCst)),
         (1, 0, 1)
@@ -808,34 +779,16 @@ async fn a_panicking_hook_neither_kills_a_worker_nor_drops_the_answer() {
         .on_rejected(|_: Rejected| panic!("hook bug"))
         .build()
         .unwrap();
-    let (status, _, body) = json_body(
-        receiver
-            .clone()
-            .oneshot(support::post(&b"{"[..]))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = answer(&receiver, support::post(&b"{"[..])).await;
     assert_eq!(
         (status, &body["error"]),
         (StatusCode::BAD_REQUEST, &json!("malformed_json"))
     );
     // The first notification fails and its hook panics; the only worker handles the second.
     for _ in 0..2 {
-        assert_eq!(
-            receiver
-                .clone()
-                .oneshot(support::post(support::EXAMPLE))
-                .await
-                .unwrap()
-                .status(),
-            StatusCode::OK
-        );
+        assert_eq!(post_example(&receiver).await, StatusCode::OK);
     }
-    let report = receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await;
+    let report = stop(&receiver).await;
     assert_eq!((report.failed, report.handled, report.left), (1, 1, 0));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
