@@ -24,6 +24,7 @@ fn request_to_200(c: &mut Criterion) {
         .unwrap();
     let receiver = runtime.block_on(async {
         Receiver::builder(|_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) })
+            .allow_unauthenticated()
             .queue_capacity(1 << 16)
             .build()
             .unwrap()

@@ -27,6 +27,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         Ok::<_, Infallible>(())
     })
+    // This example shows the mounting; see examples/receiver.rs for a token in the URL.
+    .allow_unauthenticated()
     .build()?;
 
     // The server's own routes; the layer takes /airudder/task before them.

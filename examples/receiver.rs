@@ -7,12 +7,15 @@
 //! - `AIRUDDER_LISTEN`: the address to listen on (default `127.0.0.1:3000`).
 //! - `AIRUDDER_ACK`: `memory` (default) answers 200 once the notification is queued;
 //!   `handled` answers once it is printed.
+//! - `AIRUDDER_TOKEN`: when set, a request must carry `?token=<value>` (configure Airudder's
+//!   URL so); when unset the receiver runs open, and says so on stderr.
 //!
 //! Ctrl-C or SIGTERM stops accepting, finishes the requests in flight and drains the queue.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use airudder_webhook::auth::QueryToken;
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::{AckPolicy, Delivery, Receiver};
 use axum::Router;
@@ -38,7 +41,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    let receiver = Receiver::builder(print_notification).ack(ack).build()?;
+    let builder = Receiver::builder(print_notification).ack(ack);
+    let builder = match std::env::var("AIRUDDER_TOKEN") {
+        Ok(token) => builder.authorize(QueryToken::new([token])?),
+        Err(_) => {
+            eprintln!("AIRUDDER_TOKEN is not set: running open, without authentication");
+            builder.allow_unauthenticated()
+        }
+    };
+    let receiver = builder.build()?;
     let shutdown = receiver.shutdown_handle();
     let app = Router::new()
         .route_service("/airudder/task", receiver)

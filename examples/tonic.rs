@@ -22,6 +22,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         Ok::<_, Infallible>(())
     })
+    // This example shows the mounting; see examples/receiver.rs for a token in the URL.
+    .allow_unauthenticated()
     .build()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health

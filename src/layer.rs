@@ -5,6 +5,12 @@
 //! HTTP/1.1), or any tower stack. Every method on the path goes to the receiver (so a GET is
 //! answered 405); every other path goes to the inner service untouched.
 //!
+//! A path ending in `/{token}` (e.g. `/airudder/task/{token}`) answers every path with one more
+//! segment there, for a token in the path ([`PathToken`](crate::auth::PathToken)).
+//!
+//! A path ending in `/{token}` (e.g. `/airudder/task/{token}`) answers every path with one more
+//! segment there, for a token in the path ([`PathToken`](crate::auth::PathToken)).
+//!
 //! ```
 //! use airudder_webhook::{Delivery, Receiver, model::TaskNotification};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -14,6 +20,7 @@
 //! let receiver = Receiver::builder(|_: Delivery<TaskNotification>| async {
 //!     Ok::<_, std::convert::Infallible>(())
 //! })
+//! .allow_unauthenticated() // the doctest's request carries no token
 //! .build()?;
 //! let app = ServiceBuilder::new()
 //!     .layer(receiver.layer("/airudder/task"))
@@ -47,7 +54,7 @@ use crate::receiver::{self, Receiver};
 
 /// Wraps a service in [`Webhook`]. See the [module guide](self).
 pub struct WebhookLayer<E = TaskNotification> {
-    path: Arc<str>,
+    path: Path,
     receiver: Receiver<E>,
 }
 
@@ -55,7 +62,7 @@ impl<E> WebhookLayer<E> {
     /// Answers `path` (e.g. `/airudder/task`) with `receiver`.
     pub fn new(path: impl Into<String>, receiver: Receiver<E>) -> Self {
         Self {
-            path: path.into().into(),
+            path: Path::new(path.into()),
             receiver,
         }
     }
@@ -64,7 +71,7 @@ impl<E> WebhookLayer<E> {
 impl<E> Clone for WebhookLayer<E> {
     fn clone(&self) -> Self {
         Self {
-            path: Arc::clone(&self.path),
+            path: self.path.clone(),
             receiver: self.receiver.clone(),
         }
     }
@@ -85,8 +92,35 @@ impl<S, E> Layer<S> for WebhookLayer<E> {
     fn layer(&self, inner: S) -> Webhook<S, E> {
         Webhook {
             inner,
-            path: Arc::clone(&self.path),
+            path: self.path.clone(),
             receiver: self.receiver.clone(),
+        }
+    }
+}
+
+/// Where the receiver is mounted: an exact path, or a prefix followed by one token segment.
+#[derive(Debug, Clone)]
+enum Path {
+    Exact(Arc<str>),
+    Token { prefix: Arc<str> },
+}
+
+impl Path {
+    fn new(path: String) -> Self {
+        match path.strip_suffix("/{token}") {
+            Some(prefix) => Self::Token {
+                prefix: format!("{prefix}/").into(),
+            },
+            None => Self::Exact(path.into()),
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            Self::Exact(exact) => path == &**exact,
+            Self::Token { prefix } => path
+                .strip_prefix(&**prefix)
+                .is_some_and(|token| !token.is_empty() && !token.contains('/')),
         }
     }
 }
@@ -94,7 +128,7 @@ impl<S, E> Layer<S> for WebhookLayer<E> {
 /// Answers one path with a [`Receiver`], passes every other request to `inner`.
 pub struct Webhook<S, E = TaskNotification> {
     inner: S,
-    path: Arc<str>,
+    path: Path,
     receiver: Receiver<E>,
 }
 
@@ -102,7 +136,7 @@ impl<S: Clone, E> Clone for Webhook<S, E> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            path: Arc::clone(&self.path),
+            path: self.path.clone(),
             receiver: self.receiver.clone(),
         }
     }
@@ -136,7 +170,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if request.uri().path() == &*self.path {
+        if self.path.matches(request.uri().path()) {
             ResponseFuture {
                 kind: Kind::Receiver {
                     future: self.receiver.call(request),

@@ -8,7 +8,7 @@
 //! worker tasks, off the request path.
 //!
 //! ```no_run
-//! use airudder_webhook::{Delivery, Receiver, model::TaskNotification};
+//! use airudder_webhook::{Delivery, Receiver, auth::QueryToken, model::TaskNotification};
 //! use axum::Router;
 //!
 //! #[tokio::main]
@@ -20,6 +20,8 @@
 //!         }
 //!         Ok::<_, std::io::Error>(())
 //!     })
+//!     // Configure Airudder to post to https://your.host/airudder/task?token=<AIRUDDER_TOKEN>.
+//!     .authorize(QueryToken::new([std::env::var("AIRUDDER_TOKEN")?])?)
 //!     .build()?;
 //!     let shutdown = receiver.shutdown_handle();
 //!
@@ -37,11 +39,13 @@
 //! - [`receiver`]: the tower [`Service`](tower_service::Service), its status codes, its ack
 //!   policies and its builder.
 //! - [`layer`]: the same receiver as a [`Layer`](tower_layer::Layer) around another service.
+//! - [`auth`]: who may post, decided before the body is read.
 //! - [`HandleNotification`]: your handler; a closure works.
 //! - [`OnRejected`] and [`OnFailed`]: where refused bodies and given-up notifications go.
 
 #[macro_use]
 pub mod model;
+pub mod auth;
 pub mod body;
 mod decode;
 mod dispatch;
@@ -53,7 +57,7 @@ pub mod receiver;
 mod redact;
 mod rejection;
 
-pub use decode::{DecodeError, DecodeErrorKind, decode};
+pub use decode::{DecodeBody, DecodeError, DecodeErrorKind, decode};
 pub use dispatch::{RetryPolicy, ShutdownHandle, ShutdownReport, Stats};
 pub use event::Event;
 pub use handler::{Delivery, HandleNotification};

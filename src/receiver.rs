@@ -15,7 +15,7 @@
 //! | queue full, shutting down, handler failed or timed out ([`AckPolicy::Handled`]) | 503 with `Retry-After: 60` |
 //!
 //! ```
-//! use airudder_webhook::{Delivery, Receiver, model::TaskNotification};
+//! use airudder_webhook::{Delivery, Receiver, auth::QueryToken, model::TaskNotification};
 //! use tower::ServiceExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,10 +24,11 @@
 //!     println!("task {} ended with {} calls", delivery.task_id, delivery.details.len());
 //!     Ok::<_, std::convert::Infallible>(())
 //! })
+//! .authorize(QueryToken::new(["s3cret-token"])?) // Airudder's URL ends in ?token=s3cret-token
 //! .workers(2)
 //! .build()?;
 //!
-//! let request = http::Request::post("/airudder/task")
+//! let request = http::Request::post("/airudder/task?token=s3cret-token")
 //!     .header("content-type", "application/json")
 //!     .body(http_body_util::Full::new(bytes::Bytes::from_static(
 //!         include_bytes!("../tests/data/task_notification.example.json"),
@@ -53,11 +54,14 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, Method, Request, Response, header};
 use http_body::Body;
 use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 use tracing::Instrument;
 
 use crate::BoxError;
+use crate::auth::{AllOf, Authorize};
 use crate::body::{self, ReceiverBody};
+use crate::decode::DecodeBody;
 use crate::dispatch::{Queue, RetryPolicy, ShutdownHandle, Stats, WorkerConfig};
 use crate::event::Event;
 use crate::handler::HandleNotification;
@@ -120,6 +124,13 @@ pub struct ReceiverBuilder<E, H> {
     retry_after: Duration,
     on_rejected: Arc<dyn OnRejected>,
     on_failed: Arc<dyn OnFailed<E>>,
+    checks: AllOf,
+    check_count: usize,
+    unauthenticated: bool,
+    body_timeout: Duration,
+    max_bytes_in_flight: usize,
+    max_header_bytes: usize,
+    body_hook: Option<Arc<dyn DecodeBody>>,
 }
 
 impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
@@ -132,11 +143,60 @@ impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
             .field("retry", &self.retry)
             .field("handler_timeout", &self.handler_timeout)
             .field("retry_after", &self.retry_after)
+            .field("checks", &self.check_count)
+            .field("unauthenticated", &self.unauthenticated)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_bytes_in_flight", &self.max_bytes_in_flight)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("body_hook", &self.body_hook.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
+    /// Adds an authentication check, decided before the body is read; with several calls,
+    /// every check must pass. See [`auth`](crate::auth).
+    pub fn authorize(mut self, check: impl Authorize) -> Self {
+        self.checks = self.checks.and(check);
+        self.check_count += 1;
+        self
+    }
+
+    /// Runs without authentication: anyone who finds the URL can post notifications. Without
+    /// this or [`authorize`](Self::authorize), [`build`](Self::build) fails, and with it the
+    /// receiver warns once when built.
+    pub fn allow_unauthenticated(mut self) -> Self {
+        self.unauthenticated = true;
+        self
+    }
+
+    /// How long a body may take to arrive once the head is in (default 30 s); slower is 408.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The cap on body bytes being read at once, across all requests (default 256 MiB); a
+    /// request that would pass it is answered 503 and retried by the sender. At least the body
+    /// limit.
+    pub fn max_bytes_in_flight(mut self, bytes: usize) -> Self {
+        self.max_bytes_in_flight = bytes;
+        self
+    }
+
+    /// The largest request head (target and headers) accepted (default 64 KiB); larger is 431.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes;
+        self
+    }
+
+    /// Transforms the raw body before it is decoded, e.g. to decrypt it. An error answers
+    /// 400; the rejected hook still receives the raw bytes.
+    pub fn decode_body(mut self, hook: impl DecodeBody) -> Self {
+        self.body_hook = Some(Arc::new(hook));
+        self
+    }
+
     /// The largest body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`]); larger is 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
@@ -210,9 +270,28 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         if self.queue_capacity == 0 {
             return fail("queue_capacity must be at least 1");
         }
-        if self.body_limit == 0 {
-            return fail("body_limit must be at least 1 byte");
+        if self.body_limit == 0 || self.body_limit > u32::MAX as usize {
+            return fail("body_limit must be between 1 byte and 4 GiB");
         }
+        if self.max_bytes_in_flight < self.body_limit {
+            return fail("max_bytes_in_flight must be at least body_limit");
+        }
+        let auth: Option<Arc<dyn Authorize>> = match (self.check_count, self.unauthenticated) {
+            (0, false) => {
+                return fail(
+                    "no authentication is configured: call authorize(...), or \
+                     allow_unauthenticated() to accept anyone who finds the URL",
+                );
+            }
+            (0, true) => {
+                tracing::warn!(
+                    "the receiver accepts notifications without authentication: \
+                     anyone who finds its URL can post one"
+                );
+                None
+            }
+            _ => Some(Arc::new(self.checks)),
+        };
         let queue = Queue::start(
             self.handler,
             WorkerConfig {
@@ -229,6 +308,13 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
                 ack: self.ack,
                 retry_after: self.retry_after,
                 on_rejected: self.on_rejected,
+                auth,
+                body_timeout: self.body_timeout,
+                in_flight: Arc::new(Semaphore::new(
+                    self.max_bytes_in_flight.min(Semaphore::MAX_PERMITS),
+                )),
+                max_header_bytes: self.max_header_bytes,
+                body_hook: self.body_hook,
                 queue,
             }),
         })
@@ -247,6 +333,11 @@ struct Inner<E> {
     ack: AckPolicy,
     retry_after: Duration,
     on_rejected: Arc<dyn OnRejected>,
+    auth: Option<Arc<dyn Authorize>>,
+    body_timeout: Duration,
+    in_flight: Arc<Semaphore>,
+    max_header_bytes: usize,
+    body_hook: Option<Arc<dyn DecodeBody>>,
     queue: Queue<E>,
 }
 
@@ -296,6 +387,13 @@ impl<E: Event> Receiver<E> {
             retry_after: Duration::from_secs(60),
             on_rejected: Arc::new(DefaultOnRejected),
             on_failed: Arc::new(DefaultOnFailed),
+            checks: AllOf::new(),
+            check_count: 0,
+            unauthenticated: false,
+            body_timeout: Duration::from_secs(30),
+            max_bytes_in_flight: 256 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            body_hook: None,
         }
     }
 
@@ -406,31 +504,68 @@ where
     B::Error: Into<BoxError>,
 {
     let received_at = SystemTime::now();
-    if request.method() != Method::POST {
+    let (parts, body) = request.into_parts();
+    // Admission: decided on the head alone, before one byte of the body is read.
+    if head_size(&parts) > inner.max_header_bytes {
+        return Err(Rejection::headers_too_large(inner.max_header_bytes));
+    }
+    if let Some(auth) = &inner.auth {
+        auth.authorize(&parts).map_err(|denied| {
+            tracing::warn!(
+                status = denied.status().as_u16(),
+                reason = denied.reason(),
+                "refused by authentication"
+            );
+            Rejection::from_denied(denied)
+        })?;
+    }
+    if parts.method != Method::POST {
         return Err(Rejection::method_not_allowed());
     }
-    if !is_json(request.headers()) {
+    if !is_json(&parts.headers) {
         return Err(Rejection::unsupported_media_type());
     }
     if !inner.queue.shared.is_accepting() {
         return Err(Rejection::shutting_down());
     }
     let limit = inner.body_limit;
-    let declared = content_length(request.headers())
+    let declared = content_length(&parts.headers)
         .unwrap_or(0)
-        .max(request.body().size_hint().lower());
+        .max(body.size_hint().lower());
     if declared > limit as u64 {
         return Err(inner.refuse(Rejection::payload_too_large(limit), None, received_at));
     }
-    let bytes = match read_body(request.into_body(), limit, declared as usize).await {
-        Ok(bytes) => bytes,
-        Err(rejection) => return Err(inner.refuse(rejection, None, received_at)),
+
+    // Read, within the deadline and the cap on bytes in flight across requests.
+    let mut in_flight = InFlight::new(&inner.in_flight);
+    in_flight.reserve(declared as usize)?;
+    let read = read_body(body, limit, declared as usize, &mut in_flight);
+    let bytes = match tokio::time::timeout(inner.body_timeout, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(rejection)) => return Err(inner.refuse(rejection, None, received_at)),
+        Err(_) => {
+            return Err(inner.refuse(
+                Rejection::body_timeout(inner.body_timeout),
+                None,
+                received_at,
+            ));
+        }
     };
-    let event = match E::decode(&bytes) {
+
+    let decoded = match &inner.body_hook {
+        None => Ok(bytes.clone()),
+        Some(hook) => hook.decode_body(&parts, bytes.clone()),
+    };
+    let event = match decoded {
+        Ok(decoded) => E::decode(&decoded).map_err(Rejection::decode),
+        Err(_) => Err(Rejection::body_hook()),
+    };
+    let event = match event {
         Ok(event) => event,
-        Err(err) => return Err(inner.refuse(Rejection::decode(err), Some(bytes), received_at)),
+        // The hook gets the bytes as received, so that they can be replayed as they were.
+        Err(rejection) => return Err(inner.refuse(rejection, Some(bytes), received_at)),
     };
-    drop(bytes);
+    drop((bytes, in_flight));
     let span = tracing::Span::current();
     span.record("task_id", event.log_id());
     span.record("calls", event.item_count());
@@ -452,6 +587,7 @@ where
 }
 
 impl<E> Inner<E> {
+    /// Counts a body refused for its size or content, and hands it to the rejected hook.
     fn refuse(
         &self,
         rejection: Rejection,
@@ -459,12 +595,58 @@ impl<E> Inner<E> {
         received_at: SystemTime,
     ) -> Rejection {
         self.queue.shared.count_rejected();
-        if rejection.status().is_client_error() {
-            let rejected = Rejected::new(rejection.clone(), body, received_at);
-            crate::hooks::contain("on_rejected", || self.on_rejected.on_rejected(rejected));
-        }
+        let rejected = Rejected::new(rejection.clone(), body, received_at);
+        crate::hooks::contain("on_rejected", || self.on_rejected.on_rejected(rejected));
         rejection
     }
+}
+
+/// The bytes of bodies being read, across all requests: past the cap, 503 rather than
+/// running out of memory. Released when dropped.
+struct InFlight<'a> {
+    semaphore: &'a Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+    bytes: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(semaphore: &'a Arc<Semaphore>) -> Self {
+        Self {
+            semaphore,
+            held: None,
+            bytes: 0,
+        }
+    }
+
+    /// Holds at least `total` bytes.
+    fn reserve(&mut self, total: usize) -> Result<(), Rejection> {
+        let Some(more) = total.checked_sub(self.bytes).filter(|&more| more > 0) else {
+            return Ok(());
+        };
+        let more_permits =
+            u32::try_from(more).map_err(|_| Rejection::too_many_bytes_in_flight())?;
+        let permit = Arc::clone(self.semaphore)
+            .try_acquire_many_owned(more_permits)
+            .map_err(|_| Rejection::too_many_bytes_in_flight())?;
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        self.bytes = total;
+        Ok(())
+    }
+}
+
+/// The size of the request head, as a server would have buffered it.
+fn head_size(parts: &http::request::Parts) -> usize {
+    let headers: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let uri = &parts.uri;
+    let target = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    target + uri.authority().map_or(0, |a| a.as_str().len()) + headers
 }
 
 /// `application/json`, in any case, with or without parameters such as `charset`.
@@ -489,7 +671,12 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// Reads the whole body, refusing it as soon as it passes `limit`. A body in one chunk is
 /// kept without a copy; a body in several is copied once into a buffer sized from the
 /// declared length.
-async fn read_body<B>(body: B, limit: usize, declared: usize) -> Result<Bytes, Rejection>
+async fn read_body<B>(
+    body: B,
+    limit: usize,
+    declared: usize,
+    in_flight: &mut InFlight<'_>,
+) -> Result<Bytes, Rejection>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -508,6 +695,7 @@ where
         if total > limit {
             return Err(Rejection::payload_too_large(limit));
         }
+        in_flight.reserve(total)?;
         if len == 0 {
             continue;
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::auth::Denied;
 use crate::body::ReceiverBody;
 use crate::decode::DecodeError;
 
@@ -20,18 +21,53 @@ pub struct Rejection {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum RejectionKind {
+    Denied(Denied),
+    HeadersTooLarge { limit: usize },
     MethodNotAllowed,
     UnsupportedMediaType,
     PayloadTooLarge { limit: usize },
     BodyRead { message: String },
+    BodyTimeout { after: Duration },
+    BodyHook,
     Decode(DecodeError),
     QueueFull,
+    TooManyBytesInFlight,
     ShuttingDown,
     HandlerFailed,
     HandlerTimedOut,
 }
 
 impl Rejection {
+    pub(crate) fn from_denied(denied: Denied) -> Self {
+        Self {
+            kind: RejectionKind::Denied(denied),
+        }
+    }
+
+    pub(crate) fn headers_too_large(limit: usize) -> Self {
+        Self {
+            kind: RejectionKind::HeadersTooLarge { limit },
+        }
+    }
+
+    pub(crate) fn body_timeout(after: Duration) -> Self {
+        Self {
+            kind: RejectionKind::BodyTimeout { after },
+        }
+    }
+
+    pub(crate) fn body_hook() -> Self {
+        Self {
+            kind: RejectionKind::BodyHook,
+        }
+    }
+
+    pub(crate) fn too_many_bytes_in_flight() -> Self {
+        Self {
+            kind: RejectionKind::TooManyBytesInFlight,
+        }
+    }
+
     pub(crate) fn method_not_allowed() -> Self {
         Self {
             kind: RejectionKind::MethodNotAllowed,
@@ -89,12 +125,17 @@ impl Rejection {
     /// The status code of the answer.
     pub fn status(&self) -> StatusCode {
         match &self.kind {
+            RejectionKind::Denied(denied) => denied.status(),
+            RejectionKind::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            RejectionKind::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            RejectionKind::BodyHook => StatusCode::BAD_REQUEST,
             RejectionKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RejectionKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RejectionKind::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RejectionKind::BodyRead { .. } => StatusCode::BAD_REQUEST,
             RejectionKind::Decode(err) => err.status(),
             RejectionKind::QueueFull
+            | RejectionKind::TooManyBytesInFlight
             | RejectionKind::ShuttingDown
             | RejectionKind::HandlerFailed
             | RejectionKind::HandlerTimedOut => StatusCode::SERVICE_UNAVAILABLE,
@@ -105,6 +146,14 @@ impl Rejection {
     pub fn code(&self) -> &'static str {
         use crate::decode::DecodeErrorKind as K;
         match &self.kind {
+            RejectionKind::Denied(denied) if denied.status() == StatusCode::FORBIDDEN => {
+                "forbidden"
+            }
+            RejectionKind::Denied(_) => "unauthorized",
+            RejectionKind::HeadersTooLarge { .. } => "headers_too_large",
+            RejectionKind::BodyTimeout { .. } => "body_timeout",
+            RejectionKind::BodyHook => "body_hook_failed",
+            RejectionKind::TooManyBytesInFlight => "too_many_bytes_in_flight",
             RejectionKind::MethodNotAllowed => "method_not_allowed",
             RejectionKind::UnsupportedMediaType => "unsupported_media_type",
             RejectionKind::PayloadTooLarge { .. } => "payload_too_large",
@@ -120,6 +169,14 @@ impl Rejection {
             RejectionKind::ShuttingDown => "shutting_down",
             RejectionKind::HandlerFailed => "handler_failed",
             RejectionKind::HandlerTimedOut => "handler_timed_out",
+        }
+    }
+
+    /// The refusal of the authentication check, when there was one.
+    pub fn denied(&self) -> Option<&Denied> {
+        match &self.kind {
+            RejectionKind::Denied(denied) => Some(denied),
+            _ => None,
         }
     }
 
@@ -182,6 +239,20 @@ impl Rejection {
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
+            RejectionKind::Denied(denied) => fmt::Display::fmt(denied, f),
+            RejectionKind::HeadersTooLarge { limit } => {
+                write!(
+                    f,
+                    "the request head is larger than the limit of {limit} bytes"
+                )
+            }
+            RejectionKind::BodyTimeout { after } => {
+                write!(f, "the body did not arrive within {} ms", after.as_millis())
+            }
+            RejectionKind::BodyHook => f.write_str("the body hook could not decode the body"),
+            RejectionKind::TooManyBytesInFlight => {
+                f.write_str("too many bodies are being received at once; retry later")
+            }
             RejectionKind::MethodNotAllowed => f.write_str("only POST is allowed"),
             RejectionKind::UnsupportedMediaType => {
                 f.write_str("the content type must be application/json")

@@ -17,6 +17,8 @@ struct Running {
     addr: String,
     stdout: Lines<BufReader<tokio::process::ChildStdout>>,
     stderr: Lines<BufReader<tokio::process::ChildStderr>>,
+    /// What the example wrote on stderr before it listened.
+    startup: String,
 }
 
 fn example_binary(name: &str) -> PathBuf {
@@ -50,6 +52,7 @@ async fn start(name: &str, env: &[(&str, &str)]) -> Running {
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut startup = String::new();
     let addr = loop {
         let line = next_line(&mut stderr)
             .await
@@ -57,12 +60,15 @@ async fn start(name: &str, env: &[(&str, &str)]) -> Running {
         if let Some(rest) = line.strip_prefix("listening on http://") {
             break rest.trim_end_matches("/airudder/task").to_owned();
         }
+        startup.push_str(&line);
+        startup.push('\n');
     };
     Running {
         child,
         addr,
         stdout,
         stderr,
+        startup,
     }
 }
 
@@ -194,5 +200,60 @@ async fn the_tonic_example_serves_grpc_beside_the_webhook() {
     assert_eq!(
         line,
         "handled task ic1a7a8f2bxxx9f5e343a2ec25a9b2 with 1 calls"
+    );
+}
+
+#[tokio::test]
+async fn the_receiver_requires_the_token_when_one_is_set() {
+    let token = "tok-3kP9s";
+    let mut running = start("receiver", &[("AIRUDDER_TOKEN", token)]).await;
+    let base = format!("http://{}/airudder/task", running.addr);
+    for (url, want) in [
+        (base.clone(), 401),
+        (format!("{base}?token=wrong"), 401),
+        (format!("{base}?token={token}"), 200),
+    ] {
+        let (status, _, body) =
+            support::send("POST", &url, "application/json", support::EXAMPLE).await;
+        assert_eq!(status.as_u16(), want, "{url}");
+        assert!(
+            serde_json::from_slice::<Value>(&body).is_ok(),
+            "{url}: a JSON answer"
+        );
+    }
+    let line = next_line(&mut running.stdout).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&line).unwrap(),
+        support::example_value()
+    );
+
+    let pid = running.child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    running.child.wait().await.unwrap();
+    let mut logs = String::new();
+    while let Some(line) = next_line(&mut running.stderr).await {
+        logs.push_str(&line);
+    }
+    assert!(
+        !logs.contains(token) && !logs.contains("wrong"),
+        "the token stays out of the logs: {logs}"
+    );
+    assert!(
+        !running.startup.contains("running open"),
+        "{}",
+        running.startup
+    );
+}
+
+#[tokio::test]
+async fn the_receiver_says_when_it_runs_open() {
+    let running = start("receiver", &[]).await;
+    assert!(
+        running.startup.contains("running open"),
+        "{}",
+        running.startup
     );
 }

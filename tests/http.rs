@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::{
-    AckPolicy, Delivery, FailedDelivery, HandleNotification, Receiver, Rejected, RetryPolicy,
+    AckPolicy, Delivery, FailedDelivery, HandleNotification, Receiver, ReceiverBuilder, Rejected,
+    RetryPolicy,
 };
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -58,6 +59,11 @@ where
     )
 }
 
+/// A builder for tests about everything but authentication.
+fn open<H: HandleNotification>(handler: H) -> ReceiverBuilder<TaskNotification, H> {
+    Receiver::builder(handler).allow_unauthenticated()
+}
+
 /// Posts the example body and returns the status.
 async fn post_example(receiver: &Receiver) -> StatusCode {
     let response = receiver
@@ -89,7 +95,7 @@ async fn stop(receiver: &Receiver) -> airudder_webhook::ShutdownReport {
 #[tokio::test]
 async fn a_valid_post_is_answered_200_empty_object_and_dispatched() {
     let (handler, mut deliveries) = recording();
-    let receiver = Receiver::builder(handler).build().unwrap();
+    let receiver = open(handler).build().unwrap();
     let (status, _, body) = answer(&receiver, support::post(support::EXAMPLE)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
 
@@ -106,7 +112,7 @@ async fn a_valid_post_is_answered_200_empty_object_and_dispatched() {
 #[tokio::test]
 async fn other_methods_are_answered_405_with_allow_post() {
     let (handler, _deliveries) = recording();
-    let receiver = Receiver::builder(handler).build().unwrap();
+    let receiver = open(handler).build().unwrap();
     for method in ["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
         let request = Request::builder()
             .method(method)
@@ -125,7 +131,7 @@ async fn other_methods_are_answered_405_with_allow_post() {
 #[tokio::test]
 async fn content_types_other_than_json_are_answered_415() {
     let (handler, _deliveries) = recording();
-    let receiver = Receiver::builder(handler).build().unwrap();
+    let receiver = open(handler).build().unwrap();
     let cases = [
         ("json", Some("application/json"), StatusCode::OK),
         (
@@ -179,7 +185,7 @@ fn rejected_hook() -> (
 async fn a_declared_length_over_the_limit_is_answered_413_before_reading() {
     let (handler, _deliveries) = recording();
     let (hook, seen) = rejected_hook();
-    let receiver = Receiver::builder(handler)
+    let receiver = open(handler)
         .body_limit(1024)
         .on_rejected(hook)
         .build()
@@ -250,10 +256,7 @@ fn post_chunked(body: Chunked) -> Request<Chunked> {
 async fn a_chunked_body_is_counted_while_streaming() {
     let (handler, mut deliveries) = recording();
     let limit = support::EXAMPLE.len();
-    let receiver = Receiver::builder(handler)
-        .body_limit(limit)
-        .build()
-        .unwrap();
+    let receiver = open(handler).body_limit(limit).build().unwrap();
 
     // Exactly at the limit, in 100-byte chunks: accepted and reassembled.
     let response = receiver
@@ -289,7 +292,7 @@ async fn a_chunked_body_is_counted_while_streaming() {
 #[tokio::test]
 async fn the_default_limit_accepts_a_10000_call_notification() {
     let (handler, mut deliveries) = recording();
-    let receiver = Receiver::builder(handler).build().unwrap();
+    let receiver = open(handler).build().unwrap();
     let body = support::indented_notification_with_calls(10_000);
     assert!(body.len() > 17 * 1000 * 1000, "{} bytes", body.len());
     let response = receiver.oneshot(support::post(body)).await.unwrap();
@@ -301,10 +304,7 @@ async fn the_default_limit_accepts_a_10000_call_notification() {
 async fn bodies_that_are_not_json_are_answered_400_and_kept_for_the_hook() {
     let (handler, _deliveries) = recording();
     let (hook, seen) = rejected_hook();
-    let receiver = Receiver::builder(handler)
-        .on_rejected(hook)
-        .build()
-        .unwrap();
+    let receiver = open(handler).on_rejected(hook).build().unwrap();
     let cases: [(&str, Vec<u8>, &str); 5] = [
         ("malformed", b"{\"task_id\": ".to_vec(), "malformed_json"),
         (
@@ -352,7 +352,7 @@ async fn bodies_that_are_not_json_are_answered_400_and_kept_for_the_hook() {
 #[tokio::test]
 async fn valid_json_of_the_wrong_shape_is_answered_422_with_the_path() {
     let (handler, _deliveries) = recording();
-    let receiver = Receiver::builder(handler).build().unwrap();
+    let receiver = open(handler).build().unwrap();
     let mut value = support::example_value();
     let call = value["details"][0].clone();
     value["details"] = json!([call, call, call, call]);
@@ -416,11 +416,7 @@ fn blocking() -> (
 #[tokio::test]
 async fn a_full_queue_is_answered_503_with_retry_after() {
     let (handler, gate, mut started) = blocking();
-    let receiver = Receiver::builder(handler)
-        .workers(1)
-        .queue_capacity(1)
-        .build()
-        .unwrap();
+    let receiver = open(handler).workers(1).queue_capacity(1).build().unwrap();
     let ok = receiver
         .clone()
         .oneshot(support::post(support::EXAMPLE))
@@ -454,7 +450,7 @@ async fn a_full_queue_is_answered_503_with_retry_after() {
 #[tokio::test]
 async fn shutdown_refuses_new_notifications_and_drains_the_queue() {
     let (handler, gate, mut started) = blocking();
-    let receiver = Receiver::builder(handler).workers(1).build().unwrap();
+    let receiver = open(handler).workers(1).build().unwrap();
     for _ in 0..3 {
         let response = receiver
             .clone()
@@ -483,7 +479,7 @@ async fn shutdown_refuses_new_notifications_and_drains_the_queue() {
 #[tokio::test]
 async fn shutdown_reports_what_the_deadline_left_behind() {
     let (handler, _gate, mut started) = blocking();
-    let receiver = Receiver::builder(handler).workers(1).build().unwrap();
+    let receiver = open(handler).workers(1).build().unwrap();
     for _ in 0..3 {
         receiver
             .clone()
@@ -513,7 +509,7 @@ async fn a_handler_sleeping_one_second_does_not_delay_the_200() {
             }
         }
     };
-    let receiver = Receiver::builder(handler).build().unwrap();
+    let receiver = open(handler).build().unwrap();
     let started = Instant::now();
     let response = receiver
         .clone()
@@ -582,7 +578,7 @@ async fn the_handled_ack_answers_after_the_handler() {
     ];
     for (name, script, want, code) in cases {
         let (handler, calls) = scripted(script);
-        let receiver = Receiver::builder(handler)
+        let receiver = open(handler)
             .ack(AckPolicy::handled(Duration::from_millis(300)))
             .build()
             .unwrap();
@@ -614,7 +610,7 @@ async fn the_handled_ack_answers_after_the_handler() {
 async fn failures_are_retried_with_backoff_then_handed_to_the_failed_hook() {
     let (handler, calls) = scripted(&["error", "panic", "error", "error", "ok"]);
     let failed = Arc::new(Mutex::new(Vec::<FailedDelivery<TaskNotification>>::new()));
-    let receiver = Receiver::builder(handler)
+    let receiver = open(handler)
         .workers(1)
         .retry(RetryPolicy::new(3).initial_backoff(Duration::from_millis(5)))
         .on_failed({
@@ -643,7 +639,7 @@ async fn failures_are_retried_with_backoff_then_handed_to_the_failed_hook() {
 #[tokio::test]
 async fn a_handler_that_hangs_is_cancelled_after_the_handler_timeout() {
     let (handler, calls) = scripted(&["sleep"]);
-    let receiver = Receiver::builder(handler)
+    let receiver = open(handler)
         .retry(RetryPolicy::never())
         .handler_timeout(Duration::from_millis(50))
         .build()
@@ -663,7 +659,7 @@ async fn a_handler_that_hangs_is_cancelled_after_the_handler_timeout() {
 #[tokio::test]
 async fn the_layer_answers_its_path_and_passes_the_rest_on() {
     let (handler, mut deliveries) = recording();
-    let receiver = Receiver::builder(handler).build().unwrap();
+    let receiver = open(handler).build().unwrap();
     let inner = tower::service_fn(|request: Request<Full<Bytes>>| async move {
         let text = format!("inner saw {} {}", request.method(), request.uri().path());
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
@@ -731,7 +727,7 @@ fn the_services_are_clone_send_sync_and_static_with_send_futures() {
         .unwrap();
     runtime.block_on(async {
         let (handler, _) = recording();
-        let receiver = Receiver::builder(handler).build().unwrap();
+        let receiver = open(handler).build().unwrap();
         service(&receiver);
         layer(&receiver.layer("/airudder/task"));
         let inner = tower::service_fn(|_: Request<Full<Bytes>>| async {
@@ -746,33 +742,23 @@ fn the_services_are_clone_send_sync_and_static_with_send_futures() {
 #[test]
 fn building_outside_a_runtime_or_with_zero_settings_is_an_error_not_a_panic() {
     let (handler, _) = recording();
-    let err = Receiver::builder(handler.clone()).build().unwrap_err();
+    let err = open(handler.clone()).build().unwrap_err();
     assert!(err.to_string().contains("tokio runtime"), "{err}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        assert!(
-            Receiver::builder(handler.clone())
-                .workers(0)
-                .build()
-                .is_err()
-        );
-        assert!(
-            Receiver::builder(handler.clone())
-                .queue_capacity(0)
-                .build()
-                .is_err()
-        );
-        assert!(Receiver::builder(handler).body_limit(0).build().is_err());
+        assert!(open(handler.clone()).workers(0).build().is_err());
+        assert!(open(handler.clone()).queue_capacity(0).build().is_err());
+        assert!(open(handler).body_limit(0).build().is_err());
     });
 }
 
 #[tokio::test]
 async fn a_panicking_hook_neither_kills_a_worker_nor_drops_the_answer() {
     let (handler, calls) = scripted(&["error"]);
-    let receiver = Receiver::builder(handler)
+    let receiver = open(handler)
         .workers(1)
         .retry(RetryPolicy::never())
         .on_failed(|_: FailedDelivery<TaskNotification>| panic!("hook bug"))

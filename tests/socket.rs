@@ -5,6 +5,7 @@ mod support;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
+use airudder_webhook::auth::QueryToken;
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::{Delivery, Receiver};
 use axum::Router;
@@ -22,6 +23,7 @@ async fn the_example_body_posted_over_a_socket_is_answered_and_handled() {
             Ok::<_, Infallible>(())
         }
     })
+    .authorize(QueryToken::new(["s3cret-token"]).unwrap())
     .build()
     .unwrap();
     let shutdown = receiver.shutdown_handle();
@@ -30,7 +32,7 @@ async fn the_example_body_posted_over_a_socket_is_answered_and_handled() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let url = format!("http://{addr}/airudder/task");
+    let url = format!("http://{addr}/airudder/task?token=s3cret-token");
     let sent = Instant::now();
     let (status, headers, body) =
         support::send("POST", &url, "application/json", support::EXAMPLE).await;
@@ -64,6 +66,11 @@ async fn the_example_body_posted_over_a_socket_is_answered_and_handled() {
         serde_json::from_slice::<serde_json::Value>(&body).unwrap()["error"],
         "malformed_json"
     );
+
+    let stranger = format!("http://{addr}/airudder/task?token=guess");
+    let (status, _, _) =
+        support::send("POST", &stranger, "application/json", support::EXAMPLE).await;
+    assert_eq!(status, 401);
 
     server.abort();
     let report = shutdown.shutdown(Duration::from_secs(5)).await;
