@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -180,6 +180,8 @@ pub(crate) struct Job<E> {
     /// Set for the "handled" ack: the request waits for the outcome.
     reply: Option<oneshot::Sender<Result<(), Rejection>>>,
     deadline: Option<Instant>,
+    /// The body's share of the receiver's memory cap, given back once the job is done.
+    memory: Option<OwnedSemaphorePermit>,
 }
 
 /// The request path's end of the queue.
@@ -246,6 +248,7 @@ impl<E: Event> Queue<E> {
         event: Arc<E>,
         received_at: SystemTime,
         deadline: Option<Instant>,
+        memory: Option<OwnedSemaphorePermit>,
     ) -> Result<Option<oneshot::Receiver<Result<(), Rejection>>>, Rejection> {
         if !self.shared.is_accepting() {
             return Err(Rejection::shutting_down());
@@ -262,6 +265,7 @@ impl<E: Event> Queue<E> {
             received_at,
             reply,
             deadline,
+            memory,
         };
         match self.tx.try_send(job) {
             Ok(()) => {
@@ -354,6 +358,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             received_at,
             mut reply,
             deadline,
+            memory: _memory,
         } = job;
         let counters = &self.shared.counters;
         if reply.as_ref().is_some_and(oneshot::Sender::is_closed) {

@@ -176,9 +176,10 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         self
     }
 
-    /// The cap on body bytes being read at once, across all requests (default 256 MiB); a
-    /// request that would pass it is answered 503 and retried by the sender. At least the body
-    /// limit.
+    /// The cap on the bytes of the notifications the receiver holds at once, across all
+    /// requests (default 256 MiB), counted as the size of their bodies from the first byte read
+    /// until the handler is done: a request that would pass it is answered 503 and retried by
+    /// the sender. At least the body limit.
     pub fn max_bytes_in_flight(mut self, bytes: usize) -> Self {
         self.max_bytes_in_flight = bytes;
         self
@@ -565,7 +566,7 @@ where
         // The hook gets the bytes as received, so that they can be replayed as they were.
         Err(rejection) => return Err(inner.refuse(rejection, Some(bytes), received_at)),
     };
-    drop((bytes, in_flight));
+    drop(bytes);
     let span = tracing::Span::current();
     span.record("task_id", event.log_id());
     span.record("calls", event.item_count());
@@ -574,7 +575,12 @@ where
         AckPolicy::Memory => None,
         AckPolicy::Handled { timeout } => Some(tokio::time::Instant::now() + timeout),
     };
-    let outcome = inner.queue.submit(Arc::new(event), received_at, deadline)?;
+    let outcome = inner.queue.submit(
+        Arc::new(event),
+        received_at,
+        deadline,
+        in_flight.into_permit(),
+    )?;
     let (Some(outcome), Some(deadline)) = (outcome, deadline) else {
         return Ok(());
     };
@@ -601,8 +607,9 @@ impl<E> Inner<E> {
     }
 }
 
-/// The bytes of bodies being read, across all requests: past the cap, 503 rather than
-/// running out of memory. Released when dropped.
+/// The bytes of the bodies the receiver holds, across all requests, from the first byte read
+/// until the handler is done with the notification: past the cap, 503 (the sender retries)
+/// rather than running out of memory.
 struct InFlight<'a> {
     semaphore: &'a Arc<Semaphore>,
     held: Option<OwnedSemaphorePermit>,
@@ -634,6 +641,11 @@ impl<'a> InFlight<'a> {
         }
         self.bytes = total;
         Ok(())
+    }
+
+    /// The reservation, to be held until the notification is handled.
+    fn into_permit(self) -> Option<OwnedSemaphorePermit> {
+        self.held
     }
 }
 

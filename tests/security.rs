@@ -704,3 +704,50 @@ async fn the_allow_list_reads_tonics_connect_info() {
     assert_eq!(answer(receiver, unknown).await.0, StatusCode::FORBIDDEN);
     drop(client);
 }
+
+#[tokio::test]
+async fn notifications_waiting_for_the_handler_count_against_the_cap() {
+    let size = support::EXAMPLE.len();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let receiver = Receiver::builder({
+        let gate = Arc::clone(&gate);
+        move |_: Delivery<TaskNotification>| {
+            let gate = Arc::clone(&gate);
+            async move {
+                gate.acquire().await.unwrap().forget();
+                Ok::<_, Infallible>(())
+            }
+        }
+    })
+    .allow_unauthenticated()
+    .body_limit(size)
+    .max_bytes_in_flight(2 * size)
+    .build()
+    .unwrap();
+    let post = || {
+        request(
+            "/airudder/task",
+            &[],
+            Full::new(Bytes::from_static(support::EXAMPLE)),
+        )
+    };
+    // One with the handler, one in the queue: the cap is reached.
+    for _ in 0..2 {
+        assert_eq!(answer(receiver.clone(), post()).await.0, StatusCode::OK);
+    }
+    let (status, body) = answer(receiver.clone(), post()).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!("too_many_bytes_in_flight")
+        )
+    );
+    // Handled notifications give their room back.
+    gate.add_permits(2);
+    let report = receiver
+        .shutdown_handle()
+        .shutdown(Duration::from_secs(5))
+        .await;
+    assert_eq!(report.handled, 2);
+}
