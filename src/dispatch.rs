@@ -15,6 +15,9 @@ use crate::event::Event;
 use crate::handler::{Delivery, HandleNotification};
 use crate::hooks::{FailedDelivery, OnFailed};
 use crate::rejection::Rejection;
+use crate::store::{
+    Appended, Envelope, ErasedStore, NewRecord, Record, RecordId, StoreError, StoreErrorKind,
+};
 
 /// How the workers retry a handler that failed, with exponential backoff.
 ///
@@ -91,8 +94,11 @@ pub struct Stats {
     pub returned: u64,
     /// Bodies refused for their size or content (400, 413, 422).
     pub rejected: u64,
-    /// Notifications answered 503 because the queue was full or the receiver was stopping.
+    /// Notifications answered 503 because the queue was full, the store failed or the
+    /// receiver was starting or stopping.
     pub unavailable: u64,
+    /// Notifications answered 200 without a second delivery: already stored (durable ack).
+    pub duplicates: u64,
 }
 
 impl Stats {
@@ -126,6 +132,7 @@ struct Counters {
     returned: AtomicU64,
     rejected: AtomicU64,
     unavailable: AtomicU64,
+    duplicates: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -134,6 +141,9 @@ fn bump(counter: &AtomicU64) {
 
 pub(crate) struct Shared {
     accepting: AtomicBool,
+    /// False while a durable receiver reads what it must redeliver.
+    ready: watch::Sender<bool>,
+    durable: bool,
     stop: watch::Sender<bool>,
     workers: StdMutex<Vec<JoinHandle<()>>>,
     counters: Counters,
@@ -149,6 +159,7 @@ impl Shared {
             returned: c.returned.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             unavailable: c.unavailable.load(Ordering::Relaxed),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
         }
     }
 
@@ -162,6 +173,18 @@ impl Shared {
 
     pub(crate) fn is_accepting(&self) -> bool {
         self.accepting.load(Ordering::Acquire)
+    }
+
+    /// Waits (briefly) until a durable receiver has read what it must redeliver.
+    pub(crate) async fn ready(&self) -> bool {
+        if *self.ready.borrow() {
+            return true;
+        }
+        let mut ready = self.ready.subscribe();
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), ready.wait_for(|r| *r)).await,
+            Ok(Ok(_))
+        )
     }
 }
 
@@ -182,12 +205,15 @@ pub(crate) struct Job<E> {
     deadline: Option<Instant>,
     /// The body's share of the receiver's memory cap, given back once the job is done.
     memory: Option<OwnedSemaphorePermit>,
+    /// The stored record, with the durable ack.
+    record: Option<RecordId>,
 }
 
 /// The request path's end of the queue.
 pub(crate) struct Queue<E> {
     tx: mpsc::Sender<Job<E>>,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) store: Option<Arc<dyn ErasedStore>>,
 }
 
 impl<E> fmt::Debug for Queue<E> {
@@ -206,6 +232,8 @@ pub(crate) struct WorkerConfig<E> {
     pub(crate) retry: RetryPolicy,
     pub(crate) handler_timeout: Duration,
     pub(crate) on_failed: Arc<dyn OnFailed<E>>,
+    pub(crate) store: Option<Arc<dyn ErasedStore>>,
+    pub(crate) dedup_window: Duration,
 }
 
 impl<E: Event> Queue<E> {
@@ -216,28 +244,167 @@ impl<E: Event> Queue<E> {
     {
         let (tx, rx) = mpsc::channel(config.capacity);
         let (stop, _) = watch::channel(false);
+        let durable = config.store.is_some();
         let shared = Arc::new(Shared {
             accepting: AtomicBool::new(true),
+            ready: watch::channel(!durable).0,
+            durable,
             stop,
             workers: StdMutex::new(Vec::with_capacity(config.workers)),
             counters: Counters::default(),
         });
         let worker = Arc::new(Worker {
-            handler,
+            handler: Arc::new(handler),
             on_failed: config.on_failed,
             retry: config.retry,
             handler_timeout: config.handler_timeout,
             shared: Arc::clone(&shared),
+            store: config.store.clone(),
         });
         let rx = Arc::new(Mutex::new(rx));
-        let handles = (0..config.workers)
+        let mut handles: Vec<_> = (0..config.workers)
             .map(|_| {
                 let stop = shared.stop.subscribe();
                 tokio::spawn(Arc::clone(&worker).run(Arc::clone(&rx), stop))
             })
             .collect();
+        let queue = Self {
+            tx,
+            shared: Arc::clone(&shared),
+            store: config.store,
+        };
+        if let Some(store) = &queue.store {
+            handles.push(tokio::spawn(
+                queue.clone_sender().redeliver(Arc::clone(store)),
+            ));
+            let stop = shared.stop.subscribe();
+            handles.push(tokio::spawn(prune(
+                Arc::clone(store),
+                config.dedup_window,
+                stop,
+            )));
+        }
         *lock(&shared.workers) = handles;
-        Self { tx, shared }
+        queue
+    }
+
+    fn clone_sender(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            shared: Arc::clone(&self.shared),
+            store: self.store.clone(),
+        }
+    }
+
+    /// After a start: every stored notification not yet handled goes to the handler again.
+    ///
+    /// The list is read before the receiver says it is ready, so that a notification stored
+    /// after it is queued by its request alone, never twice.
+    async fn redeliver(self, store: Arc<dyn ErasedStore>) {
+        let pending = store.pending().await;
+        self.shared.ready.send_replace(true);
+        let pending = match pending {
+            Ok(pending) => pending,
+            Err(err) => {
+                tracing::error!(error = %err, "could not read the stored notifications to redeliver");
+                return;
+            }
+        };
+        if !pending.is_empty() {
+            tracing::info!(count = pending.len(), "redelivering stored notifications");
+        }
+        for record in pending {
+            if let Err(err) = self.enqueue_stored(record).await {
+                tracing::error!(error = %err, "could not redeliver a stored notification");
+            }
+        }
+        drop(self.tx);
+    }
+
+    /// Hands a stored record to the workers, waiting for room in the queue.
+    pub(crate) async fn enqueue_stored(&self, record: Record) -> Result<(), StoreError> {
+        let event = match E::decode(&record.body) {
+            Ok(event) => event,
+            Err(err) => {
+                let error = format!("the stored body is not a valid notification: {err}");
+                if let Some(store) = &self.store {
+                    store.dead_letter(record.id, error.clone()).await?;
+                }
+                return Err(StoreError::new(StoreErrorKind::Invalid, error));
+            }
+        };
+        let job = Job {
+            event: Arc::new(event),
+            received_at: record.envelope.received_at(),
+            reply: None,
+            deadline: None,
+            memory: None,
+            record: Some(record.id),
+        };
+        self.tx
+            .send(job)
+            .await
+            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?;
+        bump(&self.shared.counters.queued);
+        Ok(())
+    }
+
+    /// The durable ack: stores the notification (fsynced, de-duplicated), then queues it.
+    /// Returns once it is safe to answer 200.
+    pub(crate) async fn submit_durable(
+        &self,
+        event: Arc<E>,
+        body: bytes::Bytes,
+        envelope: Envelope,
+        memory: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), Rejection> {
+        if !self.shared.is_accepting() {
+            return Err(Rejection::shutting_down());
+        }
+        let Some(store) = &self.store else {
+            return Err(Rejection::store_unavailable());
+        };
+        // A slot first: a stored notification must never wait for room to be queued.
+        let slot = self
+            .tx
+            .clone()
+            .try_reserve_owned()
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => Rejection::queue_full(),
+                mpsc::error::TrySendError::Closed(_) => Rejection::shutting_down(),
+            })?;
+        let received_at = envelope.received_at();
+        let record = NewRecord {
+            key: event.dedup_key(),
+            body,
+            envelope,
+        };
+        match store.append(record).await {
+            Ok(Appended::Stored(id)) => {
+                slot.send(Job {
+                    event,
+                    received_at,
+                    reply: None,
+                    deadline: None,
+                    memory,
+                    record: Some(id),
+                });
+                bump(&self.shared.counters.queued);
+                Ok(())
+            }
+            Ok(Appended::Duplicate(id)) => {
+                bump(&self.shared.counters.duplicates);
+                tracing::info!(
+                    record = id,
+                    "duplicate delivery: already stored, not handled again"
+                );
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not store a notification: answering 503");
+                Err(Rejection::store_unavailable())
+            }
+        }
     }
 
     /// Puts a notification in the queue without waiting; with `deadline` set, the returned
@@ -266,6 +433,7 @@ impl<E: Event> Queue<E> {
             reply,
             deadline,
             memory,
+            record: None,
         };
         match self.tx.try_send(job) {
             Ok(()) => {
@@ -286,11 +454,39 @@ fn lock<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 struct Worker<E, H> {
-    handler: H,
+    handler: Arc<H>,
     on_failed: Arc<dyn OnFailed<E>>,
     retry: RetryPolicy,
     handler_timeout: Duration,
     shared: Arc<Shared>,
+    store: Option<Arc<dyn ErasedStore>>,
+}
+
+/// Forgets de-duplication keys older than the window, every hour, until the receiver stops.
+async fn prune(store: Arc<dyn ErasedStore>, window: Duration, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.wait_for(|stopping| *stopping) => return,
+        }
+        let before = SystemTime::now()
+            .checked_sub(window)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        match store.prune(before).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::debug!(pruned, "forgot old de-duplication keys"),
+            Err(err) => tracing::warn!(error = %err, "could not prune de-duplication keys"),
+        }
+    }
+}
+
+/// What a worker does after an attempt.
+enum Step {
+    Replied,
+    Handled,
+    GaveUp(String),
+    Retry(String),
 }
 
 /// Why one attempt failed, when it was not the handler's own error.
@@ -299,6 +495,7 @@ enum AttemptError {
     Panicked,
     TimedOut(Duration),
     Cancelled,
+    TooManyAttempts(u32),
 }
 
 impl fmt::Display for AttemptError {
@@ -307,6 +504,12 @@ impl fmt::Display for AttemptError {
             Self::Panicked => f.write_str("the handler panicked"),
             Self::TimedOut(after) => write!(f, "the handler did not finish within {after:?}"),
             Self::Cancelled => f.write_str("the handler was cancelled"),
+            Self::TooManyAttempts(made) => {
+                write!(
+                    f,
+                    "{made} attempts already started, some ended by a crash: not tried again"
+                )
+            }
         }
     }
 }
@@ -359,6 +562,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             mut reply,
             deadline,
             memory: _memory,
+            record,
         } = job;
         let counters = &self.shared.counters;
         if reply.as_ref().is_some_and(oneshot::Sender::is_closed) {
@@ -370,21 +574,38 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             "airudder_delivery",
             event = E::NAME,
             task_id = event.log_id(),
+            record = record,
             attempt = tracing::field::Empty,
         );
-        let mut attempt = 1;
+        let stored = record.zip(self.store.as_ref());
+        let mut next_attempt = 1;
         loop {
+            let attempt = match stored {
+                // Counted before the handler runs, so that a crash mid-attempt still counts.
+                Some((id, store)) => match store.begin_attempt(id).await {
+                    Ok(attempt) => attempt,
+                    Err(err) => {
+                        span.in_scope(|| tracing::error!(error = %err, "could not count the attempt in the store"));
+                        next_attempt
+                    }
+                },
+                None => next_attempt,
+            };
             span.record("attempt", attempt);
             let delivery = Delivery::new(Arc::clone(&event), attempt, received_at);
-            let timeout = match deadline {
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                None => self.handler_timeout,
+            let result = if attempt > self.retry.max_retries + 1 {
+                // Attempts that ended in crashes: the notification may be what kills the process.
+                Err(Box::new(AttemptError::TooManyAttempts(attempt - 1)) as BoxError)
+            } else {
+                let timeout = match deadline {
+                    Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                    None => self.handler_timeout,
+                };
+                self.attempt(delivery.clone(), timeout)
+                    .instrument(span.clone())
+                    .await
             };
-            let result = self
-                .attempt(delivery.clone(), timeout)
-                .instrument(span.clone())
-                .await;
-            let retry = span.in_scope(|| match reply.take() {
+            let step = span.in_scope(|| match reply.take() {
                 // The "handled" ack: one attempt; on failure the sender retries in a minute.
                 Some(reply) => {
                     let answer = match result {
@@ -402,32 +623,52 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                         }
                     };
                     let _ = reply.send(answer);
-                    false
+                    Step::Replied
                 }
                 None => match result {
                     Ok(()) => {
                         bump(&counters.handled);
                         tracing::debug!("handled");
-                        false
+                        Step::Handled
                     }
                     Err(err) if attempt > self.retry.max_retries => {
                         bump(&counters.failed);
+                        let error = err.to_string();
                         let failed = FailedDelivery::new(delivery, err);
                         crate::hooks::contain("on_failed", || self.on_failed.on_failed(failed));
-                        false
+                        Step::GaveUp(error)
                     }
                     Err(err) => {
                         let backoff = self.retry.backoff(attempt);
                         tracing::warn!(error = %err, ?backoff, "handler failed; retrying");
-                        true
+                        Step::Retry(err.to_string())
                     }
                 },
             });
+            let Some((id, store)) = stored else {
+                match step {
+                    Step::Retry(_) => {}
+                    _ => return,
+                }
+                tokio::time::sleep(self.retry.backoff(attempt)).await;
+                next_attempt = attempt + 1;
+                continue;
+            };
+            let (written, retry) = match step {
+                Step::Replied | Step::Handled => (store.complete(id).await, false),
+                Step::GaveUp(error) => (store.dead_letter(id, error).await, false),
+                Step::Retry(error) => (store.fail(id, error).await, true),
+            };
+            if let Err(err) = written {
+                span.in_scope(|| {
+                    tracing::error!(error = %err, "could not record the outcome in the store; it may be delivered again after a restart")
+                });
+            }
             if !retry {
                 return;
             }
             tokio::time::sleep(self.retry.backoff(attempt)).await;
-            attempt += 1;
+            next_attempt = attempt + 1;
         }
     }
 
@@ -437,9 +678,9 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         delivery: Delivery<E>,
         timeout: Duration,
     ) -> Result<(), BoxError> {
-        let worker = Arc::clone(self);
+        let handler = Arc::clone(&self.handler);
         let mut task = AbortOnDrop(tokio::spawn(async move {
-            worker.handler.handle(delivery).await.map_err(Into::into)
+            handler.handle(delivery).await.map_err(Into::into)
         }));
         match tokio::time::timeout(timeout, &mut task.0).await {
             Ok(Ok(result)) => result,
@@ -484,6 +725,12 @@ impl ShutdownHandle {
         for worker in &workers {
             worker.abort();
         }
+        // Aborted tasks end at once; waiting for them releases what they held (the store).
+        for worker in workers {
+            if !worker.is_finished() {
+                let _ = worker.await;
+            }
+        }
         let stats = self.shared.stats();
         let report = ShutdownReport {
             handled: stats.handled,
@@ -491,10 +738,15 @@ impl ShutdownHandle {
             left: stats.pending(),
             drained,
         };
-        if report.left > 0 {
+        if report.left > 0 && self.shared.durable {
+            tracing::info!(
+                left = report.left,
+                "shut down; the notifications not handled yet stay stored for the next start"
+            );
+        } else if report.left > 0 {
             tracing::error!(
                 left = report.left,
-                "shut down with acknowledged notifications not handled"
+                "shut down with acknowledged notifications not handled: they are lost"
             );
         } else {
             tracing::info!(

@@ -56,6 +56,7 @@ pub mod layer;
 pub mod receiver;
 mod redact;
 mod rejection;
+pub mod store;
 
 pub use decode::{DecodeBody, DecodeError, DecodeErrorKind, decode};
 pub use dispatch::{RetryPolicy, ShutdownHandle, ShutdownReport, Stats};

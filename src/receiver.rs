@@ -69,6 +69,9 @@ use crate::hooks::{DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected, Rej
 use crate::layer::WebhookLayer;
 use crate::model::TaskNotification;
 use crate::rejection::Rejection;
+use crate::store::{
+    Appended, Envelope, ErasedStore, NewRecord, RecordId, Store, StoreError, StoreErrorKind,
+};
 
 /// The default body limit: 32 MiB, room for a 10,000-call notification (about 17 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -88,6 +91,10 @@ pub enum AckPolicy {
         /// How long the request waits for the handler, queue time included.
         timeout: Duration,
     },
+    /// Answer 200 once the notification is stored and fsynced (set by
+    /// [`ReceiverBuilder::durable`]): nothing acknowledged is lost to a crash, duplicates are
+    /// handled once, failures end as dead letters. See [`store`](crate::store).
+    Durable,
 }
 
 impl AckPolicy {
@@ -131,6 +138,8 @@ pub struct ReceiverBuilder<E, H> {
     max_bytes_in_flight: usize,
     max_header_bytes: usize,
     body_hook: Option<Arc<dyn DecodeBody>>,
+    store: Option<Arc<dyn ErasedStore>>,
+    dedup_window: Duration,
 }
 
 impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
@@ -149,6 +158,8 @@ impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
             .field("max_bytes_in_flight", &self.max_bytes_in_flight)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("body_hook", &self.body_hook.is_some())
+            .field("durable", &self.store.is_some())
+            .field("dedup_window", &self.dedup_window)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +199,21 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
     /// The largest request head (target and headers) accepted (default 64 KiB); larger is 431.
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
         self.max_header_bytes = bytes;
+        self
+    }
+
+    /// Stores every notification in `store`, fsynced, before answering 200, and feeds the
+    /// handler from there ([`AckPolicy::Durable`]). See [`store`](crate::store).
+    pub fn durable(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self.ack = AckPolicy::Durable;
+        self
+    }
+
+    /// How long a durable receiver remembers a handled notification's key to recognise a
+    /// duplicate (default 24 hours).
+    pub fn dedup_window(mut self, window: Duration) -> Self {
+        self.dedup_window = window;
         self
     }
 
@@ -277,6 +303,14 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         if self.max_bytes_in_flight < self.body_limit {
             return fail("max_bytes_in_flight must be at least body_limit");
         }
+        let store = match (self.ack, self.store) {
+            (AckPolicy::Durable, None) => {
+                return fail("AckPolicy::Durable needs a store: use durable(store)");
+            }
+            (AckPolicy::Durable, store) => store,
+            // Another policy chosen after durable(): the store is not used.
+            (_, _) => None,
+        };
         let auth: Option<Arc<dyn Authorize>> = match (self.check_count, self.unauthenticated) {
             (0, false) => {
                 return fail(
@@ -301,6 +335,8 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
                 retry: self.retry,
                 handler_timeout: self.handler_timeout,
                 on_failed: self.on_failed,
+                store,
+                dedup_window: self.dedup_window,
             },
         );
         Ok(Receiver {
@@ -395,6 +431,8 @@ impl<E: Event> Receiver<E> {
             max_bytes_in_flight: 256 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             body_hook: None,
+            store: None,
+            dedup_window: Duration::from_secs(24 * 3600),
         }
     }
 
@@ -411,6 +449,63 @@ impl<E: Event> Receiver<E> {
     /// The receiver's counters.
     pub fn stats(&self) -> Stats {
         self.inner.queue.shared.stats()
+    }
+
+    /// Makes a dead letter pending again and hands it to the handler (durable receivers).
+    ///
+    /// # Errors
+    /// When the receiver has no store, the store fails, no dead letter has this id, or the
+    /// stored body is no longer a valid notification.
+    pub async fn replay(&self, id: RecordId) -> Result<(), StoreError> {
+        let store = self.store()?;
+        let record = store.replay(id).await?;
+        self.inner.queue.enqueue_stored(record).await
+    }
+
+    /// Decodes a kept refused body again (after a fix) and, if it is now valid, stores and
+    /// queues it as a new notification, and forgets the refused copy. Returns the new record's
+    /// id, or the existing one's when it was already stored.
+    ///
+    /// # Errors
+    /// When the receiver has no store, the store fails, no refused body has this id, or the
+    /// body is still not a valid notification.
+    pub async fn replay_rejected(&self, id: RecordId) -> Result<RecordId, StoreError> {
+        let store = self.store()?;
+        let rejected = store.rejected().await?;
+        let Some(kept) = rejected.into_iter().find(|r| r.id == id) else {
+            return Err(StoreError::new(
+                StoreErrorKind::NotFound,
+                format!("no refused body {id}"),
+            ));
+        };
+        let event =
+            E::decode(&kept.body).map_err(|err| StoreError::new(StoreErrorKind::Invalid, err))?;
+        let record = NewRecord {
+            key: event.dedup_key(),
+            body: kept.body.clone(),
+            envelope: kept.envelope.clone(),
+        };
+        let new_id = match store.append(record).await? {
+            Appended::Stored(new_id) => {
+                let record = store
+                    .get(new_id)
+                    .await?
+                    .ok_or_else(|| StoreError::bare(StoreErrorKind::NotFound))?;
+                self.inner.queue.enqueue_stored(record).await?;
+                new_id
+            }
+            Appended::Duplicate(existing) => existing,
+        };
+        store.remove_rejected(id).await?;
+        Ok(new_id)
+    }
+
+    fn store(&self) -> Result<&Arc<dyn ErasedStore>, StoreError> {
+        self.inner
+            .queue
+            .store
+            .as_ref()
+            .ok_or_else(|| StoreError::new(StoreErrorKind::NotFound, "this receiver has no store"))
     }
 }
 
@@ -529,6 +624,9 @@ where
     if !inner.queue.shared.is_accepting() {
         return Err(Rejection::shutting_down());
     }
+    if !inner.queue.shared.ready().await {
+        return Err(Rejection::starting());
+    }
     let limit = inner.body_limit;
     let declared = content_length(&parts.headers)
         .unwrap_or(0)
@@ -557,14 +655,17 @@ where
         None => Ok(bytes.clone()),
         Some(hook) => hook.decode_body(&parts, bytes.clone()),
     };
-    let event = match decoded {
-        Ok(decoded) => E::decode(&decoded).map_err(Rejection::decode),
-        Err(_) => Err(Rejection::body_hook()),
+    let (event, decoded) = match decoded {
+        Ok(decoded) => (E::decode(&decoded).map_err(Rejection::decode), decoded),
+        Err(_) => (Err(Rejection::body_hook()), Bytes::new()),
     };
     let event = match event {
         Ok(event) => event,
         // The hook gets the bytes as received, so that they can be replayed as they were.
-        Err(rejection) => return Err(inner.refuse(rejection, Some(bytes), received_at)),
+        Err(rejection) => {
+            let envelope = envelope(&parts, received_at);
+            return Err(inner.refuse_and_keep(rejection, bytes, envelope, received_at));
+        }
     };
     drop(bytes);
     let span = tracing::Span::current();
@@ -574,6 +675,13 @@ where
     let deadline = match inner.ack {
         AckPolicy::Memory => None,
         AckPolicy::Handled { timeout } => Some(tokio::time::Instant::now() + timeout),
+        AckPolicy::Durable => {
+            let envelope = envelope(&parts, received_at);
+            return inner
+                .queue
+                .submit_durable(Arc::new(event), decoded, envelope, in_flight.into_permit())
+                .await;
+        }
     };
     let outcome = inner.queue.submit(
         Arc::new(event),
@@ -592,7 +700,48 @@ where
     }
 }
 
+/// What the store keeps of a request besides its body.
+fn envelope(parts: &http::request::Parts, received_at: SystemTime) -> Envelope {
+    let headers = [
+        header::CONTENT_TYPE,
+        header::USER_AGENT,
+        header::CONTENT_LENGTH,
+    ]
+    .iter()
+    .filter_map(|name| {
+        let value = parts.headers.get(name)?.to_str().ok()?;
+        Some((name.as_str().to_owned(), value.to_owned()))
+    })
+    .collect();
+    let peer = crate::auth::peer_addr(&parts.extensions).map(|addr| addr.to_string());
+    Envelope::new(received_at, peer, headers)
+}
+
 impl<E> Inner<E> {
+    /// [`refuse`](Self::refuse), and with a store, keeps the raw body there to be recovered.
+    fn refuse_and_keep(
+        &self,
+        rejection: Rejection,
+        body: Bytes,
+        envelope: Envelope,
+        received_at: SystemTime,
+    ) -> Rejection {
+        if let Some(store) = &self.queue.store {
+            let store = Arc::clone(store);
+            let (status, reason, body) = (
+                rejection.status().as_u16(),
+                rejection.to_string(),
+                body.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(err) = store.reject(status, reason, envelope, body).await {
+                    tracing::error!(error = %err, "could not keep a refused body in the store");
+                }
+            });
+        }
+        self.refuse(rejection, Some(body), received_at)
+    }
+
     /// Counts a body refused for its size or content, and hands it to the rejected hook.
     fn refuse(
         &self,

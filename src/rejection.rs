@@ -31,6 +31,8 @@ enum RejectionKind {
     BodyHook,
     Decode(DecodeError),
     QueueFull,
+    StoreUnavailable,
+    Starting,
     TooManyBytesInFlight,
     ShuttingDown,
     HandlerFailed,
@@ -98,6 +100,18 @@ impl Rejection {
         }
     }
 
+    pub(crate) fn store_unavailable() -> Self {
+        Self {
+            kind: RejectionKind::StoreUnavailable,
+        }
+    }
+
+    pub(crate) fn starting() -> Self {
+        Self {
+            kind: RejectionKind::Starting,
+        }
+    }
+
     pub(crate) fn queue_full() -> Self {
         Self {
             kind: RejectionKind::QueueFull,
@@ -135,6 +149,8 @@ impl Rejection {
             RejectionKind::BodyRead { .. } => StatusCode::BAD_REQUEST,
             RejectionKind::Decode(err) => err.status(),
             RejectionKind::QueueFull
+            | RejectionKind::StoreUnavailable
+            | RejectionKind::Starting
             | RejectionKind::TooManyBytesInFlight
             | RejectionKind::ShuttingDown
             | RejectionKind::HandlerFailed
@@ -166,6 +182,8 @@ impl Rejection {
                 _ => "malformed_json",
             },
             RejectionKind::QueueFull => "queue_full",
+            RejectionKind::StoreUnavailable => "store_unavailable",
+            RejectionKind::Starting => "starting",
             RejectionKind::ShuttingDown => "shutting_down",
             RejectionKind::HandlerFailed => "handler_failed",
             RejectionKind::HandlerTimedOut => "handler_timed_out",
@@ -265,6 +283,10 @@ impl fmt::Display for Rejection {
             }
             RejectionKind::Decode(err) => fmt::Display::fmt(err, f),
             RejectionKind::QueueFull => f.write_str("the queue is full; retry later"),
+            RejectionKind::StoreUnavailable => {
+                f.write_str("the notification could not be stored; retry later")
+            }
+            RejectionKind::Starting => f.write_str("the receiver is starting; retry later"),
             RejectionKind::ShuttingDown => {
                 f.write_str("the receiver is shutting down; retry later")
             }

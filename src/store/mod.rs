@@ -1,0 +1,395 @@
+//! Durable storage: nothing acknowledged is lost, nothing is handled twice.
+//!
+//! With [`ReceiverBuilder::durable`](crate::ReceiverBuilder::durable), the receiver writes each
+//! notification's body and envelope to a [`Store`] **before** it answers 200: acknowledged
+//! means on disk and fsynced. Concurrent requests are committed together (group commit), so
+//! durability does not cost an fsync per request. The handler is then fed from the store:
+//!
+//! - after a restart, every stored notification not yet handled goes to the handler again,
+//!   and [`Delivery::attempt`](crate::Delivery::attempt) counts the attempts across restarts;
+//! - a failed attempt is retried with exponential backoff; after the last one the notification
+//!   becomes a **dead letter**, kept with its last error until you [replay](Store::replay) it;
+//! - bodies refused with a 4xx are kept too ([`Store::rejected`]), so a notification refused
+//!   by a bug can be recovered after the fix;
+//! - the same notification delivered twice (a retry after a lost 200, a timeout that still
+//!   arrived) is stored and handled **once**: the [de-duplication key](crate::Event::dedup_key)
+//!   is claimed in the same transaction as the record, and kept for a window (24 hours by
+//!   default) after which [`Store::prune`] forgets it.
+//!
+//! A store that fails (disk full, read-only, corrupt) makes the receiver answer 503: the sender
+//! retries, nothing is acknowledged that is not stored.
+//!
+//! [`RedbStore`] is the embedded store, one file in a directory. The trait is the seam for
+//! another backend (a database shared by several receivers).
+//!
+//! ```
+//! use airudder_webhook::store::{RedbStore, Store};
+//! use airudder_webhook::{Delivery, Receiver, model::TaskNotification};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("airudder-doc-{}", std::process::id()));
+//! let store = RedbStore::open(&dir)?;
+//! let receiver = Receiver::builder(|d: Delivery<TaskNotification>| async move {
+//!     println!("attempt {} of task {}", d.attempt(), d.task_id);
+//!     Ok::<_, std::io::Error>(())
+//! })
+//! .allow_unauthenticated()
+//! .durable(store.clone())
+//! .build()?;
+//! # let _ = receiver.shutdown_handle().shutdown(std::time::Duration::from_secs(1)).await;
+//! assert!(store.dead_letters().await?.is_empty());
+//! # drop((receiver, store));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod redb;
+
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+pub use self::redb::RedbStore;
+
+/// A stored notification's id, unique within its store.
+pub type RecordId = u64;
+
+/// What the receiver knew of a request besides its body.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Envelope {
+    /// When the request arrived, in milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+    /// The peer address of the connection, when the server told it.
+    pub peer: Option<String>,
+    /// The headers that matter: `content-type`, `user-agent`, `content-length`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Envelope {
+    pub(crate) fn new(
+        received_at: SystemTime,
+        peer: Option<String>,
+        headers: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            received_at_ms: millis(received_at),
+            peer,
+            headers,
+        }
+    }
+
+    /// When the request arrived.
+    pub fn received_at(&self) -> SystemTime {
+        from_millis(self.received_at_ms)
+    }
+}
+
+pub(crate) fn millis(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+pub(crate) fn from_millis(ms: i64) -> SystemTime {
+    let magnitude = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        SystemTime::UNIX_EPOCH + magnitude
+    } else {
+        SystemTime::UNIX_EPOCH - magnitude
+    }
+}
+
+/// A notification to store.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewRecord {
+    /// The de-duplication key.
+    pub key: [u8; 32],
+    /// The body as decoded (after the body hook, if any).
+    pub body: Bytes,
+    /// The request's envelope.
+    pub envelope: Envelope,
+}
+
+/// What [`Store::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored under this id, durably.
+    Stored(RecordId),
+    /// The key was already claimed: the notification was stored before (under this id).
+    Duplicate(RecordId),
+}
+
+/// The state of a stored notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum RecordState {
+    /// Waiting for the handler, or being handled.
+    Pending,
+    /// The handler failed every attempt: kept until replayed.
+    Dead,
+}
+
+/// A stored notification.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Record {
+    /// Its id.
+    pub id: RecordId,
+    /// Pending or dead.
+    pub state: RecordState,
+    /// Attempts started so far, across restarts.
+    pub attempts: u32,
+    /// The error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// The request's envelope.
+    pub envelope: Envelope,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The body holds personal data: its size only.
+        f.debug_struct("Record")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("attempts", &self.attempts)
+            .field("last_error", &self.last_error)
+            .field("envelope", &self.envelope)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// A body refused with a 4xx, kept so that it can be recovered.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RejectedRecord {
+    /// Its id.
+    pub id: RecordId,
+    /// The status it was answered with.
+    pub status: u16,
+    /// Why, as answered (never a value from the body).
+    pub reason: String,
+    /// The request's envelope.
+    pub envelope: Envelope,
+    /// The raw bytes, as received.
+    pub body: Bytes,
+}
+
+impl fmt::Debug for RejectedRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RejectedRecord")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("envelope", &self.envelope)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// A store that could not do what was asked.
+#[derive(Debug)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    source: Option<crate::BoxError>,
+}
+
+/// The class of a [`StoreError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The storage failed: I/O, disk full, read-only, a lock held by another process.
+    Unavailable,
+    /// A record or the file is corrupt: reported, never skipped.
+    Corrupt,
+    /// No record has this id (or it is not in a state that allows the operation).
+    NotFound,
+    /// The store was closed.
+    Closed,
+    /// A stored body is not a valid notification (it became a dead letter).
+    Invalid,
+}
+
+impl StoreError {
+    /// A new error of this kind, caused by `source`.
+    pub fn new(kind: StoreErrorKind, source: impl Into<crate::BoxError>) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    pub(crate) fn bare(kind: StoreErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// The class of the error.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            StoreErrorKind::Unavailable => "the store is unavailable",
+            StoreErrorKind::Corrupt => "the store holds a corrupt record",
+            StoreErrorKind::NotFound => "no such record in that state",
+            StoreErrorKind::Closed => "the store is closed",
+            StoreErrorKind::Invalid => "the stored body is not a valid notification",
+        };
+        match &self.source {
+            Some(source) => write!(f, "{what}: {source}"),
+            None => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// Where the durable receiver keeps notifications. See the [module guide](self).
+///
+/// Every method that changes the store is durable when its future completes. Implementations
+/// must make [`append`](Store::append) atomic: of two appends with the same key, at the same
+/// instant or not, one stores and the other reports [`Appended::Duplicate`].
+pub trait Store: Send + Sync + 'static {
+    /// Stores a notification unless its key is already claimed.
+    fn append(
+        &self,
+        record: NewRecord,
+    ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
+
+    /// Counts a started attempt (so that a crash mid-attempt still counts); returns the
+    /// attempt number.
+    fn begin_attempt(&self, id: RecordId) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
+    /// The handler succeeded: the record is done (its key stays claimed).
+    fn complete(&self, id: RecordId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// An attempt failed; the record stays pending, with the error kept.
+    fn fail(
+        &self,
+        id: RecordId,
+        error: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The last attempt failed: the record becomes a dead letter, with the error kept.
+    fn dead_letter(
+        &self,
+        id: RecordId,
+        error: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every pending record, oldest first: what a restart hands to the handler again.
+    fn pending(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+
+    /// Every dead letter, oldest first.
+    fn dead_letters(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+
+    /// One record, pending or dead.
+    fn get(&self, id: RecordId) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// Makes a dead letter pending again, attempts reset; returns it.
+    fn replay(&self, id: RecordId) -> impl Future<Output = Result<Record, StoreError>> + Send;
+
+    /// Keeps a refused body.
+    fn reject(
+        &self,
+        status: u16,
+        reason: String,
+        envelope: Envelope,
+        body: Bytes,
+    ) -> impl Future<Output = Result<RecordId, StoreError>> + Send;
+
+    /// Every kept refused body, oldest first.
+    fn rejected(&self) -> impl Future<Output = Result<Vec<RejectedRecord>, StoreError>> + Send;
+
+    /// Forgets a kept refused body (after it was recovered).
+    fn remove_rejected(&self, id: RecordId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets de-duplication keys of done notifications claimed before `before`; returns how
+    /// many.
+    fn prune(&self, before: SystemTime) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// The object-safe form of [`Store`], so that the receiver is not generic over it.
+pub(crate) trait ErasedStore: Send + Sync + 'static {
+    fn append(&self, record: NewRecord) -> BoxFuture<'_, Result<Appended, StoreError>>;
+    fn begin_attempt(&self, id: RecordId) -> BoxFuture<'_, Result<u32, StoreError>>;
+    fn complete(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn fail(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn dead_letter(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
+    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
+    fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>>;
+    fn rejected(&self) -> BoxFuture<'_, Result<Vec<RejectedRecord>, StoreError>>;
+    fn remove_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn reject(
+        &self,
+        status: u16,
+        reason: String,
+        envelope: Envelope,
+        body: Bytes,
+    ) -> BoxFuture<'_, Result<RecordId, StoreError>>;
+    fn prune(&self, before: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
+}
+
+pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl<S: Store> ErasedStore for S {
+    fn append(&self, record: NewRecord) -> BoxFuture<'_, Result<Appended, StoreError>> {
+        Box::pin(Store::append(self, record))
+    }
+    fn begin_attempt(&self, id: RecordId) -> BoxFuture<'_, Result<u32, StoreError>> {
+        Box::pin(Store::begin_attempt(self, id))
+    }
+    fn complete(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(Store::complete(self, id))
+    }
+    fn fail(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(Store::fail(self, id, error))
+    }
+    fn dead_letter(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(Store::dead_letter(self, id, error))
+    }
+    fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        Box::pin(Store::pending(self))
+    }
+    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(Store::get(self, id))
+    }
+    fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>> {
+        Box::pin(Store::replay(self, id))
+    }
+    fn rejected(&self) -> BoxFuture<'_, Result<Vec<RejectedRecord>, StoreError>> {
+        Box::pin(Store::rejected(self))
+    }
+    fn remove_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(Store::remove_rejected(self, id))
+    }
+    fn reject(
+        &self,
+        status: u16,
+        reason: String,
+        envelope: Envelope,
+        body: Bytes,
+    ) -> BoxFuture<'_, Result<RecordId, StoreError>> {
+        Box::pin(Store::reject(self, status, reason, envelope, body))
+    }
+    fn prune(&self, before: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(Store::prune(self, before))
+    }
+}

@@ -1,0 +1,816 @@
+//! The embedded store: one redb file, written by one thread that commits in groups.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    Appended, Envelope, NewRecord, Record, RecordId, RecordState, RejectedRecord, Store,
+    StoreError, StoreErrorKind, millis,
+};
+
+const RECORDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("records");
+const KEYS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("dedup_keys");
+const REJECTED: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+/// The most commands one transaction commits together.
+const MAX_GROUP: usize = 1024;
+
+/// The embedded [`Store`]: a redb database in a directory, fsynced on every commit, with
+/// concurrent writes committed together (group commit).
+///
+/// Cloning is cheap; clones share the database. The file is locked while open: a second
+/// process opening the same directory gets [`StoreErrorKind::Unavailable`].
+#[derive(Clone)]
+pub struct RedbStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    writer: Option<mpsc::UnboundedSender<Command>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl Drop for Inner {
+    /// Lets the writer finish what it was given, so that the file is closed when the last
+    /// clone is gone and can be opened again at once.
+    fn drop(&mut self) {
+        drop(self.writer.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Command {
+    Append(NewRecord, Reply<Appended>),
+    BeginAttempt(RecordId, Reply<u32>),
+    Complete(RecordId, Reply<()>),
+    Fail(RecordId, String, Reply<()>),
+    Dead(RecordId, String, Reply<()>),
+    Replay(RecordId, Reply<Record>),
+    Reject(u16, String, Envelope, Bytes, Reply<RecordId>),
+    RemoveRejected(RecordId, Reply<()>),
+    Prune(i64, Reply<u64>),
+}
+
+fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
+    StoreError::new(StoreErrorKind::Unavailable, err)
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store in `dir`, as the file `airudder.redb`.
+    ///
+    /// A record that cannot be read back (a corrupt write) is reported in the log and moved to
+    /// the [rejected](Store::rejected) bodies with its raw bytes, never skipped silently.
+    ///
+    /// # Errors
+    /// When the directory or the file cannot be created or opened, the file is corrupt beyond
+    /// repair, or another process has it open.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        let path = dir.join("airudder.redb");
+        let db = Database::create(&path).map_err(|err| match err {
+            ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(_)) => {
+                StoreError::new(StoreErrorKind::Corrupt, err)
+            }
+            other => unavailable(other),
+        })?;
+        let db = Arc::new(db);
+        quarantine_corrupt_records(&db)?;
+        let (writer, commands) = mpsc::unbounded_channel();
+        let thread_db = Arc::clone(&db);
+        let thread = std::thread::Builder::new()
+            .name("airudder-store".into())
+            .spawn(move || write_loop(&thread_db, commands))
+            .map_err(unavailable)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                writer: Some(writer),
+                thread: Some(thread),
+                path,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let writer = self
+            .inner
+            .writer
+            .as_ref()
+            .ok_or_else(|| StoreError::bare(StoreErrorKind::Closed))?;
+        writer
+            .send(command(reply))
+            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?;
+        answer
+            .await
+            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.inner.db);
+        tokio::task::spawn_blocking(move || read(&db))
+            .await
+            .map_err(unavailable)?
+    }
+}
+
+impl Store for RedbStore {
+    async fn append(&self, record: NewRecord) -> Result<Appended, StoreError> {
+        self.send(|reply| Command::Append(record, reply)).await
+    }
+
+    async fn begin_attempt(&self, id: RecordId) -> Result<u32, StoreError> {
+        self.send(|reply| Command::BeginAttempt(id, reply)).await
+    }
+
+    async fn complete(&self, id: RecordId) -> Result<(), StoreError> {
+        self.send(|reply| Command::Complete(id, reply)).await
+    }
+
+    async fn fail(&self, id: RecordId, error: String) -> Result<(), StoreError> {
+        self.send(|reply| Command::Fail(id, error, reply)).await
+    }
+
+    async fn dead_letter(&self, id: RecordId, error: String) -> Result<(), StoreError> {
+        self.send(|reply| Command::Dead(id, error, reply)).await
+    }
+
+    async fn pending(&self) -> Result<Vec<Record>, StoreError> {
+        self.read(|db| records_in(db, RecordState::Pending)).await
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<Record>, StoreError> {
+        self.read(|db| records_in(db, RecordState::Dead)).await
+    }
+
+    async fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
+        self.read(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let table = tx.open_table(RECORDS).map_err(unavailable)?;
+            let value = table.get(id).map_err(unavailable)?;
+            value.map(|v| decode_record(id, v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn replay(&self, id: RecordId) -> Result<Record, StoreError> {
+        self.send(|reply| Command::Replay(id, reply)).await
+    }
+
+    async fn reject(
+        &self,
+        status: u16,
+        reason: String,
+        envelope: Envelope,
+        body: Bytes,
+    ) -> Result<RecordId, StoreError> {
+        self.send(|reply| Command::Reject(status, reason, envelope, body, reply))
+            .await
+    }
+
+    async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
+        self.read(|db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let table = tx.open_table(REJECTED).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(unavailable)? {
+                let (id, value) = entry.map_err(unavailable)?;
+                out.push(decode_rejected(id.value(), value.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn remove_rejected(&self, id: RecordId) -> Result<(), StoreError> {
+        self.send(|reply| Command::RemoveRejected(id, reply)).await
+    }
+
+    async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
+        let before = millis(before);
+        self.send(|reply| Command::Prune(before, reply)).await
+    }
+}
+
+// ---- The record format ---------------------------------------------------------------------
+//
+// [version: u8 = 1][state: u8][attempts: u32 LE][header length: u32 LE][header JSON][body]
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    envelope: Envelope,
+    last_error: Option<String>,
+    /// Checked on read: a truncated body is reported, not handed to the handler.
+    body_len: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RejectedHeader {
+    status: u16,
+    reason: String,
+    envelope: Envelope,
+}
+
+fn corrupt(id: RecordId, what: &str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, format!("record {id}: {what}"))
+}
+
+fn encode_record(state: RecordState, attempts: u32, header: &Header, body: &[u8]) -> Vec<u8> {
+    // Serializing a struct of strings and integers cannot fail.
+    let header = serde_json::to_vec(header).unwrap_or_default();
+    let mut out = Vec::with_capacity(10 + header.len() + body.len());
+    out.push(1);
+    out.push(match state {
+        RecordState::Pending => 0,
+        RecordState::Dead => 1,
+    });
+    out.extend_from_slice(&attempts.to_le_bytes());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode_record(id: RecordId, bytes: &[u8]) -> Result<Record, StoreError> {
+    let (&[version, state], rest) = bytes
+        .split_first_chunk::<2>()
+        .ok_or_else(|| corrupt(id, "truncated"))?;
+    if version != 1 {
+        return Err(corrupt(id, "unknown format version"));
+    }
+    let state = match state {
+        0 => RecordState::Pending,
+        1 => RecordState::Dead,
+        _ => return Err(corrupt(id, "unknown state")),
+    };
+    let (attempts, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt(id, "truncated"))?;
+    let (header_len, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt(id, "truncated"))?;
+    let header_len = u32::from_le_bytes(*header_len) as usize;
+    let (header, body) = rest
+        .split_at_checked(header_len)
+        .ok_or_else(|| corrupt(id, "truncated header"))?;
+    let header: Header =
+        serde_json::from_slice(header).map_err(|_| corrupt(id, "unreadable header"))?;
+    if header.body_len != body.len() as u64 {
+        return Err(corrupt(
+            id,
+            "the body is not the length it was written with",
+        ));
+    }
+    Ok(Record {
+        id,
+        state,
+        attempts: u32::from_le_bytes(*attempts),
+        last_error: header.last_error,
+        envelope: header.envelope,
+        body: Bytes::copy_from_slice(body),
+    })
+}
+
+fn encode_rejected(header: &RejectedHeader, body: &[u8]) -> Vec<u8> {
+    let header = serde_json::to_vec(header).unwrap_or_default();
+    let mut out = Vec::with_capacity(4 + header.len() + body.len());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode_rejected(id: RecordId, bytes: &[u8]) -> Result<RejectedRecord, StoreError> {
+    let (header_len, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt(id, "truncated"))?;
+    let (header, body) = rest
+        .split_at_checked(u32::from_le_bytes(*header_len) as usize)
+        .ok_or_else(|| corrupt(id, "truncated header"))?;
+    let header: RejectedHeader =
+        serde_json::from_slice(header).map_err(|_| corrupt(id, "unreadable header"))?;
+    Ok(RejectedRecord {
+        id,
+        status: header.status,
+        reason: header.reason,
+        envelope: header.envelope,
+        body: Bytes::copy_from_slice(body),
+    })
+}
+
+fn records_in(db: &Database, state: RecordState) -> Result<Vec<Record>, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(RECORDS).map_err(unavailable)?;
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(unavailable)? {
+        let (id, value) = entry.map_err(unavailable)?;
+        let record = decode_record(id.value(), value.value())?;
+        if record.state == state {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}
+
+/// Creates the tables, and moves every record that cannot be read back to the rejected table.
+fn quarantine_corrupt_records(db: &Database) -> Result<(), StoreError> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    {
+        let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
+        let mut rejected = tx.open_table(REJECTED).map_err(unavailable)?;
+        tx.open_table(KEYS).map_err(unavailable)?;
+        let mut meta = tx.open_table(META).map_err(unavailable)?;
+        let mut bad = Vec::new();
+        for entry in records.iter().map_err(unavailable)? {
+            let (id, value) = entry.map_err(unavailable)?;
+            if let Err(err) = decode_record(id.value(), value.value()) {
+                bad.push((id.value(), value.value().to_vec(), err));
+            }
+        }
+        for (id, raw, err) in bad {
+            tracing::error!(record = id, error = %err, "corrupt stored notification: moved to the rejected bodies");
+            let rejected_id = next_id(&mut meta, "next_rejected")?;
+            let header = RejectedHeader {
+                status: 0,
+                reason: format!("corrupt stored record {id}: {err}"),
+                envelope: Envelope::new(SystemTime::now(), None, Vec::new()),
+            };
+            rejected
+                .insert(rejected_id, encode_rejected(&header, &raw).as_slice())
+                .map_err(unavailable)?;
+            records.remove(id).map_err(unavailable)?;
+        }
+    }
+    tx.commit().map_err(unavailable)
+}
+
+fn next_id(meta: &mut ::redb::Table<'_, &str, u64>, name: &str) -> Result<u64, StoreError> {
+    let next = meta
+        .get(name)
+        .map_err(unavailable)?
+        .map_or(1, |v| v.value());
+    meta.insert(name, next + 1).map_err(unavailable)?;
+    Ok(next)
+}
+
+// ---- The writer ------------------------------------------------------------------------------
+
+/// Takes every command waiting, applies them in one transaction, commits (fsync), answers.
+fn write_loop(db: &Database, mut commands: mpsc::UnboundedReceiver<Command>) {
+    while let Some(first) = commands.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match commands.try_recv() {
+                Ok(command) => group.push(command),
+                Err(_) => break,
+            }
+        }
+        let mut answers = Vec::with_capacity(group.len());
+        let committed = apply(db, group, &mut answers);
+        for answer in answers {
+            answer.send(committed.as_ref().err());
+        }
+    }
+}
+
+/// The answer to one command, sent once the transaction is committed (or has failed).
+struct Answer(Finish);
+
+/// Sends the reply, or the commit's error instead.
+type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+impl Answer {
+    fn new<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Self {
+        Self(Box::new(move |failed| {
+            let result = match failed {
+                Some(err) => Err(StoreError::new(err.kind(), err.to_string())),
+                None => result,
+            };
+            let _ = reply.send(result);
+        }))
+    }
+
+    fn send(self, failed: Option<&StoreError>) {
+        (self.0)(failed)
+    }
+}
+
+fn apply(db: &Database, group: Vec<Command>, answers: &mut Vec<Answer>) -> Result<(), StoreError> {
+    let tx = match db.begin_write() {
+        Ok(tx) => tx,
+        Err(err) => {
+            let err = unavailable(err);
+            answers.extend(group.into_iter().map(|c| fail_command(c, &err)));
+            return Err(err);
+        }
+    };
+    let result = (|| {
+        let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
+        let mut keys = tx.open_table(KEYS).map_err(unavailable)?;
+        let mut rejected = tx.open_table(REJECTED).map_err(unavailable)?;
+        let mut meta = tx.open_table(META).map_err(unavailable)?;
+        let mut tables = Tables {
+            records: &mut records,
+            keys: &mut keys,
+            rejected: &mut rejected,
+            meta: &mut meta,
+        };
+        for command in group {
+            answers.push(tables.apply(command)?);
+        }
+        Ok::<(), StoreError>(())
+    })();
+    match result {
+        Ok(()) => tx.commit().map_err(unavailable),
+        Err(err) => Err(err),
+    }
+}
+
+fn fail_command(command: Command, err: &StoreError) -> Answer {
+    let e = || StoreError::new(err.kind(), err.to_string());
+    match command {
+        Command::Append(_, r) => Answer::new(r, Err(e())),
+        Command::BeginAttempt(_, r) => Answer::new(r, Err(e())),
+        Command::Complete(_, r)
+        | Command::Fail(_, _, r)
+        | Command::Dead(_, _, r)
+        | Command::RemoveRejected(_, r) => Answer::new(r, Err(e())),
+        Command::Replay(_, r) => Answer::new(r, Err(e())),
+        Command::Reject(_, _, _, _, r) => Answer::new(r, Err(e())),
+        Command::Prune(_, r) => Answer::new(r, Err(e())),
+    }
+}
+
+struct Tables<'a, 't> {
+    records: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
+    keys: &'a mut ::redb::Table<'t, &'static [u8], &'static [u8]>,
+    rejected: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
+    meta: &'a mut ::redb::Table<'t, &'static str, u64>,
+}
+
+impl Tables<'_, '_> {
+    /// Applies one command. A storage error aborts the whole group; a missing record answers
+    /// that command alone.
+    fn apply(&mut self, command: Command) -> Result<Answer, StoreError> {
+        Ok(match command {
+            Command::Append(record, reply) => {
+                let result = self.append(record)?;
+                Answer::new(reply, Ok(result))
+            }
+            Command::BeginAttempt(id, reply) => {
+                let result = self.update(id, |record| {
+                    record.attempts += 1;
+                    Ok(record.attempts)
+                })?;
+                Answer::new(reply, result)
+            }
+            Command::Complete(id, reply) => {
+                let existed = self.records.remove(id).map_err(unavailable)?.is_some();
+                let result = if existed {
+                    Ok(())
+                } else {
+                    Err(StoreError::bare(StoreErrorKind::NotFound))
+                };
+                Answer::new(reply, result)
+            }
+            Command::Fail(id, error, reply) => {
+                let result = self.update(id, |record| {
+                    record.last_error = Some(error);
+                    Ok(())
+                })?;
+                Answer::new(reply, result)
+            }
+            Command::Dead(id, error, reply) => {
+                let result = self.update(id, |record| {
+                    record.last_error = Some(error);
+                    record.state = RecordState::Dead;
+                    Ok(())
+                })?;
+                Answer::new(reply, result)
+            }
+            Command::Replay(id, reply) => {
+                let result = self.update(id, |record| {
+                    if record.state != RecordState::Dead {
+                        return Err(StoreError::bare(StoreErrorKind::NotFound));
+                    }
+                    record.state = RecordState::Pending;
+                    record.attempts = 0;
+                    Ok(record.clone())
+                })?;
+                Answer::new(reply, result)
+            }
+            Command::Reject(status, reason, envelope, body, reply) => {
+                let id = next_id(self.meta, "next_rejected")?;
+                let header = RejectedHeader {
+                    status,
+                    reason,
+                    envelope,
+                };
+                self.rejected
+                    .insert(id, encode_rejected(&header, &body).as_slice())
+                    .map_err(unavailable)?;
+                Answer::new(reply, Ok(id))
+            }
+            Command::RemoveRejected(id, reply) => {
+                let existed = self.rejected.remove(id).map_err(unavailable)?.is_some();
+                let result = if existed {
+                    Ok(())
+                } else {
+                    Err(StoreError::bare(StoreErrorKind::NotFound))
+                };
+                Answer::new(reply, result)
+            }
+            Command::Prune(before, reply) => {
+                let mut stale = Vec::new();
+                for entry in self.keys.iter().map_err(unavailable)? {
+                    let (key, value) = entry.map_err(unavailable)?;
+                    let (id, claimed_at) = decode_key_value(value.value());
+                    if claimed_at < before && self.records.get(id).map_err(unavailable)?.is_none() {
+                        stale.push(key.value().to_vec());
+                    }
+                }
+                for key in &stale {
+                    self.keys.remove(key.as_slice()).map_err(unavailable)?;
+                }
+                Answer::new(reply, Ok(stale.len() as u64))
+            }
+        })
+    }
+
+    fn append(&mut self, record: NewRecord) -> Result<Appended, StoreError> {
+        if let Some(existing) = self.keys.get(record.key.as_slice()).map_err(unavailable)? {
+            return Ok(Appended::Duplicate(decode_key_value(existing.value()).0));
+        }
+        let id = next_id(self.meta, "next_record")?;
+        let claimed_at = record.envelope.received_at_ms;
+        let header = Header {
+            envelope: record.envelope,
+            last_error: None,
+            body_len: record.body.len() as u64,
+        };
+        let encoded = encode_record(RecordState::Pending, 0, &header, &record.body);
+        self.records
+            .insert(id, encoded.as_slice())
+            .map_err(unavailable)?;
+        let mut key_value = [0u8; 16];
+        key_value[..8].copy_from_slice(&id.to_le_bytes());
+        key_value[8..].copy_from_slice(&claimed_at.to_le_bytes());
+        self.keys
+            .insert(record.key.as_slice(), key_value.as_slice())
+            .map_err(unavailable)?;
+        Ok(Appended::Stored(id))
+    }
+
+    /// Reads, changes and writes back one record; `Ok(Err(NotFound))` when it is not there.
+    fn update<T>(
+        &mut self,
+        id: RecordId,
+        change: impl FnOnce(&mut Record) -> Result<T, StoreError>,
+    ) -> Result<Result<T, StoreError>, StoreError> {
+        let Some(value) = self.records.get(id).map_err(unavailable)? else {
+            return Ok(Err(StoreError::bare(StoreErrorKind::NotFound)));
+        };
+        let mut record = decode_record(id, value.value())?;
+        drop(value);
+        let result = change(&mut record);
+        if result.is_ok() {
+            let header = Header {
+                envelope: record.envelope.clone(),
+                last_error: record.last_error.clone(),
+                body_len: record.body.len() as u64,
+            };
+            let encoded = encode_record(record.state, record.attempts, &header, &record.body);
+            self.records
+                .insert(id, encoded.as_slice())
+                .map_err(unavailable)?;
+        }
+        Ok(result)
+    }
+}
+
+fn decode_key_value(value: &[u8]) -> (RecordId, i64) {
+    let mut id = [0u8; 8];
+    let mut at = [0u8; 8];
+    if value.len() == 16 {
+        id.copy_from_slice(&value[..8]);
+        at.copy_from_slice(&value[8..]);
+    }
+    (u64::from_le_bytes(id), i64::from_le_bytes(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("airudder-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn new_record(key: u8, body: &str) -> NewRecord {
+        NewRecord {
+            key: [key; 32],
+            body: Bytes::from(body.to_owned()),
+            envelope: Envelope::new(
+                SystemTime::now(),
+                Some("127.0.0.1:1".into()),
+                vec![("user-agent".into(), "Airudder".into())],
+            ),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_lives_through_its_states_and_a_reopen() {
+        let dir = temp_dir("states");
+        let store = RedbStore::open(&dir).unwrap();
+        let Appended::Stored(a) = store.append(new_record(1, "a")).await.unwrap() else {
+            panic!()
+        };
+        let Appended::Stored(b) = store.append(new_record(2, "b")).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            store.append(new_record(1, "a again")).await.unwrap(),
+            Appended::Duplicate(a)
+        );
+        assert_eq!(store.begin_attempt(a).await.unwrap(), 1);
+        store.fail(a, "boom".into()).await.unwrap();
+        assert_eq!(store.begin_attempt(a).await.unwrap(), 2);
+        store.dead_letter(a, "boom twice".into()).await.unwrap();
+        store.complete(b).await.unwrap();
+        assert_eq!(
+            store.complete(b).await.unwrap_err().kind(),
+            StoreErrorKind::NotFound
+        );
+        drop(store);
+
+        let store = RedbStore::open(&dir).unwrap();
+        assert!(store.pending().await.unwrap().is_empty());
+        let dead = store.dead_letters().await.unwrap();
+        assert_eq!(
+            (dead.len(), dead[0].attempts, dead[0].last_error.as_deref()),
+            (1, 2, Some("boom twice"))
+        );
+        assert_eq!(&dead[0].body[..], b"a");
+        assert_eq!(dead[0].envelope.peer.as_deref(), Some("127.0.0.1:1"));
+        let replayed = store.replay(a).await.unwrap();
+        assert_eq!(
+            (replayed.state, replayed.attempts),
+            (RecordState::Pending, 0)
+        );
+        assert_eq!(store.pending().await.unwrap().len(), 1);
+        assert_eq!(
+            store.replay(a).await.unwrap_err().kind(),
+            StoreErrorKind::NotFound,
+            "only a dead letter replays"
+        );
+        // The done notification's key is still claimed until pruned.
+        assert_eq!(
+            store.append(new_record(2, "b again")).await.unwrap(),
+            Appended::Duplicate(b)
+        );
+        assert_eq!(
+            store
+                .prune(SystemTime::now() + std::time::Duration::from_secs(1))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(matches!(
+            store.append(new_record(2, "b again")).await.unwrap(),
+            Appended::Stored(_)
+        ));
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_of_one_key_store_once_and_commit_in_groups() {
+        let dir = temp_dir("concurrent");
+        let store = RedbStore::open(&dir).unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .append(new_record(if i % 2 == 0 { 7 } else { 100 + i as u8 }, "x"))
+                        .await
+                })
+            })
+            .collect();
+        let mut stored = 0;
+        for task in tasks {
+            if let Appended::Stored(_) = task.await.unwrap().unwrap() {
+                stored += 1;
+            }
+        }
+        assert_eq!(
+            stored,
+            1 + 32,
+            "one for the shared key, one for each distinct key"
+        );
+        assert_eq!(store.pending().await.unwrap().len(), 33);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_process_or_a_garbage_file_is_an_error() {
+        let dir = temp_dir("locked");
+        let store = RedbStore::open(&dir).unwrap();
+        assert_eq!(
+            RedbStore::open(&dir).unwrap_err().kind(),
+            StoreErrorKind::Unavailable
+        );
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::write(dir.join("airudder.redb"), vec![0xA5; 64 * 1024]).unwrap();
+        assert!(RedbStore::open(&dir).is_err(), "a garbage file is reported");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_record_is_reported_and_kept_not_skipped() {
+        let dir = temp_dir("corrupt");
+        {
+            let store = RedbStore::open(&dir).unwrap();
+            let tx = store.inner.db.begin_write().unwrap();
+            tx.open_table(RECORDS)
+                .unwrap()
+                .insert(42, &b"\x01\x00half"[..])
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store = RedbStore::open(&dir).unwrap();
+            assert!(store.pending().await.unwrap().is_empty());
+            let rejected = store.rejected().await.unwrap();
+            assert_eq!(rejected.len(), 1);
+            assert!(
+                rejected[0].reason.contains("corrupt stored record 42"),
+                "{}",
+                rejected[0].reason
+            );
+            assert_eq!(&rejected[0].body[..], b"\x01\x00half");
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn records_round_trip_and_truncation_is_detected() {
+        let header = Header {
+            envelope: Envelope::new(SystemTime::UNIX_EPOCH, None, vec![]),
+            last_error: Some("e".into()),
+            body_len: 4,
+        };
+        let encoded = encode_record(RecordState::Dead, 3, &header, b"body");
+        let record = decode_record(9, &encoded).unwrap();
+        assert_eq!(
+            (record.state, record.attempts, &record.body[..]),
+            (RecordState::Dead, 3, &b"body"[..])
+        );
+        for cut in 0..encoded.len() {
+            assert_eq!(
+                decode_record(9, &encoded[..cut]).unwrap_err().kind(),
+                StoreErrorKind::Corrupt,
+                "cut at {cut}"
+            );
+        }
+    }
+}
