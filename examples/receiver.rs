@@ -5,18 +5,34 @@
 //! stderr (`RUST_LOG` sets the level, default `info`).
 //!
 //! - `AIRUDDER_LISTEN`: the address to listen on (default `127.0.0.1:3000`).
-//! - `AIRUDDER_ACK`: `memory` (default) answers 200 once the notification is queued;
-//!   `handled` answers once it is printed.
+//! - `AIRUDDER_ACK`: `durable` (default) answers 200 once the notification is stored and
+//!   fsynced in `AIRUDDER_DATA_DIR` (default `./airudder-data`), redelivers after a restart and
+//!   de-duplicates; `memory` answers once it is queued in memory; `handled` once it is printed.
 //! - `AIRUDDER_TOKEN`: when set, a request must carry `?token=<value>` (configure Airudder's
 //!   URL so); when unset the receiver runs open, and says so on stderr.
 //!
-//! Ctrl-C or SIGTERM stops accepting, finishes the requests in flight and drains the queue.
+//! Ctrl-C or SIGTERM stops accepting, finishes the requests in flight and drains the queue;
+//! with the durable ack, what is not printed yet stays stored for the next start.
+//!
+//! With the receiver stopped (the store is locked while it runs), the same command inspects
+//! and repairs the store, printing JSON lines:
+//!
+//! ```text
+//! cargo run --example receiver -- dead-letters        # notifications the handler gave up on
+//! cargo run --example receiver -- rejected            # bodies refused with a 4xx
+//! cargo run --example receiver -- show ID             # one stored notification, body included
+//! cargo run --example receiver -- show-rejected ID    # one refused body
+//! cargo run --example receiver -- replay ID           # a dead letter: handled at the next start
+//! cargo run --example receiver -- replay-rejected ID  # a refused body that is valid now
+//! ```
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use airudder_webhook::Event;
 use airudder_webhook::auth::QueryToken;
 use airudder_webhook::model::TaskNotification;
+use airudder_webhook::store::{Appended, NewRecord, Record, RedbStore, RejectedRecord, Store};
 use airudder_webhook::{AckPolicy, Delivery, Receiver};
 use axum::Router;
 use axum::routing::get;
@@ -33,19 +49,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let listen = std::env::var("AIRUDDER_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let ack = match std::env::var("AIRUDDER_ACK").as_deref() {
-        Err(_) | Ok("memory") => AckPolicy::Memory,
-        Ok("handled") => AckPolicy::handled(Duration::from_secs(10)),
+    let data_dir = std::env::var("AIRUDDER_DATA_DIR").unwrap_or_else(|_| "./airudder-data".into());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.is_empty() {
+        return admin(&data_dir, &args).await;
+    }
+
+    let builder = Receiver::builder(print_notification);
+    let builder = match std::env::var("AIRUDDER_ACK").as_deref() {
+        Err(_) | Ok("durable") => builder.durable(RedbStore::open(&data_dir)?),
+        Ok("memory") => builder.ack(AckPolicy::Memory),
+        Ok("handled") => builder.ack(AckPolicy::handled(Duration::from_secs(10))),
         Ok(other) => {
-            return Err(format!("AIRUDDER_ACK={other:?}: use `memory` or `handled`").into());
+            return Err(
+                format!("AIRUDDER_ACK={other:?}: use `durable`, `memory` or `handled`").into(),
+            );
         }
     };
-
-    let builder = Receiver::builder(print_notification).ack(ack);
     let builder = match std::env::var("AIRUDDER_TOKEN") {
         Ok(token) => builder.authorize(QueryToken::new([token])?),
         Err(_) => {
-            eprintln!("AIRUDDER_TOKEN is not set: running open, without authentication");
+            say("AIRUDDER_TOKEN is not set: running open, without authentication");
             builder.allow_unauthenticated()
         }
     };
@@ -56,19 +80,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/health", get(|| async { "ok" }));
 
     let listener = tokio::net::TcpListener::bind(&listen).await?;
-    eprintln!(
+    say(&format!(
         "listening on http://{}/airudder/task",
         listener.local_addr()?
-    );
+    ));
     axum::serve(listener, app)
         .with_graceful_shutdown(stop_signal())
         .await?;
 
     let report = shutdown.shutdown(Duration::from_secs(30)).await;
-    eprintln!(
+    say(&format!(
         "stopped: {} handled, {} failed, {} left unhandled",
         report.handled, report.failed, report.left
-    );
+    ));
     Ok(())
 }
 
@@ -95,4 +119,109 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("stop signal received: finishing requests in flight, draining the queue");
+}
+
+/// The offline subcommands: inspect and repair the store while the receiver is stopped.
+async fn admin(data_dir: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let store = RedbStore::open(data_dir)?;
+    let id = || -> Result<u64, Box<dyn std::error::Error>> {
+        Ok(args.get(1).ok_or("this command takes an ID")?.parse()?)
+    };
+    let find_rejected = |id: u64, all: Vec<RejectedRecord>| {
+        all.into_iter()
+            .find(|r| r.id == id)
+            .ok_or("no refused body with this ID")
+    };
+    let mut out = std::io::stdout().lock();
+    match args[0].as_str() {
+        "dead-letters" => {
+            for record in store.dead_letters().await? {
+                writeln!(out, "{}", summary(&record))?;
+            }
+        }
+        "rejected" => {
+            for rejected in store.rejected().await? {
+                writeln!(out, "{}", rejected_json(&rejected, false))?;
+            }
+        }
+        "show" => {
+            let record = store
+                .get(id()?)
+                .await?
+                .ok_or("no stored notification with this ID")?;
+            let mut json = summary(&record);
+            json["body"] = serde_json::from_slice(&record.body)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&record.body).into());
+            writeln!(out, "{json}")?;
+        }
+        "show-rejected" => {
+            let rejected = find_rejected(id()?, store.rejected().await?)?;
+            writeln!(out, "{}", rejected_json(&rejected, true))?;
+        }
+        "replay" => {
+            let record = store.replay(id()?).await?;
+            writeln!(out, "{}", summary(&record))?;
+            eprintln!("pending again: the receiver hands it to the handler at its next start");
+        }
+        "replay-rejected" => {
+            let rejected = find_rejected(id()?, store.rejected().await?)?;
+            let notification: TaskNotification = airudder_webhook::decode(&rejected.body)?;
+            let record = NewRecord::new(
+                notification.dedup_key(),
+                rejected.body.clone(),
+                rejected.envelope.clone(),
+            );
+            let stored = match store.append(record).await? {
+                Appended::Stored(new) | Appended::Duplicate(new) => new,
+            };
+            store.remove_rejected(rejected.id).await?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({ "rejected": rejected.id, "stored": stored })
+            )?;
+            eprintln!("stored: the receiver hands it to the handler at its next start");
+        }
+        other => {
+            return Err(
+                format!("unknown command {other:?}: see the head of examples/receiver.rs").into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn summary(record: &Record) -> serde_json::Value {
+    let task_id = airudder_webhook::decode::<TaskNotification>(&record.body)
+        .map(|n| n.task_id)
+        .ok();
+    serde_json::json!({
+        "id": record.id,
+        "state": format!("{:?}", record.state).to_lowercase(),
+        "attempts": record.attempts,
+        "last_error": record.last_error,
+        "received_at_ms": record.envelope.received_at_ms,
+        "peer": record.envelope.peer,
+        "task_id": task_id,
+        "bytes": record.body.len(),
+    })
+}
+
+fn rejected_json(rejected: &RejectedRecord, with_body: bool) -> serde_json::Value {
+    let mut json = serde_json::json!({
+        "id": rejected.id,
+        "status": rejected.status,
+        "reason": rejected.reason,
+        "received_at_ms": rejected.envelope.received_at_ms,
+        "bytes": rejected.body.len(),
+    });
+    if with_body {
+        json["body"] = String::from_utf8_lossy(&rejected.body).into();
+    }
+    json
+}
+
+/// A line on stderr; a closed stderr is no reason to fail.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -4,100 +4,36 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
-use tokio::process::{Child, Command};
-
-struct Running {
-    child: Child,
-    addr: String,
-    stdout: Lines<BufReader<tokio::process::ChildStdout>>,
-    stderr: Lines<BufReader<tokio::process::ChildStderr>>,
-    /// What the example wrote on stderr before it listened.
-    startup: String,
-}
-
-fn example_binary(name: &str) -> PathBuf {
-    // target/<profile>/deps/examples-<hash> → target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the whole suite with `cargo test`, which builds the examples",
-        path.display()
-    );
-    path
-}
-
-async fn start(name: &str, env: &[(&str, &str)]) -> Running {
-    let mut child = Command::new(example_binary(name))
-        .env("AIRUDDER_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "trace")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut startup = String::new();
-    let addr = loop {
-        let line = next_line(&mut stderr)
-            .await
-            .expect("the example says where it listens");
-        if let Some(rest) = line.strip_prefix("listening on http://") {
-            break rest.trim_end_matches("/airudder/task").to_owned();
-        }
-        startup.push_str(&line);
-        startup.push('\n');
-    };
-    Running {
-        child,
-        addr,
-        stdout,
-        stderr,
-        startup,
-    }
-}
-
-async fn next_line<R: AsyncRead + Unpin>(lines: &mut Lines<BufReader<R>>) -> Option<String> {
-    tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("a line within 20 s")
-        .unwrap()
-}
-
-async fn post_example(addr: &str) {
-    let url = format!("http://{addr}/airudder/task");
-    let (status, _, body) = support::send("POST", &url, "application/json", support::EXAMPLE).await;
-    assert_eq!((status.as_u16(), &body[..]), (200, &b"{}"[..]));
-}
+use support::process::{next_line, post_example, start};
 
 #[tokio::test]
 async fn the_receiver_prints_each_notification_as_one_json_line_and_stops_on_sigterm() {
-    for ack in ["memory", "handled"] {
+    for ack in ["durable", "memory", "handled"] {
         let mut running = start("receiver", &[("AIRUDDER_ACK", ack)]).await;
+        let mut second = support::example_value();
+        second["task_id"] = "second-task".into();
         post_example(&running.addr).await;
-        post_example(&running.addr).await;
+        let url = format!("http://{}/airudder/task", running.addr);
+        let (status, _, _) = support::send(
+            "POST",
+            &url,
+            "application/json",
+            serde_json::to_vec(&second).unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let mut printed = Vec::new();
         for _ in 0..2 {
             let line = next_line(&mut running.stdout)
                 .await
                 .expect("one line per notification");
-            let printed: Value = serde_json::from_str(&line).expect("each stdout line is JSON");
-            assert_eq!(printed, support::example_value(), "{ack}");
+            printed.push(serde_json::from_str::<Value>(&line).expect("each stdout line is JSON"));
         }
+        printed.sort_by_key(|v| v["task_id"].as_str().unwrap().to_owned());
+        assert_eq!(printed, [support::example_value(), second], "{ack}");
         let (status, _, _) = support::send(
             "GET",
             &format!("http://{}/health", running.addr),

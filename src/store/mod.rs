@@ -71,7 +71,8 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub(crate) fn new(
+    /// An envelope (for a [`Store`] implementation reading one back).
+    pub fn new(
         received_at: SystemTime,
         peer: Option<String>,
         headers: Vec<(String, String)>,
@@ -117,6 +118,17 @@ pub struct NewRecord {
     pub envelope: Envelope,
 }
 
+impl NewRecord {
+    /// A notification to store under its de-duplication key.
+    pub fn new(key: [u8; 32], body: Bytes, envelope: Envelope) -> Self {
+        Self {
+            key,
+            body,
+            envelope,
+        }
+    }
+}
+
 /// What [`Store::append`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
@@ -154,6 +166,27 @@ pub struct Record {
     pub body: Bytes,
 }
 
+impl Record {
+    /// A record (for a [`Store`] implementation reading one back).
+    pub fn new(
+        id: RecordId,
+        state: RecordState,
+        attempts: u32,
+        last_error: Option<String>,
+        envelope: Envelope,
+        body: Bytes,
+    ) -> Self {
+        Self {
+            id,
+            state,
+            attempts,
+            last_error,
+            envelope,
+            body,
+        }
+    }
+}
+
 impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The body holds personal data: its size only.
@@ -182,6 +215,19 @@ pub struct RejectedRecord {
     pub envelope: Envelope,
     /// The raw bytes, as received.
     pub body: Bytes,
+}
+
+impl RejectedRecord {
+    /// A kept refused body (for a [`Store`] implementation reading one back).
+    pub fn new(id: RecordId, status: u16, reason: String, envelope: Envelope, body: Bytes) -> Self {
+        Self {
+            id,
+            status,
+            reason,
+            envelope,
+            body,
+        }
+    }
 }
 
 impl fmt::Debug for RejectedRecord {

@@ -1,6 +1,8 @@
 //! Fixtures shared by the tests and the benches.
 #![allow(dead_code)]
 
+pub(crate) mod process;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
@@ -68,4 +70,26 @@ pub(crate) async fn send(
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.expect("a whole body").to_bytes();
     (parts.status, parts.headers, bytes)
+}
+
+/// Like [`send`], but a refused connection is an `Err` rather than a panic.
+pub(crate) async fn try_send(
+    url: &str,
+    body: impl Into<Bytes>,
+) -> Result<http::StatusCode, String> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let request = http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(body.into()))
+        .map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(status)
 }

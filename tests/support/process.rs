@@ -1,0 +1,106 @@
+//! Running the examples as child processes, as a user runs them.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
+use tokio::process::{Child, Command};
+
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
+    pub(crate) stdout: Lines<BufReader<tokio::process::ChildStdout>>,
+    pub(crate) stderr: Lines<BufReader<tokio::process::ChildStderr>>,
+    /// What the example wrote on stderr before it listened.
+    pub(crate) startup: String,
+}
+
+pub(crate) fn example_binary(name: &str) -> PathBuf {
+    // target/<profile>/deps/examples-<hash> → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the whole suite with `cargo test`, which builds the examples",
+        path.display()
+    );
+    path
+}
+
+/// A directory of its own for each run's store, removed when the test ends.
+pub(crate) struct DataDir(pub(crate) PathBuf);
+
+impl DataDir {
+    pub(crate) fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(std::env::temp_dir().join(format!("airudder-examples-{}-{n}", std::process::id())))
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) async fn start(name: &str, env: &[(&str, &str)]) -> Running {
+    let data = DataDir::new();
+    start_in(name, &data, env).await
+}
+
+pub(crate) async fn start_in(name: &str, data: &DataDir, env: &[(&str, &str)]) -> Running {
+    let mut child = Command::new(example_binary(name))
+        .env("AIRUDDER_LISTEN", "127.0.0.1:0")
+        .env("AIRUDDER_DATA_DIR", &data.0)
+        .env("RUST_LOG", "trace")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut startup = String::new();
+    let addr = loop {
+        let line = next_line(&mut stderr)
+            .await
+            .expect("the example says where it listens");
+        if let Some(rest) = line.strip_prefix("listening on http://") {
+            break rest.trim_end_matches("/airudder/task").to_owned();
+        }
+        startup.push_str(&line);
+        startup.push('\n');
+    };
+    Running {
+        child,
+        addr,
+        stdout,
+        stderr,
+        startup,
+    }
+}
+
+pub(crate) async fn next_line<R: AsyncRead + Unpin>(
+    lines: &mut Lines<BufReader<R>>,
+) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("a line within 20 s")
+        .unwrap()
+}
+
+pub(crate) async fn post_example(addr: &str) {
+    let url = format!("http://{addr}/airudder/task");
+    let (status, _, body) = super::send("POST", &url, "application/json", super::EXAMPLE).await;
+    assert_eq!((status.as_u16(), &body[..]), (200, &b"{}"[..]));
+}
