@@ -193,3 +193,108 @@ async fn the_receiver_says_when_it_runs_open() {
         running.startup
     );
 }
+
+/// Runs the receiver example with these arguments on a data directory, and returns stdout.
+async fn admin(data: &support::process::DataDir, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(support::process::example_binary("receiver"))
+        .env("AIRUDDER_DATA_DIR", &data.0)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON lines"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_and_refused_bodies_are_listed_shown_and_replayed_from_the_command_line() {
+    use airudder_webhook::Event;
+    use airudder_webhook::model::TaskNotification;
+    use airudder_webhook::store::{Appended, Envelope, NewRecord, RedbStore, Store};
+
+    let notification = |task: &str| {
+        let mut body = support::example_value();
+        body["task_id"] = task.into();
+        bytes::Bytes::from(serde_json::to_vec(&body).unwrap())
+    };
+    let data = support::process::DataDir::new();
+    let dead_id = {
+        let store = RedbStore::open(&data.0).unwrap();
+        let body = notification("dead-1");
+        let key = airudder_webhook::decode::<TaskNotification>(&body)
+            .unwrap()
+            .dedup_key();
+        let envelope = Envelope::new(std::time::SystemTime::now(), None, Vec::new());
+        let Appended::Stored(id) = store
+            .append(NewRecord::new(key, body, envelope.clone()))
+            .await
+            .unwrap()
+        else {
+            panic!("stored")
+        };
+        store.begin_attempt(id).await.unwrap();
+        store
+            .dead_letter(id, "ledger unavailable".into())
+            .await
+            .unwrap();
+        store
+            .reject(
+                400,
+                "the body hook could not decode the body".into(),
+                envelope,
+                notification("refused-1"),
+            )
+            .await
+            .unwrap();
+        id
+    };
+
+    let dead = lines(&admin(&data, &["dead-letters"]).await);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            &dead[0]["task_id"],
+            &dead[0]["attempts"],
+            &dead[0]["last_error"]
+        ),
+        (&"dead-1".into(), &1.into(), &"ledger unavailable".into())
+    );
+    let shown = lines(&admin(&data, &["show", &dead_id.to_string()]).await);
+    assert_eq!(shown[0]["body"]["task_id"], "dead-1");
+    let refused = lines(&admin(&data, &["rejected"]).await);
+    assert_eq!((refused.len(), &refused[0]["status"]), (1, &400.into()));
+    let refused_id = refused[0]["id"].to_string();
+    let shown = lines(&admin(&data, &["show-rejected", &refused_id]).await);
+    assert!(shown[0]["body"].as_str().unwrap().contains("refused-1"));
+
+    admin(&data, &["replay", &dead_id.to_string()]).await;
+    admin(&data, &["replay-rejected", &refused_id]).await;
+    assert_eq!(admin(&data, &["dead-letters"]).await, "");
+    assert_eq!(admin(&data, &["rejected"]).await, "");
+
+    // The next start hands both to the handler.
+    let mut running = support::process::start_in("receiver", &data, &[]).await;
+    let mut printed = Vec::new();
+    for _ in 0..2 {
+        let line = next_line(&mut running.stdout).await.unwrap();
+        printed.push(
+            serde_json::from_str::<Value>(&line).unwrap()["task_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    printed.sort();
+    assert_eq!(printed, ["dead-1", "refused-1"]);
+}
