@@ -67,5 +67,62 @@ fn request_to_200(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, request_to_200);
+/// 64 requests at once, distinct notifications: the in-memory ack against the durable one
+/// (stored and fsynced before each 200, committed in groups).
+fn concurrent_load(c: &mut Criterion) {
+    const CONCURRENT: usize = 64;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = std::env::temp_dir().join(format!("airudder-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let template = std::str::from_utf8(support::EXAMPLE).unwrap().to_owned();
+    let next = std::sync::atomic::AtomicU64::new(0);
+    // A body with a task id of its own, so that no request is a duplicate of another.
+    let distinct = || {
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Bytes::from(template.replacen("ic1a7a8f2bxxx9f5e343a2ec25a9b2", &format!("{n:030}"), 1))
+    };
+    let receivers = runtime.block_on(async {
+        let handler = |_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) };
+        let memory = Receiver::builder(handler).allow_unauthenticated().queue_capacity(1 << 16).build().unwrap();
+        let store = airudder_webhook::store::RedbStore::open(&dir).unwrap();
+        let durable = Receiver::builder(handler)
+            .allow_unauthenticated()
+            .queue_capacity(1 << 16)
+            .durable(store)
+            .build()
+            .unwrap();
+        [("in-memory ack (baseline)", memory), ("durable ack, redb", durable)]
+    });
+
+    let mut group = c.benchmark_group(format!("concurrent/{CONCURRENT} requests"));
+    group.throughput(Throughput::Elements(CONCURRENT as u64));
+    group.sample_size(20);
+    for (name, receiver) in &receivers {
+        group.bench_function(*name, |b| {
+            b.iter_custom(|iters| {
+                let bodies: Vec<Vec<Bytes>> = (0..iters).map(|_| (0..CONCURRENT).map(|_| distinct()).collect()).collect();
+                let start = std::time::Instant::now();
+                for batch in bodies {
+                    runtime.block_on(async {
+                        let requests: Vec<_> = batch
+                            .into_iter()
+                            .map(|body| tokio::spawn(receiver.clone().oneshot(support::post(body))))
+                            .collect();
+                        for request in requests {
+                            assert_eq!(request.await.unwrap().unwrap().status(), 200);
+                        }
+                    });
+                }
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+    for (_, receiver) in receivers {
+        runtime.block_on(receiver.shutdown_handle().shutdown(std::time::Duration::from_secs(30)));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, request_to_200, concurrent_load);
 criterion_main!(benches);
