@@ -71,7 +71,11 @@ fn request_to_200(c: &mut Criterion) {
 /// (stored and fsynced before each 200, committed in groups).
 fn concurrent_load(c: &mut Criterion) {
     const CONCURRENT: usize = 64;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("airudder-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let template = std::str::from_utf8(support::EXAMPLE).unwrap().to_owned();
@@ -83,7 +87,11 @@ fn concurrent_load(c: &mut Criterion) {
     };
     let receivers = runtime.block_on(async {
         let handler = |_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) };
-        let memory = Receiver::builder(handler).allow_unauthenticated().queue_capacity(1 << 16).build().unwrap();
+        let memory = Receiver::builder(handler)
+            .allow_unauthenticated()
+            .queue_capacity(1 << 16)
+            .build()
+            .unwrap();
         let store = airudder_webhook::store::RedbStore::open(&dir).unwrap();
         let durable = Receiver::builder(handler)
             .allow_unauthenticated()
@@ -91,7 +99,10 @@ fn concurrent_load(c: &mut Criterion) {
             .durable(store)
             .build()
             .unwrap();
-        [("in-memory ack (baseline)", memory), ("durable ack, redb", durable)]
+        [
+            ("in-memory ack (baseline)", memory),
+            ("durable ack, redb", durable),
+        ]
     });
 
     let mut group = c.benchmark_group(format!("concurrent/{CONCURRENT} requests"));
@@ -100,7 +111,9 @@ fn concurrent_load(c: &mut Criterion) {
     for (name, receiver) in &receivers {
         group.bench_function(*name, |b| {
             b.iter_custom(|iters| {
-                let bodies: Vec<Vec<Bytes>> = (0..iters).map(|_| (0..CONCURRENT).map(|_| distinct()).collect()).collect();
+                let bodies: Vec<Vec<Bytes>> = (0..iters)
+                    .map(|_| (0..CONCURRENT).map(|_| distinct()).collect())
+                    .collect();
                 let start = std::time::Instant::now();
                 for batch in bodies {
                     runtime.block_on(async {
@@ -119,7 +132,11 @@ fn concurrent_load(c: &mut Criterion) {
     }
     group.finish();
     for (_, receiver) in receivers {
-        runtime.block_on(receiver.shutdown_handle().shutdown(std::time::Duration::from_secs(30)));
+        runtime.block_on(
+            receiver
+                .shutdown_handle()
+                .shutdown(std::time::Duration::from_secs(30)),
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -207,6 +207,8 @@ pub(crate) struct Job<E> {
     memory: Option<OwnedSemaphorePermit>,
     /// The stored record, with the durable ack.
     record: Option<RecordId>,
+    /// Whether the store already counts the first attempt (a notification just stored).
+    first_counted: bool,
 }
 
 /// The request path's end of the queue.
@@ -245,6 +247,13 @@ impl<E: Event> Queue<E> {
         let (tx, rx) = mpsc::channel(config.capacity);
         let (stop, _) = watch::channel(false);
         let durable = config.store.is_some();
+        let (done_tx, done_rx) = match &config.store {
+            Some(_) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         let shared = Arc::new(Shared {
             accepting: AtomicBool::new(true),
             ready: watch::channel(!durable).0,
@@ -260,6 +269,7 @@ impl<E: Event> Queue<E> {
             handler_timeout: config.handler_timeout,
             shared: Arc::clone(&shared),
             store: config.store.clone(),
+            done: done_tx,
         });
         let rx = Arc::new(Mutex::new(rx));
         let mut handles: Vec<_> = (0..config.workers)
@@ -273,7 +283,9 @@ impl<E: Event> Queue<E> {
             shared: Arc::clone(&shared),
             store: config.store,
         };
-        if let Some(store) = &queue.store {
+        drop(worker); // the completer ends once the last worker is gone
+        if let (Some(store), Some(done_rx)) = (&queue.store, done_rx) {
+            handles.push(tokio::spawn(complete(Arc::clone(store), done_rx)));
             handles.push(tokio::spawn(
                 queue.clone_sender().redeliver(Arc::clone(store)),
             ));
@@ -340,6 +352,7 @@ impl<E: Event> Queue<E> {
             deadline: None,
             memory: None,
             record: Some(record.id),
+            first_counted: false,
         };
         self.tx
             .send(job)
@@ -388,6 +401,7 @@ impl<E: Event> Queue<E> {
                     deadline: None,
                     memory,
                     record: Some(id),
+                    first_counted: true,
                 });
                 bump(&self.shared.counters.queued);
                 Ok(())
@@ -434,6 +448,7 @@ impl<E: Event> Queue<E> {
             deadline,
             memory,
             record: None,
+            first_counted: false,
         };
         match self.tx.try_send(job) {
             Ok(()) => {
@@ -460,6 +475,25 @@ struct Worker<E, H> {
     handler_timeout: Duration,
     shared: Arc<Shared>,
     store: Option<Arc<dyn ErasedStore>>,
+    /// Handled records, for the completer to mark done.
+    done: Option<mpsc::UnboundedSender<RecordId>>,
+}
+
+/// Marks handled records done, all those waiting in one go (one commit for many), so that a
+/// worker never waits for a commit after a success. Ends once every worker has.
+async fn complete(store: Arc<dyn ErasedStore>, mut done: mpsc::UnboundedReceiver<RecordId>) {
+    while let Some(first) = done.recv().await {
+        let mut ids = vec![first];
+        while let Ok(id) = done.try_recv() {
+            ids.push(id);
+        }
+        let writes: Vec<_> = ids.iter().map(|&id| (id, store.complete(id))).collect();
+        for (id, write) in writes {
+            if let Err(err) = write.await {
+                tracing::error!(record = id, error = %err, "could not mark a handled notification done; it may be delivered again after a restart");
+            }
+        }
+    }
 }
 
 /// Forgets de-duplication keys older than the window, every hour, until the receiver stops.
@@ -563,6 +597,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             deadline,
             memory: _memory,
             record,
+            first_counted,
         } = job;
         let counters = &self.shared.counters;
         if reply.as_ref().is_some_and(oneshot::Sender::is_closed) {
@@ -581,6 +616,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         let mut next_attempt = 1;
         loop {
             let attempt = match stored {
+                Some(_) if first_counted && next_attempt == 1 => 1,
                 // Counted before the handler runs, so that a crash mid-attempt still counts.
                 Some((id, store)) => match store.begin_attempt(id).await {
                     Ok(attempt) => attempt,
@@ -655,7 +691,12 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 continue;
             };
             let (written, retry) = match step {
-                Step::Replied | Step::Handled => (store.complete(id).await, false),
+                Step::Replied | Step::Handled => {
+                    if let Some(done) = &self.done {
+                        let _ = done.send(id);
+                    }
+                    return;
+                }
                 Step::GaveUp(error) => (store.dead_letter(id, error).await, false),
                 Step::Retry(error) => (store.fail(id, error).await, true),
             };

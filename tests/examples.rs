@@ -268,7 +268,7 @@ async fn dead_letters_and_refused_bodies_are_listed_shown_and_replayed_from_the_
             &dead[0]["attempts"],
             &dead[0]["last_error"]
         ),
-        (&"dead-1".into(), &1.into(), &"ledger unavailable".into())
+        (&"dead-1".into(), &2.into(), &"ledger unavailable".into())
     );
     let shown = lines(&admin(&data, &["show", &dead_id.to_string()]).await);
     assert_eq!(shown[0]["body"]["task_id"], "dead-1");

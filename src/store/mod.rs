@@ -312,17 +312,19 @@ impl std::error::Error for StoreError {
 /// must make [`append`](Store::append) atomic: of two appends with the same key, at the same
 /// instant or not, one stores and the other reports [`Appended::Duplicate`].
 pub trait Store: Send + Sync + 'static {
-    /// Stores a notification unless its key is already claimed.
+    /// Stores a notification unless its key is already claimed. A stored notification counts
+    /// its first attempt as started (the receiver hands it to the handler at once).
     fn append(
         &self,
         record: NewRecord,
     ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
 
-    /// Counts a started attempt (so that a crash mid-attempt still counts); returns the
-    /// attempt number.
+    /// Counts a started attempt after the first (a retry, or a redelivery after a restart, so
+    /// that a crash mid-attempt still counts); returns the attempt number.
     fn begin_attempt(&self, id: RecordId) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
-    /// The handler succeeded: the record is done (its key stays claimed).
+    /// The handler succeeded: the record is done (its key stays claimed). The receiver does not
+    /// wait for this one: lost to a crash, it means one more delivery, never a lost one.
     fn complete(&self, id: RecordId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// An attempt failed; the record stays pending, with the error kept.

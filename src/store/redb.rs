@@ -117,19 +117,25 @@ impl RedbStore {
         &self.inner.path
     }
 
-    async fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
+    /// Hands the command to the writer at once (so that it is committed even if the returned
+    /// future is dropped), and returns the wait for its answer.
+    fn send<T: Send + 'static>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        let writer = self
-            .inner
-            .writer
-            .as_ref()
-            .ok_or_else(|| StoreError::bare(StoreErrorKind::Closed))?;
-        writer
-            .send(command(reply))
-            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?;
-        answer
-            .await
-            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?
+        let sent = match self.inner.writer.as_ref() {
+            Some(writer) => writer.send(command(reply)).is_ok(),
+            None => false,
+        };
+        async move {
+            if !sent {
+                return Err(StoreError::bare(StoreErrorKind::Closed));
+            }
+            answer
+                .await
+                .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?
+        }
     }
 
     async fn read<T: Send + 'static>(
@@ -144,16 +150,25 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
-    async fn append(&self, record: NewRecord) -> Result<Appended, StoreError> {
-        self.send(|reply| Command::Append(record, reply)).await
+    fn append(
+        &self,
+        record: NewRecord,
+    ) -> impl std::future::Future<Output = Result<Appended, StoreError>> + Send {
+        self.send(move |reply| Command::Append(record, reply))
     }
 
-    async fn begin_attempt(&self, id: RecordId) -> Result<u32, StoreError> {
-        self.send(|reply| Command::BeginAttempt(id, reply)).await
+    fn begin_attempt(
+        &self,
+        id: RecordId,
+    ) -> impl std::future::Future<Output = Result<u32, StoreError>> + Send {
+        self.send(move |reply| Command::BeginAttempt(id, reply))
     }
 
-    async fn complete(&self, id: RecordId) -> Result<(), StoreError> {
-        self.send(|reply| Command::Complete(id, reply)).await
+    fn complete(
+        &self,
+        id: RecordId,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.send(move |reply| Command::Complete(id, reply))
     }
 
     async fn fail(&self, id: RecordId, error: String) -> Result<(), StoreError> {
@@ -577,7 +592,9 @@ impl Tables<'_, '_> {
             last_error: None,
             body_len: record.body.len() as u64,
         };
-        let encoded = encode_record(RecordState::Pending, 0, &header, &record.body);
+        // The receiver hands a stored notification to the handler at once: its first attempt
+        // counts from here, so that a crash before the handler ran still counts it.
+        let encoded = encode_record(RecordState::Pending, 1, &header, &record.body);
         self.records
             .insert(id, encoded.as_slice())
             .map_err(unavailable)?;
@@ -664,7 +681,8 @@ mod tests {
             store.append(new_record(1, "a again")).await.unwrap(),
             Appended::Duplicate(a)
         );
-        assert_eq!(store.begin_attempt(a).await.unwrap(), 1);
+        let first = store.get(a).await.unwrap().unwrap();
+        assert_eq!(first.attempts, 1, "the first attempt counts at append");
         store.fail(a, "boom".into()).await.unwrap();
         assert_eq!(store.begin_attempt(a).await.unwrap(), 2);
         store.dead_letter(a, "boom twice".into()).await.unwrap();
