@@ -31,7 +31,7 @@ fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let writer = {
             let logs = Arc::clone(&logs);
-            move || Capture(Arc::clone(&logs))
+            move || support::Capture(Arc::clone(&logs))
         };
         tracing_subscriber::fmt()
             .with_writer(writer)
@@ -41,18 +41,6 @@ fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
             .init();
         logs
     })
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn personal_body() -> serde_json::Value {

@@ -112,7 +112,7 @@ fn running_open_warns_once_at_build() {
     let subscriber = tracing_subscriber::fmt()
         .with_writer({
             let logs = Arc::clone(&logs);
-            move || Capture(Arc::clone(&logs))
+            move || support::Capture(Arc::clone(&logs))
         })
         .with_max_level(tracing::Level::TRACE)
         .finish();
@@ -131,18 +131,6 @@ fn running_open_warns_once_at_build() {
     });
     let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     assert_eq!(logs.matches("without authentication").count(), 1, "{logs}");
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
