@@ -118,7 +118,8 @@ pub struct ShutdownReport {
     /// Notifications the handler gave up on over the receiver's life.
     pub failed: u64,
     /// Notifications accepted but not handled when the deadline passed. With the in-memory
-    /// ack the sender already had its 200 for them: they are lost.
+    /// ack the sender already had its 200 for them: they are lost. With the durable ack they
+    /// stay stored and are handled after the next start.
     pub left: u64,
     /// Whether the queue drained before the deadline.
     pub drained: bool,

@@ -248,15 +248,16 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         self
     }
 
-    /// How a failed handler is retried with [`AckPolicy::Memory`] (default
-    /// [`RetryPolicy::default`]). With [`AckPolicy::Handled`] the sender's retry is the retry.
+    /// How a failed handler is retried with [`AckPolicy::Memory`] and [`AckPolicy::Durable`]
+    /// (default [`RetryPolicy::default`]); durable attempts count across restarts. With
+    /// [`AckPolicy::Handled`] the sender's retry is the retry.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
     }
 
     /// How long one handler attempt may run before it is cancelled and counted as failed, with
-    /// [`AckPolicy::Memory`] (default 5 minutes).
+    /// [`AckPolicy::Memory`] and [`AckPolicy::Durable`] (default 5 minutes).
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.handler_timeout = timeout;
         self
