@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Mutex, OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -146,6 +146,8 @@ pub(crate) struct Shared {
     ready: watch::Sender<bool>,
     durable: bool,
     stop: watch::Sender<bool>,
+    /// Set when a shutdown's deadline passed: cancel the handlers still running.
+    abort: watch::Sender<bool>,
     workers: StdMutex<Vec<JoinHandle<()>>>,
     counters: Counters,
 }
@@ -260,6 +262,7 @@ impl<E: Event> Queue<E> {
             ready: watch::channel(!durable).0,
             durable,
             stop,
+            abort: watch::channel(false).0,
             workers: StdMutex::new(Vec::with_capacity(config.workers)),
             counters: Counters::default(),
         });
@@ -272,13 +275,11 @@ impl<E: Event> Queue<E> {
             store: config.store.clone(),
             done: done_tx,
         });
-        let rx = Arc::new(Mutex::new(rx));
-        let mut handles: Vec<_> = (0..config.workers)
-            .map(|_| {
-                let stop = shared.stop.subscribe();
-                tokio::spawn(Arc::clone(&worker).run(Arc::clone(&rx), stop))
-            })
-            .collect();
+        let mut handles = vec![tokio::spawn(Arc::clone(&worker).dispatch(
+            rx,
+            shared.stop.subscribe(),
+            config.workers,
+        ))];
         let queue = Self {
             tx,
             shared: Arc::clone(&shared),
@@ -529,7 +530,6 @@ enum Step {
 enum AttemptError {
     Panicked,
     TimedOut(Duration),
-    Cancelled,
     TooManyAttempts(u32),
 }
 
@@ -538,7 +538,6 @@ impl fmt::Display for AttemptError {
         match self {
             Self::Panicked => f.write_str("the handler panicked"),
             Self::TimedOut(after) => write!(f, "the handler did not finish within {after:?}"),
-            Self::Cancelled => f.write_str("the handler was cancelled"),
             Self::TooManyAttempts(made) => {
                 write!(
                     f,
@@ -551,42 +550,53 @@ impl fmt::Display for AttemptError {
 
 impl std::error::Error for AttemptError {}
 
-/// Aborts the handler's task when the worker stops waiting for it.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
-    async fn run(
+    /// Takes jobs as fast as they come and runs each in a task of its own, at most `workers`
+    /// at once. One task per notification, not per worker: a busy server's connection tasks
+    /// cannot starve the hand-off to the handler.
+    async fn dispatch(
         self: Arc<Self>,
-        rx: Arc<Mutex<mpsc::Receiver<Job<E>>>>,
+        rx: mpsc::Receiver<Job<E>>,
+        stop: watch::Receiver<bool>,
+        workers: usize,
+    ) {
+        let mut running = tokio::task::JoinSet::new();
+        let mut abort = self.shared.abort.subscribe();
+        tokio::select! {
+            () = Arc::clone(&self).take_jobs(&mut running, rx, stop, workers) => {}
+            _ = abort.wait_for(|abort| *abort) => running.abort_all(),
+        }
+        while running.join_next().await.is_some() {}
+    }
+
+    async fn take_jobs(
+        self: Arc<Self>,
+        running: &mut tokio::task::JoinSet<()>,
+        mut rx: mpsc::Receiver<Job<E>>,
         mut stop: watch::Receiver<bool>,
+        workers: usize,
     ) {
         loop {
-            let job = {
-                let mut rx = rx.lock().await;
-                let next = tokio::select! {
-                    biased;
-                    job = rx.recv() => Some(job),
-                    _ = stop.wait_for(|stopping| *stopping) => None,
-                };
-                match next {
-                    Some(job) => job,
-                    None => {
-                        // No more sends from here on; drain what is queued, then stop.
-                        rx.close();
-                        rx.recv().await
-                    }
+            while running.try_join_next().is_some() {}
+            while running.len() >= workers {
+                running.join_next().await;
+            }
+            let next = tokio::select! {
+                biased;
+                job = rx.recv() => Some(job),
+                _ = stop.wait_for(|stopping| *stopping) => None,
+            };
+            let job = match next {
+                Some(job) => job,
+                None => {
+                    // No more sends from here on; drain what is queued, then stop.
+                    rx.close();
+                    rx.recv().await
                 }
             };
-            match job {
-                Some(job) => self.process(job).await,
-                None => break,
-            }
+            let Some(job) = job else { break };
+            let worker = Arc::clone(&self);
+            running.spawn(async move { worker.process(job).await });
         }
     }
 
@@ -715,20 +725,44 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     }
 
     /// Runs the handler in its own task, so that a panic is caught and a timeout can abort it.
+    /// Runs the handler once, catching a panic and cancelling it after `timeout`.
     async fn attempt(
         self: &Arc<Self>,
         delivery: Delivery<E>,
         timeout: Duration,
     ) -> Result<(), BoxError> {
-        let handler = Arc::clone(&self.handler);
-        let mut task = AbortOnDrop(tokio::spawn(async move {
-            handler.handle(delivery).await.map_err(Into::into)
-        }));
-        match tokio::time::timeout(timeout, &mut task.0).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) if join.is_panic() => Err(Box::new(AttemptError::Panicked)),
-            Ok(Err(_)) => Err(Box::new(AttemptError::Cancelled)),
+        let handled = CatchUnwind {
+            inner: self.handler.handle(delivery),
+        };
+        match tokio::time::timeout(timeout, handled).await {
+            Ok(Ok(result)) => result.map_err(Into::into),
+            Ok(Err(())) => Err(Box::new(AttemptError::Panicked)),
             Err(_) => Err(Box::new(AttemptError::TimedOut(timeout))),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future whose panic becomes an `Err(())`, so that a handler's panic fails its attempt
+    /// instead of its task.
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.project().inner;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Err(_) => std::task::Poll::Ready(Err(())),
         }
     }
 }
@@ -764,11 +798,13 @@ impl ShutdownHandle {
         })
         .await
         .is_ok();
-        for worker in &workers {
-            worker.abort();
-        }
-        // Aborted tasks end at once; waiting for them releases what they held (the store).
-        for worker in workers {
+        // Past the deadline: the dispatcher (the first task) cancels its handlers and waits for
+        // them; the other tasks are aborted. Waiting for all releases what they held (the store).
+        self.shared.abort.send_replace(true);
+        for (i, worker) in workers.into_iter().enumerate() {
+            if i > 0 {
+                worker.abort();
+            }
             if !worker.is_finished() {
                 let _ = worker.await;
             }

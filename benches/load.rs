@@ -1,0 +1,262 @@
+//! Load benchmark over real loopback connections, every server measured in one run.
+//!
+//! Run with: cargo bench --bench load
+//!
+//! Each server listens on 127.0.0.1 port 0 and gets the same load: the contract's example body,
+//! 64 keep-alive HTTP/1.1 connections, each sending its next request as soon as the last is
+//! answered, for a fixed duration. Reported: requests per second, p50 and p99 time to the 200,
+//! and each server's throughput as a ratio to (a), the floor.
+//!
+//! - (a) bare hyper 1: reads the body, answers `{}` without parsing it (the floor);
+//! - (b) hand-written axum: `Json<serde_json::Value>` plus `tokio::spawn`, answers `{}`;
+//! - (c) this crate in axum, in-memory ack, no-op handler;
+//! - (d) this crate in axum, durable ack (redb, fsynced before each 200);
+//! - (e) as (c), with a handler that sleeps 1 s: the 200 must not wait for it.
+//!
+//! Under `cargo test --benches` (no `--bench` argument) each server runs for a moment only, to
+//! prove the program works; timings are printed but mean nothing there.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use airudder_webhook::model::TaskNotification;
+use airudder_webhook::store::RedbStore;
+use airudder_webhook::{Delivery, Receiver};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+
+const CONNECTIONS: usize = 64;
+
+struct Outcome {
+    name: &'static str,
+    ok: usize,
+    other: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Serves `app` (any tower service for `Request<Incoming>`) on loopback until the runtime ends.
+async fn serve_axum(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+async fn serve_bare_hyper() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |request: hyper::Request<hyper::body::Incoming>| async move {
+                        let body = request.into_body().collect().await?.to_bytes();
+                        std::hint::black_box(body);
+                        let mut response =
+                            hyper::Response::new(Full::new(Bytes::from_static(b"{}")));
+                        response
+                            .headers_mut()
+                            .insert("content-type", "application/json".parse().unwrap());
+                        Ok::<_, hyper::Error>(response)
+                    },
+                );
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// 64 connections, each posting the example in a loop until `duration` has passed.
+async fn drive(name: &'static str, addr: SocketAddr, duration: Duration) -> Outcome {
+    let body = Bytes::from_static(support::EXAMPLE);
+    let started = Instant::now();
+    let until = started + duration;
+    let connections: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                let (mut latencies, mut other) = (Vec::new(), 0usize);
+                while Instant::now() < until {
+                    let request = hyper::Request::post("/airudder/task")
+                        .header("host", "127.0.0.1")
+                        .header("content-type", "application/json")
+                        .body(Full::new(body.clone()))
+                        .unwrap();
+                    let sent = Instant::now();
+                    let response = sender.send_request(request).await.unwrap();
+                    let status = response.status();
+                    response.into_body().collect().await.unwrap();
+                    if status == 200 {
+                        latencies.push(sent.elapsed());
+                    } else {
+                        other += 1;
+                    }
+                }
+                (latencies, other)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut other = 0;
+    for connection in connections {
+        let (mine, refused) = connection.await.unwrap();
+        latencies.extend(mine);
+        other += refused;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Outcome {
+        name,
+        ok: latencies.len(),
+        other,
+        elapsed,
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+fn receiver_app(receiver: Receiver) -> Router {
+    Router::new().route_service("/airudder/task", receiver)
+}
+
+fn main() {
+    let timed = std::env::args().any(|arg| arg == "--bench");
+    let duration = if timed {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_millis(300)
+    };
+    // The server and the load share the machine's 2 cores: one runtime thread each.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("airudder-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let no_op = |_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) };
+    let sleepy = |_: Delivery<TaskNotification>| async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok::<_, Infallible>(())
+    };
+    let (bare, hand_written, memory, durable, sleeping) = server.block_on(async {
+        let bare = serve_bare_hyper().await;
+        let hand_written = serve_axum(Router::new().route(
+            "/airudder/task",
+            axum::routing::post(
+                |axum::Json(value): axum::Json<serde_json::Value>| async move {
+                    tokio::spawn(async move { std::hint::black_box(value) });
+                    ([("content-type", "application/json")], "{}")
+                },
+            ),
+        ))
+        .await;
+        let memory = Receiver::builder(no_op)
+            .allow_unauthenticated()
+            .queue_capacity(1 << 16)
+            .build()
+            .unwrap();
+        let durable = Receiver::builder(no_op)
+            .allow_unauthenticated()
+            .queue_capacity(1 << 16)
+            .durable(RedbStore::open(&dir).unwrap())
+            .build()
+            .unwrap();
+        // A sleeping handler needs workers to sleep in: 1 s each, so thousands at once.
+        let sleeping = Receiver::builder(sleepy)
+            .allow_unauthenticated()
+            .workers(50_000)
+            .queue_capacity(1 << 17)
+            .max_bytes_in_flight(1 << 30)
+            .build()
+            .unwrap();
+        (
+            bare,
+            hand_written,
+            serve_axum(receiver_app(memory.clone())).await,
+            serve_axum(receiver_app(durable.clone())).await,
+            serve_axum(receiver_app(sleeping.clone())).await,
+        )
+    });
+
+    let runs = [
+        ("(a) bare hyper, no parsing (floor)", bare),
+        ("(b) axum, Json<Value> + tokio::spawn", hand_written),
+        ("(c) this crate, memory ack", memory),
+        ("(d) this crate, durable ack (redb)", durable),
+        ("(e) as (c), handler sleeps 1 s", sleeping),
+    ];
+    let outcomes: Vec<Outcome> = runs
+        .iter()
+        .map(|(name, addr)| client.block_on(drive(name, *addr, duration)))
+        .collect();
+    let floor = outcomes[0].rate();
+    println!(
+        "\n{CONNECTIONS} keep-alive connections, {} s each, body {} bytes\n",
+        duration.as_secs_f64(),
+        support::EXAMPLE.len()
+    );
+    println!("| server | requests/s | p50 | p99 | non-200 | throughput / (a) |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for o in &outcomes {
+        println!(
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.2}x |",
+            o.name,
+            o.rate(),
+            o.p50.as_secs_f64() * 1e3,
+            o.p99.as_secs_f64() * 1e3,
+            o.other,
+            o.rate() / floor
+        );
+    }
+    let (c, d, e, b) = (&outcomes[2], &outcomes[3], &outcomes[4], &outcomes[1]);
+    println!("\n(c)/(a) = {:.2} (target >= 0.8)", c.rate() / floor);
+    println!("(c)/(b) = {:.2} (target >= 2)", c.rate() / b.rate());
+    println!("(d)/(c) = {:.2} (target >= 0.5)", d.rate() / c.rate());
+    println!(
+        "p99 (e)/(c) = {:.2} (target <= 1.5)",
+        e.p99.as_secs_f64() / c.p99.as_secs_f64()
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
