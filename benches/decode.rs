@@ -13,16 +13,19 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
 
 fn decode_bodies(c: &mut Criterion) {
+    // The example (1 call), then the scale curve; 6,000 calls is the size of a large list.
     let bodies = [
         ("example", support::EXAMPLE.to_vec()),
         ("100 calls", support::notification_with_calls(100)),
+        ("1000 calls", support::notification_with_calls(1000)),
         ("6000 calls", support::notification_with_calls(6000)),
+        ("10000 calls", support::notification_with_calls(10_000)),
     ];
     for (name, body) in &bodies {
         let mut group = c.benchmark_group(format!("decode/{name}"));
         group.throughput(Throughput::Bytes(body.len() as u64));
         if body.len() > 1 << 20 {
-            group.sample_size(20);
+            group.sample_size(10);
         }
         group.bench_function("serde_json::Value (baseline)", |b| {
             b.iter(|| serde_json::from_slice::<Value>(black_box(body)).unwrap())
