@@ -4,7 +4,6 @@
 mod support;
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -18,25 +17,9 @@ use airudder_webhook::{Delivery, HandleNotification, Receiver, RetryPolicy, Shut
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
+use support::process::DataDir;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("airudder-durable-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The example with its own task id.
 fn notification(task: &str) -> Vec<u8> {
@@ -83,7 +66,7 @@ async fn stop(receiver: &Receiver) -> ShutdownReport {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_is_stored_before_the_200_and_done_after_the_handler() {
-    let dir = TempDir::new("stored");
+    let dir = DataDir::new();
     let store = RedbStore::open(&dir.0).unwrap();
     let (handler, mut seen) = recording();
     let receiver = Receiver::builder(handler)
@@ -104,7 +87,7 @@ async fn a_notification_is_stored_before_the_200_and_done_after_the_handler() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_notifications_are_handled_after_a_restart_with_their_attempt_number() {
-    let dir = TempDir::new("restart");
+    let dir = DataDir::new();
     {
         // A handler that never finishes: the process "dies" with everything pending.
         let store = RedbStore::open(&dir.0).unwrap();
@@ -156,7 +139,7 @@ async fn stored_notifications_are_handled_after_a_restart_with_their_attempt_num
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_notification_twice_at_once_and_later_is_handled_once() {
-    let dir = TempDir::new("dedup");
+    let dir = DataDir::new();
     let store = RedbStore::open(&dir.0).unwrap();
     let (handler, mut seen) = recording();
     let receiver = Receiver::builder(handler)
@@ -191,7 +174,7 @@ async fn the_same_notification_twice_at_once_and_later_is_handled_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_end_as_dead_letters_that_can_be_replayed() {
-    let dir = TempDir::new("dead");
+    let dir = DataDir::new();
     let store = RedbStore::open(&dir.0).unwrap();
     let healthy = Arc::new(AtomicBool::new(false));
     let (tx, mut seen) = mpsc::unbounded_channel();
@@ -242,7 +225,7 @@ async fn failures_end_as_dead_letters_that_can_be_replayed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_bodies_are_kept_and_can_be_recovered_after_a_fix() {
-    let dir = TempDir::new("rejected");
+    let dir = DataDir::new();
     let store = RedbStore::open(&dir.0).unwrap();
     let (handler, mut seen) = recording();
     // A body hook with a bug: it refuses everything until "fixed".
