@@ -40,6 +40,7 @@
 //!   policies and its builder.
 //! - [`layer`]: the same receiver as a [`Layer`](tower_layer::Layer) around another service.
 //! - [`auth`]: who may post, decided before the body is read.
+//! - [`store`]: the durable ack: stored before the 200, redelivered, de-duplicated.
 //! - [`HandleNotification`]: your handler; a closure works.
 //! - [`OnRejected`] and [`OnFailed`]: where refused bodies and given-up notifications go.
 

@@ -4,15 +4,22 @@
 //! `route_service`, or [`Receiver::layer`] around any tower service), and keep its
 //! [`ShutdownHandle`] to stop it cleanly.
 //!
+//! In this order; everything down to the memory cap is decided before the body is read:
+//!
 //! | request | answer |
 //! | --- | --- |
-//! | POST, `application/json`, a valid body | 200 `{}` once the notification is queued ([`AckPolicy::Memory`]) or handled ([`AckPolicy::Handled`]) |
+//! | a request head over [`max_header_bytes`](ReceiverBuilder::max_header_bytes) | 431 |
+//! | refused by [authentication](crate::auth) | 401 (403 for the IP allow-list) |
 //! | another method | 405 with `Allow: POST` |
 //! | another content type | 415 |
+//! | shutting down | 503 with `Retry-After: 60` |
 //! | a body over the limit (`Content-Length`, or counted while streaming) | 413 |
-//! | malformed JSON, trailing bytes, an empty body, nesting deeper than 128 | 400 |
+//! | past the cap on [bytes held](ReceiverBuilder::max_bytes_in_flight) | 503 with `Retry-After: 60` |
+//! | a body slower than [`body_timeout`](ReceiverBuilder::body_timeout) | 408 |
+//! | malformed JSON, trailing bytes, an empty body, nesting deeper than 128; the body hook refused it | 400 |
 //! | valid JSON of the wrong shape | 422, with the member's path |
-//! | queue full, shutting down, handler failed or timed out ([`AckPolicy::Handled`]) | 503 with `Retry-After: 60` |
+//! | a valid notification | 200 `{}` once queued ([`AckPolicy::Memory`]), stored ([`AckPolicy::Durable`]) or handled ([`AckPolicy::Handled`]) |
+//! | queue full; the store failed; the handler failed or timed out ([`AckPolicy::Handled`]) | 503 with `Retry-After: 60` |
 //!
 //! ```
 //! use airudder_webhook::{Delivery, Receiver, auth::QueryToken, model::TaskNotification};
