@@ -35,7 +35,7 @@ fn recording() -> (impl HandleNotification + Clone, Seen) {
     let handler = move |d: Delivery<TaskNotification>| {
         let tx = tx.clone();
         async move {
-            let _ = tx.send((d.task_id.clone(), d.attempt()));
+            let _ = tx.send((d.task_id.to_string(), d.attempt()));
             Ok::<_, Infallible>(())
         }
     };
@@ -186,7 +186,7 @@ async fn failures_end_as_dead_letters_that_can_be_replayed() {
                 if !healthy.load(Ordering::SeqCst) {
                     return Err(std::io::Error::other("ledger unavailable"));
                 }
-                let _ = tx.send((d.task_id.clone(), d.attempt()));
+                let _ = tx.send((d.task_id.to_string(), d.attempt()));
                 Ok(())
             }
         }

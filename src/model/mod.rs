@@ -36,8 +36,10 @@
 pub(crate) mod macros;
 mod enums;
 mod task;
+mod text;
 mod time;
 
 pub use enums::{CallResult, HangupType, RingType, RobotMethod, TaskStatus};
 pub use task::{Call, QuestionAnswer, RedialAttempt, TaskNotification};
+pub use text::Text;
 pub use time::{ParsedTime, Timestamp, TimestampError};

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::{CallResult, HangupType, RingType, RobotMethod, TaskStatus, Timestamp};
+use super::{CallResult, HangupType, RingType, RobotMethod, TaskStatus, Text, Timestamp};
 use crate::redact::{MaskedPhone, MaskedValue};
 
 wire_struct! {
@@ -14,9 +14,9 @@ wire_struct! {
     #[derive(Debug, Clone, PartialEq)]
     pub struct TaskNotification expecting "a task notification object" {
         /// `task_id`, e.g. `ic1a7a8f2b…`.
-        required task_id: String = "task_id",
+        required task_id: Text = "task_id",
         /// `task_name`: free text, may be Chinese.
-        required task_name: String = "task_name",
+        required task_name: Text = "task_name",
         /// `status`: the state of the task.
         required status: TaskStatus = "status",
         /// `created_at`, documented as `YYYY-MM-DD HH:MM:SS`.
@@ -26,11 +26,11 @@ wire_struct! {
         /// `repeat_number`.
         required repeat_number: i64 = "repeat_number",
         /// `robot_hash`: the robot's id.
-        required robot_hash: String = "robot_hash",
+        required robot_hash: Text = "robot_hash",
         /// `robot_method`: `single` or `group`.
         required robot_method: RobotMethod = "robot_method",
         /// `sip_line`.
-        required sip_line: String = "sip_line",
+        required sip_line: Text = "sip_line",
         /// `schedule_start_time`.
         required schedule_start_time: Timestamp = "schedule_start_time",
         /// `schedule_end_time`.
@@ -50,13 +50,13 @@ wire_struct! {
         /// `id`, e.g. 931888898.
         required id: i64 = "id",
         /// `callee`: the number called, E.164-like (`+8612345678`). Personal data.
-        required callee: String = "callee",
+        required callee: Text = "callee",
         /// `result`: the outcome of the call.
         required result: CallResult = "result",
         /// `result_label`: the robot's intention label, e.g. `A`.
-        required result_label: String = "result_label",
+        required result_label: Text = "result_label",
         /// `intention_description`.
-        required intention_description: String = "intention_description",
+        required intention_description: Text = "intention_description",
         /// `duration`, in seconds.
         required duration: i64 = "duration",
         /// `hangup_type`: who ended the call.
@@ -66,7 +66,7 @@ wire_struct! {
         /// `question_answer`: the robot's questions and what was answered.
         required question_answer: Vec<QuestionAnswer> = "question_answer",
         /// `caller_number`: the line the robot called from.
-        required caller_number: String = "caller_number",
+        required caller_number: Text = "caller_number",
         /// `EventLabel`: a free-form map (any JSON is kept).
         optional event_label: Value = "EventLabel",
         /// `Slots`: a free-form map (any JSON is kept).
@@ -76,9 +76,9 @@ wire_struct! {
         /// `variables`: the per-number variables you uploaded (any JSON is kept). Personal data.
         optional variables: Value = "variables",
         /// `robot_hash`.
-        optional robot_hash: String = "robot_hash",
+        optional robot_hash: Text = "robot_hash",
         /// `call_id`.
-        optional call_id: String = "call_id",
+        optional call_id: Text = "call_id",
         /// `call_times`: the attempt count.
         optional call_times: i64 = "call_times",
         /// `call_start_time`.
@@ -102,25 +102,25 @@ wire_struct! {
     #[derive(Debug, Clone, PartialEq)]
     pub struct QuestionAnswer expecting "a question_answer object" {
         /// `question_name`, e.g. `Q1`.
-        optional question_name: String = "question_name",
+        optional question_name: Text = "question_name",
         /// `answer`.
-        optional answer: String = "answer",
+        optional answer: Text = "answer",
         /// `answer_text`: what the callee said.
-        optional answer_text: String = "answer_text",
+        optional answer_text: Text = "answer_text",
         /// `status`, e.g. `Completed`.
-        optional status: String = "status",
+        optional status: Text = "status",
         /// `answer_text_slot`.
-        optional answer_text_slot: String = "answer_text_slot",
+        optional answer_text_slot: Text = "answer_text_slot",
         /// `var`.
-        optional var: String = "var",
+        optional var: Text = "var",
         /// `verification_results`, e.g. `Match`.
-        optional verification_results: String = "verification_results",
+        optional verification_results: Text = "verification_results",
         /// `question_content`.
-        optional question_content: String = "question_content",
+        optional question_content: Text = "question_content",
         /// `question_type`, e.g. `open` or `whether`.
-        optional question_type: String = "question_type",
+        optional question_type: Text = "question_type",
         /// `whether_answer`, e.g. `Answered`.
-        optional whether_answer: String = "whether_answer",
+        optional whether_answer: Text = "whether_answer",
     }
 }
 
@@ -135,7 +135,7 @@ impl QuestionAnswer {
     /// assert_eq!(QuestionAnswer::value(&qa.question_content), Some("Willingness Check"));
     /// # Ok::<(), serde_json::Error>(())
     /// ```
-    pub fn value(member: &Option<String>) -> Option<&str> {
+    pub fn value(member: &Option<Text>) -> Option<&str> {
         let trimmed = member.as_deref()?.trim();
         (!trimmed.is_empty() && trimmed != "-").then_some(trimmed)
     }
@@ -148,7 +148,7 @@ wire_struct! {
     #[derive(Clone, PartialEq)]
     pub struct RedialAttempt expecting "a redail_call object" {
         /// `CallID`.
-        optional call_id: String = "CallID",
+        optional call_id: Text = "CallID",
         /// `CallStartTime`.
         optional call_start_time: Timestamp = "CallStartTime",
         /// `RingType`: the example sends the empty string.
@@ -158,11 +158,11 @@ wire_struct! {
         /// `HangupType`.
         optional hangup_type: HangupType = "HangupType",
         /// `ResultLabel`.
-        optional result_label: String = "ResultLabel",
+        optional result_label: Text = "ResultLabel",
         /// `caller_number`.
-        optional caller_number: String = "caller_number",
+        optional caller_number: Text = "caller_number",
         /// `callee_number`. Personal data.
-        optional callee_number: String = "callee_number",
+        optional callee_number: Text = "callee_number",
     }
 }
 
@@ -195,14 +195,14 @@ impl fmt::Debug for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
             .field("id", &self.id)
-            .field("callee", &MaskedPhone(&self.callee))
+            .field("callee", &MaskedPhone(self.callee.as_str()))
             .field("result", &self.result)
             .field("result_label", &self.result_label)
             .field("duration", &self.duration)
             .field("hangup_type", &self.hangup_type)
             .field("ring_type", &self.ring_type)
             .field("question_answer", &self.question_answer.len())
-            .field("caller_number", &MaskedPhone(&self.caller_number))
+            .field("caller_number", &MaskedPhone(self.caller_number.as_str()))
             .field("variables", &keys_only(&self.variables).map(MaskedValue))
             .field("call_id", &self.call_id)
             .field("call_times", &self.call_times)

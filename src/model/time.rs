@@ -24,7 +24,7 @@ use jiff::tz::Offset;
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
-pub struct Timestamp(String);
+pub struct Timestamp(super::Text);
 
 /// A [`Timestamp`] read into a time value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,13 +111,13 @@ impl fmt::Display for Timestamp {
 
 impl From<String> for Timestamp {
     fn from(value: String) -> Self {
-        Self(value)
+        Self(value.into())
     }
 }
 
 impl From<&str> for Timestamp {
     fn from(value: &str) -> Self {
-        Self(value.to_owned())
+        Self(value.into())
     }
 }
 
