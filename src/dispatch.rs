@@ -373,21 +373,11 @@ impl<E: Event> Queue<E> {
         envelope: Envelope,
         memory: Option<OwnedSemaphorePermit>,
     ) -> Result<(), Rejection> {
-        if !self.shared.is_accepting() {
-            return Err(Rejection::shutting_down());
-        }
         let Some(store) = &self.store else {
             return Err(Rejection::store_unavailable());
         };
         // A slot first: a stored notification must never wait for room to be queued.
-        let slot = self
-            .tx
-            .clone()
-            .try_reserve_owned()
-            .map_err(|err| match err {
-                mpsc::error::TrySendError::Full(_) => Rejection::queue_full(),
-                mpsc::error::TrySendError::Closed(_) => Rejection::shutting_down(),
-            })?;
+        let slot = self.reserve()?;
         let received_at = envelope.received_at();
         let record = NewRecord {
             key: event.dedup_key(),
@@ -433,9 +423,7 @@ impl<E: Event> Queue<E> {
         deadline: Option<Instant>,
         memory: Option<OwnedSemaphorePermit>,
     ) -> Result<Option<oneshot::Receiver<Result<(), Rejection>>>, Rejection> {
-        if !self.shared.is_accepting() {
-            return Err(Rejection::shutting_down());
-        }
+        let slot = self.reserve()?;
         let (reply, outcome) = match deadline {
             Some(_) => {
                 let (tx, rx) = oneshot::channel();
@@ -452,14 +440,23 @@ impl<E: Event> Queue<E> {
             record: None,
             first_counted: false,
         };
-        match self.tx.try_send(job) {
-            Ok(()) => {
-                bump(&self.shared.counters.queued);
-                Ok(outcome)
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Rejection::queue_full()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Rejection::shutting_down()),
+        slot.send(job);
+        bump(&self.shared.counters.queued);
+        Ok(outcome)
+    }
+
+    /// A place in the queue, or the answer that says why there is none.
+    fn reserve(&self) -> Result<mpsc::OwnedPermit<Job<E>>, Rejection> {
+        if !self.shared.is_accepting() {
+            return Err(Rejection::shutting_down());
         }
+        self.tx
+            .clone()
+            .try_reserve_owned()
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => Rejection::queue_full(),
+                mpsc::error::TrySendError::Closed(_) => Rejection::shutting_down(),
+            })
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::process::{DataDir, Running, start_in};
+use support::process::{DataDir, Running, start_in, terminate};
 
 const ROUNDS: usize = 3;
 const CLIENTS: usize = 4;
@@ -105,7 +105,6 @@ async fn nothing_acknowledged_is_lost_to_sigkill_and_duplicates_print_once() {
     // The last start: everything acknowledged before a kill comes out.
     let running = start_in("receiver", &data, &[("RUST_LOG", "warn")]).await;
     let url = format!("http://{}/airudder/task", running.addr);
-    let pid = running.child.id().unwrap().to_string();
     let (mut child, reader) = collect(running, Arc::clone(&printed));
     let twice = notification("sent-twice");
     let (a, b) = tokio::join!(
@@ -130,17 +129,7 @@ async fn nothing_acknowledged_is_lost_to_sigkill_and_duplicates_print_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await; // a second print of "sent-twice" would show by now
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = terminate(&mut child).await;
     let logs = reader.await.unwrap();
     assert!(status.success(), "exit {status}:\n{logs}");
 

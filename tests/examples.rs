@@ -4,10 +4,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::Value;
-use support::process::{next_line, post_example, start};
+use support::process::{next_line, post_example, start, terminate};
 
 #[tokio::test]
 async fn the_receiver_prints_each_notification_as_one_json_line_and_stops_on_sigterm() {
@@ -43,18 +41,7 @@ async fn the_receiver_prints_each_notification_as_one_json_line_and_stops_on_sig
         .await;
         assert_eq!(status, 200);
 
-        let pid = running.child.id().unwrap().to_string();
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = tokio::time::timeout(Duration::from_secs(20), running.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
+        let status = terminate(&mut running.child).await;
         assert!(status.success(), "{ack}: exit {status}");
         assert_eq!(
             next_line(&mut running.stdout).await,
@@ -163,12 +150,7 @@ async fn the_receiver_requires_the_token_when_one_is_set() {
         support::example_value()
     );
 
-    let pid = running.child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    running.child.wait().await.unwrap();
+    terminate(&mut running.child).await;
     let mut logs = String::new();
     while let Some(line) = next_line(&mut running.stderr).await {
         logs.push_str(&line);

@@ -104,3 +104,17 @@ pub(crate) async fn post_example(addr: &str) {
     let (status, _, body) = super::send("POST", &url, "application/json", super::EXAMPLE).await;
     assert_eq!((status.as_u16(), &body[..]), (200, &b"{}"[..]));
 }
+
+/// Sends SIGTERM, as a service manager would, and waits (at most 20 s) for the exit status.
+pub(crate) async fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("the child is running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
+    tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the child exits within 20 s after SIGTERM")
+        .unwrap()
+}
