@@ -8,14 +8,20 @@
 //! - `AIRUDDER_ACK`: `durable` (default) answers 200 once the notification is stored and
 //!   fsynced in `AIRUDDER_DATA_DIR` (default `./airudder-data`), redelivers after a restart and
 //!   de-duplicates; `memory` answers once it is queued in memory; `handled` once it is printed.
+//! - `AIRUDDER_DATABASE_URL`: when set (`postgres://user:password@host:port/database`), the
+//!   durable ack stores in PostgreSQL instead, shared with every receiver given the same URL
+//!   (needs `--features postgres`). `AIRUDDER_DATABASE_SCHEMA` names the schema (default
+//!   `airudder`); `AIRUDDER_LEASE_SECS` how long a dead receiver's claims last (default 15).
+//! - `AIRUDDER_HANDLER_DELAY_MS`: the handler waits this long before it prints, as a slow
+//!   handler would (default 0): the 200 does not wait for it.
 //! - `AIRUDDER_TOKEN`: when set, a request must carry `?token=<value>` (configure Airudder's
 //!   URL so); when unset the receiver runs open, and says so on stderr.
 //!
 //! Ctrl-C or SIGTERM stops accepting, finishes the requests in flight and drains the queue;
 //! with the durable ack, what is not printed yet stays stored for the next start.
 //!
-//! With the receiver stopped (the store is locked while it runs), the same command inspects
-//! and repairs the store, printing JSON lines:
+//! The same command inspects and repairs the store, printing JSON lines (with the embedded
+//! store, stop the receiver first: the file is locked while it runs):
 //!
 //! ```text
 //! cargo run --example receiver -- dead-letters        # notifications the handler gave up on
@@ -33,6 +39,8 @@ use airudder_webhook::Event;
 use airudder_webhook::auth::QueryToken;
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{Appended, NewRecord, Record, RedbStore, RejectedRecord, Store};
+#[cfg(feature = "postgres")]
+use airudder_webhook::store::{PostgresOptions, PostgresStore};
 use airudder_webhook::{AckPolicy, Delivery, Receiver};
 use axum::Router;
 use axum::routing::get;
@@ -50,14 +58,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listen = std::env::var("AIRUDDER_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let data_dir = std::env::var("AIRUDDER_DATA_DIR").unwrap_or_else(|_| "./airudder-data".into());
+    let database_url = std::env::var("AIRUDDER_DATABASE_URL").ok();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.is_empty() {
-        return admin(&data_dir, &args).await;
+        return match &database_url {
+            Some(url) => admin(postgres(url).await?, &args).await,
+            None => admin(RedbStore::open(&data_dir)?, &args).await,
+        };
     }
 
-    let builder = Receiver::builder(print_notification);
+    let delay = match std::env::var("AIRUDDER_HANDLER_DELAY_MS") {
+        Ok(ms) => Duration::from_millis(ms.parse()?),
+        Err(_) => Duration::ZERO,
+    };
+    let builder = Receiver::builder(move |delivery| print_notification(delivery, delay));
     let builder = match std::env::var("AIRUDDER_ACK").as_deref() {
-        Err(_) | Ok("durable") => builder.durable(RedbStore::open(&data_dir)?),
+        Err(_) | Ok("durable") => match &database_url {
+            Some(url) => builder.durable(postgres(url).await?),
+            None => builder.durable(RedbStore::open(&data_dir)?),
+        },
         Ok("memory") => builder.ack(AckPolicy::Memory),
         Ok("handled") => builder.ack(AckPolicy::handled(Duration::from_secs(10))),
         Ok(other) => {
@@ -97,7 +116,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The handler: one line of JSON per notification on stdout.
-async fn print_notification(delivery: Delivery<TaskNotification>) -> Result<(), std::io::Error> {
+async fn print_notification(
+    delivery: Delivery<TaskNotification>,
+    delay: Duration,
+) -> Result<(), std::io::Error> {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut line = serde_json::to_vec(delivery.event())?;
     line.push(b'\n');
     let mut stdout = std::io::stdout().lock();
@@ -121,9 +146,32 @@ async fn stop_signal() {
     tracing::info!("stop signal received: finishing requests in flight, draining the queue");
 }
 
-/// The offline subcommands: inspect and repair the store while the receiver is stopped.
-async fn admin(data_dir: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let store = RedbStore::open(data_dir)?;
+/// The PostgreSQL store, shared by every receiver given the same URL and schema.
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str) -> Result<PostgresStore, Box<dyn std::error::Error>> {
+    let mut options = PostgresOptions::default();
+    if let Ok(schema) = std::env::var("AIRUDDER_DATABASE_SCHEMA") {
+        options = options.schema(schema)?;
+    }
+    if let Ok(secs) = std::env::var("AIRUDDER_LEASE_SECS") {
+        options = options.lease(Duration::from_secs(secs.parse()?));
+    }
+    Ok(PostgresStore::connect_with(url, options).await?)
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(_url: &str) -> Result<RedbStore, Box<dyn std::error::Error>> {
+    Err("AIRUDDER_DATABASE_URL needs the postgres feature: \
+         cargo run --features postgres --example receiver"
+        .into())
+}
+
+/// The offline subcommands: inspect and repair the store.
+async fn admin(store: impl Store, args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let when = match store.lease() {
+        Some(_) => "a running receiver claims it within a second",
+        None => "the receiver hands it to the handler at its next start",
+    };
     let id = || -> Result<u64, Box<dyn std::error::Error>> {
         Ok(args.get(1).ok_or("this command takes an ID")?.parse()?)
     };
@@ -161,7 +209,7 @@ async fn admin(data_dir: &str, args: &[String]) -> Result<(), Box<dyn std::error
         "replay" => {
             let record = store.replay(id()?).await?;
             writeln!(out, "{}", summary(&record))?;
-            eprintln!("pending again: the receiver hands it to the handler at its next start");
+            eprintln!("pending again: {when}");
         }
         "replay-rejected" => {
             let rejected = find_rejected(id()?, store.rejected().await?)?;
@@ -180,7 +228,7 @@ async fn admin(data_dir: &str, args: &[String]) -> Result<(), Box<dyn std::error
                 "{}",
                 serde_json::json!({ "rejected": rejected.id, "stored": stored })
             )?;
-            eprintln!("stored: the receiver hands it to the handler at its next start");
+            eprintln!("stored: {when}");
         }
         other => {
             return Err(
@@ -188,6 +236,8 @@ async fn admin(data_dir: &str, args: &[String]) -> Result<(), Box<dyn std::error
             );
         }
     }
+    // What this command claimed (a replay) goes to the running receivers at once.
+    store.release().await?;
     Ok(())
 }
 

@@ -145,6 +145,8 @@ pub(crate) struct Shared {
     /// False while a durable receiver reads what it must redeliver.
     ready: watch::Sender<bool>,
     durable: bool,
+    /// A store shared with other receivers: its claims are released at shutdown.
+    shared_store: Option<Arc<dyn ErasedStore>>,
     stop: watch::Sender<bool>,
     /// Set when a shutdown's deadline passed: cancel the handlers still running.
     abort: watch::Sender<bool>,
@@ -250,6 +252,8 @@ impl<E: Event> Queue<E> {
         let (tx, rx) = mpsc::channel(config.capacity);
         let (stop, _) = watch::channel(false);
         let durable = config.store.is_some();
+        let lease = config.store.as_ref().and_then(|store| store.lease());
+        let shared_store = config.store.clone().filter(|_| lease.is_some());
         let (done_tx, done_rx) = match &config.store {
             Some(_) => {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -259,8 +263,10 @@ impl<E: Event> Queue<E> {
         };
         let shared = Arc::new(Shared {
             accepting: AtomicBool::new(true),
-            ready: watch::channel(!durable).0,
+            // A shared store needs no snapshot at start: claims keep receivers apart.
+            ready: watch::channel(!durable || lease.is_some()).0,
             durable,
+            shared_store,
             stop,
             abort: watch::channel(false).0,
             workers: StdMutex::new(Vec::with_capacity(config.workers)),
@@ -288,9 +294,13 @@ impl<E: Event> Queue<E> {
         drop(worker); // the completer ends once the last worker is gone
         if let (Some(store), Some(done_rx)) = (&queue.store, done_rx) {
             handles.push(tokio::spawn(complete(Arc::clone(store), done_rx)));
-            handles.push(tokio::spawn(
-                queue.clone_sender().redeliver(Arc::clone(store)),
-            ));
+            let sender = queue.clone_sender();
+            handles.push(match lease {
+                Some(lease) => {
+                    tokio::spawn(sender.share(Arc::clone(store), lease, shared.stop.subscribe()))
+                }
+                None => tokio::spawn(sender.redeliver(Arc::clone(store))),
+            });
             let stop = shared.stop.subscribe();
             handles.push(tokio::spawn(prune(
                 Arc::clone(store),
@@ -333,6 +343,66 @@ impl<E: Event> Queue<E> {
             }
         }
         drop(self.tx);
+    }
+
+    /// For a store that several receivers share: renews this receiver's claims every third of
+    /// the lease, and claims the notifications whose claim lapsed (a receiver died, or this
+    /// one restarted), until the receiver stops.
+    async fn share(
+        self,
+        store: Arc<dyn ErasedStore>,
+        lease: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let renew_every = lease / 3;
+        let mut renewed = Instant::now();
+        let mut tick = tokio::time::interval(renew_every.min(Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|stopping| *stopping) => return,
+            }
+            if renewed.elapsed() >= renew_every {
+                match store.renew().await {
+                    Ok(_) => renewed = Instant::now(),
+                    Err(err) => tracing::warn!(
+                        error = %err,
+                        unrenewed_for = ?renewed.elapsed(),
+                        "could not renew this receiver's claims: past the lease, another receiver takes them over"
+                    ),
+                }
+            }
+            // Half the queue stays free for requests.
+            loop {
+                let room = (self.tx.capacity() / 2).min(256);
+                if room == 0 {
+                    break;
+                }
+                let records = match store.claim(room).await {
+                    Ok(records) => records,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not claim lapsed notifications");
+                        break;
+                    }
+                };
+                let claimed = records.len();
+                if claimed > 0 {
+                    tracing::info!(
+                        count = claimed,
+                        "claimed stored notifications nobody was handling"
+                    );
+                }
+                for record in records {
+                    if let Err(err) = self.enqueue_stored(record).await {
+                        tracing::error!(error = %err, "could not queue a claimed notification");
+                    }
+                }
+                if claimed < room {
+                    break;
+                }
+            }
+        }
     }
 
     /// Hands a stored record to the workers, waiting for room in the queue.
@@ -479,17 +549,38 @@ struct Worker<E, H> {
 }
 
 /// Marks handled records done, all those waiting in one go (one commit for many), so that a
-/// worker never waits for a commit after a success. Ends once every worker has.
+/// worker never waits for a commit after a success. A batch that fails is tried again a second
+/// later with what came in since: a record left pending would be handled again. Ends once
+/// every worker has.
 async fn complete(store: Arc<dyn ErasedStore>, mut done: mpsc::UnboundedReceiver<RecordId>) {
-    while let Some(first) = done.recv().await {
-        let mut ids = vec![first];
+    let mut ids = Vec::new();
+    let mut open = true;
+    while open || !ids.is_empty() {
+        if ids.is_empty() {
+            match done.recv().await {
+                Some(id) => ids.push(id),
+                None => return,
+            }
+        } else if open {
+            tokio::select! {
+                id = done.recv() => match id {
+                    Some(id) => ids.push(id),
+                    None => open = false,
+                },
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
         while let Ok(id) = done.try_recv() {
             ids.push(id);
         }
-        let writes: Vec<_> = ids.iter().map(|&id| (id, store.complete(id))).collect();
-        for (id, write) in writes {
-            if let Err(err) = write.await {
-                tracing::error!(record = id, error = %err, "could not mark a handled notification done; it may be delivered again after a restart");
+        match store.complete_all(ids.clone()).await {
+            Ok(()) => ids.clear(),
+            Err(err) if open => {
+                tracing::warn!(count = ids.len(), error = %err, "could not mark handled notifications done; trying again");
+            }
+            Err(err) => {
+                tracing::error!(count = ids.len(), error = %err, "could not mark handled notifications done; they will be delivered again");
+                return;
             }
         }
     }
@@ -628,6 +719,12 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 // Counted before the handler runs, so that a crash mid-attempt still counts.
                 Some((id, store)) => match store.begin_attempt(id).await {
                     Ok(attempt) => attempt,
+                    Err(err) if err.kind() == StoreErrorKind::NotFound => {
+                        // Done, or claimed by another receiver after this one lost its claim.
+                        span.in_scope(|| tracing::info!(error = %err, "not this receiver's to handle any more"));
+                        bump(&counters.returned);
+                        return;
+                    }
                     Err(err) => {
                         span.in_scope(|| tracing::error!(error = %err, "could not count the attempt in the store"));
                         next_attempt
@@ -804,6 +901,19 @@ impl ShutdownHandle {
             }
             if !worker.is_finished() {
                 let _ = worker.await;
+            }
+        }
+        if let Some(store) = &self.shared.shared_store {
+            match store.release().await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(
+                    released,
+                    "released this receiver's claims: the next receiver to poll takes them"
+                ),
+                Err(err) => tracing::warn!(
+                    error = %err,
+                    "could not release this receiver's claims: they lapse after the lease"
+                ),
             }
         }
         let stats = self.shared.stats();

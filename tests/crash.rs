@@ -9,49 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use support::process::{DataDir, Running, start_in, terminate};
+use support::process::{DataDir, collect, start_in, terminate};
 
 const ROUNDS: usize = 3;
 const CLIENTS: usize = 4;
 /// Acknowledged notifications per round before the kill.
 const ACKS_PER_ROUND: usize = 100;
-
-fn notification(task: &str) -> Vec<u8> {
-    let mut body = support::example_value();
-    body["task_id"] = json!(task);
-    serde_json::to_vec(&body).unwrap()
-}
-
-/// Collects the task id of every line the receiver prints.
-fn collect(
-    mut running: Running,
-    printed: Arc<Mutex<Vec<String>>>,
-) -> (tokio::process::Child, tokio::task::JoinHandle<String>) {
-    let mut stderr = running.stderr;
-    let reader = tokio::spawn(async move {
-        let logs = tokio::spawn(async move {
-            let mut logs = String::new();
-            while let Ok(Some(line)) = stderr.next_line().await {
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-            logs
-        });
-        while let Ok(Some(line)) = running.stdout.next_line().await {
-            // A line cut by the kill is not counted: its notification was not marked done and
-            // comes again.
-            if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                printed
-                    .lock()
-                    .unwrap()
-                    .push(value["task_id"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-        logs.await.unwrap_or_default()
-    });
-    (running.child, reader)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_acknowledged_is_lost_to_sigkill_and_duplicates_print_once() {
@@ -75,7 +38,7 @@ async fn nothing_acknowledged_is_lost_to_sigkill_and_duplicates_print_once() {
                             break;
                         }
                         let task = format!("crash-{round}-{client}-{i}");
-                        match support::try_send(&url, notification(&task)).await {
+                        match support::try_send(&url, support::example_with_task_id(&task)).await {
                             Ok(status) if status == 200 => {
                                 acked.push(task);
                                 count.fetch_add(1, Ordering::SeqCst);
@@ -106,7 +69,7 @@ async fn nothing_acknowledged_is_lost_to_sigkill_and_duplicates_print_once() {
     let running = start_in("receiver", &data, &[("RUST_LOG", "warn")]).await;
     let url = format!("http://{}/airudder/task", running.addr);
     let (mut child, reader) = collect(running, Arc::clone(&printed));
-    let twice = notification("sent-twice");
+    let twice = support::example_with_task_id("sent-twice");
     let (a, b) = tokio::join!(
         support::try_send(&url, twice.clone()),
         support::try_send(&url, twice.clone())

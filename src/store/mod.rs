@@ -45,6 +45,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "postgres")]
+mod postgres;
 mod redb;
 
 use std::fmt;
@@ -53,6 +55,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresOptions, PostgresStore};
 pub use self::redb::RedbStore;
 
 /// A stored notification's id, unique within its store.
@@ -327,6 +331,28 @@ pub trait Store: Send + Sync + 'static {
     /// wait for this one: lost to a crash, it means one more delivery, never a lost one.
     fn complete(&self, id: RecordId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// [`complete`](Store::complete) for several records, ideally in one write. The default
+    /// starts every completion before it awaits any, so a store that commits in groups commits
+    /// them together. A record already done is no error.
+    fn complete_all(
+        &self,
+        ids: Vec<RecordId>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let writes: Vec<_> = ids.into_iter().map(|id| self.complete(id)).collect();
+        async move {
+            let mut first_error = None;
+            for write in writes {
+                match write.await {
+                    Err(err) if err.kind() != StoreErrorKind::NotFound => {
+                        first_error.get_or_insert(err);
+                    }
+                    _ => {}
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        }
+    }
+
     /// An attempt failed; the record stays pending, with the error kept.
     fn fail(
         &self,
@@ -371,13 +397,44 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets de-duplication keys of done notifications claimed before `before`; returns how
     /// many.
     fn prune(&self, before: SystemTime) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// How long a claim lasts, for a store that several receivers share (`None`, the
+    /// default, for a store of one receiver alone).
+    ///
+    /// A shared store's records are claimed: [`append`](Store::append) and
+    /// [`replay`](Store::replay) claim for this store, [`begin_attempt`](Store::begin_attempt)
+    /// fails with [`StoreErrorKind::NotFound`] once the claim was taken over. The receiver
+    /// then [renews](Store::renew) its claims every third of the lease,
+    /// [claims](Store::claim) the records whose claim lapsed (instead of reading
+    /// [`pending`](Store::pending) once at start), and [releases](Store::release) its claims
+    /// when it shuts down.
+    fn lease(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Claims up to `max` pending records that nobody holds a live claim on, oldest first.
+    fn claim(&self, max: usize) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
+        let _ = max;
+        async { Ok(Vec::new()) }
+    }
+
+    /// Extends every claim this store holds by one lease; returns how many.
+    fn renew(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async { Ok(0) }
+    }
+
+    /// Gives up every claim this store holds (at shutdown), so that another receiver, or
+    /// this one started again, takes them at once; returns how many.
+    fn release(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async { Ok(0) }
+    }
 }
 
 /// The object-safe form of [`Store`], so that the receiver is not generic over it.
 pub(crate) trait ErasedStore: Send + Sync + 'static {
     fn append(&self, record: NewRecord) -> BoxFuture<'_, Result<Appended, StoreError>>;
     fn begin_attempt(&self, id: RecordId) -> BoxFuture<'_, Result<u32, StoreError>>;
-    fn complete(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn complete_all(&self, ids: Vec<RecordId>) -> BoxFuture<'_, Result<(), StoreError>>;
     fn fail(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
     fn dead_letter(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
@@ -393,6 +450,10 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
         body: Bytes,
     ) -> BoxFuture<'_, Result<RecordId, StoreError>>;
     fn prune(&self, before: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn lease(&self) -> Option<Duration>;
+    fn claim(&self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
+    fn renew(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn release(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -404,8 +465,8 @@ impl<S: Store> ErasedStore for S {
     fn begin_attempt(&self, id: RecordId) -> BoxFuture<'_, Result<u32, StoreError>> {
         Box::pin(Store::begin_attempt(self, id))
     }
-    fn complete(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(Store::complete(self, id))
+    fn complete_all(&self, ids: Vec<RecordId>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(Store::complete_all(self, ids))
     }
     fn fail(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(Store::fail(self, id, error))
@@ -439,5 +500,17 @@ impl<S: Store> ErasedStore for S {
     }
     fn prune(&self, before: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(Store::prune(self, before))
+    }
+    fn lease(&self) -> Option<Duration> {
+        Store::lease(self)
+    }
+    fn claim(&self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        Box::pin(Store::claim(self, max))
+    }
+    fn renew(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(Store::renew(self))
+    }
+    fn release(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(Store::release(self))
     }
 }

@@ -1,11 +1,20 @@
 //! Fixtures shared by the tests and the benches.
 #![allow(dead_code)]
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod process;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
+
+/// The example body with another task id, as serialized JSON.
+pub(crate) fn example_with_task_id(task: &str) -> Vec<u8> {
+    let mut body = example_value();
+    body["task_id"] = json!(task);
+    serde_json::to_vec(&body).unwrap()
+}
 
 /// The sender's example body, byte for byte.
 pub(crate) const EXAMPLE: &[u8] = include_bytes!("../data/task_notification.example.json");

@@ -72,9 +72,9 @@ pub(crate) async fn start_in(name: &str, data: &DataDir, env: &[(&str, &str)]) -
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut startup = String::new();
     let addr = loop {
-        let line = next_line(&mut stderr)
-            .await
-            .expect("the example says where it listens");
+        let Some(line) = next_line(&mut stderr).await else {
+            panic!("the example exited before it listened:\n{startup}");
+        };
         if let Some(rest) = line.strip_prefix("listening on http://") {
             break rest.trim_end_matches("/airudder/task").to_owned();
         }
@@ -117,4 +117,34 @@ pub(crate) async fn terminate(child: &mut Child) -> std::process::ExitStatus {
         .await
         .expect("the child exits within 20 s after SIGTERM")
         .unwrap()
+}
+
+/// Collects the task id of every line the receiver prints.
+pub(crate) fn collect(
+    mut running: Running,
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> (tokio::process::Child, tokio::task::JoinHandle<String>) {
+    let mut stderr = running.stderr;
+    let reader = tokio::spawn(async move {
+        let logs = tokio::spawn(async move {
+            let mut logs = String::new();
+            while let Ok(Some(line)) = stderr.next_line().await {
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+            logs
+        });
+        while let Ok(Some(line)) = running.stdout.next_line().await {
+            // A line cut by the kill is not counted: its notification was not marked done and
+            // comes again.
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                printed
+                    .lock()
+                    .unwrap()
+                    .push(value["task_id"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        logs.await.unwrap_or_default()
+    });
+    (running.child, reader)
 }

@@ -1,0 +1,669 @@
+//! The shared store: PostgreSQL, for several receivers behind one URL.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{NoTls, Row, Socket};
+
+use super::{
+    Appended, Envelope, NewRecord, Record, RecordId, RecordState, RejectedRecord, Store,
+    StoreError, StoreErrorKind,
+};
+
+/// States as stored in the `state` column.
+const PENDING: i16 = 0;
+const DEAD: i16 = 1;
+const DONE: i16 = 2;
+
+/// The schema versions this crate knows, each applied once, in order, under an advisory lock.
+/// Append only: a shipped migration is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 1: notifications with their de-duplication key and claim; refused bodies.
+    r"
+    CREATE TABLE {schema}.notifications (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        dedup_key   BYTEA NOT NULL UNIQUE,
+        state       SMALLINT NOT NULL,
+        attempts    INTEGER NOT NULL,
+        last_error  TEXT,
+        envelope    TEXT NOT NULL,
+        body        BYTEA,
+        stored_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+        claimed_by  TEXT,
+        lease_until TIMESTAMPTZ
+    );
+    CREATE INDEX notifications_claimable ON {schema}.notifications (lease_until, id)
+        WHERE state = 0;
+    CREATE INDEX notifications_done ON {schema}.notifications (stored_at) WHERE state = 2;
+    CREATE TABLE {schema}.rejected (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        status      SMALLINT NOT NULL,
+        reason      TEXT NOT NULL,
+        envelope    TEXT NOT NULL,
+        body        BYTEA NOT NULL,
+        stored_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    ",
+];
+
+/// How a [`PostgresStore`] connects and shares its records. See
+/// [`PostgresStore::connect_with`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PostgresOptions {
+    schema: String,
+    lease: Duration,
+    pool_size: usize,
+    timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            schema: "airudder".into(),
+            lease: Duration::from_secs(15),
+            pool_size: 16,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// The PostgreSQL schema that holds the tables (default `airudder`); created if missing.
+    /// Receivers that share notifications use the same schema.
+    ///
+    /// # Errors
+    /// When the name is empty, longer than 63 bytes, or has other characters than ASCII
+    /// letters, digits and `_` (it is written into SQL, so it is checked, not quoted).
+    pub fn schema(mut self, schema: impl Into<String>) -> Result<Self, StoreError> {
+        let schema = schema.into();
+        let valid = !schema.is_empty()
+            && schema.len() <= 63
+            && !schema.starts_with(|c: char| c.is_ascii_digit())
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                format!("{schema:?} is not a plain schema name (ASCII letters, digits, `_`)"),
+            ));
+        }
+        self.schema = schema;
+        Ok(self)
+    }
+
+    /// How long a receiver's claim on a notification lasts without being renewed (default
+    /// 15 s, at least 1 s). A live receiver renews its claims every third of it; a receiver
+    /// that dies loses them after at most this long, and another one takes the notifications
+    /// over.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_secs(1));
+        self
+    }
+
+    /// The most connections this receiver opens (default 16). Concurrent appends share
+    /// PostgreSQL's group commit, so a few connections carry many requests.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// How long one operation (connecting included) may take before the store reports
+    /// itself unavailable and the receiver answers 503 (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// The [`Store`] on PostgreSQL, shared by every receiver that connects to the same schema.
+///
+/// - An append is one `INSERT … ON CONFLICT DO NOTHING` on the de-duplication key's unique
+///   index, committed with `synchronous_commit` on before the receiver answers 200: two
+///   receivers given the same notification at the same instant store it once.
+/// - The receiver that stores a notification claims it for a [lease](PostgresOptions::lease)
+///   and renews its claims while it lives. Every receiver also takes over, with
+///   `FOR UPDATE SKIP LOCKED`, the pending notifications whose claim lapsed: those of a
+///   receiver that died, or that was cut off from the database for longer than the lease.
+/// - The tables live in their own schema, created and migrated at connect, under an advisory
+///   lock, so receivers may start at the same instant.
+/// - A database that cannot be reached makes operations fail within the
+///   [timeout](PostgresOptions::timeout) ([`StoreErrorKind::Unavailable`], so the receiver
+///   answers 503); the pool reconnects by itself once it is back.
+///
+/// Cloning is cheap; clones share the pool and the claims.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    /// Who claims: unique to this store (process id, time, and a counter).
+    owner: String,
+    options: PostgresOptions,
+    sql: Sql,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: never printed.
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.options.schema)
+            .field("owner", &self.inner.owner)
+            .field("lease", &self.inner.options.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The statements, with the schema and the lease written in.
+struct Sql {
+    insert: String,
+    find_key: String,
+    begin_attempt: String,
+    complete: String,
+    complete_all: String,
+    fail: String,
+    dead_letter: String,
+    in_state: String,
+    get: String,
+    replay: String,
+    reject: String,
+    rejected: String,
+    remove_rejected: String,
+    prune: String,
+    claim: String,
+    renew: String,
+    release: String,
+}
+
+const COLUMNS: &str = "id, state, attempts, last_error, envelope, body";
+
+impl Sql {
+    fn new(schema: &str, lease: Duration) -> Self {
+        let t = format!("{schema}.notifications");
+        let r = format!("{schema}.rejected");
+        let lease = format!("now() + interval '{} milliseconds'", lease.as_millis());
+        Self {
+            insert: format!(
+                "INSERT INTO {t} (dedup_key, state, attempts, envelope, body, claimed_by, lease_until) \
+                 VALUES ($1, {PENDING}, 1, $2, $3, $4, {lease}) \
+                 ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+            ),
+            find_key: format!("SELECT id FROM {t} WHERE dedup_key = $1"),
+            begin_attempt: format!(
+                "UPDATE {t} SET attempts = attempts + 1, lease_until = {lease} \
+                 WHERE id = $1 AND state = {PENDING} AND claimed_by = $2 RETURNING attempts"
+            ),
+            complete: format!(
+                "UPDATE {t} SET state = {DONE}, body = NULL, last_error = NULL, \
+                 claimed_by = NULL, lease_until = NULL WHERE id = $1 AND state = {PENDING}"
+            ),
+            complete_all: format!(
+                "UPDATE {t} SET state = {DONE}, body = NULL, last_error = NULL, \
+                 claimed_by = NULL, lease_until = NULL \
+                 WHERE id = ANY($1) AND state = {PENDING}"
+            ),
+            fail: format!("UPDATE {t} SET last_error = $2 WHERE id = $1 AND state = {PENDING}"),
+            dead_letter: format!(
+                "UPDATE {t} SET state = {DEAD}, last_error = $2, claimed_by = NULL, \
+                 lease_until = NULL WHERE id = $1 AND state = {PENDING}"
+            ),
+            in_state: format!("SELECT {COLUMNS} FROM {t} WHERE state = $1 ORDER BY id"),
+            get: format!(
+                "SELECT {COLUMNS} FROM {t} WHERE id = $1 AND state IN ({PENDING}, {DEAD})"
+            ),
+            replay: format!(
+                "UPDATE {t} SET state = {PENDING}, attempts = 0, claimed_by = $2, \
+                 lease_until = {lease} WHERE id = $1 AND state = {DEAD} RETURNING {COLUMNS}"
+            ),
+            reject: format!(
+                "INSERT INTO {r} (status, reason, envelope, body) VALUES ($1, $2, $3, $4) \
+                 RETURNING id"
+            ),
+            rejected: format!("SELECT id, status, reason, envelope, body FROM {r} ORDER BY id"),
+            remove_rejected: format!("DELETE FROM {r} WHERE id = $1"),
+            prune: format!("DELETE FROM {t} WHERE state = {DONE} AND stored_at < to_timestamp($1)"),
+            claim: format!(
+                "UPDATE {t} SET claimed_by = $1, lease_until = {lease} WHERE id IN ( \
+                   SELECT id FROM {t} WHERE state = {PENDING} \
+                   AND (lease_until IS NULL OR lease_until < now()) \
+                   ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 RETURNING {COLUMNS}"
+            ),
+            renew: format!(
+                "UPDATE {t} SET lease_until = {lease} WHERE claimed_by = $1 AND state = {PENDING}"
+            ),
+            release: format!(
+                "UPDATE {t} SET claimed_by = NULL, lease_until = NULL \
+                 WHERE claimed_by = $1 AND state = {PENDING}"
+            ),
+        }
+    }
+}
+
+fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
+    StoreError::new(StoreErrorKind::Unavailable, err)
+}
+
+fn corrupt(id: i64, what: impl fmt::Display) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, format!("record {id}: {what}"))
+}
+
+/// Database ids are positive; a negative one would be a corrupt row, never a wrap.
+fn record_id(id: i64) -> Result<RecordId, StoreError> {
+    RecordId::try_from(id).map_err(|_| corrupt(id, "negative id"))
+}
+
+fn db_id(id: RecordId) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| StoreError::bare(StoreErrorKind::NotFound))
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`, or the key=value
+    /// form) without TLS, with the default [options](PostgresOptions), and creates or
+    /// migrates the schema.
+    ///
+    /// # Errors
+    /// When the URL does not parse, the database cannot be reached within the timeout, or the
+    /// schema is at a newer version than this crate knows.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with options.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|err| StoreError::new(StoreErrorKind::Invalid, err))?;
+        Self::connect_config(config, NoTls, options).await
+    }
+
+    /// Connects with a `tokio_postgres` configuration and a TLS connector of your choice
+    /// (`tokio-postgres-rustls`, `postgres-native-tls`), so that this crate pulls no TLS stack.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_config<T>(
+        mut config: tokio_postgres::Config,
+        tls: T,
+        options: PostgresOptions,
+    ) -> Result<Self, StoreError>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Sync + Send,
+        T::TlsConnect: Sync + Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.timeout);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("airudder-webhook");
+        }
+        let manager = Manager::from_config(
+            config,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.timeout))
+            .create_timeout(Some(options.timeout))
+            .recycle_timeout(Some(options.timeout))
+            // Acknowledged means on disk: never let a server default of `off` weaken that.
+            .post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute(
+                            "SELECT set_config('synchronous_commit', 'on', false) \
+                             WHERE current_setting('synchronous_commit') = 'off'",
+                        )
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }))
+            .build()
+            .map_err(unavailable)?;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let owner = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            super::millis(SystemTime::now()),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let store = Self {
+            inner: Arc::new(Inner {
+                pool,
+                owner,
+                sql: Sql::new(&options.schema, options.lease),
+                options,
+            }),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The name this store claims notifications under (unique per connected store).
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// Creates the schema or brings it to the newest version, one receiver at a time.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let schema = self.inner.options.schema.clone();
+        self.run(async move |client| {
+            let tx = client.transaction().await.map_err(unavailable)?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&format!("airudder-webhook migrations {schema}")],
+            )
+            .await
+            .map_err(unavailable)?;
+            tx.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}; \
+                 CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ( \
+                     version INTEGER PRIMARY KEY, \
+                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            ))
+            .await
+            .map_err(unavailable)?;
+            let row = tx
+                .query_one(
+                    &format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_migrations"),
+                    &[],
+                )
+                .await
+                .map_err(unavailable)?;
+            let at: i32 = row.get(0);
+            let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+            if at > known {
+                return Err(StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    format!(
+                        "schema {schema} is at version {at}, newer than this crate's {known}: \
+                         upgrade airudder-webhook"
+                    ),
+                ));
+            }
+            for (version, migration) in (1..).zip(MIGRATIONS).skip(usize::try_from(at).unwrap_or(0))
+            {
+                tx.batch_execute(&migration.replace("{schema}", &schema))
+                    .await
+                    .map_err(unavailable)?;
+                tx.execute(
+                    &format!("INSERT INTO {schema}.schema_migrations (version) VALUES ($1)"),
+                    &[&version],
+                )
+                .await
+                .map_err(unavailable)?;
+                tracing::info!(schema = %schema, version, "migrated the notification store");
+            }
+            tx.commit().await.map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Runs `op` on a pooled connection within the timeout.
+    async fn run<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let timeout = self.inner.options.timeout;
+        let work = async {
+            let mut client = self.inner.pool.get().await.map_err(unavailable)?;
+            op(&mut client).await
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(unavailable(format!(
+                "no answer from PostgreSQL within {timeout:?}"
+            ))),
+        }
+    }
+
+    /// Runs one statement and returns its rows.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        self.run(async |client| {
+            let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
+            client.query(&statement, params).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Runs one statement and returns how many rows it changed.
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        self.run(async |client| {
+            let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
+            client
+                .execute(&statement, params)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Runs an update of one record; no row changed means no record in that state.
+    async fn update_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(), StoreError> {
+        match self.execute(sql, params).await? {
+            0 => Err(StoreError::bare(StoreErrorKind::NotFound)),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn envelope_json(envelope: &Envelope) -> Result<String, StoreError> {
+    serde_json::to_string(envelope).map_err(unavailable)
+}
+
+fn record_from(row: &Row) -> Result<Record, StoreError> {
+    let id: i64 = row.get(0);
+    let state = match row.get::<_, i16>(1) {
+        PENDING => RecordState::Pending,
+        DEAD => RecordState::Dead,
+        other => return Err(corrupt(id, format_args!("unexpected state {other}"))),
+    };
+    let attempts: i32 = row.get(2);
+    let envelope: String = row.get(4);
+    let envelope = serde_json::from_str(&envelope).map_err(|err| corrupt(id, err))?;
+    let body: Option<Vec<u8>> = row.get(5);
+    let body = body.ok_or_else(|| corrupt(id, "a pending record without its body"))?;
+    Ok(Record::new(
+        record_id(id)?,
+        state,
+        u32::try_from(attempts).unwrap_or(0),
+        row.get(3),
+        envelope,
+        Bytes::from(body),
+    ))
+}
+
+fn records_from(rows: &[Row]) -> Result<Vec<Record>, StoreError> {
+    rows.iter().map(record_from).collect()
+}
+
+impl Store for PostgresStore {
+    async fn append(&self, record: NewRecord) -> Result<Appended, StoreError> {
+        let sql = &self.inner.sql;
+        let envelope = envelope_json(&record.envelope)?;
+        let key = &record.key[..];
+        let body = &record.body[..];
+        // Two statements, not one: the lookup needs a snapshot taken after a conflicting
+        // insert committed. A key pruned in between is stored again, at most twice over.
+        for _ in 0..3 {
+            let rows = self
+                .query(&sql.insert, &[&key, &envelope, &body, &self.inner.owner])
+                .await?;
+            if let Some(row) = rows.first() {
+                return Ok(Appended::Stored(record_id(row.get(0))?));
+            }
+            if let Some(row) = self.query(&sql.find_key, &[&key]).await?.first() {
+                return Ok(Appended::Duplicate(record_id(row.get(0))?));
+            }
+        }
+        Err(unavailable(
+            "the de-duplication key changes too fast to be read",
+        ))
+    }
+
+    async fn begin_attempt(&self, id: RecordId) -> Result<u32, StoreError> {
+        let rows = self
+            .query(
+                &self.inner.sql.begin_attempt,
+                &[&db_id(id)?, &self.inner.owner],
+            )
+            .await?;
+        match rows.first() {
+            Some(row) => Ok(u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX)),
+            None => Err(StoreError::new(
+                StoreErrorKind::NotFound,
+                "not pending under this receiver's claim (done, or taken over by another)",
+            )),
+        }
+    }
+
+    async fn complete(&self, id: RecordId) -> Result<(), StoreError> {
+        self.update_one(&self.inner.sql.complete, &[&db_id(id)?])
+            .await
+    }
+
+    async fn complete_all(&self, ids: Vec<RecordId>) -> Result<(), StoreError> {
+        // An id beyond i64 names no record.
+        let ids: Vec<i64> = ids.into_iter().filter_map(|id| db_id(id).ok()).collect();
+        self.execute(&self.inner.sql.complete_all, &[&ids]).await?;
+        Ok(())
+    }
+
+    async fn fail(&self, id: RecordId, error: String) -> Result<(), StoreError> {
+        self.update_one(&self.inner.sql.fail, &[&db_id(id)?, &error])
+            .await
+    }
+
+    async fn dead_letter(&self, id: RecordId, error: String) -> Result<(), StoreError> {
+        self.update_one(&self.inner.sql.dead_letter, &[&db_id(id)?, &error])
+            .await
+    }
+
+    async fn pending(&self) -> Result<Vec<Record>, StoreError> {
+        records_from(&self.query(&self.inner.sql.in_state, &[&PENDING]).await?)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<Record>, StoreError> {
+        records_from(&self.query(&self.inner.sql.in_state, &[&DEAD]).await?)
+    }
+
+    async fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
+        let Ok(id) = db_id(id) else { return Ok(None) };
+        let rows = self.query(&self.inner.sql.get, &[&id]).await?;
+        rows.first().map(record_from).transpose()
+    }
+
+    async fn replay(&self, id: RecordId) -> Result<Record, StoreError> {
+        let rows = self
+            .query(&self.inner.sql.replay, &[&db_id(id)?, &self.inner.owner])
+            .await?;
+        match rows.first() {
+            Some(row) => record_from(row),
+            None => Err(StoreError::bare(StoreErrorKind::NotFound)),
+        }
+    }
+
+    async fn reject(
+        &self,
+        status: u16,
+        reason: String,
+        envelope: Envelope,
+        body: Bytes,
+    ) -> Result<RecordId, StoreError> {
+        let status = i16::try_from(status).unwrap_or(i16::MAX);
+        let envelope = envelope_json(&envelope)?;
+        let rows = self
+            .query(
+                &self.inner.sql.reject,
+                &[&status, &reason, &envelope, &&body[..]],
+            )
+            .await?;
+        match rows.first() {
+            Some(row) => record_id(row.get(0)),
+            None => Err(unavailable("the insert returned no id")),
+        }
+    }
+
+    async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
+        let rows = self.query(&self.inner.sql.rejected, &[]).await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.get(0);
+                let envelope: String = row.get(3);
+                let envelope = serde_json::from_str(&envelope).map_err(|err| corrupt(id, err))?;
+                let body: Vec<u8> = row.get(4);
+                Ok(RejectedRecord::new(
+                    record_id(id)?,
+                    u16::try_from(row.get::<_, i16>(1)).unwrap_or(0),
+                    row.get(2),
+                    envelope,
+                    Bytes::from(body),
+                ))
+            })
+            .collect()
+    }
+
+    async fn remove_rejected(&self, id: RecordId) -> Result<(), StoreError> {
+        self.update_one(&self.inner.sql.remove_rejected, &[&db_id(id)?])
+            .await
+    }
+
+    async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
+        #[allow(clippy::cast_precision_loss)] // milliseconds since 1970 fit an f64 exactly
+        let seconds = super::millis(before) as f64 / 1000.0;
+        self.execute(&self.inner.sql.prune, &[&seconds]).await
+    }
+
+    fn lease(&self) -> Option<Duration> {
+        Some(self.inner.options.lease)
+    }
+
+    async fn claim(&self, max: usize) -> Result<Vec<Record>, StoreError> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows = self
+            .query(&self.inner.sql.claim, &[&self.inner.owner, &max])
+            .await?;
+        let mut records = records_from(&rows)?;
+        records.sort_by_key(|record| record.id);
+        Ok(records)
+    }
+
+    async fn renew(&self) -> Result<u64, StoreError> {
+        self.execute(&self.inner.sql.renew, &[&self.inner.owner])
+            .await
+    }
+
+    async fn release(&self) -> Result<u64, StoreError> {
+        self.execute(&self.inner.sql.release, &[&self.inner.owner])
+            .await
+    }
+}

@@ -1,0 +1,512 @@
+//! The PostgreSQL store, against a real server that the tests start themselves (a throwaway
+//! cluster from Debian's `postgresql` package): the store's contract, migrations raced by
+//! several receivers, two receiver processes sharing one database, one of them SIGKILLed
+//! under load, and the database restarted under load.
+#![cfg(feature = "postgres")]
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use airudder_webhook::store::{
+    Appended, Envelope, NewRecord, PostgresOptions, PostgresStore, RecordState, Store,
+    StoreErrorKind,
+};
+use bytes::Bytes;
+use support::postgres::Cluster;
+use support::process::{DataDir, collect, start_in, terminate};
+
+/// One cluster for the tests that do not stop it; each test uses a schema of its own.
+fn shared_cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(Cluster::start)
+}
+
+async fn store(url: &str, schema: &str, lease: Duration) -> PostgresStore {
+    let options = PostgresOptions::default()
+        .schema(schema)
+        .unwrap()
+        .lease(lease);
+    PostgresStore::connect_with(url, options).await.unwrap()
+}
+
+fn record(key: u8, body: &'static [u8]) -> NewRecord {
+    let envelope = Envelope::new(SystemTime::now(), Some("127.0.0.1:9".into()), Vec::new());
+    NewRecord::new([key; 32], Bytes::from_static(body), envelope)
+}
+
+#[tokio::test]
+async fn the_store_keeps_its_contract() {
+    let url = shared_cluster().url();
+    let store = store(&url, "contract", Duration::from_secs(30)).await;
+
+    let Appended::Stored(id) = store.append(record(1, b"{\"a\":1}")).await.unwrap() else {
+        panic!("a new key is stored");
+    };
+    assert_eq!(
+        store.append(record(1, b"{\"a\":1}")).await.unwrap(),
+        Appended::Duplicate(id)
+    );
+    assert_eq!(
+        store.begin_attempt(id).await.unwrap(),
+        2,
+        "append counts the first"
+    );
+    store.fail(id, "boom".into()).await.unwrap();
+    store.dead_letter(id, "gave up".into()).await.unwrap();
+    let dead = store.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].id, dead[0].state, dead[0].attempts),
+        (id, RecordState::Dead, 2)
+    );
+    assert_eq!(dead[0].last_error.as_deref(), Some("gave up"));
+    assert_eq!(&dead[0].body[..], b"{\"a\":1}");
+    assert_eq!(dead[0].envelope.peer.as_deref(), Some("127.0.0.1:9"));
+    assert!(store.pending().await.unwrap().is_empty());
+
+    let replayed = store.replay(id).await.unwrap();
+    assert_eq!(
+        (replayed.state, replayed.attempts),
+        (RecordState::Pending, 0)
+    );
+    assert_eq!(
+        store.replay(id).await.unwrap_err().kind(),
+        StoreErrorKind::NotFound,
+        "only a dead letter is replayed"
+    );
+    assert_eq!(store.begin_attempt(id).await.unwrap(), 1);
+    store.complete_all(vec![id]).await.unwrap();
+    assert!(store.get(id).await.unwrap().is_none(), "done");
+    assert_eq!(
+        store.append(record(1, b"{\"a\":1}")).await.unwrap(),
+        Appended::Duplicate(id),
+        "the key stays claimed once done"
+    );
+    assert_eq!(store.prune(SystemTime::UNIX_EPOCH).await.unwrap(), 0);
+    let later = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(
+        store.prune(later).await.unwrap(),
+        1,
+        "done and old: forgotten"
+    );
+    assert!(matches!(
+        store.append(record(1, b"{\"a\":1}")).await.unwrap(),
+        Appended::Stored(new) if new != id
+    ));
+
+    let kept = store
+        .reject(
+            422,
+            "wrong shape".into(),
+            record(9, b"").envelope,
+            Bytes::from_static(b"[1]"),
+        )
+        .await
+        .unwrap();
+    let rejected = store.rejected().await.unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        (
+            rejected[0].id,
+            rejected[0].status,
+            &rejected[0].reason[..],
+            &rejected[0].body[..]
+        ),
+        (kept, 422, "wrong shape", &b"[1]"[..])
+    );
+    store.remove_rejected(kept).await.unwrap();
+    assert_eq!(
+        store.remove_rejected(kept).await.unwrap_err().kind(),
+        StoreErrorKind::NotFound
+    );
+    assert!(store.rejected().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_lapsed_claim_is_taken_over_and_the_old_owner_stands_down() {
+    let url = shared_cluster().url();
+    let first = store(&url, "claims", Duration::from_secs(1)).await;
+    let second = store(&url, "claims", Duration::from_secs(1)).await;
+
+    let Appended::Stored(id) = first.append(record(2, b"{}")).await.unwrap() else {
+        panic!("stored");
+    };
+    assert!(
+        second.claim(10).await.unwrap().is_empty(),
+        "claimed by its first receiver"
+    );
+    first.renew().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    first.renew().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        second.claim(10).await.unwrap().is_empty(),
+        "renewed: still the first's"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1200)).await; // no renewal: the claim lapses
+    let taken = second.claim(10).await.unwrap();
+    assert_eq!(taken.iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(
+        first.begin_attempt(id).await.unwrap_err().kind(),
+        StoreErrorKind::NotFound,
+        "the first receiver no longer holds it"
+    );
+    assert_eq!(second.begin_attempt(id).await.unwrap(), 2);
+
+    assert_eq!(second.release().await.unwrap(), 1);
+    let taken = first.claim(10).await.unwrap();
+    assert_eq!(taken.len(), 1, "released: claimable at once");
+    first.complete_all(vec![id]).await.unwrap();
+    assert!(
+        second.claim(10).await.unwrap().is_empty(),
+        "done is never claimed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_starting_at_once_migrate_the_schema_once() {
+    let url = shared_cluster().url();
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { store(&url, "raced", Duration::from_secs(15)).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for start in starts {
+        stores.push(start.await.unwrap());
+    }
+    let keys: HashSet<_> = stores.iter().map(PostgresStore::owner).collect();
+    assert_eq!(keys.len(), 8, "each store claims under a name of its own");
+    assert!(matches!(
+        stores[3].append(record(3, b"{}")).await.unwrap(),
+        Appended::Stored(_)
+    ));
+    assert!(matches!(
+        stores[5].append(record(3, b"{}")).await.unwrap(),
+        Appended::Duplicate(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_bad_schema_name_or_an_unreachable_database_is_an_error() {
+    assert_eq!(
+        PostgresOptions::default()
+            .schema("x; DROP TABLE y")
+            .unwrap_err()
+            .kind(),
+        StoreErrorKind::Invalid
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // nobody listens there once the listener is dropped
+    let options = PostgresOptions::default().timeout(Duration::from_secs(2));
+    let err =
+        PostgresStore::connect_with(&format!("postgres://postgres@127.0.0.1:{port}/x"), options)
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+}
+
+/// Environment for a receiver example process on `url`'s database.
+fn receiver_env<'a>(url: &'a str, schema: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("AIRUDDER_DATABASE_URL", url),
+        ("AIRUDDER_DATABASE_SCHEMA", schema),
+        ("AIRUDDER_LEASE_SECS", "2"),
+        ("RUST_LOG", "warn"),
+    ]
+}
+
+/// Waits until every acknowledged task was printed; returns how often each was.
+async fn wait_printed(
+    acked: &HashSet<String>,
+    printed: &Mutex<Vec<String>>,
+    within: Duration,
+) -> HashMap<String, usize> {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen: HashSet<String> = printed.lock().unwrap().iter().cloned().collect();
+        let missing: Vec<_> = acked.difference(&seen).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "acknowledged but never printed ({} of {}): {:?}",
+            missing.len(),
+            acked.len(),
+            missing.iter().take(10).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // a second print would show by now
+    let mut times = HashMap::new();
+    for task in printed.lock().unwrap().iter() {
+        *times.entry(task.clone()).or_default() += 1;
+    }
+    times
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_receivers_given_the_same_notification_at_once_handle_it_once() {
+    let url = shared_cluster().url();
+    let env = receiver_env(&url, "two_receivers");
+    let (data_a, data_b) = (DataDir::new(), DataDir::new());
+    let printed = Arc::new(Mutex::new(Vec::new()));
+    let a = start_in("receiver", &data_a, &env).await;
+    let b = start_in("receiver", &data_b, &env).await;
+    let (url_a, url_b) = (
+        format!("http://{}/airudder/task", a.addr),
+        format!("http://{}/airudder/task", b.addr),
+    );
+    let (mut child_a, reader_a) = collect(a, Arc::clone(&printed));
+    let (mut child_b, reader_b) = collect(b, Arc::clone(&printed));
+
+    let mut acked = HashSet::new();
+    for i in 0..40 {
+        let task = format!("both-{i}");
+        let body = support::example_with_task_id(&task);
+        let (to_a, to_b) = tokio::join!(
+            support::try_send(&url_a, body.clone()),
+            support::try_send(&url_b, body)
+        );
+        assert_eq!((to_a.unwrap().as_u16(), to_b.unwrap().as_u16()), (200, 200));
+        acked.insert(task);
+    }
+    let times = wait_printed(&acked, &printed, Duration::from_secs(30)).await;
+    let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "handled more than once: {twice:?}");
+
+    for (child, reader) in [(&mut child_a, reader_a), (&mut child_b, reader_b)] {
+        let status = terminate(child).await;
+        let logs = reader.await.unwrap();
+        assert!(status.success(), "exit {status}:\n{logs}");
+    }
+}
+
+/// Posts distinct notifications to `url` until `stop` is set or the receiver is gone;
+/// returns the acknowledged task ids and every status seen.
+fn client(
+    url: String,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+    acks: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<(Vec<String>, HashMap<u16, usize>)> {
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut statuses = HashMap::new();
+        for i in 0.. {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let task = format!("{prefix}-{i}");
+            match support::try_send(&url, support::example_with_task_id(&task)).await {
+                Ok(status) => {
+                    *statuses.entry(status.as_u16()).or_default() += 1;
+                    if status == 200 {
+                        acked.push(task);
+                        acks.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                Err(_) => break, // the receiver is gone
+            }
+        }
+        (acked, statuses)
+    })
+}
+
+async fn wait_for(count: &AtomicUsize, at_least: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count.load(Ordering::SeqCst) < at_least {
+        assert!(Instant::now() < deadline, "{what}: too slow");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_killed_under_load_leaves_every_acknowledged_notification_to_the_other() {
+    let url = shared_cluster().url();
+    let mut env = receiver_env(&url, "killed");
+    // A slow handler: A has acknowledged notifications it has not handled when it dies.
+    env.push(("AIRUDDER_HANDLER_DELAY_MS", "20"));
+    let (data_a, data_b) = (DataDir::new(), DataDir::new());
+    let printed_a = Arc::new(Mutex::new(Vec::new()));
+    let printed_b = Arc::new(Mutex::new(Vec::new()));
+    let a = start_in("receiver", &data_a, &env).await;
+    let b = start_in("receiver", &data_b, &env).await;
+    let (url_a, url_b) = (
+        format!("http://{}/airudder/task", a.addr),
+        format!("http://{}/airudder/task", b.addr),
+    );
+    let (mut child_a, reader_a) = collect(a, Arc::clone(&printed_a));
+    let (mut child_b, reader_b) = collect(b, Arc::clone(&printed_b));
+
+    let (stop_a, stop_b) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (acks_a, acks_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let clients_a: Vec<_> = (0..4)
+        .map(|c| {
+            client(
+                url_a.clone(),
+                format!("a{c}"),
+                Arc::clone(&stop_a),
+                Arc::clone(&acks_a),
+            )
+        })
+        .collect();
+    let clients_b: Vec<_> = (0..2)
+        .map(|c| {
+            client(
+                url_b.clone(),
+                format!("b{c}"),
+                Arc::clone(&stop_b),
+                Arc::clone(&acks_b),
+            )
+        })
+        .collect();
+    wait_for(&acks_a, 200, "receiver A").await;
+    child_a.start_kill().unwrap(); // SIGKILL, mid-stream
+    child_a.wait().await.unwrap();
+    stop_a.store(true, Ordering::SeqCst);
+    let killed_at = Instant::now();
+    let acked_b_at_kill = acks_b.load(Ordering::SeqCst);
+    wait_for(&acks_b, acked_b_at_kill + 50, "receiver B after the kill").await;
+    stop_b.store(true, Ordering::SeqCst);
+
+    let mut acked_by_a = HashSet::new();
+    let mut acked = HashSet::new();
+    for (i, client) in clients_a.into_iter().chain(clients_b).enumerate() {
+        let (tasks, statuses) = client.await.unwrap();
+        assert_eq!(
+            statuses.keys().copied().collect::<Vec<_>>(),
+            [200],
+            "only 200s: {statuses:?}"
+        );
+        if i < 4 {
+            acked_by_a.extend(tasks.iter().cloned());
+        }
+        acked.extend(tasks);
+    }
+    reader_a.await.unwrap();
+    let printed = Arc::new(Mutex::new(Vec::new()));
+    printed
+        .lock()
+        .unwrap()
+        .extend(printed_a.lock().unwrap().iter().cloned());
+    let printed_by_a: HashSet<String> = printed_a.lock().unwrap().iter().cloned().collect();
+    // B's prints so far and from now on.
+    let times = loop {
+        let mut all = printed.lock().unwrap().clone();
+        all.extend(printed_b.lock().unwrap().iter().cloned());
+        let seen: HashSet<String> = all.iter().cloned().collect();
+        if acked.is_subset(&seen) {
+            let mut times: HashMap<String, usize> = HashMap::new();
+            for task in all {
+                *times.entry(task).or_default() += 1;
+            }
+            break times;
+        }
+        let missing: Vec<_> = acked.difference(&seen).take(10).collect();
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "acknowledged by A or B but never printed: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let taken_over = acked_by_a
+        .iter()
+        .filter(|t| !printed_by_a.contains(*t))
+        .count();
+    let twice = times.values().filter(|n| **n > 1).count();
+    eprintln!(
+        "{} acknowledged ({} by A before its SIGKILL); {taken_over} of A's handled by B, \
+         {twice} printed twice (A printed them but died before marking them done)",
+        acked.len(),
+        acked_by_a.len(),
+    );
+    assert!(
+        taken_over > 0,
+        "A had handled everything: nothing to take over"
+    );
+    let status = terminate(&mut child_b).await;
+    let logs = reader_b.await.unwrap();
+    assert!(status.success(), "exit {status}:\n{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_restarted_under_load_gives_503s_then_recovers_losing_nothing() {
+    let mut cluster = Cluster::start(); // its own: this test stops it
+    let url = cluster.url();
+    let env = receiver_env(&url, "restarted");
+    let data = DataDir::new();
+    let printed = Arc::new(Mutex::new(Vec::new()));
+    let running = start_in("receiver", &data, &env).await;
+    let receiver = format!("http://{}/airudder/task", running.addr);
+    let (mut child, reader) = collect(running, Arc::clone(&printed));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            client(
+                receiver.clone(),
+                format!("r{c}"),
+                Arc::clone(&stop),
+                Arc::clone(&acks),
+            )
+        })
+        .collect();
+    wait_for(&acks, 100, "before the restart").await;
+    tokio::task::block_in_place(|| cluster.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await; // answers already on their way
+    let acked_while_stopping = acks.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let acked_while_down = acks.load(Ordering::SeqCst) - acked_while_stopping;
+    tokio::task::block_in_place(|| cluster.resume());
+    let resumed = acks.load(Ordering::SeqCst);
+    wait_for(&acks, resumed + 100, "after the restart").await;
+    stop.store(true, Ordering::SeqCst);
+
+    let mut acked = HashSet::new();
+    let mut statuses: HashMap<u16, usize> = HashMap::new();
+    for client in clients {
+        let (tasks, seen) = client.await.unwrap();
+        acked.extend(tasks);
+        for (status, n) in seen {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    assert_eq!(
+        acked_while_down, 0,
+        "nothing acknowledged with the database down"
+    );
+    assert!(
+        statuses.get(&503).copied().unwrap_or(0) > 0,
+        "503s while down: {statuses:?}"
+    );
+    let mut kinds: Vec<_> = statuses.keys().copied().collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, [200, 503], "{statuses:?}");
+    let times = wait_printed(&acked, &printed, Duration::from_secs(30)).await;
+    eprintln!(
+        "{} acknowledged around a database restart, {} answered 503; {} printed twice",
+        acked.len(),
+        statuses[&503],
+        times.values().filter(|n| **n > 1).count()
+    );
+    let status = terminate(&mut child).await;
+    let logs = reader.await.unwrap();
+    assert!(status.success(), "exit {status}:\n{logs}");
+}
