@@ -11,7 +11,9 @@
 //! - (b) hand-written axum: `Json<serde_json::Value>` plus `tokio::spawn`, answers `{}`;
 //! - (c) this crate in axum, in-memory ack, no-op handler;
 //! - (d) this crate in axum, durable ack (redb, fsynced before each 200);
-//! - (e) as (c), with a handler that sleeps 1 s: the 200 must not wait for it.
+//! - (e) as (c), with a handler that sleeps 1 s: the 200 must not wait for it;
+//! - (f) with `--features postgres`: this crate, durable ack on PostgreSQL (a throwaway
+//!   cluster on the same machine, started by the bench, `synchronous_commit` on).
 //!
 //! Under `cargo test --benches` (no `--bench` argument) each server runs for a moment only, to
 //! prove the program works; timings are printed but mean nothing there.
@@ -219,13 +221,32 @@ fn main() {
         )
     });
 
-    let runs = [
+    #[allow(unused_mut)]
+    let mut runs = vec![
         ("(a) bare hyper, no parsing (floor)", bare),
         ("(b) axum, Json<Value> + tokio::spawn", hand_written),
         ("(c) this crate, memory ack", memory),
         ("(d) this crate, durable ack (redb)", durable),
         ("(e) as (c), handler sleeps 1 s", sleeping),
     ];
+    #[cfg(feature = "postgres")]
+    let cluster = support::postgres::Cluster::start();
+    #[cfg(feature = "postgres")]
+    runs.push((
+        "(f) this crate, durable ack (PostgreSQL)",
+        server.block_on(async {
+            let store = airudder_webhook::store::PostgresStore::connect(&cluster.url())
+                .await
+                .unwrap();
+            let shared = Receiver::builder(no_op)
+                .allow_unauthenticated()
+                .queue_capacity(1 << 16)
+                .durable(store)
+                .build()
+                .unwrap();
+            serve_axum(receiver_app(shared)).await
+        }),
+    ));
     let outcomes: Vec<Outcome> = runs
         .iter()
         .map(|(name, addr)| client.block_on(drive(name, *addr, duration)))
@@ -257,6 +278,13 @@ fn main() {
         "p99 (e)/(c) = {:.2} (target <= 1.5)",
         e.p99.as_secs_f64() / c.p99.as_secs_f64()
     );
+    if let Some(f) = outcomes.get(5) {
+        println!(
+            "(f)/(c) = {:.2}, (f)/(d) = {:.2}",
+            f.rate() / c.rate(),
+            f.rate() / d.rate()
+        );
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
