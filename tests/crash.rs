@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::process::{DataDir, collect, start_in, terminate};
+use support::process::{DataDir, collect, start_in, terminate, wait_printed};
 
 const ROUNDS: usize = 3;
 const CLIENTS: usize = 4;
@@ -78,20 +78,7 @@ async fn nothing_acknowledged_is_lost_to_sigkill_and_duplicates_print_once() {
     assert_eq!(support::try_send(&url, twice).await.unwrap(), 200);
     acked.insert("sent-twice".to_owned());
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let seen: HashSet<String> = printed.lock().unwrap().iter().cloned().collect();
-        let missing: Vec<_> = acked.difference(&seen).collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "acknowledged but never printed: {missing:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await; // a second print of "sent-twice" would show by now
+    wait_printed(&acked, &printed, Duration::from_secs(60)).await;
     let status = terminate(&mut child).await;
     let logs = reader.await.unwrap();
     assert!(status.success(), "exit {status}:\n{logs}");

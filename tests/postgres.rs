@@ -17,7 +17,7 @@ use airudder_webhook::store::{
 };
 use bytes::Bytes;
 use support::postgres::Cluster;
-use support::process::{DataDir, collect, start_in, terminate};
+use support::process::{DataDir, collect, start_in, terminate, wait_printed};
 
 /// One cluster for the tests that do not stop it; each test uses a schema of its own.
 fn shared_cluster() -> &'static Cluster {
@@ -225,36 +225,6 @@ fn receiver_env<'a>(url: &'a str, schema: &'a str) -> Vec<(&'a str, &'a str)> {
     ]
 }
 
-/// Waits until every acknowledged task was printed; returns how often each was.
-async fn wait_printed(
-    acked: &HashSet<String>,
-    printed: &Mutex<Vec<String>>,
-    within: Duration,
-) -> HashMap<String, usize> {
-    let deadline = Instant::now() + within;
-    loop {
-        let seen: HashSet<String> = printed.lock().unwrap().iter().cloned().collect();
-        let missing: Vec<_> = acked.difference(&seen).collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "acknowledged but never printed ({} of {}): {:?}",
-            missing.len(),
-            acked.len(),
-            missing.iter().take(10).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await; // a second print would show by now
-    let mut times = HashMap::new();
-    for task in printed.lock().unwrap().iter() {
-        *times.entry(task.clone()).or_default() += 1;
-    }
-    times
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_receivers_given_the_same_notification_at_once_handle_it_once() {
     let url = shared_cluster().url();
@@ -292,14 +262,12 @@ async fn two_receivers_given_the_same_notification_at_once_handle_it_once() {
     }
 }
 
+/// A load client: the task ids it got a 200 for, and how many of each status it saw.
+type Client = tokio::task::JoinHandle<(Vec<String>, HashMap<u16, usize>)>;
+
 /// Posts distinct notifications to `url` until `stop` is set or the receiver is gone;
 /// returns the acknowledged task ids and every status seen.
-fn client(
-    url: String,
-    prefix: String,
-    stop: Arc<AtomicBool>,
-    acks: Arc<AtomicUsize>,
-) -> tokio::task::JoinHandle<(Vec<String>, HashMap<u16, usize>)> {
+fn client(url: String, prefix: String, stop: Arc<AtomicBool>, acks: Arc<AtomicUsize>) -> Client {
     tokio::spawn(async move {
         let mut acked = Vec::new();
         let mut statuses = HashMap::new();
@@ -323,6 +291,26 @@ fn client(
         }
         (acked, statuses)
     })
+}
+
+/// `n` clients posting to `url`, sharing one stop flag and one count of acknowledgements.
+fn clients(
+    n: usize,
+    url: &str,
+    prefix: &str,
+    stop: &Arc<AtomicBool>,
+    acks: &Arc<AtomicUsize>,
+) -> Vec<Client> {
+    (0..n)
+        .map(|c| {
+            client(
+                url.to_owned(),
+                format!("{prefix}{c}"),
+                Arc::clone(stop),
+                Arc::clone(acks),
+            )
+        })
+        .collect()
 }
 
 async fn wait_for(count: &AtomicUsize, at_least: usize, what: &str) {
@@ -356,31 +344,12 @@ async fn a_receiver_killed_under_load_leaves_every_acknowledged_notification_to_
         Arc::new(AtomicBool::new(false)),
     );
     let (acks_a, acks_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let clients_a: Vec<_> = (0..4)
-        .map(|c| {
-            client(
-                url_a.clone(),
-                format!("a{c}"),
-                Arc::clone(&stop_a),
-                Arc::clone(&acks_a),
-            )
-        })
-        .collect();
-    let clients_b: Vec<_> = (0..2)
-        .map(|c| {
-            client(
-                url_b.clone(),
-                format!("b{c}"),
-                Arc::clone(&stop_b),
-                Arc::clone(&acks_b),
-            )
-        })
-        .collect();
+    let clients_a = clients(4, &url_a, "a", &stop_a, &acks_a);
+    let clients_b = clients(2, &url_b, "b", &stop_b, &acks_b);
     wait_for(&acks_a, 200, "receiver A").await;
     child_a.start_kill().unwrap(); // SIGKILL, mid-stream
     child_a.wait().await.unwrap();
     stop_a.store(true, Ordering::SeqCst);
-    let killed_at = Instant::now();
     let acked_b_at_kill = acks_b.load(Ordering::SeqCst);
     wait_for(&acks_b, acked_b_at_kill + 50, "receiver B after the kill").await;
     stop_b.store(true, Ordering::SeqCst);
@@ -400,31 +369,13 @@ async fn a_receiver_killed_under_load_leaves_every_acknowledged_notification_to_
         acked.extend(tasks);
     }
     reader_a.await.unwrap();
-    let printed = Arc::new(Mutex::new(Vec::new()));
-    printed
+    let printed_by_a: HashSet<String> = printed_a.lock().unwrap().iter().cloned().collect();
+    // From here on B's collector adds to what A printed.
+    printed_b
         .lock()
         .unwrap()
         .extend(printed_a.lock().unwrap().iter().cloned());
-    let printed_by_a: HashSet<String> = printed_a.lock().unwrap().iter().cloned().collect();
-    // B's prints so far and from now on.
-    let times = loop {
-        let mut all = printed.lock().unwrap().clone();
-        all.extend(printed_b.lock().unwrap().iter().cloned());
-        let seen: HashSet<String> = all.iter().cloned().collect();
-        if acked.is_subset(&seen) {
-            let mut times: HashMap<String, usize> = HashMap::new();
-            for task in all {
-                *times.entry(task).or_default() += 1;
-            }
-            break times;
-        }
-        let missing: Vec<_> = acked.difference(&seen).take(10).collect();
-        assert!(
-            killed_at.elapsed() < Duration::from_secs(30),
-            "acknowledged by A or B but never printed: {missing:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let times = wait_printed(&acked, &printed_b, Duration::from_secs(30)).await;
     let taken_over = acked_by_a
         .iter()
         .filter(|t| !printed_by_a.contains(*t))
@@ -458,16 +409,7 @@ async fn the_database_restarted_under_load_gives_503s_then_recovers_losing_nothi
 
     let stop = Arc::new(AtomicBool::new(false));
     let acks = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..4)
-        .map(|c| {
-            client(
-                receiver.clone(),
-                format!("r{c}"),
-                Arc::clone(&stop),
-                Arc::clone(&acks),
-            )
-        })
-        .collect();
+    let clients = clients(4, &receiver, "r", &stop, &acks);
     wait_for(&acks, 100, "before the restart").await;
     tokio::task::block_in_place(|| cluster.stop());
     tokio::time::sleep(Duration::from_millis(300)).await; // answers already on their way

@@ -148,3 +148,34 @@ pub(crate) fn collect(
     });
     (running.child, reader)
 }
+
+/// Waits until every acknowledged task was printed; returns how often each was.
+pub(crate) async fn wait_printed(
+    acked: &std::collections::HashSet<String>,
+    printed: &std::sync::Mutex<Vec<String>>,
+    within: Duration,
+) -> std::collections::HashMap<String, usize> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let seen: std::collections::HashSet<String> =
+            printed.lock().unwrap().iter().cloned().collect();
+        let missing: Vec<_> = acked.difference(&seen).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acknowledged but never printed ({} of {}): {:?}",
+            missing.len(),
+            acked.len(),
+            missing.iter().take(10).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // a second print would show by now
+    let mut times = std::collections::HashMap::new();
+    for task in printed.lock().unwrap().iter() {
+        *times.entry(task.clone()).or_default() += 1;
+    }
+    times
+}
