@@ -1,6 +1,6 @@
 //! Load benchmark over real loopback connections, every server measured in one run.
 //!
-//! Run with: cargo bench --bench load
+//! Run with: cargo bench --bench load (add `--features postgres` for row (f))
 //!
 //! Each server listens on 127.0.0.1 port 0 and gets the same load: the contract's example body,
 //! 64 keep-alive HTTP/1.1 connections, each sending its next request as soon as the last is
