@@ -89,8 +89,9 @@ pub struct Stats {
     pub handled: u64,
     /// Notifications the handler gave up on (passed to the failed hook).
     pub failed: u64,
-    /// Notifications handed back to the sender with a 503 (the "handled" ack), or whose
-    /// request went away before a worker took them.
+    /// Notifications handed back to the sender with a 503 (the "handled" ack), whose
+    /// request went away before a worker took them, or (with a shared store) left to the
+    /// receiver that took over their claim.
     pub returned: u64,
     /// Bodies refused for their size or content (400, 413, 422).
     pub rejected: u64,

@@ -19,8 +19,10 @@
 //! A store that fails (disk full, read-only, corrupt) makes the receiver answer 503: the sender
 //! retries, nothing is acknowledged that is not stored.
 //!
-//! [`RedbStore`] is the embedded store, one file in a directory. The trait is the seam for
-//! another backend (a database shared by several receivers).
+//! [`RedbStore`] is the embedded store, one file in a directory, for one receiver.
+//! `PostgresStore` (feature `postgres`) is shared by several receivers: de-duplication across
+//! them, and claims with a lease, so that the notifications of a receiver that dies are handled
+//! by the others. The trait is the seam for another backend.
 //!
 //! ```
 //! use airudder_webhook::store::{RedbStore, Store};
