@@ -82,6 +82,11 @@ async fn the_store_keeps_its_contract() {
     store.complete_all(vec![id]).await.unwrap();
     assert!(store.get(id).await.unwrap().is_none(), "done");
     assert_eq!(
+        store.complete(id).await.unwrap_err().kind(),
+        StoreErrorKind::NotFound,
+        "done once"
+    );
+    assert_eq!(
         store.append(record(1, b"{\"a\":1}")).await.unwrap(),
         Appended::Duplicate(id),
         "the key stays claimed once done"

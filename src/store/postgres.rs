@@ -167,7 +167,6 @@ struct Sql {
     insert: String,
     find_key: String,
     begin_attempt: String,
-    complete: String,
     complete_all: String,
     fail: String,
     dead_letter: String,
@@ -200,10 +199,6 @@ impl Sql {
             begin_attempt: format!(
                 "UPDATE {t} SET attempts = attempts + 1, lease_until = {lease} \
                  WHERE id = $1 AND state = {PENDING} AND claimed_by = $2 RETURNING attempts"
-            ),
-            complete: format!(
-                "UPDATE {t} SET state = {DONE}, body = NULL, last_error = NULL, \
-                 claimed_by = NULL, lease_until = NULL WHERE id = $1 AND state = {PENDING}"
             ),
             complete_all: format!(
                 "UPDATE {t} SET state = {DONE}, body = NULL, last_error = NULL, \
@@ -547,8 +542,8 @@ impl Store for PostgresStore {
     }
 
     async fn complete(&self, id: RecordId) -> Result<(), StoreError> {
-        self.update_one(&self.inner.sql.complete, &[&db_id(id)?])
-            .await
+        let ids = vec![db_id(id)?];
+        self.update_one(&self.inner.sql.complete_all, &[&ids]).await
     }
 
     async fn complete_all(&self, ids: Vec<RecordId>) -> Result<(), StoreError> {

@@ -125,23 +125,13 @@ impl Cluster {
             port = self.port,
             dir = self.dir.display(),
         );
-        let mut child = if running_as_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--", "sh", "-c", &script])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        } else {
-            Command::new("sh")
-                .args(["-c", &script])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        };
+        let mut child = as_server_user(Path::new("sh"))
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let stdin = child.stdin.take().unwrap();
         self.server = Some((child, stdin));
         let started = Instant::now();
