@@ -31,6 +31,9 @@ fn decode_bodies(c: &mut Criterion) {
             b.iter(|| serde_json::from_slice::<Value>(black_box(body)).unwrap())
         });
         group.bench_function("TaskNotification", |b| {
+            b.iter(|| TaskNotification::from_slice(black_box(body)).unwrap())
+        });
+        group.bench_function("TaskNotification, serde_json only", |b| {
             b.iter(|| decode::<TaskNotification>(black_box(body)).unwrap())
         });
         group.finish();

@@ -247,8 +247,19 @@ fn main() {
             serve_axum(receiver_app(shared)).await
         }),
     ));
+    // `cargo bench --bench load -- c e` measures (a) and the rows named, for profiling one.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| {
+        only.is_empty()
+            || name.starts_with("(a)")
+            || only.iter().any(|row| name.starts_with(&format!("({row})")))
+    };
     let outcomes: Vec<Outcome> = runs
         .iter()
+        .filter(|(name, _)| wanted(name))
         .map(|(name, addr)| client.block_on(drive(name, *addr, duration)))
         .collect();
     let floor = outcomes[0].rate();
@@ -270,20 +281,26 @@ fn main() {
             o.rate() / floor
         );
     }
-    let (c, d, e, b) = (&outcomes[2], &outcomes[3], &outcomes[4], &outcomes[1]);
-    println!("\n(c)/(a) = {:.2} (target >= 0.8)", c.rate() / floor);
-    println!("(c)/(b) = {:.2} (target >= 2)", c.rate() / b.rate());
-    println!("(d)/(c) = {:.2} (target >= 0.5)", d.rate() / c.rate());
-    println!(
-        "p99 (e)/(c) = {:.2} (target <= 1.5)",
-        e.p99.as_secs_f64() / c.p99.as_secs_f64()
-    );
-    if let Some(f) = outcomes.get(5) {
-        println!(
-            "(f)/(c) = {:.2}, (f)/(d) = {:.2}",
-            f.rate() / c.rate(),
-            f.rate() / d.rate()
-        );
+    let row = |letter: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.name.starts_with(&format!("({letter})")))
+    };
+    let rate = |x: &str, y: &str| Some(row(x)?.rate() / row(y)?.rate());
+    let p99 = |x: &str, y: &str| Some(row(x)?.p99.as_secs_f64() / row(y)?.p99.as_secs_f64());
+    let ratios = [
+        ("(c)/(a)", rate("c", "a"), "target >= 0.8"),
+        ("(c)/(b)", rate("c", "b"), "target >= 2"),
+        ("(d)/(c)", rate("d", "c"), "target >= 0.5"),
+        ("p99 (e)/(c)", p99("e", "c"), "target <= 1.5"),
+        ("(f)/(c)", rate("f", "c"), "PostgreSQL against memory"),
+        ("(f)/(d)", rate("f", "d"), "PostgreSQL against redb"),
+    ];
+    println!();
+    for (name, ratio, target) in ratios {
+        if let Some(ratio) = ratio {
+            println!("{name} = {ratio:.2} ({target})");
+        }
     }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

@@ -190,9 +190,21 @@ impl std::error::Error for DecodeError {}
 /// assert_eq!(err.message(), "invalid type: an integer, expected a string");
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    decode_with(bytes, |_| None)
+}
+
+/// [`decode`] behind a fast path: `fast` reads the text first, and serde_json decides whenever
+/// it gives up, so the result and every error are serde_json's.
+pub(crate) fn decode_with<T: DeserializeOwned>(
+    bytes: &[u8],
+    fast: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, DecodeError> {
     // One UTF-8 check of the whole body is cheaper than serde_json's check of every string.
     let text =
         std::str::from_utf8(bytes).map_err(|err| DecodeError::utf8(bytes, err.valid_up_to()))?;
+    if let Some(value) = fast(text) {
+        return Ok(value);
+    }
     serde_json::from_str(text).map_err(|err| DecodeError::from_json::<T>(err, text))
 }
 

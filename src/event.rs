@@ -56,6 +56,10 @@ impl Event for TaskNotification {
     fn item_count(&self) -> usize {
         self.details.len()
     }
+
+    fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        Self::from_slice(body)
+    }
 }
 
 struct HashWriter<'a>(&'a mut Sha256);

@@ -231,7 +231,44 @@ fn free_form_maps_keep_any_json() {
         n.details[0].variable("tags"),
         Some(&json!(["vip", 3, null]))
     );
-    assert_eq!(n.details[0].event_label, Some(json!(["not", "a", "map"])));
+    let event_label = n.details[0].event_label.as_ref().unwrap();
+    assert_eq!(*event_label, json!(["not", "a", "map"]));
+    assert!(!event_label.is_object() && event_label.is_empty());
+    let variables = n.details[0].variables.as_ref().unwrap();
+    assert_eq!(variables["nested"]["a"]["b"][0], true);
+    assert_eq!(variables.len(), 4);
+}
+
+#[test]
+fn free_form_members_stay_in_the_order_sent_on_either_decoding_path() {
+    // The example sends `variables` out of alphabetical order.
+    let fast = TaskNotification::from_slice(support::EXAMPLE).unwrap();
+    let serde_only = airudder_webhook::decode::<TaskNotification>(support::EXAMPLE).unwrap();
+    for n in [&fast, &serde_only] {
+        let variables = n.details[0].variables.as_ref().unwrap();
+        assert_eq!(
+            variables.keys().collect::<Vec<_>>(),
+            ["birthday", "var2", "creditnumber"]
+        );
+        assert_eq!(variables.get_str("var2"), Some("03"));
+    }
+    assert_eq!(fast, serde_only);
+    // A key sent twice keeps its first place and its last value, as serde_json keeps the last.
+    let body = String::from_utf8(support::EXAMPLE.to_vec())
+        .unwrap()
+        .replace(r#""var2": "03","#, r#""var2": "03", "birthday": "0101","#);
+    let fast = TaskNotification::from_slice(body.as_bytes()).unwrap();
+    let serde_only = airudder_webhook::decode::<TaskNotification>(body.as_bytes()).unwrap();
+    assert_eq!(fast, serde_only);
+    let variables = fast.details[0].variables.as_ref().unwrap();
+    assert_eq!(
+        variables.iter().collect::<Vec<_>>(),
+        [
+            ("birthday", &json!("0101")),
+            ("var2", &json!("03")),
+            ("creditnumber", &json!("1234"))
+        ]
+    );
 }
 
 #[test]
@@ -750,8 +787,17 @@ proptest! {
     }
 
     #[test]
+    fn the_fast_path_decodes_every_body_as_serde_json_does(value in notification(), pretty in any::<bool>()) {
+        let body = if pretty { serde_json::to_vec_pretty(&value) } else { serde_json::to_vec(&value) }.unwrap();
+        let fast = TaskNotification::from_slice(&body).expect("a well-formed notification is accepted");
+        prop_assert_eq!(serde_json::to_value(&fast).unwrap(), value);
+        prop_assert_eq!(Ok(fast), decode::<TaskNotification>(&body));
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_the_decoder(body in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode::<TaskNotification>(&body);
+        let _ = TaskNotification::from_slice(&body);
     }
 
     #[test]
@@ -759,5 +805,131 @@ proptest! {
         if let Err(err) = decode::<TaskNotification>(&serde_json::to_vec(&value).unwrap()) {
             prop_assert!(matches!(err.kind(), DecodeErrorKind::Shape | DecodeErrorKind::Syntax));
         }
+    }
+}
+
+/// A byte edit of the example: deleted, replaced or inserted, from the bytes that matter to JSON.
+fn edit() -> impl Strategy<Value = (prop::sample::Index, u8, u8)> {
+    const BYTES: &[u8] = b"{}[]\",:0123456789-+.eEnulltrfas \\/\n\t\x01\xc3";
+    (
+        any::<prop::sample::Index>(),
+        0..3u8,
+        prop::sample::select(BYTES),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The fast path gives up on whatever it is not sure of, so both paths answer every body
+    /// alike: the same notification, or the same error.
+    #[test]
+    fn both_decoding_paths_answer_every_edited_body_alike(edits in prop::collection::vec(edit(), 1..4)) {
+        let mut body = support::EXAMPLE.to_vec();
+        for (at, op, byte) in edits {
+            let i = at.index(body.len());
+            match op {
+                0 => { body.remove(i); }
+                1 => body[i] = byte,
+                _ => body.insert(i, byte),
+            }
+        }
+        prop_assert_eq!(TaskNotification::from_slice(&body), decode::<TaskNotification>(&body));
+    }
+}
+
+/// The example with one member's value replaced by raw JSON text.
+fn example_with(member: &str, raw: &str) -> Vec<u8> {
+    let text = String::from_utf8(support::EXAMPLE.to_vec()).unwrap();
+    let needle = format!("\"{member}\": ");
+    let start = text.find(&needle).expect("the example has the member") + needle.len();
+    let end = start
+        + text[start..]
+            .find([',', '\n'])
+            .expect("the value ends the line or meets a comma");
+    format!("{}{raw}{}", &text[..start], &text[end..]).into_bytes()
+}
+
+#[test]
+fn both_decoding_paths_agree_on_values_at_the_edge_of_the_fast_path() {
+    let cases = [
+        ("duration", "01"),
+        ("duration", "-0"),
+        ("duration", "-1"),
+        ("duration", "1.0"),
+        ("duration", "1e2"),
+        ("duration", "9223372036854775807"),
+        ("duration", "9223372036854775808"),
+        ("duration", "-9223372036854775808"),
+        ("duration", "-9223372036854775809"),
+        ("duration", "null"),
+        ("duration", "\"7\""),
+        ("callee", r#""+86\u0031234""#),
+        ("callee", "\"tab\there\""),
+        ("callee", "null"),
+        ("callee", "7"),
+        ("ring_type", "null"),
+        ("ring_type", "\"\""),
+        ("ring_type", "nul"),
+        ("call_times", "null"),
+        ("status", r#""finis\"hed""#),
+        ("status", "\"no such status\""),
+        ("variables", "[1, 2]"),
+        ("variables", r#"{"a": "b", "a": "c"}"#),
+        (
+            "variables",
+            r#"{"a": 1.5e300, "b": [null, true], "c": {"d": "\u00e9"}}"#,
+        ),
+        ("variables", r#"{"a": }"#),
+        ("variables", r#"{"a\"b": "c"}"#),
+        ("EventLabel", "\"VerifyPass\""),
+        ("EventLabel", "{}"),
+        ("EventLabel", "null"),
+        ("redail_call", "[]"),
+        ("redail_call", "[{}, {}]"),
+        ("redail_call", "[1]"),
+        ("question_answer", "[]"),
+        ("question_answer", "[{\"var\": \"-\"},]"),
+        ("task_id", r#""ic1" , "task_id": "again""#),
+        ("task_id", r#""ic1", "x_unknown": {"nested": [1, "two"]}"#),
+        ("task_id", r#""ic1", "x_unknown": 1, "x_unknown": 2"#),
+    ];
+    for (member, raw) in cases {
+        let body = example_with(member, raw);
+        assert_eq!(
+            TaskNotification::from_slice(&body),
+            decode::<TaskNotification>(&body),
+            "{member}: {raw}"
+        );
+    }
+    // Bodies around the object itself.
+    let example = String::from_utf8(support::EXAMPLE.to_vec()).unwrap();
+    for body in [
+        String::new(),
+        "  ".to_owned(),
+        format!("{example} x"),
+        format!("{example}\n\n"),
+        format!("\u{feff}{example}"),
+        format!("[{example}]"),
+        example.replacen('{', "{\"task_id\": \"first\",", 1),
+        example.replace("\"details\"", "\"x_details\""),
+        "{}".to_owned(),
+        format!("{}{}", "[".repeat(200), "]".repeat(200)),
+    ] {
+        assert_eq!(
+            TaskNotification::from_slice(body.as_bytes()),
+            decode::<TaskNotification>(body.as_bytes()),
+            "{body:.40}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn both_decoding_paths_agree_on_number_like_values(raw in r"-?[0-9]{1,21}(\.[0-9]{1,3})?([eE][-+]?[0-9]{1,3})?") {
+        let body = example_with("duration", &raw);
+        prop_assert_eq!(TaskNotification::from_slice(&body), decode::<TaskNotification>(&body));
     }
 }

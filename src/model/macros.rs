@@ -45,6 +45,42 @@ macro_rules! wire_finish {
     };
 }
 
+/// Reads one field's value on the fast path; `None` from `?` hands the body to serde_json.
+macro_rules! wire_fast_slot {
+    (required $ty:ty, $scanner:ident) => {
+        <$ty as $crate::model::fast::Fast>::fast($scanner)?
+    };
+    (nullable $ty:ty, $scanner:ident) => {
+        match $scanner.null() {
+            true => None,
+            false => Some(<$ty as $crate::model::fast::Fast>::fast($scanner)?),
+        }
+    };
+    (optional $ty:ty, $scanner:ident) => {
+        wire_fast_slot!(nullable $ty, $scanner)
+    };
+}
+
+/// [`wire_finish!`] for the fast path: a missing member hands the body to serde_json.
+macro_rules! wire_fast_finish {
+    (required, $slot:ident, $nulls:ident, $bit:expr) => {
+        $slot?
+    };
+    (nullable, $slot:ident, $nulls:ident, $bit:expr) => {
+        $slot?
+    };
+    (optional, $slot:ident, $nulls:ident, $bit:expr) => {
+        match $slot {
+            Some(Some(value)) => Some(value),
+            Some(None) => {
+                $nulls |= $bit;
+                None
+            }
+            None => None,
+        }
+    };
+}
+
 /// Writes one field, leaving out an absent optional member.
 macro_rules! wire_serialize {
     (required, $map:ident, $value:expr, $wire:literal, $was_null:expr) => {
@@ -92,15 +128,23 @@ macro_rules! wire_struct {
         impl $name {
             const WIRE_NAMES: &'static [&'static str] = &[$($wire),*];
 
-            const fn null_bit(wire: &str) -> u32 {
+            /// The position of a wire name in `WIRE_NAMES`.
+            const fn index(wire: &str) -> usize {
                 let mut i = 0;
                 while i < Self::WIRE_NAMES.len() {
                     if $crate::model::macros::const_str_eq(Self::WIRE_NAMES[i], wire) {
-                        return 1 << i;
+                        return i;
                     }
                     i += 1;
                 }
-                0
+                usize::MAX
+            }
+
+            const fn null_bit(wire: &str) -> u32 {
+                match Self::index(wire) {
+                    usize::MAX => 0,
+                    i => 1 << i,
+                }
             }
 
             /// Whether the member with this wire name was sent as an explicit JSON `null`
@@ -167,6 +211,53 @@ macro_rules! wire_struct {
                 }
 
                 deserializer.deserialize_map(Visitor)
+            }
+        }
+
+        impl $crate::model::fast::Fast for $name {
+            fn fast(scanner: &mut $crate::model::fast::Scanner<'_>) -> Option<Self> {
+                $( let mut $field: Option<wire_slot_type!($kind $ty)> = None; )*
+                let mut extra = serde_json::Map::new();
+                #[allow(unused_mut)]
+                let mut explicit_nulls = 0u32;
+                let mut more = scanner.begin_object()?;
+                // The sender writes members in one order: try the one after the last first.
+                let mut next = 0;
+                while more {
+                    let key = scanner.key()?;
+                    let at = match Self::WIRE_NAMES.get(next) {
+                        Some(&expected) if expected == key => next,
+                        _ => Self::WIRE_NAMES
+                            .iter()
+                            .position(|&name| name == key)
+                            .unwrap_or(usize::MAX),
+                    };
+                    next = at.wrapping_add(1);
+                    match at {
+                        $(
+                            at if at == const { $name::index($wire) } => {
+                                if $field.is_some() {
+                                    return None;
+                                }
+                                $field = Some(wire_fast_slot!($kind $ty, scanner));
+                            }
+                        )*
+                        _ => {
+                            let value = scanner.value()?;
+                            if extra.contains_key(key) {
+                                return None;
+                            }
+                            extra.insert(key.to_owned(), value);
+                        }
+                    }
+                    more = scanner.next_member()?;
+                }
+                $(
+                    let $field = wire_fast_finish!(
+                        $kind, $field, explicit_nulls, $name::null_bit($wire)
+                    );
+                )*
+                Some($name { $($field,)* extra, explicit_nulls })
             }
         }
 
@@ -250,6 +341,13 @@ macro_rules! wire_enum {
                 S: serde::Serializer,
             {
                 serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl $crate::model::fast::Fast for $name {
+            #[inline]
+            fn fast(scanner: &mut $crate::model::fast::Scanner<'_>) -> Option<Self> {
+                scanner.str().map($name::from_wire)
             }
         }
 

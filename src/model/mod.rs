@@ -8,7 +8,8 @@
 //! - Every enum has the documented values as variants and keeps any other string verbatim in
 //!   `Other(String)`; both spellings of cancelled are variants.
 //! - Optional members accept absent and `null`; the free-form maps (`EventLabel`, `Slots`,
-//!   `NerSlots`, `variables`) keep any JSON.
+//!   `NerSlots`, `variables`) keep any JSON, as [`Fields`]: the members of an object in the order
+//!   sent, compactly.
 //! - Members the contract does not name are kept in `extra` and serialized again.
 //! - Timestamps are kept as sent ([`Timestamp`]); [`Timestamp::parse`] reads them.
 //!
@@ -35,11 +36,14 @@
 #[macro_use]
 pub(crate) mod macros;
 mod enums;
+pub(crate) mod fast;
+mod fields;
 mod task;
 mod text;
 mod time;
 
 pub use enums::{CallResult, HangupType, RingType, RobotMethod, TaskStatus};
+pub use fields::Fields;
 pub use task::{Call, QuestionAnswer, RedialAttempt, TaskNotification};
 pub use text::Text;
 pub use time::{ParsedTime, Timestamp, TimestampError};

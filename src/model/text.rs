@@ -80,6 +80,13 @@ impl From<&str> for Text {
     }
 }
 
+impl super::fast::Fast for Text {
+    #[inline]
+    fn fast(scanner: &mut super::fast::Scanner<'_>) -> Option<Self> {
+        scanner.str().map(Self::from)
+    }
+}
+
 impl From<String> for Text {
     fn from(text: String) -> Self {
         Self(CompactString::from(text))

@@ -115,6 +115,13 @@ impl From<String> for Timestamp {
     }
 }
 
+impl super::fast::Fast for Timestamp {
+    #[inline]
+    fn fast(scanner: &mut super::fast::Scanner<'_>) -> Option<Self> {
+        scanner.str().map(Self::from)
+    }
+}
+
 impl From<&str> for Timestamp {
     fn from(value: &str) -> Self {
         Self(value.into())

@@ -1,0 +1,396 @@
+//! A fast path for the contract's own shapes, in front of serde_json.
+//!
+//! serde_json drives the typed model through serde's visitors: every member costs a key
+//! visitor, a value visitor and the bookkeeping between them, and that is most of the time spent
+//! decoding a notification. This module reads the same bytes in one pass written for the shapes
+//! [`wire_struct!`](super::macros) generates, with no visitor in between.
+//!
+//! It never decides that a body is wrong. Whatever it is not sure of (an escape in a string, a
+//! number serde_json would read as a float, a repeated or missing member, anything malformed)
+//! makes it give up with `None`, and the caller decodes the body again with serde_json, which
+//! then accepts it or produces the usual [`DecodeError`](crate::DecodeError). So a body the fast
+//! path accepts decodes to the value serde_json gives, and every error is serde_json's own: the
+//! differential tests in `tests/model.rs` hold it to that.
+
+use serde_json::Value;
+
+/// How deep the fast path follows a free-form value before it leaves the body to serde_json,
+/// whose limit (128 levels from the root) then decides.
+const MAX_DEPTH: u32 = 64;
+
+const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// Where the first byte that ends a string run is: a quote, a backslash or a control character.
+#[inline]
+fn string_end(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    // Eight bytes at a time: a byte is flagged when it is zero after XOR with `"` or `\\`, or when
+    // subtracting 0x20 borrows. Flags above the first true one may be false; the first is exact.
+    while let Some(chunk) = bytes[at..].first_chunk::<8>() {
+        let word = u64::from_le_bytes(*chunk);
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+        let flags = zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS);
+        if flags != 0 {
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
+}
+
+/// A cursor over a body known to be UTF-8.
+pub(crate) struct Scanner<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+/// A type the fast path can read; `None` hands the body to serde_json.
+pub(crate) trait Fast: Sized {
+    fn fast(scanner: &mut Scanner<'_>) -> Option<Self>;
+}
+
+/// Reads `text` as one `T` with nothing but white space after it, or gives up.
+pub(crate) fn decode<T: Fast>(text: &str) -> Option<T> {
+    let mut scanner = Scanner { text, pos: 0 };
+    let value = T::fast(&mut scanner)?;
+    scanner.skip_white_space();
+    (scanner.pos == text.len()).then_some(value)
+}
+
+impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    #[inline]
+    fn skip_white_space(&mut self) {
+        let bytes = self.bytes();
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(self.pos) {
+            self.pos += 1;
+            // The sender indents its bodies: step over runs of spaces eight at a time.
+            while let Some(chunk) = bytes[self.pos..].first_chunk::<8>() {
+                if u64::from_le_bytes(*chunk) != SPACES {
+                    break;
+                }
+                self.pos += 8;
+            }
+        }
+    }
+
+    /// The next byte that is not white space, without consuming it.
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_white_space();
+        self.bytes().get(self.pos).copied()
+    }
+
+    /// Whether `byte` comes next (after white space).
+    #[inline]
+    pub(crate) fn at(&mut self, byte: u8) -> bool {
+        self.peek() == Some(byte)
+    }
+
+    #[inline]
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    /// Consumes a `null` if one comes next.
+    #[inline]
+    pub(crate) fn null(&mut self) -> bool {
+        let at = self.peek().map(|_| self.pos);
+        match at {
+            Some(at) if self.bytes()[at..].starts_with(b"null") => {
+                self.pos = at + 4;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A string without escapes, borrowed from the body.
+    #[inline]
+    pub(crate) fn str(&mut self) -> Option<&'a str> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.pos + 1;
+        let len = string_end(&self.bytes()[start..])?;
+        if self.bytes()[start + len] != b'"' {
+            return None;
+        }
+        self.pos = start + len + 1;
+        // Both ends sit next to an ASCII quote, so they are character boundaries.
+        self.text.get(start..start + len)
+    }
+
+    /// An integer serde_json would hand to an `i64` visitor as one.
+    pub(crate) fn i64(&mut self) -> Option<i64> {
+        self.skip_white_space();
+        let bytes = self.bytes();
+        let negative = bytes.get(self.pos) == Some(&b'-');
+        let start = self.pos + usize::from(negative);
+        let digits = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let end = start + digits;
+        // No digits, a leading zero before more digits, or a fraction or exponent next.
+        if digits == 0
+            || (digits > 1 && bytes[start] == b'0')
+            || matches!(bytes.get(end), Some(b'.' | b'e' | b'E'))
+        {
+            return None;
+        }
+        let mut magnitude: u64 = 0;
+        for &digit in &bytes[start..end] {
+            magnitude = magnitude
+                .checked_mul(10)?
+                .checked_add(u64::from(digit - b'0'))?;
+        }
+        self.pos = end;
+        if negative {
+            // serde_json reads `-0` as a float; anything below i64::MIN is one too.
+            match magnitude {
+                0 => None,
+                m if m <= i64::MAX as u64 => Some(-(m as i64)),
+                m if m == i64::MAX as u64 + 1 => Some(i64::MIN),
+                _ => None,
+            }
+        } else {
+            i64::try_from(magnitude).ok()
+        }
+    }
+
+    /// Enters an object: `Some(true)` when it has members.
+    #[inline]
+    pub(crate) fn begin_object(&mut self) -> Option<bool> {
+        self.eat(b'{')?;
+        self.close(b'}')
+    }
+
+    /// Enters an array: `Some(true)` when it has elements.
+    #[inline]
+    pub(crate) fn begin_array(&mut self) -> Option<bool> {
+        self.eat(b'[')?;
+        self.close(b']')
+    }
+
+    /// An object key and its colon.
+    #[inline]
+    pub(crate) fn key(&mut self) -> Option<&'a str> {
+        let key = self.str()?;
+        self.eat(b':')?;
+        Some(key)
+    }
+
+    /// After a member: `Some(true)` when another follows.
+    #[inline]
+    pub(crate) fn next_member(&mut self) -> Option<bool> {
+        self.separator(b'}')
+    }
+
+    /// After an element: `Some(true)` when another follows.
+    #[inline]
+    pub(crate) fn next_element(&mut self) -> Option<bool> {
+        self.separator(b']')
+    }
+
+    #[inline]
+    fn close(&mut self, end: u8) -> Option<bool> {
+        if self.peek()? == end {
+            self.pos += 1;
+            Some(false)
+        } else {
+            Some(true)
+        }
+    }
+
+    #[inline]
+    fn separator(&mut self, end: u8) -> Option<bool> {
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
+                Some(true)
+            }
+            b if b == end => {
+                self.pos += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// Any JSON value, read by serde_json from its own extent of the body.
+    pub(crate) fn value(&mut self) -> Option<Value> {
+        self.skip_white_space();
+        let start = self.pos;
+        self.skip_value(0)?;
+        serde_json::from_str(&self.text[start..self.pos]).ok()
+    }
+
+    /// Finds the end of a value. Only the extent matters: serde_json validates what is inside.
+    fn skip_value(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' => {
+                let mut more = self.begin_object()?;
+                while more {
+                    self.skip_string()?;
+                    self.eat(b':')?;
+                    self.skip_value(depth + 1)?;
+                    more = self.next_member()?;
+                }
+                Some(())
+            }
+            b'[' => {
+                let mut more = self.begin_array()?;
+                while more {
+                    self.skip_value(depth + 1)?;
+                    more = self.next_element()?;
+                }
+                Some(())
+            }
+            _ => {
+                let len = self.bytes()[self.pos..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'))
+                    .count();
+                self.pos += len;
+                (len > 0).then_some(())
+            }
+        }
+    }
+
+    fn skip_string(&mut self) -> Option<()> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.pos += 1;
+        loop {
+            let rest = &self.bytes()[self.pos..];
+            let at = string_end(rest)?;
+            match rest[at] {
+                b'"' => {
+                    self.pos += at + 1;
+                    return Some(());
+                }
+                // An escape: step over the backslash and the byte after it.
+                b'\\' if at + 1 < rest.len() => self.pos += at + 2,
+                _ => return None,
+            }
+        }
+    }
+}
+
+impl Fast for i64 {
+    #[inline]
+    fn fast(scanner: &mut Scanner<'_>) -> Option<Self> {
+        scanner.i64()
+    }
+}
+
+impl Fast for Value {
+    fn fast(scanner: &mut Scanner<'_>) -> Option<Self> {
+        scanner.value()
+    }
+}
+
+impl<T: Fast> Fast for Vec<T> {
+    fn fast(scanner: &mut Scanner<'_>) -> Option<Self> {
+        // Most arrays of a call hold one to three elements: start small, give back the rest.
+        let mut items = Vec::with_capacity(1);
+        let mut more = scanner.begin_array()?;
+        while more {
+            items.push(T::fast(scanner)?);
+            more = scanner.next_element()?;
+        }
+        if items.capacity() > items.len() {
+            items.shrink_to_fit();
+        }
+        Some(items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan<T: Fast>(text: &str) -> Option<T> {
+        decode(text)
+    }
+
+    #[test]
+    fn integers_are_read_exactly_as_serde_json_reads_them_or_left_to_it() {
+        for text in [
+            "0",
+            "7",
+            "-7",
+            " 42 ",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "931888898",
+        ] {
+            let expected: i64 = serde_json::from_str(text).unwrap();
+            assert_eq!(scan::<i64>(text), Some(expected), "{text}");
+        }
+        // serde_json refuses each of these as an i64: the fast path must not accept them.
+        for text in [
+            "-0",
+            "01",
+            "1.0",
+            "1e3",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "18446744073709551616",
+            "-",
+            "",
+            "1 2",
+            "+1",
+        ] {
+            assert_eq!(scan::<i64>(text), None, "{text}");
+            assert!(serde_json::from_str::<i64>(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn free_form_values_are_serde_json_values_of_their_extent() {
+        for text in [
+            r#"{"a": "b", "c": [1, 2.5, {"d": null}], "e": "x\"y\\"}"#,
+            "[]",
+            "{}",
+            r#""plain""#,
+            "-12.5e3",
+            "true",
+        ] {
+            let expected: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(scan::<Value>(text), Some(expected), "{text}");
+        }
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(scan::<Value>(&deep), None);
+        for text in [r#"{"a" 1}"#, r#"{"a": tru}"#, "[1,]", "\"a\nb\"", "{"] {
+            assert_eq!(scan::<Value>(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn strings_with_escapes_or_control_characters_are_left_to_serde_json() {
+        assert_eq!(scan::<Vec<i64>>("[1, 2 ,3]"), Some(vec![1, 2, 3]));
+        let mut scanner = Scanner {
+            text: r#""ok" "a\"b" "tab	here""#,
+            pos: 0,
+        };
+        assert_eq!(scanner.str(), Some("ok"));
+        assert_eq!(scanner.str(), None);
+    }
+}
