@@ -233,7 +233,7 @@ impl<'a> Scanner<'a> {
         self.skip_white_space();
         let start = self.pos;
         self.skip_value(0)?;
-        serde_json::from_str(&self.text[start..self.pos]).ok()
+        serde_json::from_str(self.text.get(start..self.pos)?).ok()
     }
 
     /// Finds the end of a value. Only the extent matters: serde_json validates what is inside.
