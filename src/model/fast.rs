@@ -98,7 +98,7 @@ impl<'a> Scanner<'a> {
     }
 
     #[inline]
-    fn eat(&mut self, byte: u8) -> Option<()> {
+    pub(crate) fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.pos += 1)
     }
 
@@ -228,6 +228,36 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The elements of an array or the members of an object whose opening bracket was just
+    /// read, up to `end`, in a vector of exactly their number.
+    ///
+    /// The arrays and maps of a call hold one to four items: they are gathered on the stack
+    /// first, so that the vector is allocated once, at its size, never grown and shrunk.
+    pub(crate) fn collect<T>(
+        &mut self,
+        end: u8,
+        mut read: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let mut head: [Option<T>; 4] = Default::default();
+        let mut count = 0;
+        let mut more = self.close(end)?;
+        while more && count < head.len() {
+            head[count] = Some(read(self)?);
+            count += 1;
+            more = self.separator(end)?;
+        }
+        let mut items = Vec::with_capacity(if more { 2 * head.len() } else { count });
+        items.extend(head.into_iter().flatten());
+        while more {
+            items.push(read(self)?);
+            more = self.separator(end)?;
+        }
+        if items.capacity() > items.len() {
+            items.shrink_to_fit();
+        }
+        Some(items)
+    }
+
     /// Any JSON value, read by serde_json from its own extent of the body.
     pub(crate) fn value(&mut self) -> Option<Value> {
         self.skip_white_space();
@@ -308,17 +338,8 @@ impl Fast for Value {
 
 impl<T: Fast> Fast for Vec<T> {
     fn fast(scanner: &mut Scanner<'_>) -> Option<Self> {
-        // Most arrays of a call hold one to three elements: start small, give back the rest.
-        let mut items = Vec::with_capacity(1);
-        let mut more = scanner.begin_array()?;
-        while more {
-            items.push(T::fast(scanner)?);
-            more = scanner.next_element()?;
-        }
-        if items.capacity() > items.len() {
-            items.shrink_to_fit();
-        }
-        Some(items)
+        scanner.eat(b'[')?;
+        scanner.collect(b']', T::fast)
     }
 }
 
@@ -381,6 +402,19 @@ mod tests {
         for text in [r#"{"a" 1}"#, r#"{"a": tru}"#, "[1,]", "\"a\nb\"", "{"] {
             assert_eq!(scan::<Value>(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn arrays_of_any_length_are_read_whole_into_vectors_of_their_size() {
+        for len in [0usize, 1, 3, 4, 5, 8, 9, 100] {
+            let items: Vec<i64> = (0..len as i64).collect();
+            let text = serde_json::to_string_pretty(&items).unwrap();
+            let read = scan::<Vec<i64>>(&text).unwrap();
+            assert_eq!(read, items);
+            assert_eq!(read.capacity(), len, "no unused capacity for {len} elements");
+        }
+        assert_eq!(scan::<Vec<i64>>("[1, 2, 3, 4, 5,]"), None);
+        assert_eq!(scan::<Vec<i64>>("[1 2]"), None);
     }
 
     #[test]

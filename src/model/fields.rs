@@ -298,18 +298,16 @@ impl Fast for Fields {
         if !scanner.at(b'{') {
             return Some(Self(Repr::Other(Box::new(scanner.value()?))));
         }
-        let mut members = Vec::with_capacity(1);
-        let mut more = scanner.begin_object()?;
-        while more {
+        scanner.eat(b'{')?;
+        let members = scanner.collect(b'}', |scanner| {
             let key = Text::from(scanner.key()?);
             // Strings, the documented case, directly; anything else through serde_json.
             let value = match scanner.at(b'"') {
                 true => Value::String(scanner.str()?.to_owned()),
                 false => scanner.value()?,
             };
-            members.push((key, value));
-            more = scanner.next_member()?;
-        }
+            Some((key, value))
+        })?;
         Some(Self::object(members))
     }
 }
