@@ -58,13 +58,17 @@ pub(crate) trait Fast: Sized {
 
 /// Reads `text` as one `T` with nothing but white space after it, or gives up.
 pub(crate) fn decode<T: Fast>(text: &str) -> Option<T> {
-    let mut scanner = Scanner { text, pos: 0 };
+    let mut scanner = Scanner::new(text);
     let value = T::fast(&mut scanner)?;
     scanner.skip_white_space();
     (scanner.pos == text.len()).then_some(value)
 }
 
 impl<'a> Scanner<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Self { text, pos: 0 }
+    }
+
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
     }
@@ -411,7 +415,11 @@ mod tests {
             let text = serde_json::to_string_pretty(&items).unwrap();
             let read = scan::<Vec<i64>>(&text).unwrap();
             assert_eq!(read, items);
-            assert_eq!(read.capacity(), len, "no unused capacity for {len} elements");
+            assert_eq!(
+                read.capacity(),
+                len,
+                "no unused capacity for {len} elements"
+            );
         }
         assert_eq!(scan::<Vec<i64>>("[1, 2, 3, 4, 5,]"), None);
         assert_eq!(scan::<Vec<i64>>("[1 2]"), None);

@@ -29,6 +29,12 @@ use crate::redact::MaskedValue;
 /// assert_eq!(slots["Amount"], 1520);
 /// assert_eq!(slots.keys().collect::<Vec<_>>(), ["PaymentMethod", "Amount"]);
 /// assert_eq!(slots.to_value(), json!({"PaymentMethod": "ATM", "Amount": 1520}));
+/// for (key, value) in &slots {
+///     println!("{key} = {value}");
+/// }
+/// // Built by hand, e.g. in a test of your handler:
+/// let labels: Fields = [("VerifyPass", "VerifyPass")].into_iter().collect();
+/// assert_eq!(labels.len(), 1);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Clone, PartialEq)]
@@ -58,9 +64,7 @@ impl Fields {
 
     /// The members in the order sent; none when this is not an object.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> + '_ {
-        self.members()
-            .iter()
-            .map(|(name, value)| (name.as_str(), value))
+        self.into_iter()
     }
 
     /// The keys in the order sent; none when this is not an object.
@@ -137,6 +141,27 @@ fn keep_last(members: &mut Vec<(Text, Value)>) {
         }
     }
     *members = kept;
+}
+
+impl Default for Fields {
+    /// An empty object.
+    fn default() -> Self {
+        Self(Repr::Object(Vec::new()))
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a str, &'a Value);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Text, Value)>,
+        fn(&'a (Text, Value)) -> (&'a str, &'a Value),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.members()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value))
+    }
 }
 
 impl std::ops::Index<&str> for Fields {
@@ -309,5 +334,63 @@ impl Fast for Fields {
             Some((key, value))
         })?;
         Some(Self::object(members))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_key_sent_twice_keeps_its_first_place_and_last_value_in_short_and_long_objects() {
+        for len in [3usize, 40] {
+            let mut text = String::from("{");
+            for i in 0..len {
+                text.push_str(&format!("\"k{i}\": {i}, "));
+            }
+            text.push_str("\"k1\": \"last\"}");
+            let fields: Fields = serde_json::from_str(&text).unwrap();
+            assert_eq!(fields.len(), len);
+            assert_eq!(fields.keys().nth(1), Some("k1"));
+            assert_eq!(fields["k1"], "last");
+            let mut scanner = Scanner::new(&text);
+            assert_eq!(Fields::fast(&mut scanner), Some(fields));
+        }
+    }
+
+    #[test]
+    fn converts_to_and_from_values_and_compares_with_them() {
+        for value in [
+            json!({"b": 1, "a": [true, null]}),
+            json!([1, 2]),
+            json!("text"),
+            json!(null),
+            json!(1.5),
+            json!({}),
+        ] {
+            let fields = Fields::from(value.clone());
+            assert_eq!(fields, value);
+            assert_eq!(fields.to_value(), value);
+            assert_eq!(serde_json::to_value(&fields).unwrap(), value);
+            assert_eq!(Value::from(fields), value);
+        }
+        assert_ne!(Fields::from(json!({"a": 1})), json!({"a": 2}));
+        assert_ne!(Fields::from(json!({"a": 1})), json!([1]));
+        assert!(Fields::default().is_object() && Fields::default().is_empty());
+    }
+
+    #[test]
+    fn debug_shows_keys_never_values() {
+        let fields = Fields::from(json!({"birthday": "1224", "creditnumber": "1234"}));
+        let shown = format!("{fields:?}");
+        assert!(shown.contains("birthday") && shown.contains("creditnumber"));
+        assert!(
+            !shown.contains("1224") && !shown.contains("1234"),
+            "{shown}"
+        );
+        let other = format!("{:?}", Fields::from(json!("+8612345678")));
+        assert!(!other.contains("+8612345678"), "{other}");
     }
 }
