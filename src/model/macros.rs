@@ -70,14 +70,8 @@ macro_rules! wire_fast_finish {
         $slot?
     };
     (optional, $slot:ident, $nulls:ident, $bit:expr) => {
-        match $slot {
-            Some(Some(value)) => Some(value),
-            Some(None) => {
-                $nulls |= $bit;
-                None
-            }
-            None => None,
-        }
+        // An optional member cannot be missing: the serde path's arm never uses the error.
+        wire_finish!(optional, $slot, "", $nulls, $bit, ())
     };
 }
 
