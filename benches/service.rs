@@ -67,6 +67,44 @@ fn request_to_200(c: &mut Criterion) {
     );
 }
 
+/// On one thread, what a request costs beside its decode: the request to its 200, then the
+/// no-op handler's task to its end (the notification freed), against decoding (and freeing) the
+/// same body alone.
+fn request_beside_decode(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let receiver = runtime.block_on(async {
+        Receiver::builder(|_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) })
+            .allow_unauthenticated()
+            .build()
+            .unwrap()
+    });
+    let body = Bytes::from_static(support::EXAMPLE);
+    let mut group = c.benchmark_group("one thread/example");
+    group.bench_function("decode and free (TaskNotification::from_slice)", |b| {
+        b.iter(|| TaskNotification::from_slice(black_box(&body)).unwrap())
+    });
+    group.bench_function("request to 200, then the handler to its end", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let handled = receiver.stats().handled;
+                let response = receiver
+                    .clone()
+                    .oneshot(support::post(body.clone()))
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                while receiver.stats().handled == handled {
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
 /// 64 requests at once, distinct notifications: the in-memory ack against the durable one
 /// (stored and fsynced before each 200, committed in groups).
 fn concurrent_load(c: &mut Criterion) {
@@ -141,5 +179,10 @@ fn concurrent_load(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, request_to_200, concurrent_load);
+criterion_group!(
+    benches,
+    request_to_200,
+    request_beside_decode,
+    concurrent_load
+);
 criterion_main!(benches);
