@@ -195,6 +195,26 @@ impl<'a> Scanner<'a> {
         Some(key)
     }
 
+    /// The key `expected` and its colon, if that key comes next: `Some(false)` (nothing read)
+    /// when another does. Comparing with the key the sender usually writes next needs no scan
+    /// for the key's end.
+    #[inline]
+    pub(crate) fn key_is(&mut self, expected: &str) -> Option<bool> {
+        self.skip_white_space();
+        let bytes = self.bytes();
+        let start = self.pos + 1;
+        let end = start + expected.len();
+        let matches = bytes.get(self.pos) == Some(&b'"')
+            && bytes.get(start..end) == Some(expected.as_bytes())
+            && bytes.get(end) == Some(&b'"');
+        if !matches {
+            return Some(false);
+        }
+        self.pos = end + 1;
+        self.eat(b':')?;
+        Some(true)
+    }
+
     /// After a member: `Some(true)` when another follows.
     #[inline]
     pub(crate) fn next_member(&mut self) -> Option<bool> {

@@ -218,13 +218,16 @@ macro_rules! wire_struct {
                 // The sender writes members in one order: try the one after the last first.
                 let mut next = 0;
                 while more {
-                    let key = scanner.key()?;
-                    let at = match Self::WIRE_NAMES.get(next) {
-                        Some(&expected) if expected == key => next,
-                        _ => Self::WIRE_NAMES
+                    let expected = Self::WIRE_NAMES.get(next).copied().unwrap_or("");
+                    let (at, key) = if !expected.is_empty() && scanner.key_is(expected)? {
+                        (next, expected)
+                    } else {
+                        let key = scanner.key()?;
+                        let at = Self::WIRE_NAMES
                             .iter()
                             .position(|&name| name == key)
-                            .unwrap_or(usize::MAX),
+                            .unwrap_or(usize::MAX);
+                        (at, key)
                     };
                     next = at.wrapping_add(1);
                     match at {
