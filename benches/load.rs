@@ -4,9 +4,10 @@
 //!
 //! Each server listens on 127.0.0.1 port 0 and gets the same load: the contract's example body,
 //! 64 keep-alive HTTP/1.1 connections, each sending its next request as soon as the last is
-//! answered, for a fixed duration, after an unmeasured second of the same load. Reported:
-//! requests per second, p50 and p99 time to the 200, and each server's throughput as a ratio to
-//! (a), the floor. `cargo bench --bench load -- c e` measures (a) and the rows named only.
+//! answered, for 5 s, after an unmeasured second of the same load; three rounds of every row.
+//! Reported, as medians over the rounds: requests per second, p50 and p99 time to the 200, and
+//! each server's throughput as a ratio to (a), the floor, taken within each round.
+//! `cargo bench --bench load -- c e` measures (a) and the rows named only.
 //!
 //! - (a) bare hyper 1: reads the body, answers `{}` without parsing it (the floor);
 //! - (a2) axum: reads the body (`Bytes`), answers `{}` without parsing it (axum's own floor);
@@ -40,7 +41,6 @@ use hyper_util::rt::TokioIo;
 const CONNECTIONS: usize = 64;
 
 struct Outcome {
-    name: &'static str,
     ok: usize,
     other: usize,
     elapsed: Duration,
@@ -51,6 +51,16 @@ struct Outcome {
 impl Outcome {
     fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -113,7 +123,7 @@ async fn serve_hyper(service: Receiver) -> SocketAddr {
 }
 
 /// 64 connections, each posting the example in a loop until `duration` has passed.
-async fn drive(name: &'static str, addr: SocketAddr, duration: Duration) -> Outcome {
+async fn drive(addr: SocketAddr, duration: Duration) -> Outcome {
     let body = Bytes::from_static(support::EXAMPLE);
     let started = Instant::now();
     let until = started + duration;
@@ -165,7 +175,6 @@ async fn drive(name: &'static str, addr: SocketAddr, duration: Duration) -> Outc
             .unwrap_or_default()
     };
     Outcome {
-        name,
         ok: latencies.len(),
         other,
         elapsed,
@@ -180,10 +189,10 @@ fn receiver_app(receiver: Receiver) -> Router {
 
 fn main() {
     let timed = std::env::args().any(|arg| arg == "--bench");
-    let (warm_up, duration) = if timed {
-        (Duration::from_secs(1), Duration::from_secs(5))
+    let (warm_up, duration, rounds) = if timed {
+        (Duration::from_secs(1), Duration::from_secs(5), 3)
     } else {
-        (Duration::from_millis(50), Duration::from_millis(300))
+        (Duration::from_millis(50), Duration::from_millis(300), 1)
     };
     // The server and the load share the machine's 2 cores: one runtime thread each.
     let server = tokio::runtime::Builder::new_multi_thread()
@@ -293,59 +302,99 @@ fn main() {
             || name.starts_with("(a)")
             || only.iter().any(|row| name.starts_with(&format!("({row})")))
     };
-    let outcomes: Vec<Outcome> = runs
+    let rows: Vec<(&str, SocketAddr)> = runs
         .iter()
         .filter(|(name, _)| wanted(name))
-        .map(|(name, addr)| {
-            // Unmeasured first: whichever row ran first used to pay for a cold machine.
-            client.block_on(drive(name, *addr, warm_up));
-            client.block_on(drive(name, *addr, duration))
+        .copied()
+        .collect();
+    // Rounds of every row, so that a slow phase of the shared machine moves one round's
+    // figures, not one row's: the table gives medians, the ratios are taken within a round.
+    let rounds: Vec<Vec<Outcome>> = (0..rounds)
+        .map(|round| {
+            rows.iter()
+                .map(|(_, addr)| {
+                    if round == 0 {
+                        // Unmeasured first: the row measured first used to pay for a cold machine.
+                        client.block_on(drive(*addr, warm_up));
+                    }
+                    client.block_on(drive(*addr, duration))
+                })
+                .collect()
         })
         .collect();
-    let floor = outcomes[0].rate();
     println!(
-        "\n{CONNECTIONS} keep-alive connections, {} s each, body {} bytes\n",
+        "\n{CONNECTIONS} keep-alive connections, {} s each, body {} bytes, {} round(s): medians\n",
         duration.as_secs_f64(),
-        support::EXAMPLE.len()
+        support::EXAMPLE.len(),
+        rounds.len()
     );
+    let across = |row: usize, figure: &dyn Fn(&Outcome) -> f64| {
+        median(rounds.iter().map(|round| figure(&round[row])).collect())
+    };
     println!("| server | requests/s | p50 | p99 | non-200 | throughput / (a) |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    for o in &outcomes {
+    for (i, (name, _)) in rows.iter().enumerate() {
         println!(
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.2}x |",
-            o.name,
-            o.rate(),
-            o.p50.as_secs_f64() * 1e3,
-            o.p99.as_secs_f64() * 1e3,
-            o.other,
-            o.rate() / floor
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.2}x |",
+            across(i, &Outcome::rate),
+            across(i, &|o| o.p50.as_secs_f64() * 1e3),
+            across(i, &|o| o.p99.as_secs_f64() * 1e3),
+            rounds.iter().map(|round| round[i].other).sum::<usize>(),
+            median(
+                rounds
+                    .iter()
+                    .map(|round| round[i].rate() / round[0].rate())
+                    .collect()
+            )
         );
     }
-    let row = |letter: &str| {
-        outcomes
-            .iter()
-            .find(|o| o.name.starts_with(&format!("({letter})")))
+    let index = |letter: &str| {
+        rows.iter()
+            .position(|(name, _)| name.starts_with(&format!("({letter})")))
     };
-    let rate = |x: &str, y: &str| Some(row(x)?.rate() / row(y)?.rate());
-    let p99 = |x: &str, y: &str| Some(row(x)?.p99.as_secs_f64() / row(y)?.p99.as_secs_f64());
+    // Each ratio within each round, then the median and the range over the rounds.
+    let ratio = |x: &str, y: &str, figure: fn(&Outcome) -> f64| {
+        let (x, y) = (index(x)?, index(y)?);
+        Some(
+            rounds
+                .iter()
+                .map(|round| figure(&round[x]) / figure(&round[y]))
+                .collect::<Vec<f64>>(),
+        )
+    };
+    let rate: fn(&Outcome) -> f64 = Outcome::rate;
+    let p99: fn(&Outcome) -> f64 = |o| o.p99.as_secs_f64();
     let ratios = [
-        ("(c)/(a)", rate("c", "a"), "target >= 0.8"),
-        ("(c)/(a2)", rate("c", "a2"), "against axum's own floor"),
+        ("(c)/(a)", ratio("c", "a", rate), "target >= 0.8"),
+        (
+            "(c)/(a2)",
+            ratio("c", "a2", rate),
+            "against axum's own floor",
+        ),
         (
             "(c2)/(a)",
-            rate("c2", "a"),
+            ratio("c2", "a", rate),
             "without axum, against hyper's floor",
         ),
-        ("(c)/(b)", rate("c", "b"), "target >= 2"),
-        ("(d)/(c)", rate("d", "c"), "target >= 0.5"),
-        ("p99 (e)/(c)", p99("e", "c"), "target <= 1.5"),
-        ("(f)/(c)", rate("f", "c"), "PostgreSQL against memory"),
-        ("(f)/(d)", rate("f", "d"), "PostgreSQL against redb"),
+        ("(c)/(b)", ratio("c", "b", rate), "target >= 2"),
+        ("(d)/(c)", ratio("d", "c", rate), "target >= 0.5"),
+        ("p99 (e)/(c)", ratio("e", "c", p99), "target <= 1.5"),
+        (
+            "(f)/(c)",
+            ratio("f", "c", rate),
+            "PostgreSQL against memory",
+        ),
+        ("(f)/(d)", ratio("f", "d", rate), "PostgreSQL against redb"),
     ];
     println!();
-    for (name, ratio, target) in ratios {
-        if let Some(ratio) = ratio {
-            println!("{name} = {ratio:.2} ({target})");
+    for (name, values, target) in ratios {
+        if let Some(values) = values {
+            let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = values.iter().copied().fold(0.0, f64::max);
+            println!(
+                "{name} = {:.2}, rounds {low:.2} to {high:.2} ({target})",
+                median(values)
+            );
         }
     }
     drop(server);
