@@ -72,54 +72,43 @@ async fn serve_axum(app: Router) -> SocketAddr {
     addr
 }
 
-async fn serve_bare_hyper() -> SocketAddr {
+/// Accepts connections on loopback and hands each to `serve`, until the runtime ends.
+async fn accept(serve: impl Fn(tokio::net::TcpStream) + Send + 'static) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    |request: hyper::Request<hyper::body::Incoming>| async move {
-                        let body = request.into_body().collect().await?.to_bytes();
-                        std::hint::black_box(body);
-                        let mut response =
-                            hyper::Response::new(Full::new(Bytes::from_static(b"{}")));
-                        response
-                            .headers_mut()
-                            .insert("content-type", "application/json".parse().unwrap());
-                        Ok::<_, hyper::Error>(response)
-                    },
-                );
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+        while let Ok((stream, _)) = listener.accept().await {
+            serve(stream);
         }
     });
     addr
 }
 
-/// Serves a tower service on hyper 1's HTTP/1 connections directly, as the floor is served.
-async fn serve_hyper(service: Receiver) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let service = hyper_util::service::TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+async fn serve_bare_hyper() -> SocketAddr {
+    accept(|stream| {
+        let service = hyper::service::service_fn(
+            |request: hyper::Request<hyper::body::Incoming>| async move {
+                let body = request.into_body().collect().await?.to_bytes();
+                std::hint::black_box(body);
+                let mut response = hyper::Response::new(Full::new(Bytes::from_static(b"{}")));
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                Ok::<_, hyper::Error>(response)
+            },
+        );
+        tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+    })
+    .await
+}
+
+/// Serves the receiver on hyper 1's HTTP/1 connections directly, as the floor is served.
+async fn serve_hyper(receiver: Receiver) -> SocketAddr {
+    accept(move |stream| {
+        let service = hyper_util::service::TowerToHyperService::new(receiver.clone());
+        tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+    })
+    .await
 }
 
 /// 64 connections, each posting the example in a loop until `duration` has passed.

@@ -16,19 +16,24 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
 
+/// A receiver with the memory ack and a handler that does nothing, built on `runtime`.
+fn no_op_receiver(runtime: &tokio::runtime::Runtime) -> Receiver {
+    runtime.block_on(async {
+        Receiver::builder(|_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) })
+            .allow_unauthenticated()
+            .queue_capacity(1 << 16)
+            .build()
+            .unwrap()
+    })
+}
+
 fn request_to_200(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let receiver = runtime.block_on(async {
-        Receiver::builder(|_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) })
-            .allow_unauthenticated()
-            .queue_capacity(1 << 16)
-            .build()
-            .unwrap()
-    });
+    let receiver = no_op_receiver(&runtime);
     // The floor: read the body, answer `{}`, parse nothing.
     let floor = tower::service_fn(|request: Request<Full<Bytes>>| async move {
         let body = request.into_body().collect().await?.to_bytes();
@@ -75,12 +80,7 @@ fn request_beside_decode(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let receiver = runtime.block_on(async {
-        Receiver::builder(|_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) })
-            .allow_unauthenticated()
-            .build()
-            .unwrap()
-    });
+    let receiver = no_op_receiver(&runtime);
     let body = Bytes::from_static(support::EXAMPLE);
     let mut group = c.benchmark_group("one thread/example");
     group.bench_function("decode and free (TaskNotification::from_slice)", |b| {
