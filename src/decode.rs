@@ -176,7 +176,9 @@ impl std::error::Error for DecodeError {}
 ///
 /// The fast path parses once. Only when the body has the wrong shape is it read a second time,
 /// to find the path of the offending member: refusals are rare, and the common case pays nothing
-/// for the path.
+/// for the path. For a task notification,
+/// [`TaskNotification::from_slice`](crate::model::TaskNotification::from_slice) gives the same
+/// answers faster; the receiver uses it.
 ///
 /// # Errors
 /// A [`DecodeError`] naming the class of the problem and, for a wrong shape, the member's path.
