@@ -16,6 +16,15 @@ fn decode_bodies(c: &mut Criterion) {
     // The example (1 call), then the scale curve; 6,000 calls is the size of a large list.
     let bodies = [
         ("example", support::EXAMPLE.to_vec()),
+        // As a sender that escapes non-ASCII writes it: Chinese names as `\u` escapes.
+        (
+            "example, escaped Chinese",
+            String::from_utf8(support::EXAMPLE.to_vec())
+                .unwrap()
+                .replace("xxxxxxxxxxc25a9b2_ic_task", r"\u50ac\u6536\u4efb\u52a1")
+                .replace("ABCD Reverification", r"\u6838\u5b9e\u8eab\u4efd")
+                .into_bytes(),
+        ),
         ("100 calls", support::notification_with_calls(100)),
         ("1000 calls", support::notification_with_calls(1000)),
         ("6000 calls", support::notification_with_calls(6000)),

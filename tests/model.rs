@@ -865,6 +865,15 @@ fn both_decoding_paths_agree_on_values_at_the_edge_of_the_fast_path() {
         ("duration", "null"),
         ("duration", "\"7\""),
         ("callee", r#""+86\u0031234""#),
+        ("task_name", r#""\u50ac\u6536 task \ud83d\ude00""#),
+        ("task_name", r#""\ud83d""#),
+        ("task_name", r#""\udc00 low first""#),
+        ("task_name", r#""\ud83d\u0041""#),
+        ("task_name", r#""bad \x escape""#),
+        ("task_name", r#""short \u12""#),
+        ("robot_method", r#""sin\u0067le""#),
+        ("robot_method", r#""\u7fa4""#),
+        ("created_at", r#""2022-12-19\u002015:14:52""#),
         ("callee", "\"tab\there\""),
         ("callee", "null"),
         ("callee", "7"),
@@ -882,6 +891,10 @@ fn both_decoding_paths_agree_on_values_at_the_edge_of_the_fast_path() {
         ),
         ("variables", r#"{"a": }"#),
         ("variables", r#"{"a\"b": "c"}"#),
+        (
+            "variables",
+            r#"{"name": "\u5f20\u4e09", "note": "line\nbreak"}"#,
+        ),
         ("EventLabel", "\"VerifyPass\""),
         ("EventLabel", "{}"),
         ("EventLabel", "null"),
@@ -902,6 +915,11 @@ fn both_decoding_paths_agree_on_values_at_the_edge_of_the_fast_path() {
             "{member}: {raw}"
         );
     }
+    // An escaped name is read right (the fast path reads it itself: see `model::fast`'s tests).
+    let body = example_with("task_name", r#""\u50ac\u6536 task""#);
+    let n = TaskNotification::from_slice(&body).unwrap();
+    assert_eq!(n.task_name, "催收 task");
+    assert_eq!(n.robot_method, RobotMethod::Single);
     // Bodies around the object itself.
     let example = String::from_utf8(support::EXAMPLE.to_vec()).unwrap();
     for body in [

@@ -5,12 +5,14 @@
 //! decoding a notification. This module reads the same bytes in one pass written for the shapes
 //! [`wire_struct!`](super::macros) generates, with no visitor in between.
 //!
-//! It never decides that a body is wrong. Whatever it is not sure of (an escape in a string, a
-//! number serde_json would read as a float, a repeated or missing member, anything malformed)
-//! makes it give up with `None`, and the caller decodes the body again with serde_json, which
+//! It never decides that a body is wrong. Whatever it is not sure of (an escape in a key, a lone
+//! surrogate, a number serde_json would read as a float, a repeated or missing member, anything
+//! malformed) makes it give up with `None`, and the caller decodes the body again with serde_json, which
 //! then accepts it or produces the usual [`DecodeError`](crate::DecodeError). So a body the fast
 //! path accepts decodes to the value serde_json gives, and every error is serde_json's own: the
 //! differential tests in `tests/model.rs` hold it to that.
+
+use std::borrow::Cow;
 
 use serde_json::Value;
 
@@ -133,6 +135,92 @@ impl<'a> Scanner<'a> {
         self.pos = start + len + 1;
         // Both ends sit next to an ASCII quote, so they are character boundaries.
         self.text.get(start..start + len)
+    }
+
+    /// A string, borrowed from the body when it holds no escape, else with its escapes read as
+    /// serde_json reads them (a lone surrogate gives up, as serde_json refuses it).
+    #[inline]
+    pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.pos + 1;
+        let end = start + string_end(&self.bytes()[start..])?;
+        match self.bytes()[end] {
+            b'"' => {
+                self.pos = end + 1;
+                self.text.get(start..end).map(Cow::Borrowed)
+            }
+            b'\\' => {
+                self.pos = start;
+                self.escaped().map(Cow::Owned)
+            }
+            _ => None,
+        }
+    }
+
+    /// The rest of a string holding escapes, from `pos` to its closing quote.
+    fn escaped(&mut self) -> Option<String> {
+        let mut out = String::new();
+        loop {
+            let run = string_end(&self.bytes()[self.pos..])?;
+            // A run starts after a quote or an escape and ends before one: ASCII on both sides.
+            out.push_str(self.text.get(self.pos..self.pos + run)?);
+            self.pos += run;
+            match self.bytes()[self.pos] {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(out);
+                }
+                b'\\' => {
+                    let escape = *self.bytes().get(self.pos + 1)?;
+                    self.pos += 2;
+                    out.push(match escape {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.unicode_escape()?,
+                        _ => return None,
+                    });
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The character of a `\u` escape whose `\u` was just read, with its low surrogate if any.
+    fn unicode_escape(&mut self) -> Option<char> {
+        let first = self.hex4()?;
+        match first {
+            0xD800..=0xDBFF => {
+                if self.bytes().get(self.pos..self.pos + 2)? != b"\\u" {
+                    return None;
+                }
+                self.pos += 2;
+                let low = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return None;
+                }
+                char::from_u32(0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00))
+            }
+            0xDC00..=0xDFFF => None,
+            scalar => char::from_u32(scalar),
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.bytes().get(self.pos..self.pos + 4)?;
+        let mut value = 0;
+        for &digit in digits {
+            value = value * 16 + char::from(digit).to_digit(16)?;
+        }
+        self.pos += 4;
+        Some(value)
     }
 
     /// An integer serde_json would hand to an `i64` visitor as one.
@@ -446,12 +534,60 @@ mod tests {
     }
 
     #[test]
-    fn strings_with_escapes_or_control_characters_are_left_to_serde_json() {
-        assert_eq!(scan::<Vec<i64>>("[1, 2 ,3]"), Some(vec![1, 2, 3]));
-        let mut scanner = Scanner {
-            text: r#""ok" "a\"b" "tab	here""#,
-            pos: 0,
-        };
+    fn the_example_and_its_escaped_variants_are_read_without_serde_json() {
+        let example = std::str::from_utf8(include_bytes!(
+            "../../tests/data/task_notification.example.json"
+        ))
+        .unwrap();
+        let escaped = example
+            .replace("xxxxxxxxxxc25a9b2_ic_task", r"\u50ac\u6536 \\ task")
+            .replace("yes i will", r#"yes \"i\" will"#);
+        for text in [example, escaped.as_str()] {
+            let fast =
+                decode::<crate::model::TaskNotification>(text).expect("read by the fast path");
+            let serde_only: crate::model::TaskNotification = serde_json::from_str(text).unwrap();
+            assert_eq!(fast, serde_only);
+        }
+    }
+
+    #[test]
+    fn strings_are_read_as_serde_json_reads_them_escapes_included() {
+        for text in [
+            r#""plain""#,
+            r#""a\"b\\c\/d""#,
+            r#""\b\f\n\r\t""#,
+            r#""\u4e2d\u6587 task""#,
+            r#""\u00E9\u00e9""#,
+            r#""\ud83d\ude00 smile""#,
+            r#""\u0000""#,
+            r#""中文 \"quoted\"""#,
+        ] {
+            let expected: String = serde_json::from_str(text).unwrap();
+            let mut scanner = Scanner::new(text);
+            assert_eq!(
+                scanner.string().as_deref(),
+                Some(expected.as_str()),
+                "{text}"
+            );
+            assert_eq!(scanner.pos, text.len(), "{text}");
+        }
+        // serde_json refuses each of these: the fast path gives up on them.
+        for text in [
+            r#""\ud83d""#,
+            r#""\udc00""#,
+            r#""\ud83d\u0041""#,
+            r#""\ud83dx""#,
+            r#""\x""#,
+            r#""\u12""#,
+            r#""\u12g4""#,
+            "\"tab\there\"",
+            r#""unterminated\""#,
+        ] {
+            assert!(serde_json::from_str::<String>(text).is_err(), "{text}");
+            assert_eq!(Scanner::new(text).string(), None, "{text}");
+        }
+        // Keys are read without escapes: a key with one is left to serde_json.
+        let mut scanner = Scanner::new(r#""ok" "a\"b""#);
         assert_eq!(scanner.str(), Some("ok"));
         assert_eq!(scanner.str(), None);
     }

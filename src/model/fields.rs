@@ -328,7 +328,7 @@ impl Fast for Fields {
             let key = Text::from(scanner.key()?);
             // Strings, the documented case, directly; anything else through serde_json.
             let value = match scanner.at(b'"') {
-                true => Value::String(scanner.str()?.to_owned()),
+                true => Value::String(scanner.string()?.into_owned()),
                 false => scanner.value()?,
             };
             Some((key, value))

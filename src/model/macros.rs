@@ -344,7 +344,13 @@ macro_rules! wire_enum {
         impl $crate::model::fast::Fast for $name {
             #[inline]
             fn fast(scanner: &mut $crate::model::fast::Scanner<'_>) -> Option<Self> {
-                scanner.str().map($name::from_wire)
+                scanner.string().map(|value| match value {
+                    std::borrow::Cow::Borrowed(value) => $name::from_wire(value),
+                    std::borrow::Cow::Owned(value) => match $name::from_wire(&value) {
+                        $name::Other(_) => $name::Other(value),
+                        known => known,
+                    },
+                })
             }
         }
 

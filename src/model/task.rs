@@ -170,7 +170,7 @@ impl TaskNotification {
     /// Decodes a body, strictly: [`decode`](crate::decode) for this type, faster.
     ///
     /// A pass written for the contract's shapes reads the body first; a body it is not sure of
-    /// (escapes in strings, repeated or missing members, anything malformed) is decoded again
+    /// (an escape in a key, repeated or missing members, anything malformed) is decoded again
     /// by serde_json, so the result and every error are exactly those of
     /// [`decode`](crate::decode). The receiver decodes task notifications this way.
     ///

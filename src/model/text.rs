@@ -83,7 +83,10 @@ impl From<&str> for Text {
 impl super::fast::Fast for Text {
     #[inline]
     fn fast(scanner: &mut super::fast::Scanner<'_>) -> Option<Self> {
-        scanner.str().map(Self::from)
+        scanner.string().map(|text| match text {
+            std::borrow::Cow::Borrowed(text) => Self::from(text),
+            std::borrow::Cow::Owned(text) => Self::from(text),
+        })
     }
 }
 

@@ -118,7 +118,7 @@ impl From<String> for Timestamp {
 impl super::fast::Fast for Timestamp {
     #[inline]
     fn fast(scanner: &mut super::fast::Scanner<'_>) -> Option<Self> {
-        scanner.str().map(Self::from)
+        super::Text::fast(scanner).map(Self)
     }
 }
 
