@@ -181,6 +181,11 @@ impl Shared {
         self.accepting.load(Ordering::Acquire)
     }
 
+    /// Whether a durable receiver has read what it must redeliver (always, without a store).
+    pub(crate) fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
     /// Waits (briefly) until a durable receiver has read what it must redeliver.
     pub(crate) async fn ready(&self) -> bool {
         if *self.ready.borrow() {

@@ -534,22 +534,94 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!(
+            "airudder_notification",
+            event = E::NAME,
+            task_id = tracing::field::Empty,
+            calls = tracing::field::Empty,
+            status = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            answer_us = tracing::field::Empty,
+        );
+        let (parts, body) = request.into_parts();
+        // Admission is decided on the head alone, before any future is made: a refusal here
+        // allocates nothing, and the future of an admitted request holds only what it needs.
+        let state = match span.in_scope(|| admit(&self.inner, &parts)) {
+            Ok(()) => State::Running(Box::pin(
+                accept(Arc::clone(&self.inner), parts, body).instrument(span.clone()),
+            )),
+            Err(rejection) => State::Refused(rejection),
+        };
         ResponseFuture {
-            inner: Box::pin(receive(Arc::clone(&self.inner), request)),
+            state,
+            started,
+            span,
+            retry_after: self.inner.retry_after,
+            shared: Arc::clone(&self.inner.queue.shared),
         }
     }
 }
 
 /// The future of [`Receiver`]'s answer.
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Response<ReceiverBody>> + Send>>,
+    state: State,
+    started: std::time::Instant,
+    span: tracing::Span,
+    retry_after: Duration,
+    shared: Arc<crate::dispatch::Shared>,
+}
+
+enum State {
+    Running(Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send>>),
+    Refused(Rejection),
+    Answered,
 }
 
 impl Future for ResponseFuture {
     type Output = Result<Response<ReceiverBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map(Ok)
+        let result = match std::mem::replace(&mut self.state, State::Answered) {
+            State::Running(mut accept) => match accept.as_mut().poll(cx) {
+                Poll::Ready(result) => result,
+                Poll::Pending => {
+                    self.state = State::Running(accept);
+                    return Poll::Pending;
+                }
+            },
+            State::Refused(rejection) => Err(rejection),
+            State::Answered => panic!("ResponseFuture polled after it answered"),
+        };
+        Poll::Ready(Ok(self.answer(result)))
+    }
+}
+
+impl ResponseFuture {
+    /// The response for the outcome, recorded in the request's span.
+    fn answer(&self, result: Result<(), Rejection>) -> Response<ReceiverBody> {
+        let response = match result {
+            Ok(()) => body::ok(),
+            Err(ref rejection) => rejection.clone().into_response(self.retry_after),
+        };
+        let status = response.status().as_u16();
+        let outcome = match &result {
+            Ok(()) => "accepted",
+            Err(rejection) => rejection.code(),
+        };
+        if status == 503 {
+            self.shared.count_unavailable();
+        }
+        let span = &self.span;
+        span.record("status", status);
+        span.record("outcome", outcome);
+        span.record("answer_us", self.started.elapsed().as_micros() as u64);
+        span.in_scope(|| match status {
+            200 => tracing::info!("answered"),
+            405 | 415 => tracing::debug!("answered"),
+            _ => tracing::warn!("answered"),
+        });
+        response
     }
 }
 
@@ -559,62 +631,13 @@ impl fmt::Debug for ResponseFuture {
     }
 }
 
-async fn receive<E, B>(inner: Arc<Inner<E>>, request: Request<B>) -> Response<ReceiverBody>
-where
-    E: Event,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    let started = std::time::Instant::now();
-    let span = tracing::info_span!(
-        "airudder_notification",
-        event = E::NAME,
-        task_id = tracing::field::Empty,
-        calls = tracing::field::Empty,
-        status = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-        answer_us = tracing::field::Empty,
-    );
-    let result = accept(&inner, request).instrument(span.clone()).await;
-    let response = match result {
-        Ok(()) => body::ok(),
-        Err(ref rejection) => rejection.clone().into_response(inner.retry_after),
-    };
-    let status = response.status().as_u16();
-    let outcome = match &result {
-        Ok(()) => "accepted",
-        Err(rejection) => rejection.code(),
-    };
-    if status == 503 {
-        inner.queue.shared.count_unavailable();
-    }
-    span.record("status", status);
-    span.record("outcome", outcome);
-    span.record("answer_us", started.elapsed().as_micros() as u64);
-    span.in_scope(|| match status {
-        200 => tracing::info!("answered"),
-        405 | 415 => tracing::debug!("answered"),
-        _ => tracing::warn!("answered"),
-    });
-    response
-}
-
-async fn accept<E, B>(inner: &Inner<E>, request: Request<B>) -> Result<(), Rejection>
-where
-    E: Event,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    let received_at = SystemTime::now();
-    let (parts, body) = request.into_parts();
-    // Admission: decided on the head alone, before one byte of the body is read.
-    if head_size(&parts) > inner.max_header_bytes {
+/// The checks on the head of a request, before its body is read.
+fn admit<E>(inner: &Inner<E>, parts: &http::request::Parts) -> Result<(), Rejection> {
+    if head_size(parts) > inner.max_header_bytes {
         return Err(Rejection::headers_too_large(inner.max_header_bytes));
     }
     if let Some(auth) = &inner.auth {
-        auth.authorize(&parts).map_err(|denied| {
+        auth.authorize(parts).map_err(|denied| {
             tracing::warn!(
                 status = denied.status().as_u16(),
                 reason = denied.reason(),
@@ -632,7 +655,23 @@ where
     if !inner.queue.shared.is_accepting() {
         return Err(Rejection::shutting_down());
     }
-    if !inner.queue.shared.ready().await {
+    Ok(())
+}
+
+/// An admitted request: its body read, decoded and handed on.
+async fn accept<E, B>(
+    inner: Arc<Inner<E>>,
+    parts: http::request::Parts,
+    body: B,
+) -> Result<(), Rejection>
+where
+    E: Event,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let received_at = SystemTime::now();
+    if !inner.queue.shared.is_ready() && !Box::pin(inner.queue.shared.ready()).await {
         return Err(Rejection::starting());
     }
     let limit = inner.body_limit;
@@ -659,9 +698,49 @@ where
         }
     };
 
+    let (event, decoded) = decode_event(&inner, &parts, bytes, received_at)?;
+    let deadline = match inner.ack {
+        AckPolicy::Memory => None,
+        AckPolicy::Handled { timeout } => Some(tokio::time::Instant::now() + timeout),
+        AckPolicy::Durable => {
+            let envelope = envelope(&parts, received_at);
+            let permit = in_flight.into_permit();
+            // Boxed, here and below: only this policy waits on it, and it would widen the
+            // future of every request.
+            return Box::pin(inner.queue.submit_durable(event, decoded, envelope, permit)).await;
+        }
+    };
+    let outcome = inner
+        .queue
+        .submit(event, received_at, deadline, in_flight.into_permit())?;
+    let (Some(outcome), Some(deadline)) = (outcome, deadline) else {
+        return Ok(());
+    };
+    // The worker enforces the deadline; the grace covers a worker that never picked the job.
+    match Box::pin(tokio::time::timeout_at(
+        deadline + Duration::from_millis(100),
+        outcome,
+    ))
+    .await
+    {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => Err(Rejection::shutting_down()),
+        Err(_) => Err(Rejection::handler_timed_out()),
+    }
+}
+
+/// The body decoded (through the decode hook, if any) into the event, and the bytes decoded.
+///
+/// Not async, so that the decoded event never widens the request's future.
+fn decode_event<E: Event>(
+    inner: &Inner<E>,
+    parts: &http::request::Parts,
+    bytes: Bytes,
+    received_at: SystemTime,
+) -> Result<(Arc<E>, Bytes), Rejection> {
     let decoded = match &inner.body_hook {
         None => Ok(bytes.clone()),
-        Some(hook) => hook.decode_body(&parts, bytes.clone()),
+        Some(hook) => hook.decode_body(parts, bytes.clone()),
     };
     let (event, decoded) = match decoded {
         Ok(decoded) => (E::decode(&decoded).map_err(Rejection::decode), decoded),
@@ -671,7 +750,7 @@ where
         Ok(event) => event,
         // The hook gets the bytes as received, so that they can be replayed as they were.
         Err(rejection) => {
-            let envelope = envelope(&parts, received_at);
+            let envelope = envelope(parts, received_at);
             return Err(inner.refuse_and_keep(rejection, bytes, envelope, received_at));
         }
     };
@@ -679,33 +758,7 @@ where
     let span = tracing::Span::current();
     span.record("task_id", event.log_id());
     span.record("calls", event.item_count());
-
-    let deadline = match inner.ack {
-        AckPolicy::Memory => None,
-        AckPolicy::Handled { timeout } => Some(tokio::time::Instant::now() + timeout),
-        AckPolicy::Durable => {
-            let envelope = envelope(&parts, received_at);
-            return inner
-                .queue
-                .submit_durable(Arc::new(event), decoded, envelope, in_flight.into_permit())
-                .await;
-        }
-    };
-    let outcome = inner.queue.submit(
-        Arc::new(event),
-        received_at,
-        deadline,
-        in_flight.into_permit(),
-    )?;
-    let (Some(outcome), Some(deadline)) = (outcome, deadline) else {
-        return Ok(());
-    };
-    // The worker enforces the deadline; the grace covers a worker that never picked the job.
-    match tokio::time::timeout_at(deadline + Duration::from_millis(100), outcome).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => Err(Rejection::shutting_down()),
-        Err(_) => Err(Rejection::handler_timed_out()),
-    }
+    Ok((Arc::new(event), decoded))
 }
 
 /// What the store keeps of a request besides its body.
