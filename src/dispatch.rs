@@ -186,11 +186,9 @@ impl Shared {
         *self.ready.borrow()
     }
 
-    /// Waits (briefly) until a durable receiver has read what it must redeliver.
-    pub(crate) async fn ready(&self) -> bool {
-        if *self.ready.borrow() {
-            return true;
-        }
+    /// Waits (briefly) until a durable receiver has read what it must redeliver; callers ask
+    /// [`is_ready`](Self::is_ready) first, so that a started receiver never waits here.
+    pub(crate) async fn wait_ready(&self) -> bool {
         let mut ready = self.ready.subscribe();
         matches!(
             tokio::time::timeout(Duration::from_secs(5), ready.wait_for(|r| *r)).await,

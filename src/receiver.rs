@@ -671,7 +671,7 @@ where
     B::Error: Into<BoxError>,
 {
     let received_at = SystemTime::now();
-    if !inner.queue.shared.is_ready() && !Box::pin(inner.queue.shared.ready()).await {
+    if !inner.queue.shared.is_ready() && !Box::pin(inner.queue.shared.wait_ready()).await {
         return Err(Rejection::starting());
     }
     let limit = inner.body_limit;
