@@ -5,9 +5,13 @@
 //! Each server listens on 127.0.0.1 port 0 and gets the same load: the contract's example body,
 //! 64 keep-alive HTTP/1.1 connections, each sending its next request as soon as the last is
 //! answered, for 5 s, after an unmeasured second of the same load; three rounds of every row.
-//! Reported, as medians over the rounds: requests per second, p50 and p99 time to the 200, and
-//! each server's throughput as a ratio to (a), the floor, taken within each round.
-//! `cargo bench --bench load -- c e` measures (a) and the rows named only.
+//! Reported, as medians over the rounds: requests per second, p50, p99 and p99.9 time to the
+//! 200, each server's throughput as a ratio to (a), the floor, taken within each round, and the
+//! CPU time the server's threads and the load's thread spent per request (from
+//! `/proc/self/task/*/schedstat`, Linux only), with the server's difference to (a) in the same
+//! round: what a row costs, whoever is the bottleneck.
+//! `cargo bench --bench load -- c e` measures (a) and the rows named only;
+//! `--server-threads=2` gives the server's runtime 2 worker threads instead of 1.
 //!
 //! - (a) bare hyper 1: reads the body, answers `{}` without parsing it (the floor);
 //! - (a2) axum: reads the body (`Bytes`), answers `{}` without parsing it (axum's own floor);
@@ -46,12 +50,69 @@ struct Outcome {
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
+    p999: Duration,
+    /// CPU time the server's threads used during the row, where the OS tells it (Linux).
+    server_cpu: Option<Duration>,
+    /// The same for the load's thread.
+    load_cpu: Option<Duration>,
 }
 
 impl Outcome {
     fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// Server CPU time per request answered, in microseconds (NaN where unknown).
+    fn server_us(&self) -> f64 {
+        self.server_cpu.map_or(f64::NAN, |cpu| {
+            cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
+        })
+    }
+
+    /// The load's CPU time per request, in microseconds (NaN where unknown).
+    fn load_us(&self) -> f64 {
+        self.load_cpu.map_or(f64::NAN, |cpu| {
+            cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
+        })
+    }
+}
+
+/// The server's runtime threads (and the redb store's writer thread, which does the server's
+/// fsyncs) are named so; the load's runtime thread is named `LOAD_THREAD`.
+const SERVER_THREADS: [&str; 2] = ["load-server", "airudder-store"];
+const LOAD_THREAD: &str = "load-client";
+
+/// CPU time used so far by this process's threads whose names start with one of `names`, from
+/// `/proc/self/task/*/schedstat` (nanoseconds on the CPU). `None` off Linux.
+fn cpu_time(names: &[&str]) -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?.path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(task.join("comm")),
+            std::fs::read_to_string(task.join("schedstat")),
+        ) else {
+            continue; // the thread ended in between
+        };
+        if names
+            .iter()
+            .any(|prefix| name.trim_end().starts_with(prefix))
+        {
+            total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// Runs `drive` for `duration` against `addr` on `client`, with the CPU both sides used.
+fn measure(client: &tokio::runtime::Runtime, addr: SocketAddr, duration: Duration) -> Outcome {
+    let (server_before, load_before) = (cpu_time(&SERVER_THREADS), cpu_time(&[LOAD_THREAD]));
+    let mut outcome = client.block_on(drive(addr, duration));
+    let since =
+        |before: Option<Duration>, names: &[&str]| Some(cpu_time(names)?.saturating_sub(before?));
+    outcome.server_cpu = since(server_before, &SERVER_THREADS);
+    outcome.load_cpu = since(load_before, &[LOAD_THREAD]);
+    outcome
 }
 
 /// The middle value (the mean of the two middle ones for an even count).
@@ -169,6 +230,9 @@ async fn drive(addr: SocketAddr, duration: Duration) -> Outcome {
         elapsed,
         p50: at(0.50),
         p99: at(0.99),
+        p999: at(0.999),
+        server_cpu: None,
+        load_cpu: None,
     }
 }
 
@@ -183,14 +247,20 @@ fn main() {
     } else {
         (Duration::from_millis(50), Duration::from_millis(300), 1)
     };
-    // The server and the load share the machine's 2 cores: one runtime thread each.
+    // The server and the load share the machine's 2 cores: one runtime thread each, unless
+    // `--server-threads N` gives the server more (tokio's default is one per core).
+    let server_threads = std::env::args()
+        .find_map(|arg| arg.strip_prefix("--server-threads=")?.parse::<usize>().ok())
+        .unwrap_or(1);
     let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(server_threads)
+        .thread_name(SERVER_THREADS[0])
         .enable_all()
         .build()
         .unwrap();
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name(LOAD_THREAD)
         .enable_all()
         .build()
         .unwrap();
@@ -306,13 +376,14 @@ fn main() {
                         // Unmeasured first: the row measured first used to pay for a cold machine.
                         client.block_on(drive(*addr, warm_up));
                     }
-                    client.block_on(drive(*addr, duration))
+                    measure(&client, *addr, duration)
                 })
                 .collect()
         })
         .collect();
     println!(
-        "\n{CONNECTIONS} keep-alive connections, {} s each, body {} bytes, {} round(s): medians\n",
+        "\n{CONNECTIONS} keep-alive connections, {} s each, body {} bytes, {} round(s), {server_threads} \
+         server thread(s) and 1 load thread: medians\n",
         duration.as_secs_f64(),
         support::EXAMPLE.len(),
         rounds.len()
@@ -320,21 +391,34 @@ fn main() {
     let across = |row: usize, figure: &dyn Fn(&Outcome) -> f64| {
         median(rounds.iter().map(|round| figure(&round[row])).collect())
     };
-    println!("| server | requests/s | p50 | p99 | non-200 | throughput / (a) |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| server | requests/s | p50 | p99 | p99.9 | non-200 | throughput / (a) | \
+         server CPU / request | over (a) | load CPU / request |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (i, (name, _)) in rows.iter().enumerate() {
         println!(
-            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.2}x |",
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {:.2}x | {:.2} µs | {:+.2} µs \
+             | {:.2} µs |",
             across(i, &Outcome::rate),
             across(i, &|o| o.p50.as_secs_f64() * 1e3),
             across(i, &|o| o.p99.as_secs_f64() * 1e3),
+            across(i, &|o| o.p999.as_secs_f64() * 1e3),
             rounds.iter().map(|round| round[i].other).sum::<usize>(),
             median(
                 rounds
                     .iter()
                     .map(|round| round[i].rate() / round[0].rate())
                     .collect()
-            )
+            ),
+            across(i, &Outcome::server_us),
+            median(
+                rounds
+                    .iter()
+                    .map(|round| round[i].server_us() - round[0].server_us())
+                    .collect()
+            ),
+            across(i, &Outcome::load_us),
         );
     }
     let index = |letter: &str| {
@@ -383,6 +467,25 @@ fn main() {
             println!(
                 "{name} = {:.2}, rounds {low:.2} to {high:.2} ({target})",
                 median(values)
+            );
+        }
+    }
+    // What 0.8x the floor asks of the crate in server CPU, were the server's cores its own:
+    // a quarter of the floor's CPU a request, all in.
+    if let (Some(a), Some(c)) = (index("a"), index("c")) {
+        let floor = median(rounds.iter().map(|round| round[a].server_us()).collect());
+        let added = median(
+            rounds
+                .iter()
+                .map(|round| round[c].server_us() - round[a].server_us())
+                .collect(),
+        );
+        if floor.is_finite() {
+            println!(
+                "server CPU a request: (a) {floor:.2} µs; (c) adds {added:.2} µs, where 0.8x (a) \
+                 leaves it {:.2} µs ({:.2}x by CPU alone)",
+                floor / 4.0,
+                floor / (floor + added)
             );
         }
     }
