@@ -496,6 +496,89 @@ async fn shutdown_reports_what_the_deadline_left_behind() {
 }
 
 #[tokio::test]
+async fn the_workers_limit_holds_for_handlers_started_by_the_request_and_from_the_queue() {
+    let (running, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let (handler, gate, mut started) = {
+        let gate = Arc::new(Semaphore::new(0));
+        let (started_tx, started) = mpsc::unbounded_channel();
+        let handler = {
+            let (gate, running, most) =
+                (Arc::clone(&gate), Arc::clone(&running), Arc::clone(&most));
+            move |_: Delivery<TaskNotification>| {
+                let (gate, running, most) =
+                    (Arc::clone(&gate), Arc::clone(&running), Arc::clone(&most));
+                let started_tx = started_tx.clone();
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    let _ = started_tx.send(());
+                    gate.acquire().await.unwrap().forget();
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, Infallible>(())
+                }
+            }
+        };
+        (handler, gate, started)
+    };
+    let receiver = open(handler).workers(2).build().unwrap();
+    for _ in 0..5 {
+        assert_eq!(post_example(&receiver).await, StatusCode::OK);
+    }
+    started.recv().await.unwrap();
+    started.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(started.try_recv().is_err(), "a third handler started");
+    assert_eq!(most.load(Ordering::SeqCst), 2);
+
+    gate.add_permits(5);
+    let report = stop(&receiver).await;
+    assert_eq!((report.handled, report.left), (5, 0));
+    assert_eq!(most.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn handlers_running_at_the_deadline_are_cancelled_wherever_they_were_started() {
+    struct Dropped(Arc<AtomicU32>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicU32::new(0));
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let handler = {
+        let dropped = Arc::clone(&dropped);
+        move |_: Delivery<TaskNotification>| {
+            let guard = Dropped(Arc::clone(&dropped));
+            let started_tx = started_tx.clone();
+            async move {
+                let _guard = guard;
+                let _ = started_tx.send(());
+                std::future::pending::<()>().await;
+                Ok::<_, Infallible>(())
+            }
+        }
+    };
+    // Two start straight from their requests (both workers free), the third waits in the queue.
+    let receiver = open(handler).workers(2).build().unwrap();
+    for _ in 0..3 {
+        assert_eq!(post_example(&receiver).await, StatusCode::OK);
+    }
+    started.recv().await.unwrap();
+    started.recv().await.unwrap();
+    let shutdown = receiver.shutdown_handle();
+    let report = tokio::time::timeout(
+        Duration::from_secs(5),
+        shutdown.shutdown(Duration::from_millis(100)),
+    )
+    .await
+    .expect("shutdown returns soon after its deadline");
+    assert_eq!((report.handled, report.left, report.drained), (0, 3, false));
+    // Both running handlers were dropped by the time shutdown returned.
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn a_handler_sleeping_one_second_does_not_delay_the_200() {
     let finished = Arc::new(AtomicBool::new(false));
     let handler = {
