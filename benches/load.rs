@@ -304,10 +304,11 @@ fn main() {
                 .durable(RedbStore::open(&dir).unwrap())
                 .build()
                 .unwrap();
-            // A sleeping handler needs workers to sleep in: 1 s each, so thousands at once.
+            // A sleeping handler needs workers to sleep in: 1 s each, so as many as requests a
+            // second (up to about 130,000 here), or the queue grows and (e) measures a backlog.
             let sleeping = Receiver::builder(sleepy)
                 .allow_unauthenticated()
-                .workers(50_000)
+                .workers(200_000)
                 .queue_capacity(1 << 17)
                 .max_bytes_in_flight(1 << 30)
                 .build()

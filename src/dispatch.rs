@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -258,6 +258,12 @@ impl<E: Event> Queue<E> {
         H: HandleNotification<E>,
     {
         let (tx, rx) = mpsc::channel(config.capacity);
+        // Every running handler holds one of `workers` slots; waiting for all of them is
+        // waiting for every handler to end.
+        let workers = config
+            .workers
+            .min(u32::MAX as usize)
+            .min(Semaphore::MAX_PERMITS);
         let (stop, _) = watch::channel(false);
         let durable = config.store.is_some();
         let lease = config.store.as_ref().and_then(|store| store.lease());
@@ -288,8 +294,8 @@ impl<E: Event> Queue<E> {
             shared: Arc::clone(&shared),
             store: config.store.clone(),
             done: done_tx,
-            running: StdMutex::new(tokio::task::JoinSet::new()),
-            workers: config.workers,
+            slots: Arc::new(Semaphore::new(workers)),
+            workers,
             runtime: tokio::runtime::Handle::current(),
         });
         let launcher: Arc<dyn Launch<E>> = Arc::clone(&worker) as Arc<dyn Launch<E>>;
@@ -532,14 +538,14 @@ impl<E: Event> Queue<E> {
     }
 
     /// Starts `job` at once, in a task of its own, when nothing waits in the queue and a worker
-    /// is free; else queues it in `slot`, its reserved place, for the dispatcher.
+    /// is free; else queues it in `slot`, its reserved place in the queue, for the dispatcher.
     ///
     /// Starting from the request path spares the hop through the dispatcher, and spreads the
     /// spawns over the requests: a dispatcher spawning a burst of queued jobs at once fills the
     /// runtime's local run queue, which then spills tasks (connections among them) into the
     /// global queue, where they wait (measured: 10 to 65 ms stalls of single connections under
-    /// a sleeping handler, gone this way). The slot is given back only once the task is in the
-    /// set of running handlers, so a draining dispatcher still waits for it.
+    /// a sleeping handler, gone this way). The queue's slot is given back only once the task holds
+    /// a worker's, so a draining dispatcher still waits for it.
     fn hand_off(&self, slot: mpsc::OwnedPermit<Job<E>>, job: Job<E>) {
         // Our own reserved slot counts against the free capacity: the queue is empty when it
         // is the only one taken.
@@ -587,9 +593,9 @@ trait Launch<E>: Send + Sync {
 }
 
 struct Worker<E, H> {
-    /// The handlers running (at most `workers`), started by the dispatcher or the request
-    /// path; the dispatcher reaps them, and cancels them at the shutdown's deadline.
-    running: StdMutex<tokio::task::JoinSet<()>>,
+    /// One per running handler, whether the dispatcher or the request path started it: at
+    /// most `workers` at once.
+    slots: Arc<Semaphore>,
     workers: usize,
     /// The runtime the receiver was built on, where every handler runs.
     runtime: tokio::runtime::Handle,
@@ -697,15 +703,16 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     /// Takes jobs as fast as they come and runs each in a task of its own, at most `workers`
     /// at once. One task per notification, not per worker: a busy server's connection tasks
     /// cannot starve the hand-off to the handler. Jobs the request path started itself
-    /// ([`Queue::hand_off`]) share the same set and the same limit.
+    /// ([`Queue::hand_off`]) take their slots from the same `workers`.
     async fn dispatch(self: Arc<Self>, rx: mpsc::Receiver<Job<E>>, stop: watch::Receiver<bool>) {
         let mut abort = self.shared.abort.subscribe();
         tokio::select! {
             () = Arc::clone(&self).take_jobs(rx, stop) => {}
-            _ = abort.wait_for(|abort| *abort) => lock(&self.running).abort_all(),
+            // Past the deadline: the running handlers see the same signal and end.
+            _ = abort.wait_for(|abort| *abort) => {}
         }
-        // Every handler ends (the aborted ones at once) before the workers count as stopped.
-        while self.join_next().await {}
+        // Every handler ends (the cancelled ones at once) before the workers count as stopped.
+        let _all = self.slots.acquire_many(self.workers as u32).await;
     }
 
     async fn take_jobs(
@@ -714,16 +721,15 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         mut stop: watch::Receiver<bool>,
     ) {
         loop {
-            while lock(&self.running).try_join_next().is_some() {}
-            while lock(&self.running).len() >= self.workers {
-                self.join_next().await;
-            }
+            // A slot first, so that a job is never taken from the queue to wait for one.
+            let slot = Arc::clone(&self.slots)
+                .acquire_owned()
+                .await
+                .expect("the slots are never closed");
             let next = tokio::select! {
                 biased;
                 job = rx.recv() => Some(job),
                 _ = stop.wait_for(|stopping| *stopping) => None,
-                // Reaps the handlers the request path started while the queue is empty.
-                true = self.join_next() => continue,
             };
             let job = match next {
                 Some(job) => job,
@@ -734,23 +740,23 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 }
             };
             let Some(job) = job else { break };
-            self.spawn(&mut lock(&self.running), job);
+            self.launch(job, slot);
         }
     }
 
-    /// Waits for a running handler to end; `false` once none is running.
-    async fn join_next(&self) -> bool {
-        std::future::poll_fn(|cx| {
-            lock(&self.running)
-                .poll_join_next(cx)
-                .map(|ended| ended.is_some())
-        })
-        .await
-    }
-
-    fn spawn(self: &Arc<Self>, running: &mut tokio::task::JoinSet<()>, job: Job<E>) {
+    /// Runs `job` in a task of its own, holding `slot` until it ends or is cancelled.
+    fn launch(self: &Arc<Self>, job: Job<E>, slot: OwnedSemaphorePermit) {
         let worker = Arc::clone(self);
-        running.spawn_on(async move { worker.process(job).await }, &self.runtime);
+        let mut abort = self.shared.abort.subscribe();
+        self.runtime.spawn(async move {
+            let _slot = slot;
+            tokio::select! {
+                // The handler first: one that ends at once never looks at the signal.
+                biased;
+                () = worker.process(job) => {}
+                _ = abort.wait_for(|abort| *abort) => {}
+            }
+        });
     }
 
     async fn process(self: &Arc<Self>, job: Job<E>) {
@@ -903,17 +909,17 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
 
 impl<E: Event, H: HandleNotification<E>> Launch<E> for Worker<E, H> {
     fn try_launch(self: Arc<Self>, job: Job<E>) -> Result<(), Job<E>> {
-        let mut running = lock(&self.running);
         // Past the shutdown's deadline nothing starts; queued, the job counts as left.
         if *self.shared.abort.borrow() {
             return Err(job);
         }
-        while running.try_join_next().is_some() {}
-        if running.len() >= self.workers {
-            return Err(job);
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(slot) => {
+                self.launch(job, slot);
+                Ok(())
+            }
+            Err(_) => Err(job),
         }
-        self.spawn(&mut running, job);
-        Ok(())
     }
 }
 
