@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
@@ -226,7 +226,7 @@ pub(crate) struct Queue<E> {
     /// Starts a job in a task of its own straight from the request path (see [`Queue::hand_off`]).
     /// Weak, so that the workers' end (and the completer's after it) does not wait for the
     /// receiver to be dropped.
-    launcher: Option<std::sync::Weak<dyn Launch<E>>>,
+    launcher: Option<Weak<dyn Launch<E>>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) store: Option<Arc<dyn ErasedStore>>,
 }
@@ -548,25 +548,24 @@ impl<E: Event> Queue<E> {
     /// a worker's, so a draining dispatcher still waits for it.
     fn hand_off(&self, slot: mpsc::OwnedPermit<Job<E>>, job: Job<E>) {
         // Our own reserved slot counts against the free capacity: the queue is empty when it
-        // is the only one taken.
-        let idle = self.tx.capacity() + 1 >= self.tx.max_capacity();
-        // From a runtime's task, a spawn lands in that worker's own run queue. From outside any
-        // task (`block_on`), it would wake a worker across threads anyway: the dispatcher does
-        // it there, as cheaply (measured with `cargo bench --bench service`, whose requests come
-        // from `block_on`: 5.8 µs through the dispatcher against 6.9 µs spawned directly).
-        let idle = idle && tokio::task::try_id().is_some();
-        let launcher = match &self.launcher {
-            Some(launcher) if idle => launcher.upgrade(),
-            _ => None,
+        // is the only one taken. From a runtime's task, a spawn lands in that worker's own run
+        // queue; from outside any task (`block_on`) it would wake a worker across threads
+        // anyway, and the dispatcher does that as cheaply (`cargo bench --bench service`, whose
+        // requests come from `block_on`: 5.8 µs through the dispatcher, 6.9 µs spawned directly).
+        let direct =
+            self.tx.capacity() + 1 >= self.tx.max_capacity() && tokio::task::try_id().is_some();
+        let launcher = self
+            .launcher
+            .as_ref()
+            .filter(|_| direct)
+            .and_then(Weak::upgrade);
+        let queued = match launcher {
+            Some(launcher) => launcher.try_launch(job),
+            None => Err(job),
         };
-        let job = match launcher {
-            Some(launcher) => match launcher.try_launch(job) {
-                Ok(()) => return,
-                Err(job) => job,
-            },
-            None => job,
-        };
-        slot.send(job);
+        if let Err(job) = queued {
+            slot.send(job);
+        }
     }
 
     /// A place in the queue, or the answer that says why there is none.
@@ -746,17 +745,19 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 }
             };
             let Some(job) = job else { break };
-            if *self.shared.abort.borrow() {
-                // Past the deadline nothing starts (a slot freed by a cancelled handler could
-                // otherwise start one); the job counts as left.
+            if self.launch(job, slot).is_err() {
                 break;
             }
-            self.launch(job, slot);
         }
     }
 
-    /// Runs `job` in a task of its own, holding `slot` until it ends or is cancelled.
-    fn launch(self: &Arc<Self>, job: Job<E>, slot: OwnedSemaphorePermit) {
+    /// Runs `job` in a task of its own, holding `slot` until it ends or is cancelled. Past the
+    /// shutdown's deadline nothing starts (a slot freed by a cancelled handler could otherwise
+    /// start one): the job comes back, and counts as left.
+    fn launch(self: &Arc<Self>, job: Job<E>, slot: OwnedSemaphorePermit) -> Result<(), Job<E>> {
+        if *self.shared.abort.borrow() {
+            return Err(job);
+        }
         let worker = Arc::clone(self);
         let mut abort = self.shared.abort.subscribe();
         self.runtime.spawn(async move {
@@ -768,6 +769,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 _ = abort.wait_for(|abort| *abort) => {}
             }
         });
+        Ok(())
     }
 
     async fn process(self: &Arc<Self>, job: Job<E>) {
@@ -920,15 +922,8 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
 
 impl<E: Event, H: HandleNotification<E>> Launch<E> for Worker<E, H> {
     fn try_launch(self: Arc<Self>, job: Job<E>) -> Result<(), Job<E>> {
-        // Past the shutdown's deadline nothing starts; queued, the job counts as left.
-        if *self.shared.abort.borrow() {
-            return Err(job);
-        }
         match Arc::clone(&self.slots).try_acquire_owned() {
-            Ok(slot) => {
-                self.launch(job, slot);
-                Ok(())
-            }
+            Ok(slot) => self.launch(job, slot),
             Err(_) => Err(job),
         }
     }
