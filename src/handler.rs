@@ -17,7 +17,7 @@ use crate::model::TaskNotification;
 /// An `Err` (or a panic) is logged with the event's id and retried with backoff; see
 /// [`RetryPolicy`](crate::RetryPolicy). A notification can reach the handler more than once
 /// (the sender retries after a lost answer), so make the handler idempotent;
-/// [`Delivery::attempt`] says how many times this process has tried.
+/// [`Delivery::attempt`] says which attempt this is.
 ///
 /// ```
 /// use airudder_webhook::{Delivery, HandleNotification, model::TaskNotification};
@@ -86,9 +86,14 @@ impl<E> Delivery<E> {
         self.event
     }
 
-    /// Which attempt this is in this process, from 1.
+    /// Which attempt this is, from 1. With the durable ack it counts the attempts across
+    /// restarts (the store counts each before it runs); otherwise, in this process.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    pub(crate) fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
     }
 
     /// When the receiver accepted the request.

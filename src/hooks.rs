@@ -10,10 +10,10 @@ use crate::event::Event;
 use crate::handler::Delivery;
 use crate::rejection::Rejection;
 
-/// Called with every body refused for its size or content (413, 400, 422).
+/// Called with every body refused for its size, pace or content (400, 408, 413, 422).
 ///
 /// The sender drops a notification after 5 refused retries, so this hook is where an operator
-/// can keep the raw bytes to recover it. It runs on the request path: keep it quick (hand the
+/// can keep the raw bytes to recover it (a durable receiver also keeps them in its store). It runs on the request path: keep it quick (hand the
 /// bytes to a channel or a file). Any `Fn(Rejected)` is a hook.
 pub trait OnRejected: Send + Sync + 'static {
     /// Receives one refused body.
@@ -29,13 +29,14 @@ where
     }
 }
 
-/// The default [`OnRejected`]: a warning log with the reason and the size, never the bytes.
+/// The default [`OnRejected`]: a debug log with the reason and the size, never the bytes. The
+/// receiver itself logs every refusal at WARN, at most once a second for each reason.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultOnRejected;
 
 impl OnRejected for DefaultOnRejected {
     fn on_rejected(&self, rejected: Rejected) {
-        tracing::warn!(
+        tracing::debug!(
             status = rejected.rejection.status().as_u16(),
             error = rejected.rejection.code(),
             path = rejected.rejection.path(),
@@ -68,7 +69,8 @@ impl Rejected {
         &self.rejection
     }
 
-    /// The raw bytes of the body, as received; `None` when it was too large to read.
+    /// The raw bytes of the body, as received; `None` when it was not read whole (too large,
+    /// too slow, or the connection failed).
     pub fn body(&self) -> Option<&Bytes> {
         self.body.as_ref()
     }

@@ -53,14 +53,16 @@ mod dispatch;
 mod event;
 mod handler;
 mod hooks;
+mod intake;
 pub mod layer;
 pub mod receiver;
 mod redact;
 mod rejection;
+pub mod stats;
 pub mod store;
 
 pub use decode::{DecodeBody, DecodeError, DecodeErrorKind, decode};
-pub use dispatch::{RetryPolicy, ShutdownHandle, ShutdownReport, Stats};
+pub use dispatch::{RetryPolicy, ShutdownHandle, ShutdownReport, shutdown_signal};
 pub use event::Event;
 pub use handler::{Delivery, HandleNotification};
 pub use hooks::{
@@ -69,6 +71,7 @@ pub use hooks::{
 pub use layer::{Webhook, WebhookLayer};
 pub use receiver::{AckPolicy, BuildError, Receiver, ReceiverBuilder};
 pub use rejection::Rejection;
+pub use stats::Stats;
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,4 +1,4 @@
-//! Every answer other than 200, as a value and as an HTTP response.
+//! Every answer other than 200, as a value and as an HTTP response: one table.
 
 use std::fmt;
 use std::time::Duration;
@@ -7,90 +7,144 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::auth::Denied;
 use crate::body::ReceiverBody;
-use crate::decode::DecodeError;
+use crate::decode::{DecodeError, DecodeErrorKind};
 
 /// Why a request was not answered 200.
 ///
 /// Each refusal becomes a response with a JSON body
 /// `{"error": "<code>", "message": "<what is wrong>", "path": "<member>"}` (`path` only where
-/// there is one). It never holds a value from the body or a secret.
+/// there is one). It never holds a value from the body or a secret. Every 503 carries
+/// `Retry-After`, and a 405 carries `Allow: POST`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     kind: RejectionKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum RejectionKind {
-    Denied(Denied),
-    HeadersTooLarge { limit: usize },
-    MethodNotAllowed,
-    UnsupportedMediaType,
-    PayloadTooLarge { limit: usize },
-    BodyRead { message: String },
-    BodyTimeout { after: Duration },
-    BodyHook,
-    Decode(DecodeError),
-    QueueFull,
-    StoreUnavailable,
-    Starting,
-    TooManyBytesInFlight,
-    ShuttingDown,
-    HandlerFailed,
-    HandlerTimedOut,
+/// The table: each refusal with its constructor, status, code and message. A refusal added
+/// here is counted, logged and answered everywhere else without another edit.
+macro_rules! rejections {
+    ($(
+        $(#[$doc:meta])*
+        $kind:ident $({ $($field:ident: $ty:ty),* })?
+            => $new:ident, $status:ident, $code:literal, $($message:expr),+;
+    )*) => {
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        enum RejectionKind {
+            /// Refused by authentication: 401, or 403 for the IP allow-list.
+            Denied(Denied),
+            /// The body is not a valid event: 400 or 422 by the decoder's kind.
+            Decode(DecodeError),
+            $( $(#[$doc])* $kind $({ $($field: $ty),* })?, )*
+        }
+
+        impl Rejection {
+            $(
+                pub(crate) fn $new($($($field: $ty),*)?) -> Self {
+                    Self { kind: RejectionKind::$kind $({ $($field),* })? }
+                }
+            )*
+
+            fn table_status(&self) -> Option<StatusCode> {
+                match &self.kind {
+                    $( RejectionKind::$kind { .. } => Some(StatusCode::$status), )*
+                    _ => None,
+                }
+            }
+
+            fn table_code(&self) -> Option<&'static str> {
+                match &self.kind {
+                    $( RejectionKind::$kind { .. } => Some($code), )*
+                    _ => None,
+                }
+            }
+
+            fn table_message(&self, f: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
+                match &self.kind {
+                    $(
+                        #[allow(unused_variables)]
+                        RejectionKind::$kind $({ $($field),* })? => Some(write!(f, $($message),+)),
+                    )*
+                    _ => None,
+                }
+            }
+        }
+
+        /// Every code the table can answer, with its status, for counting.
+        pub(crate) const TABLE_CODES: &[(&str, StatusCode)] = &[
+            $( ($code, StatusCode::$status), )*
+        ];
+    };
 }
+
+rejections! {
+    /// The request head is larger than the limit.
+    HeadersTooLarge { limit: usize }
+        => headers_too_large, REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large",
+           "the request head is larger than the limit of {} bytes", limit;
+    /// Another method than POST.
+    MethodNotAllowed => method_not_allowed, METHOD_NOT_ALLOWED, "method_not_allowed",
+           "only POST is allowed";
+    /// Another content type than JSON.
+    UnsupportedMediaType => unsupported_media_type, UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+           "the content type must be application/json";
+    /// The body is larger than the limit.
+    PayloadTooLarge { limit: usize } => payload_too_large, PAYLOAD_TOO_LARGE, "payload_too_large",
+           "the body is larger than the limit of {} bytes", limit;
+    /// The connection failed while the body was read.
+    BodyRead { message: String } => body_read, BAD_REQUEST, "body_read_failed",
+           "the body could not be read: {}", message;
+    /// The body was slower than the deadline.
+    BodyTimeout { after: Duration } => body_timeout, REQUEST_TIMEOUT, "body_timeout",
+           "the body did not arrive within {} ms", after.as_millis();
+    /// The body hook refused the body.
+    BodyHook => body_hook, BAD_REQUEST, "body_hook_failed",
+           "the body hook could not decode the body";
+    /// The bounded queue is full.
+    QueueFull => queue_full, SERVICE_UNAVAILABLE, "queue_full",
+           "the queue is full; retry later";
+    /// The store failed.
+    StoreUnavailable => store_unavailable, SERVICE_UNAVAILABLE, "store_unavailable",
+           "the notification could not be stored; retry later";
+    /// A durable receiver is still reading what it must redeliver.
+    Starting => starting, SERVICE_UNAVAILABLE, "starting",
+           "the receiver is starting; retry later";
+    /// The cap on bytes in flight across requests.
+    TooManyBytesInFlight => too_many_bytes_in_flight, SERVICE_UNAVAILABLE, "too_many_bytes_in_flight",
+           "too many bodies are being received at once; retry later";
+    /// The receiver is stopping.
+    ShuttingDown => shutting_down, SERVICE_UNAVAILABLE, "shutting_down",
+           "the receiver is shutting down; retry later";
+    /// The handler failed (the "handled" ack).
+    HandlerFailed => handler_failed, SERVICE_UNAVAILABLE, "handler_failed",
+           "the handler failed; retry later";
+    /// The handler did not finish in time (the "handled" ack).
+    HandlerTimedOut => handler_timed_out, SERVICE_UNAVAILABLE, "handler_timed_out",
+           "the handler timed out; retry later";
+}
+
+/// The codes outside the table: authentication's and the decoder's.
+const OTHER_CODES: &[(&str, StatusCode)] = &[
+    ("unauthorized", StatusCode::UNAUTHORIZED),
+    ("forbidden", StatusCode::FORBIDDEN),
+    ("empty_body", StatusCode::BAD_REQUEST),
+    ("malformed_json", StatusCode::BAD_REQUEST),
+    ("trailing_bytes", StatusCode::BAD_REQUEST),
+    ("nesting_too_deep", StatusCode::BAD_REQUEST),
+    ("invalid_notification", StatusCode::UNPROCESSABLE_ENTITY),
+];
+
+/// Every refusal's code with its status, in a fixed order: the table's, then the others.
+pub(crate) fn all_codes() -> impl Iterator<Item = (&'static str, StatusCode)> {
+    TABLE_CODES.iter().chain(OTHER_CODES).copied()
+}
+
+/// How many codes [`all_codes`] yields.
+pub(crate) const CODE_COUNT: usize = TABLE_CODES.len() + OTHER_CODES.len();
 
 impl Rejection {
     pub(crate) fn from_denied(denied: Denied) -> Self {
         Self {
             kind: RejectionKind::Denied(denied),
-        }
-    }
-
-    pub(crate) fn headers_too_large(limit: usize) -> Self {
-        Self {
-            kind: RejectionKind::HeadersTooLarge { limit },
-        }
-    }
-
-    pub(crate) fn body_timeout(after: Duration) -> Self {
-        Self {
-            kind: RejectionKind::BodyTimeout { after },
-        }
-    }
-
-    pub(crate) fn body_hook() -> Self {
-        Self {
-            kind: RejectionKind::BodyHook,
-        }
-    }
-
-    pub(crate) fn too_many_bytes_in_flight() -> Self {
-        Self {
-            kind: RejectionKind::TooManyBytesInFlight,
-        }
-    }
-
-    pub(crate) fn method_not_allowed() -> Self {
-        Self {
-            kind: RejectionKind::MethodNotAllowed,
-        }
-    }
-
-    pub(crate) fn unsupported_media_type() -> Self {
-        Self {
-            kind: RejectionKind::UnsupportedMediaType,
-        }
-    }
-
-    pub(crate) fn payload_too_large(limit: usize) -> Self {
-        Self {
-            kind: RejectionKind::PayloadTooLarge { limit },
-        }
-    }
-
-    pub(crate) fn body_read(message: String) -> Self {
-        Self {
-            kind: RejectionKind::BodyRead { message },
         }
     }
 
@@ -100,94 +154,54 @@ impl Rejection {
         }
     }
 
-    pub(crate) fn store_unavailable() -> Self {
-        Self {
-            kind: RejectionKind::StoreUnavailable,
-        }
-    }
-
-    pub(crate) fn starting() -> Self {
-        Self {
-            kind: RejectionKind::Starting,
-        }
-    }
-
-    pub(crate) fn queue_full() -> Self {
-        Self {
-            kind: RejectionKind::QueueFull,
-        }
-    }
-
-    pub(crate) fn shutting_down() -> Self {
-        Self {
-            kind: RejectionKind::ShuttingDown,
-        }
-    }
-
-    pub(crate) fn handler_failed() -> Self {
-        Self {
-            kind: RejectionKind::HandlerFailed,
-        }
-    }
-
-    pub(crate) fn handler_timed_out() -> Self {
-        Self {
-            kind: RejectionKind::HandlerTimedOut,
-        }
-    }
-
     /// The status code of the answer.
     pub fn status(&self) -> StatusCode {
         match &self.kind {
             RejectionKind::Denied(denied) => denied.status(),
-            RejectionKind::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            RejectionKind::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            RejectionKind::BodyHook => StatusCode::BAD_REQUEST,
-            RejectionKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            RejectionKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            RejectionKind::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RejectionKind::BodyRead { .. } => StatusCode::BAD_REQUEST,
             RejectionKind::Decode(err) => err.status(),
-            RejectionKind::QueueFull
-            | RejectionKind::StoreUnavailable
-            | RejectionKind::Starting
-            | RejectionKind::TooManyBytesInFlight
-            | RejectionKind::ShuttingDown
-            | RejectionKind::HandlerFailed
-            | RejectionKind::HandlerTimedOut => StatusCode::SERVICE_UNAVAILABLE,
+            _ => self
+                .table_status()
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 
     /// A stable, machine-readable code, the `error` member of the body.
     pub fn code(&self) -> &'static str {
-        use crate::decode::DecodeErrorKind as K;
         match &self.kind {
             RejectionKind::Denied(denied) if denied.status() == StatusCode::FORBIDDEN => {
                 "forbidden"
             }
             RejectionKind::Denied(_) => "unauthorized",
-            RejectionKind::HeadersTooLarge { .. } => "headers_too_large",
-            RejectionKind::BodyTimeout { .. } => "body_timeout",
-            RejectionKind::BodyHook => "body_hook_failed",
-            RejectionKind::TooManyBytesInFlight => "too_many_bytes_in_flight",
-            RejectionKind::MethodNotAllowed => "method_not_allowed",
-            RejectionKind::UnsupportedMediaType => "unsupported_media_type",
-            RejectionKind::PayloadTooLarge { .. } => "payload_too_large",
-            RejectionKind::BodyRead { .. } => "body_read_failed",
             RejectionKind::Decode(err) => match err.kind() {
-                K::Empty => "empty_body",
-                K::TrailingBytes => "trailing_bytes",
-                K::TooDeep => "nesting_too_deep",
-                K::Shape => "invalid_notification",
+                DecodeErrorKind::Empty => "empty_body",
+                DecodeErrorKind::TrailingBytes => "trailing_bytes",
+                DecodeErrorKind::TooDeep => "nesting_too_deep",
+                DecodeErrorKind::Shape => "invalid_notification",
                 _ => "malformed_json",
             },
-            RejectionKind::QueueFull => "queue_full",
-            RejectionKind::StoreUnavailable => "store_unavailable",
-            RejectionKind::Starting => "starting",
-            RejectionKind::ShuttingDown => "shutting_down",
-            RejectionKind::HandlerFailed => "handler_failed",
-            RejectionKind::HandlerTimedOut => "handler_timed_out",
+            _ => self.table_code().unwrap_or("internal"),
         }
+    }
+
+    /// Where [`code`](Self::code) stands in the fixed list of codes, for counting.
+    pub(crate) fn code_index(&self) -> usize {
+        let code = self.code();
+        all_codes()
+            .position(|(known, _)| known == code)
+            .unwrap_or(CODE_COUNT - 1)
+    }
+
+    /// Whether the body itself was refused (its size, its pace or its content: 400, 408, 413,
+    /// 422): such a refusal goes to the [`OnRejected`](crate::OnRejected) hook.
+    pub fn is_body_refusal(&self) -> bool {
+        matches!(
+            self.kind,
+            RejectionKind::Decode(_)
+                | RejectionKind::BodyHook
+                | RejectionKind::BodyRead { .. }
+                | RejectionKind::BodyTimeout { .. }
+                | RejectionKind::PayloadTooLarge { .. }
+        )
     }
 
     /// The refusal of the authentication check, when there was one.
@@ -236,19 +250,16 @@ impl Rejection {
         };
         // Serializing a struct of strings into a Vec cannot fail.
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut response = crate::body::json_response(self.status(), bytes.into());
+        let status = self.status();
+        let mut response = crate::body::json_response(status, bytes.into());
         let headers = response.headers_mut();
-        match self.kind {
-            RejectionKind::MethodNotAllowed => {
-                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
-            }
-            _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(retry_after.as_secs()),
-                );
-            }
-            _ => {}
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs()),
+            );
         }
         response
     }
@@ -258,46 +269,68 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             RejectionKind::Denied(denied) => fmt::Display::fmt(denied, f),
-            RejectionKind::HeadersTooLarge { limit } => {
-                write!(
-                    f,
-                    "the request head is larger than the limit of {limit} bytes"
-                )
-            }
-            RejectionKind::BodyTimeout { after } => {
-                write!(f, "the body did not arrive within {} ms", after.as_millis())
-            }
-            RejectionKind::BodyHook => f.write_str("the body hook could not decode the body"),
-            RejectionKind::TooManyBytesInFlight => {
-                f.write_str("too many bodies are being received at once; retry later")
-            }
-            RejectionKind::MethodNotAllowed => f.write_str("only POST is allowed"),
-            RejectionKind::UnsupportedMediaType => {
-                f.write_str("the content type must be application/json")
-            }
-            RejectionKind::PayloadTooLarge { limit } => {
-                write!(f, "the body is larger than the limit of {limit} bytes")
-            }
-            RejectionKind::BodyRead { message } => {
-                write!(f, "the body could not be read: {message}")
-            }
             RejectionKind::Decode(err) => fmt::Display::fmt(err, f),
-            RejectionKind::QueueFull => f.write_str("the queue is full; retry later"),
-            RejectionKind::StoreUnavailable => {
-                f.write_str("the notification could not be stored; retry later")
-            }
-            RejectionKind::Starting => f.write_str("the receiver is starting; retry later"),
-            RejectionKind::ShuttingDown => {
-                f.write_str("the receiver is shutting down; retry later")
-            }
-            RejectionKind::HandlerFailed => f.write_str("the handler failed; retry later"),
-            RejectionKind::HandlerTimedOut => f.write_str("the handler timed out; retry later"),
+            _ => self
+                .table_message(f)
+                .unwrap_or_else(|| f.write_str("refused")),
         }
     }
 }
 
 impl std::error::Error for Rejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.decode_error().map(|err| err as _)
+        match &self.kind {
+            RejectionKind::Denied(denied) => Some(denied),
+            RejectionKind::Decode(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let codes: Vec<_> = all_codes().map(|(code, _)| code).collect();
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len(), "{codes:?}");
+        assert_eq!(codes.len(), CODE_COUNT);
+    }
+
+    #[test]
+    fn each_refusal_answers_its_listed_status_and_headers() {
+        let cases = [
+            Rejection::headers_too_large(10),
+            Rejection::method_not_allowed(),
+            Rejection::unsupported_media_type(),
+            Rejection::payload_too_large(10),
+            Rejection::body_read("reset".into()),
+            Rejection::body_timeout(Duration::from_secs(1)),
+            Rejection::body_hook(),
+            Rejection::queue_full(),
+            Rejection::store_unavailable(),
+            Rejection::starting(),
+            Rejection::too_many_bytes_in_flight(),
+            Rejection::shutting_down(),
+            Rejection::handler_failed(),
+            Rejection::handler_timed_out(),
+            Rejection::from_denied(Denied::forbidden("no")),
+            Rejection::from_denied(Denied::unauthorized("no")),
+        ];
+        for rejection in cases {
+            let code = rejection.code();
+            let listed = all_codes().find(|(c, _)| *c == code).map(|(_, s)| s);
+            assert_eq!(listed, Some(rejection.status()), "{code}");
+            assert_eq!(all_codes().nth(rejection.code_index()).unwrap().0, code);
+            let response = rejection.clone().into_response(Duration::from_secs(60));
+            assert_eq!(response.status(), rejection.status(), "{code}");
+            let retry_after = response.headers().get(header::RETRY_AFTER);
+            assert_eq!(retry_after.is_some(), response.status() == 503, "{code}");
+            assert!(!rejection.to_string().is_empty(), "{code}");
+        }
     }
 }

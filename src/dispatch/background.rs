@@ -1,22 +1,63 @@
-//! The background tasks: redelivery after a start, claims on a shared store, the completer, the pruner.
+//! The background tasks: the dispatcher, redelivery after a start or claims on a shared store,
+//! the completer and the pruner, each a named field of [`Tasks`].
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::Queue;
 use crate::event::Event;
 use crate::store::{ErasedStore, RecordId};
 
-use super::*;
+/// The tasks a receiver runs besides its handlers.
+pub(super) struct Tasks {
+    /// Takes queued jobs and starts their handlers; drains the queue at shutdown.
+    pub(super) dispatcher: JoinHandle<()>,
+    /// The tasks of a durable receiver.
+    pub(super) stored: Option<StoredTasks>,
+}
+
+pub(super) struct StoredTasks {
+    /// Marks handled records done in batches; ends once every worker has.
+    pub(super) completer: JoinHandle<()>,
+    /// Redelivers what was stored before the start (embedded store), or renews and takes over
+    /// claims (shared store).
+    pub(super) feeder: JoinHandle<()>,
+    /// Forgets de-duplication keys past the window.
+    pub(super) pruner: JoinHandle<()>,
+}
+
+impl StoredTasks {
+    /// Starts them for `queue`'s store.
+    pub(super) fn start<E: Event>(
+        queue: &Queue<E>,
+        store: &Arc<dyn ErasedStore>,
+        done: mpsc::UnboundedReceiver<RecordId>,
+        dedup_window: Duration,
+    ) -> Self {
+        let stop = || queue.shared.stop.subscribe();
+        let sender = queue.clone_sender();
+        let feeder = match store.lease() {
+            Some(lease) => tokio::spawn(sender.share(Arc::clone(store), lease, stop())),
+            None => tokio::spawn(sender.redeliver(Arc::clone(store))),
+        };
+        Self {
+            completer: tokio::spawn(complete(Arc::clone(store), done)),
+            feeder,
+            pruner: tokio::spawn(prune(Arc::clone(store), dedup_window, stop())),
+        }
+    }
+}
 
 impl<E: Event> Queue<E> {
     /// After a start: every stored notification not yet handled goes to the handler again.
     ///
     /// The list is read before the receiver says it is ready, so that a notification stored
     /// after it is queued by its request alone, never twice.
-    pub(super) async fn redeliver(self, store: Arc<dyn ErasedStore>) {
+    async fn redeliver(self, store: Arc<dyn ErasedStore>) {
         let pending = store.pending().await;
         self.shared.ready.send_replace(true);
         let pending = match pending {
@@ -30,7 +71,7 @@ impl<E: Event> Queue<E> {
             tracing::info!(count = pending.len(), "redelivering stored notifications");
         }
         for record in pending {
-            if let Err(err) = self.enqueue_stored(record).await {
+            if let Err(err) = self.enqueue_record(record).await {
                 tracing::error!(error = %err, "could not redeliver a stored notification");
             }
         }
@@ -40,7 +81,7 @@ impl<E: Event> Queue<E> {
     /// For a store that several receivers share: renews this receiver's claims every third of
     /// the lease, and claims the notifications whose claim lapsed (a receiver died, or this
     /// one restarted), until the receiver stops.
-    pub(super) async fn share(
+    async fn share(
         self,
         store: Arc<dyn ErasedStore>,
         lease: Duration,
@@ -86,7 +127,7 @@ impl<E: Event> Queue<E> {
                     );
                 }
                 for record in records {
-                    if let Err(err) = self.enqueue_stored(record).await {
+                    if let Err(err) = self.enqueue_record(record).await {
                         tracing::error!(error = %err, "could not queue a claimed notification");
                     }
                 }
@@ -102,10 +143,7 @@ impl<E: Event> Queue<E> {
 /// worker never waits for a commit after a success. A batch that fails is tried again a second
 /// later with what came in since: a record left pending would be handled again. Ends once
 /// every worker has.
-pub(super) async fn complete(
-    store: Arc<dyn ErasedStore>,
-    mut done: mpsc::UnboundedReceiver<RecordId>,
-) {
+async fn complete(store: Arc<dyn ErasedStore>, mut done: mpsc::UnboundedReceiver<RecordId>) {
     let mut ids = Vec::new();
     let mut open = true;
     while open || !ids.is_empty() {
@@ -140,11 +178,7 @@ pub(super) async fn complete(
 }
 
 /// Forgets de-duplication keys older than the window, every hour, until the receiver stops.
-pub(super) async fn prune(
-    store: Arc<dyn ErasedStore>,
-    window: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn prune(store: Arc<dyn ErasedStore>, window: Duration, mut stop: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {

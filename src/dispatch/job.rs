@@ -1,4 +1,4 @@
-//! A notification on its way to the handler.
+//! A notification on its way to the handler, and where it came from.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,16 +9,53 @@ use tokio::time::Instant;
 use crate::rejection::Rejection;
 use crate::store::RecordId;
 
+/// One notification for the workers.
 pub(crate) struct Job<E> {
     pub(super) event: Arc<E>,
     pub(super) received_at: SystemTime,
-    /// Set for the "handled" ack: the request waits for the outcome.
-    pub(super) reply: Option<oneshot::Sender<Result<(), Rejection>>>,
-    pub(super) deadline: Option<Instant>,
     /// The body's share of the receiver's memory cap, given back once the job is done.
     pub(super) memory: Option<OwnedSemaphorePermit>,
-    /// The stored record, with the durable ack.
-    pub(super) record: Option<RecordId>,
-    /// Whether the store already counts the first attempt (a notification just stored).
-    pub(super) first_counted: bool,
+    pub(super) origin: Origin,
+}
+
+/// Where a job came from, which decides how its attempts are counted and its outcome kept.
+pub(crate) enum Origin {
+    /// The memory ack: the sender has its 200; retried here, given up to the failed hook.
+    Answered,
+    /// The "handled" ack: the request waits for the one attempt's outcome until `deadline`.
+    Waiting {
+        reply: oneshot::Sender<Result<(), Rejection>>,
+        deadline: Instant,
+    },
+    /// A stored record (the durable ack, redelivery, replay): attempts are counted in the
+    /// store, the outcome is written there.
+    Stored {
+        id: RecordId,
+        /// The store already counts the first attempt (a notification just stored).
+        first_counted: bool,
+    },
+}
+
+impl<E> Job<E> {
+    pub(super) fn new(
+        event: Arc<E>,
+        received_at: SystemTime,
+        memory: Option<OwnedSemaphorePermit>,
+        origin: Origin,
+    ) -> Self {
+        Self {
+            event,
+            received_at,
+            memory,
+            origin,
+        }
+    }
+
+    /// The stored record, if the job has one.
+    pub(super) fn record(&self) -> Option<RecordId> {
+        match self.origin {
+            Origin::Stored { id, .. } => Some(id),
+            _ => None,
+        }
+    }
 }

@@ -1,4 +1,12 @@
-//! The bounded queue between the request path and the handler, and its workers.
+//! Dispatch: the bounded queue between the request path and the handler, and its workers.
+//!
+//! - [`Queue`] (here) is the request path's end: it reserves a place, then starts the job at
+//!   once or queues it;
+//! - [`job`] is what travels, and where it came from ([`Origin`](job::Origin));
+//! - [`worker`] runs the handler: attempts, retries, panics, timeouts, outcomes;
+//! - [`background`] holds the tasks besides the handlers (dispatcher, redelivery or claims,
+//!   completer, pruner);
+//! - [`shutdown`] stops it all; [`retry`] is the backoff policy.
 
 mod background;
 mod job;
@@ -7,41 +15,38 @@ mod shared;
 mod shutdown;
 mod worker;
 
-pub use self::retry::RetryPolicy;
-pub use self::shared::Stats;
-pub use self::shutdown::{ShutdownHandle, ShutdownReport};
-
-use self::background::{complete, prune};
-pub(crate) use self::job::Job;
-pub(crate) use self::shared::Shared;
-use self::shared::{Counters, bump};
-use self::worker::{Launch, Worker};
-
 use std::fmt;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex as StdMutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
+pub use self::retry::RetryPolicy;
+pub(crate) use self::shared::Shared;
+pub use self::shutdown::{ShutdownHandle, ShutdownReport, shutdown_signal};
+
+use self::background::{StoredTasks, Tasks};
+use self::job::{Job, Origin};
+use self::shared::lock;
+use self::worker::{Launch, Worker};
 use crate::event::Event;
 use crate::handler::HandleNotification;
 use crate::hooks::OnFailed;
+use crate::intake::Decoded;
 use crate::rejection::Rejection;
-use crate::store::{
-    Appended, Envelope, ErasedStore, NewRecord, Record, StoreError, StoreErrorKind,
-};
+use crate::stats::{Accepted, Fate};
+use crate::store::{Appended, Envelope, ErasedStore, Record, StoreError, StoreErrorKind};
 
 /// The request path's end of the queue.
 pub(crate) struct Queue<E> {
-    pub(super) tx: mpsc::Sender<Job<E>>,
+    tx: mpsc::Sender<Job<E>>,
     /// Starts a job in a task of its own straight from the request path (see [`Queue::hand_off`]).
     /// Weak, so that the workers' end (and the completer's after it) does not wait for the
     /// receiver to be dropped.
     launcher: Option<Weak<dyn Launch<E>>>,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) store: Option<Arc<dyn ErasedStore>>,
+    shared: Arc<Shared>,
+    store: Option<Arc<dyn ErasedStore>>,
 }
 
 impl<E> fmt::Debug for Queue<E> {
@@ -54,6 +59,7 @@ impl<E> fmt::Debug for Queue<E> {
     }
 }
 
+/// What the workers need, from the builder.
 pub(crate) struct WorkerConfig<E> {
     pub(crate) workers: usize,
     pub(crate) capacity: usize,
@@ -64,8 +70,20 @@ pub(crate) struct WorkerConfig<E> {
     pub(crate) dedup_window: Duration,
 }
 
+impl<E> Queue<E> {
+    /// The state the request path and the shutdown handle share with the workers.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The store of a durable receiver.
+    pub(crate) fn store(&self) -> Option<&Arc<dyn ErasedStore>> {
+        self.store.as_ref()
+    }
+}
+
 impl<E: Event> Queue<E> {
-    /// Starts the workers on the current tokio runtime.
+    /// Starts the workers and the background tasks on the current tokio runtime.
     pub(crate) fn start<H>(handler: H, config: WorkerConfig<E>) -> Self
     where
         H: HandleNotification<E>,
@@ -77,10 +95,9 @@ impl<E: Event> Queue<E> {
             .workers
             .min(u32::MAX as usize)
             .min(Semaphore::MAX_PERMITS);
-        let (stop, _) = watch::channel(false);
-        let durable = config.store.is_some();
         let lease = config.store.as_ref().and_then(|store| store.lease());
         let shared_store = config.store.clone().filter(|_| lease.is_some());
+        let shared = Arc::new(Shared::new(config.store.is_some(), shared_store));
         let (done_tx, done_rx) = match &config.store {
             Some(_) => {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -88,17 +105,6 @@ impl<E: Event> Queue<E> {
             }
             None => (None, None),
         };
-        let shared = Arc::new(Shared {
-            accepting: AtomicBool::new(true),
-            // A shared store needs no snapshot at start: claims keep receivers apart.
-            ready: watch::channel(!durable || lease.is_some()).0,
-            durable,
-            shared_store,
-            stop,
-            abort: watch::channel(false).0,
-            workers: StdMutex::new(Vec::with_capacity(config.workers)),
-            counters: Counters::default(),
-        });
         let worker = Arc::new(Worker {
             handler: Arc::new(handler),
             on_failed: config.on_failed,
@@ -113,37 +119,26 @@ impl<E: Event> Queue<E> {
         });
         let launcher: Arc<dyn Launch<E>> = Arc::clone(&worker) as Arc<dyn Launch<E>>;
         let launcher = Arc::downgrade(&launcher);
-        let mut handles = vec![tokio::spawn(
-            Arc::clone(&worker).dispatch(rx, shared.stop.subscribe()),
-        )];
+        let dispatcher = tokio::spawn(Arc::clone(&worker).dispatch(rx, shared.stop.subscribe()));
+        drop(worker); // the completer ends once the last worker is gone
         let queue = Self {
             tx,
             launcher: Some(launcher),
             shared: Arc::clone(&shared),
             store: config.store,
         };
-        drop(worker); // the completer ends once the last worker is gone
-        if let (Some(store), Some(done_rx)) = (&queue.store, done_rx) {
-            handles.push(tokio::spawn(complete(Arc::clone(store), done_rx)));
-            let sender = queue.clone_sender();
-            handles.push(match lease {
-                Some(lease) => {
-                    tokio::spawn(sender.share(Arc::clone(store), lease, shared.stop.subscribe()))
-                }
-                None => tokio::spawn(sender.redeliver(Arc::clone(store))),
-            });
-            let stop = shared.stop.subscribe();
-            handles.push(tokio::spawn(prune(
-                Arc::clone(store),
-                config.dedup_window,
-                stop,
-            )));
-        }
-        *lock(&shared.workers) = handles;
+        let stored = match (&queue.store, done_rx) {
+            (Some(store), Some(done)) => {
+                Some(StoredTasks::start(&queue, store, done, config.dedup_window))
+            }
+            _ => None,
+        };
+        *lock(&shared.tasks) = Some(Tasks { dispatcher, stored });
         queue
     }
 
-    pub(super) fn clone_sender(&self) -> Self {
+    /// A sender for the background tasks: it starts nothing itself.
+    fn clone_sender(&self) -> Self {
         Self {
             launcher: None,
             tx: self.tx.clone(),
@@ -152,79 +147,66 @@ impl<E: Event> Queue<E> {
         }
     }
 
-    /// Hands a stored record to the workers, waiting for room in the queue.
-    pub(crate) async fn enqueue_stored(&self, record: Record) -> Result<(), StoreError> {
-        let event = match E::decode(&record.body) {
-            Ok(event) => event,
-            Err(err) => {
-                let error = format!("the stored body is not a valid notification: {err}");
-                if let Some(store) = &self.store {
-                    store.dead_letter(record.id, error.clone()).await?;
-                }
-                return Err(StoreError::new(StoreErrorKind::Invalid, error));
-            }
-        };
-        let job = Job {
-            event: Arc::new(event),
-            received_at: record.envelope.received_at(),
-            reply: None,
-            deadline: None,
-            memory: None,
-            record: Some(record.id),
-            first_counted: false,
-        };
-        self.tx
-            .send(job)
-            .await
-            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?;
-        bump(&self.shared.counters.queued);
+    /// The memory ack: queued (or started), so that the 200 may go out.
+    pub(crate) fn submit(
+        &self,
+        decoded: Decoded<E>,
+        received_at: SystemTime,
+        memory: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), Rejection> {
+        let slot = self.reserve()?;
+        self.shared.counters.count(Fate::Queued);
+        let job = Job::new(decoded.event, received_at, memory, Origin::Answered);
+        self.hand_off(slot, job);
         Ok(())
+    }
+
+    /// The "handled" ack: queued with a reply, whose receiver gets the handler's outcome.
+    pub(crate) fn submit_waiting(
+        &self,
+        decoded: Decoded<E>,
+        received_at: SystemTime,
+        memory: Option<OwnedSemaphorePermit>,
+        deadline: Instant,
+    ) -> Result<oneshot::Receiver<Result<(), Rejection>>, Rejection> {
+        let slot = self.reserve()?;
+        let (reply, outcome) = oneshot::channel();
+        self.shared.counters.count(Fate::Queued);
+        let origin = Origin::Waiting { reply, deadline };
+        self.hand_off(slot, Job::new(decoded.event, received_at, memory, origin));
+        Ok(outcome)
     }
 
     /// The durable ack: stores the notification (fsynced, de-duplicated), then queues it.
     /// Returns once it is safe to answer 200.
-    pub(crate) async fn submit_durable(
+    pub(crate) async fn submit_stored(
         &self,
-        event: Arc<E>,
-        body: bytes::Bytes,
+        decoded: Decoded<E>,
         envelope: Envelope,
         memory: Option<OwnedSemaphorePermit>,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Accepted, Rejection> {
         let Some(store) = &self.store else {
             return Err(Rejection::store_unavailable());
         };
         // A slot first: a stored notification must never wait for room to be queued.
         let slot = self.reserve()?;
         let received_at = envelope.received_at();
-        let record = NewRecord {
-            key: event.dedup_key(),
-            body,
-            envelope,
-        };
-        match store.append(record).await {
+        match store.append(decoded.record(envelope)).await {
             Ok(Appended::Stored(id)) => {
-                bump(&self.shared.counters.queued);
-                self.hand_off(
-                    slot,
-                    Job {
-                        event,
-                        received_at,
-                        reply: None,
-                        deadline: None,
-                        memory,
-                        record: Some(id),
-                        first_counted: true,
-                    },
-                );
-                Ok(())
+                self.shared.counters.count(Fate::Queued);
+                let origin = Origin::Stored {
+                    id,
+                    first_counted: true,
+                };
+                self.hand_off(slot, Job::new(decoded.event, received_at, memory, origin));
+                Ok(Accepted::New)
             }
             Ok(Appended::Duplicate(id)) => {
-                bump(&self.shared.counters.duplicates);
                 tracing::info!(
                     record = id,
                     "duplicate delivery: already stored, not handled again"
                 );
-                Ok(())
+                Ok(Accepted::Duplicate)
             }
             Err(err) => {
                 tracing::error!(error = %err, "could not store a notification: answering 503");
@@ -233,36 +215,57 @@ impl<E: Event> Queue<E> {
         }
     }
 
-    /// Puts a notification in the queue without waiting; with `deadline` set, the returned
-    /// receiver gets the handler's outcome.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn submit(
+    /// Stores a notification that did not come from a request (a recovered refused body) and
+    /// queues it, waiting for room: what [`submit_stored`](Self::submit_stored) does, for an
+    /// operator instead of a sender.
+    pub(crate) async fn store_and_enqueue(
         &self,
-        event: Arc<E>,
-        received_at: SystemTime,
-        deadline: Option<Instant>,
-        memory: Option<OwnedSemaphorePermit>,
-    ) -> Result<Option<oneshot::Receiver<Result<(), Rejection>>>, Rejection> {
-        let slot = self.reserve()?;
-        let (reply, outcome) = match deadline {
-            Some(_) => {
-                let (tx, rx) = oneshot::channel();
-                (Some(tx), Some(rx))
+        decoded: Decoded<E>,
+        envelope: Envelope,
+    ) -> Result<Appended, StoreError> {
+        let store = self.store.as_ref().ok_or_else(no_store)?;
+        let received_at = envelope.received_at();
+        let appended = store.append(decoded.record(envelope)).await?;
+        if let Appended::Stored(id) = appended {
+            let origin = Origin::Stored {
+                id,
+                first_counted: true,
+            };
+            self.enqueue(Job::new(decoded.event, received_at, None, origin))
+                .await?;
+        }
+        Ok(appended)
+    }
+
+    /// Hands a stored record to the workers, waiting for room in the queue. A body that no
+    /// longer decodes becomes a dead letter.
+    pub(crate) async fn enqueue_record(&self, record: Record) -> Result<(), StoreError> {
+        let decoded = match Decoded::<E>::from_stored(&record) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                let error = format!("the stored body is not a valid notification: {err}");
+                if let Some(store) = &self.store {
+                    store.dead_letter(record.id, error.clone()).await?;
+                }
+                return Err(StoreError::new(StoreErrorKind::Invalid, error));
             }
-            None => (None, None),
         };
-        let job = Job {
-            event,
-            received_at,
-            reply,
-            deadline,
-            memory,
-            record: None,
+        let origin = Origin::Stored {
+            id: record.id,
             first_counted: false,
         };
-        bump(&self.shared.counters.queued);
-        self.hand_off(slot, job);
-        Ok(outcome)
+        let received_at = record.envelope.received_at();
+        self.enqueue(Job::new(decoded.event, received_at, None, origin))
+            .await
+    }
+
+    async fn enqueue(&self, job: Job<E>) -> Result<(), StoreError> {
+        self.tx
+            .send(job)
+            .await
+            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?;
+        self.shared.counters.count(Fate::Queued);
+        Ok(())
     }
 
     /// Starts `job` at once, in a task of its own, when nothing waits in the queue and a worker
@@ -278,8 +281,7 @@ impl<E: Event> Queue<E> {
         // Our own reserved slot counts against the free capacity: the queue is empty when it
         // is the only one taken. From a runtime's task, a spawn lands in that worker's own run
         // queue; from outside any task (`block_on`) it would wake a worker across threads
-        // anyway, and the dispatcher does that as cheaply (`cargo bench --bench service`, whose
-        // requests come from `block_on`: 5.8 µs through the dispatcher, 6.9 µs spawned directly).
+        // anyway, and the dispatcher does that as cheaply (see benches/README.md).
         let direct =
             self.tx.capacity() + 1 >= self.tx.max_capacity() && tokio::task::try_id().is_some();
         let launcher = self
@@ -311,9 +313,6 @@ impl<E: Event> Queue<E> {
     }
 }
 
-pub(super) fn lock<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding this lock leaves a plain Vec behind, still usable.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+fn no_store() -> StoreError {
+    StoreError::new(StoreErrorKind::NotFound, "this receiver has no store")
 }

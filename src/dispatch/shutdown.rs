@@ -1,10 +1,51 @@
-//! Stopping a receiver: stop accepting, drain, report.
+//! Stopping a receiver: stop accepting, drain, report; and the signal that starts it.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::*;
+use super::shared::{Shared, lock};
+
+/// Resolves when the process is asked to stop: SIGTERM (what a deploy or `docker stop` sends)
+/// or Ctrl-C (SIGINT). Hand it to your server's graceful shutdown, then shut the receiver down
+/// once the server has stopped:
+///
+/// ```no_run
+/// # async fn run(
+/// #     receiver: airudder_webhook::Receiver,
+/// #     listener: tokio::net::TcpListener,
+/// # ) -> std::io::Result<()> {
+/// let shutdown = receiver.shutdown_handle();
+/// let app = axum::Router::new().route_service("/airudder/task", receiver);
+/// axum::serve(listener, app)
+///     .with_graceful_shutdown(airudder_webhook::shutdown_signal())
+///     .await?;
+/// // The server has answered its last request: now drain what was accepted.
+/// shutdown.shutdown(std::time::Duration::from_secs(30)).await;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Without a signal handler, a plain `axum::serve(...).await` never returns: the process dies
+/// on SIGTERM with whatever the memory ack had answered 200 and not handled.
+///
+/// # Panics
+/// Outside a tokio runtime with its signal driver (any `#[tokio::main]` runtime has it), or
+/// when the process cannot install a signal handler.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("stop signal received: finishing the requests in flight, then draining");
+}
 
 /// What [`ShutdownHandle::shutdown`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +78,7 @@ impl ShutdownHandle {
 
     /// From now on, answer every notification 503 with `Retry-After` (the sender retries).
     pub fn stop_accepting(&self) {
-        self.shared.accepting.store(false, Ordering::Release);
+        self.shared.stop_accepting();
     }
 
     /// Stops accepting, lets the workers drain the queue for at most `deadline`, then stops
@@ -45,23 +86,37 @@ impl ShutdownHandle {
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.stop_accepting();
         self.shared.stop.send_replace(true);
-        let mut workers = std::mem::take(&mut *lock(&self.shared.workers));
+        let Some(tasks) = lock(&self.shared.tasks).take() else {
+            // Shut down already, by another handle: report what there is.
+            return self.report(true);
+        };
+        let mut dispatcher = tasks.dispatcher;
+        let mut stored = tasks.stored;
         let drained = tokio::time::timeout(deadline, async {
-            for worker in &mut workers {
-                let _ = worker.await;
+            // The dispatcher drains the queue and waits for every handler; the completer
+            // then marks the last ones done; the other two end at the stop signal.
+            let _ = (&mut dispatcher).await;
+            if let Some(stored) = &mut stored {
+                let _ = (&mut stored.completer).await;
+                let _ = (&mut stored.feeder).await;
+                let _ = (&mut stored.pruner).await;
             }
         })
         .await
         .is_ok();
-        // Past the deadline: the dispatcher (the first task) cancels its handlers and waits for
-        // them; the other tasks are aborted. Waiting for all releases what they held (the store).
+        // Past the deadline: the dispatcher cancels its handlers and waits for them; the other
+        // tasks are aborted. Waiting for all releases what they held (the store).
         self.shared.abort.send_replace(true);
-        for (i, worker) in workers.into_iter().enumerate() {
-            if i > 0 {
-                worker.abort();
-            }
-            if !worker.is_finished() {
-                let _ = worker.await;
+        if !dispatcher.is_finished() {
+            let _ = dispatcher.await;
+        }
+        if let Some(stored) = stored {
+            for task in [stored.completer, stored.feeder, stored.pruner] {
+                task.abort();
+                // One already awaited to its end must not be polled again.
+                if !task.is_finished() {
+                    let _ = task.await;
+                }
             }
         }
         if let Some(store) = &self.shared.shared_store {
@@ -77,6 +132,10 @@ impl ShutdownHandle {
                 ),
             }
         }
+        self.report(drained)
+    }
+
+    fn report(&self, drained: bool) -> ShutdownReport {
         let stats = self.shared.stats();
         let report = ShutdownReport {
             handled: stats.handled,

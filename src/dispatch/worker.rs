@@ -1,21 +1,27 @@
-//! The workers: a task per notification, retries, panics contained.
+//! The workers: a task per notification, at most `workers` at once; attempts, retries and
+//! outcomes; panics and timeouts contained.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::job::{Job, Origin};
+use super::retry::RetryPolicy;
+use super::shared::Shared;
 use crate::BoxError;
 use crate::event::Event;
 use crate::handler::{Delivery, HandleNotification};
 use crate::hooks::{FailedDelivery, OnFailed};
 use crate::rejection::Rejection;
+use crate::stats::Fate;
 use crate::store::{ErasedStore, RecordId, StoreErrorKind};
-
-use super::*;
 
 /// Starts a job on the workers from outside the dispatcher.
 pub(super) trait Launch<E>: Send + Sync {
@@ -40,14 +46,6 @@ pub(super) struct Worker<E, H> {
     pub(super) done: Option<mpsc::UnboundedSender<RecordId>>,
 }
 
-/// What a worker does after an attempt.
-enum Step {
-    Replied,
-    Handled,
-    GaveUp(String),
-    Retry(String),
-}
-
 /// Why one attempt failed, when it was not the handler's own error.
 #[derive(Debug)]
 enum AttemptError {
@@ -61,12 +59,10 @@ impl fmt::Display for AttemptError {
         match self {
             Self::Panicked => f.write_str("the handler panicked"),
             Self::TimedOut(after) => write!(f, "the handler did not finish within {after:?}"),
-            Self::TooManyAttempts(made) => {
-                write!(
-                    f,
-                    "{made} attempts already started, some ended by a crash: not tried again"
-                )
-            }
+            Self::TooManyAttempts(made) => write!(
+                f,
+                "{made} attempts already started, some ended by a crash: not tried again"
+            ),
         }
     }
 }
@@ -77,7 +73,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     /// Takes jobs as fast as they come and runs each in a task of its own, at most `workers`
     /// at once. One task per notification, not per worker: a busy server's connection tasks
     /// cannot starve the hand-off to the handler. Jobs the request path started itself
-    /// ([`Queue::hand_off`]) take their slots from the same `workers`.
+    /// ([`Queue::hand_off`](super::Queue)) take their slots from the same `workers`.
     pub(super) async fn dispatch(
         self: Arc<Self>,
         rx: mpsc::Receiver<Job<E>>,
@@ -101,10 +97,9 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     ) {
         loop {
             // A slot first, so that a job is never taken from the queue to wait for one.
-            let slot = Arc::clone(&self.slots)
-                .acquire_owned()
-                .await
-                .expect("the slots are never closed");
+            let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
+                break;
+            };
             let next = tokio::select! {
                 biased;
                 job = rx.recv() => Some(job),
@@ -133,7 +128,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         job: Job<E>,
         slot: OwnedSemaphorePermit,
     ) -> Result<(), Job<E>> {
-        if *self.shared.abort.borrow() {
+        if self.shared.is_aborted() {
             return Err(job);
         }
         let worker = Arc::clone(self);
@@ -151,142 +146,137 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     }
 
     async fn process(self: &Arc<Self>, job: Job<E>) {
-        let Job {
-            event,
-            received_at,
-            mut reply,
-            deadline,
-            memory: _memory,
-            record,
-            first_counted,
-        } = job;
-        let counters = &self.shared.counters;
-        if reply.as_ref().is_some_and(oneshot::Sender::is_closed) {
-            // The request went away: the sender saw no 200 and will send it again.
-            bump(&counters.returned);
-            return;
-        }
         let span = tracing::info_span!(
             "airudder_delivery",
             event = E::NAME,
-            task_id = event.log_id(),
-            record = record,
+            task_id = job.event.log_id(),
+            record = job.record(),
             attempt = tracing::field::Empty,
         );
-        let stored = record.zip(self.store.as_ref());
-        let mut next_attempt = 1;
+        let Job {
+            event,
+            received_at,
+            memory: _memory,
+            origin,
+        } = job;
+        let delivery = Delivery::new(event, 1, received_at);
+        match origin {
+            Origin::Waiting { reply, deadline } => {
+                self.answer(delivery, reply, deadline)
+                    .instrument(span)
+                    .await;
+            }
+            Origin::Answered => self.deliver(delivery, None).instrument(span).await,
+            Origin::Stored { id, first_counted } => {
+                let store = self.store.as_ref().map(|store| (id, store, first_counted));
+                self.deliver(delivery, store).instrument(span).await;
+            }
+        }
+    }
+
+    /// The "handled" ack: one attempt, whose outcome is the answer; on failure the sender
+    /// retries in a minute.
+    async fn answer(
+        &self,
+        delivery: Delivery<E>,
+        reply: oneshot::Sender<Result<(), Rejection>>,
+        deadline: Instant,
+    ) {
+        let counters = &self.shared.counters;
+        if reply.is_closed() {
+            // The request went away: the sender saw no 200 and will send it again.
+            counters.count(Fate::Returned);
+            return;
+        }
+        tracing::Span::current().record("attempt", 1);
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let answer = match self.attempt(delivery, timeout).await {
+            Ok(()) => {
+                counters.count(Fate::Handled);
+                Ok(())
+            }
+            Err(err) => {
+                counters.count(Fate::Returned);
+                tracing::warn!(error = %err, "handler failed; answering 503 so that the sender retries");
+                Err(match err.downcast_ref::<AttemptError>() {
+                    Some(AttemptError::TimedOut(_)) => Rejection::handler_timed_out(),
+                    _ => Rejection::handler_failed(),
+                })
+            }
+        };
+        let _ = reply.send(answer);
+    }
+
+    /// The memory and durable acks: attempts with backoff until one succeeds or the retries
+    /// are spent. With a stored record, each attempt is counted in the store before it runs
+    /// (so that a crash mid-attempt still counts) and each outcome is written there.
+    async fn deliver(
+        &self,
+        mut delivery: Delivery<E>,
+        stored: Option<(RecordId, &Arc<dyn ErasedStore>, bool)>,
+    ) {
+        let counters = &self.shared.counters;
+        let span = tracing::Span::current();
+        let mut next = 1;
         loop {
             let attempt = match stored {
-                Some(_) if first_counted && next_attempt == 1 => 1,
-                // Counted before the handler runs, so that a crash mid-attempt still counts.
-                Some((id, store)) => match store.begin_attempt(id).await {
+                Some((_, _, true)) if next == 1 => 1,
+                Some((id, store, _)) => match store.begin_attempt(id).await {
                     Ok(attempt) => attempt,
                     Err(err) if err.kind() == StoreErrorKind::NotFound => {
                         // Done, or claimed by another receiver after this one lost its claim.
-                        span.in_scope(|| tracing::info!(error = %err, "not this receiver's to handle any more"));
-                        bump(&counters.returned);
+                        tracing::info!(error = %err, "not this receiver's to handle any more");
+                        counters.count(Fate::Returned);
                         return;
                     }
                     Err(err) => {
-                        span.in_scope(|| tracing::error!(error = %err, "could not count the attempt in the store"));
-                        next_attempt
+                        tracing::error!(error = %err, "could not count the attempt in the store");
+                        next
                     }
                 },
-                None => next_attempt,
+                None => next,
             };
             span.record("attempt", attempt);
-            let delivery = Delivery::new(Arc::clone(&event), attempt, received_at);
+            delivery.set_attempt(attempt);
             let result = if attempt > self.retry.max_retries() + 1 {
                 // Attempts that ended in crashes: the notification may be what kills the process.
                 Err(Box::new(AttemptError::TooManyAttempts(attempt - 1)) as BoxError)
             } else {
-                let timeout = match deadline {
-                    Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                    None => self.handler_timeout,
-                };
-                self.attempt(delivery.clone(), timeout)
-                    .instrument(span.clone())
-                    .await
+                self.attempt(delivery.clone(), self.handler_timeout).await
             };
-            let step = span.in_scope(|| match reply.take() {
-                // The "handled" ack: one attempt; on failure the sender retries in a minute.
-                Some(reply) => {
-                    let answer = match result {
-                        Ok(()) => {
-                            bump(&counters.handled);
-                            Ok(())
-                        }
-                        Err(err) => {
-                            bump(&counters.returned);
-                            tracing::warn!(error = %err, "handler failed; answering 503 so that the sender retries");
-                            Err(match err.downcast_ref::<AttemptError>() {
-                                Some(AttemptError::TimedOut(_)) => Rejection::handler_timed_out(),
-                                _ => Rejection::handler_failed(),
-                            })
-                        }
-                    };
-                    let _ = reply.send(answer);
-                    Step::Replied
-                }
-                None => match result {
-                    Ok(()) => {
-                        bump(&counters.handled);
-                        tracing::debug!("handled");
-                        Step::Handled
-                    }
-                    Err(err) if attempt > self.retry.max_retries() => {
-                        bump(&counters.failed);
-                        let error = err.to_string();
-                        let failed = FailedDelivery::new(delivery, err);
-                        crate::hooks::contain("on_failed", || self.on_failed.on_failed(failed));
-                        Step::GaveUp(error)
-                    }
-                    Err(err) => {
-                        let backoff = self.retry.backoff(attempt);
-                        tracing::warn!(error = %err, ?backoff, "handler failed; retrying");
-                        Step::Retry(err.to_string())
-                    }
-                },
-            });
-            let Some((id, store)) = stored else {
-                match step {
-                    Step::Retry(_) => {}
-                    _ => return,
-                }
-                tokio::time::sleep(self.retry.backoff(attempt)).await;
-                next_attempt = attempt + 1;
-                continue;
-            };
-            let (written, retry) = match step {
-                Step::Replied | Step::Handled => {
-                    if let Some(done) = &self.done {
+            let err = match result {
+                Ok(()) => {
+                    counters.count(Fate::Handled);
+                    tracing::debug!("handled");
+                    if let (Some((id, _, _)), Some(done)) = (stored, &self.done) {
                         let _ = done.send(id);
                     }
                     return;
                 }
-                Step::GaveUp(error) => (store.dead_letter(id, error).await, false),
-                Step::Retry(error) => (store.fail(id, error).await, true),
+                Err(err) => err,
             };
-            if let Err(err) = written {
-                span.in_scope(|| {
-                    tracing::error!(error = %err, "could not record the outcome in the store; it may be delivered again after a restart")
-                });
-            }
-            if !retry {
+            let error = err.to_string();
+            if attempt > self.retry.max_retries() {
+                counters.count(Fate::Failed);
+                let failed = FailedDelivery::new(delivery, err);
+                crate::hooks::contain("on_failed", || self.on_failed.on_failed(failed));
+                if let Some((id, store, _)) = stored {
+                    record_outcome(store.dead_letter(id, error).await);
+                }
                 return;
             }
-            tokio::time::sleep(self.retry.backoff(attempt)).await;
-            next_attempt = attempt + 1;
+            let backoff = self.retry.backoff(attempt);
+            tracing::warn!(error = %error, ?backoff, "handler failed; retrying");
+            if let Some((id, store, _)) = stored {
+                record_outcome(store.fail(id, error).await);
+            }
+            tokio::time::sleep(backoff).await;
+            next = attempt + 1;
         }
     }
 
-    /// Runs the handler in its own task, so that a panic is caught and a timeout can abort it.
     /// Runs the handler once, catching a panic and cancelling it after `timeout`.
-    async fn attempt(
-        self: &Arc<Self>,
-        delivery: Delivery<E>,
-        timeout: Duration,
-    ) -> Result<(), BoxError> {
+    async fn attempt(&self, delivery: Delivery<E>, timeout: Duration) -> Result<(), BoxError> {
         let handled = CatchUnwind {
             inner: self.handler.handle(delivery),
         };
@@ -295,6 +285,12 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             Ok(Err(())) => Err(Box::new(AttemptError::Panicked)),
             Err(_) => Err(Box::new(AttemptError::TimedOut(timeout))),
         }
+    }
+}
+
+fn record_outcome(written: Result<(), crate::store::StoreError>) {
+    if let Err(err) = written {
+        tracing::error!(error = %err, "could not record the outcome in the store; it may be delivered again after a restart");
     }
 }
 
@@ -316,18 +312,15 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, ()>;
 
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.project().inner;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
-            Err(_) => std::task::Poll::Ready(Err(())),
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(_) => Poll::Ready(Err(())),
         }
     }
 }

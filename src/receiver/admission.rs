@@ -12,14 +12,7 @@ pub(super) fn admit<E>(inner: &Inner<E>, parts: &http::request::Parts) -> Result
         return Err(Rejection::headers_too_large(inner.max_header_bytes));
     }
     if let Some(auth) = &inner.auth {
-        auth.authorize(parts).map_err(|denied| {
-            tracing::warn!(
-                status = denied.status().as_u16(),
-                reason = denied.reason(),
-                "refused by authentication"
-            );
-            Rejection::from_denied(denied)
-        })?;
+        auth.authorize(parts).map_err(Rejection::from_denied)?;
     }
     if parts.method != Method::POST {
         return Err(Rejection::method_not_allowed());
@@ -27,7 +20,7 @@ pub(super) fn admit<E>(inner: &Inner<E>, parts: &http::request::Parts) -> Result
     if !is_json(&parts.headers) {
         return Err(Rejection::unsupported_media_type());
     }
-    if !inner.queue.shared.is_accepting() {
+    if !inner.queue.shared().is_accepting() {
         return Err(Rejection::shutting_down());
     }
     Ok(())

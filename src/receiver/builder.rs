@@ -1,41 +1,73 @@
-//! The builder, its defaults, and the ack policies.
+//! The builder, its one table of defaults, and the ack policies.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderName;
 use tokio::sync::Semaphore;
 
+use super::service::{Inner, Receiver};
 use crate::auth::{AllOf, Authorize};
 use crate::decode::DecodeBody;
 use crate::dispatch::{Queue, RetryPolicy, WorkerConfig};
 use crate::event::Event;
 use crate::handler::HandleNotification;
 use crate::hooks::{DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
+use crate::intake::Intake;
 use crate::store::{ErasedStore, Store};
 
-use super::service::Inner;
-use super::*;
+/// The defaults of every [`ReceiverBuilder`] setting, in one place.
+pub mod defaults {
+    use std::time::Duration;
 
-/// The default body limit: 32 MiB, room for a 10,000-call notification (about 17 MiB).
-pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+    /// The body limit: 32 MiB, room for a 10,000-call notification (about 17 MiB).
+    pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
+    /// How long a body may take to arrive once the head is in.
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The largest request head (target and headers).
+    pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+    /// The cap on the bytes of the bodies held at once, across requests.
+    pub const MAX_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
+    /// How many handler calls run at once.
+    pub const WORKERS: usize = 4;
+    /// How many notifications wait for a worker before the receiver answers 503.
+    pub const QUEUE_CAPACITY: usize = 1024;
+    /// How long one handler attempt may run (memory and durable acks).
+    pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
+    /// The `Retry-After` of 503 answers: the sender retries every minute anyway.
+    pub const RETRY_AFTER: Duration = Duration::from_secs(60);
+    /// How long a durable receiver remembers a handled notification's key.
+    pub const DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+}
+
+/// The default body limit; see [`defaults::BODY_LIMIT`].
+pub const DEFAULT_BODY_LIMIT: usize = defaults::BODY_LIMIT;
 
 /// When the receiver answers 200.
+///
+/// Choose [`Memory`](Self::Memory) or [`Handled`](Self::Handled) with
+/// [`ReceiverBuilder::ack`], and the durable ack with [`ReceiverBuilder::durable`], which takes
+/// its store: the two cannot be combined, and [`build`](ReceiverBuilder::build) says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AckPolicy {
     /// Answer 200 as soon as the notification is in the bounded in-memory queue (503 when the
-    /// queue is full). Fast; a crash loses what is queued but not yet handled.
+    /// queue is full), the default. Fast; a crash loses what is queued but not yet handled.
+    /// A failed handler is retried ([`ReceiverBuilder::retry`]), then given to the
+    /// [`OnFailed`] hook.
     Memory,
     /// Answer only once the handler has returned: 200 on success, 503 on an error, a panic or
     /// after `timeout` (the handler is then cancelled), so that the sender retries. Slower
     /// answers; nothing is acknowledged before it is handled. The handler must be idempotent:
-    /// work it finished before a timeout is done again on the retry.
+    /// work it finished before a timeout is done again on the retry. The sender's retry is
+    /// the retry: [`ReceiverBuilder::retry`] and [`ReceiverBuilder::handler_timeout`] do not
+    /// apply, and `build` refuses them.
     Handled {
         /// How long the request waits for the handler, queue time included.
         timeout: Duration,
     },
-    /// Answer 200 once the notification is stored and fsynced (set by
+    /// Answer 200 once the notification is stored and fsynced (chosen by
     /// [`ReceiverBuilder::durable`]): nothing acknowledged is lost to a crash, duplicates are
     /// handled once, failures end as dead letters. See [`store`](crate::store).
     Durable,
@@ -48,7 +80,7 @@ impl AckPolicy {
     }
 }
 
-/// A receiver that could not be built.
+/// A receiver that could not be built: its message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildError {
     message: &'static str,
@@ -62,16 +94,18 @@ impl fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
-/// Configures a [`Receiver`]. Every setting has a production default.
+/// Configures a [`Receiver`]. Every setting has a production default, listed in
+/// [`defaults`].
 #[must_use]
 pub struct ReceiverBuilder<E, H> {
     handler: H,
     body_limit: usize,
     workers: usize,
     queue_capacity: usize,
-    ack: AckPolicy,
-    retry: RetryPolicy,
-    handler_timeout: Duration,
+    /// Set by `ack`; `None` until then.
+    ack: Option<AckPolicy>,
+    retry: Option<RetryPolicy>,
+    handler_timeout: Option<Duration>,
     retry_after: Duration,
     on_rejected: Arc<dyn OnRejected>,
     on_failed: Arc<dyn OnFailed<E>>,
@@ -82,8 +116,9 @@ pub struct ReceiverBuilder<E, H> {
     max_bytes_in_flight: usize,
     max_header_bytes: usize,
     body_hook: Option<Arc<dyn DecodeBody>>,
+    keep_headers: Vec<HeaderName>,
     store: Option<Arc<dyn ErasedStore>>,
-    dedup_window: Duration,
+    dedup_window: Option<Duration>,
 }
 
 impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
@@ -102,9 +137,41 @@ impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
             .field("max_bytes_in_flight", &self.max_bytes_in_flight)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("body_hook", &self.body_hook.is_some())
+            .field("keep_headers", &self.keep_headers)
             .field("durable", &self.store.is_some())
             .field("dedup_window", &self.dedup_window)
             .finish_non_exhaustive()
+    }
+}
+
+impl<E: Event> Receiver<E> {
+    /// A builder for a receiver of any [`Event`] type.
+    pub fn builder_for<H>(handler: H) -> ReceiverBuilder<E, H>
+    where
+        H: HandleNotification<E>,
+    {
+        ReceiverBuilder {
+            handler,
+            body_limit: defaults::BODY_LIMIT,
+            workers: defaults::WORKERS,
+            queue_capacity: defaults::QUEUE_CAPACITY,
+            ack: None,
+            retry: None,
+            handler_timeout: None,
+            retry_after: defaults::RETRY_AFTER,
+            on_rejected: Arc::new(DefaultOnRejected),
+            on_failed: Arc::new(DefaultOnFailed),
+            checks: AllOf::new(),
+            check_count: 0,
+            unauthenticated: false,
+            body_timeout: defaults::BODY_TIMEOUT,
+            max_bytes_in_flight: defaults::MAX_BYTES_IN_FLIGHT,
+            max_header_bytes: defaults::MAX_HEADER_BYTES,
+            body_hook: None,
+            keep_headers: Vec::new(),
+            store: None,
+            dedup_window: None,
+        }
     }
 }
 
@@ -125,95 +192,109 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         self
     }
 
-    /// How long a body may take to arrive once the head is in (default 30 s); slower is 408.
+    /// How long a body may take to arrive once the head is in ([default](defaults::BODY_TIMEOUT));
+    /// slower is 408.
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeout = timeout;
         self
     }
 
     /// The cap on the bytes of the notifications the receiver holds at once, across all
-    /// requests (default 256 MiB), counted as the size of their bodies from the first byte read
-    /// until the handler is done: a request that would pass it is answered 503 and retried by
-    /// the sender. At least the body limit.
+    /// requests ([default](defaults::MAX_BYTES_IN_FLIGHT)), counted as the size of their bodies
+    /// from the first byte read until the handler is done: a request that would pass it is
+    /// answered 503 and retried by the sender. At least the body limit.
     pub fn max_bytes_in_flight(mut self, bytes: usize) -> Self {
         self.max_bytes_in_flight = bytes;
         self
     }
 
-    /// The largest request head (target and headers) accepted (default 64 KiB); larger is 431.
+    /// The largest request head, target and headers ([default](defaults::MAX_HEADER_BYTES));
+    /// larger is 431.
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
         self.max_header_bytes = bytes;
         self
     }
 
     /// Stores every notification in `store`, fsynced, before answering 200, and feeds the
-    /// handler from there ([`AckPolicy::Durable`]). See [`store`](crate::store).
+    /// handler from there: the [durable ack](AckPolicy::Durable). See [`store`](crate::store).
     pub fn durable(mut self, store: impl Store) -> Self {
         self.store = Some(Arc::new(store));
-        self.ack = AckPolicy::Durable;
         self
     }
 
     /// How long a durable receiver remembers a handled notification's key to recognise a
-    /// duplicate (default 24 hours).
+    /// duplicate ([default](defaults::DEDUP_WINDOW)). Only with [`durable`](Self::durable).
     pub fn dedup_window(mut self, window: Duration) -> Self {
-        self.dedup_window = window;
+        self.dedup_window = Some(window);
         self
     }
 
     /// Transforms the raw body before it is decoded, e.g. to decrypt it. An error answers
-    /// 400; the rejected hook still receives the raw bytes.
+    /// 400; the rejected hook still receives the raw bytes, and a durable receiver keeps them,
+    /// so that [`Receiver::replay_rejected`] can run them through the fixed hook later.
     pub fn decode_body(mut self, hook: impl DecodeBody) -> Self {
         self.body_hook = Some(Arc::new(hook));
         self
     }
 
-    /// The largest body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`]); larger is 413.
+    /// Keeps these request headers with each stored notification and refused body, besides
+    /// `content-type`, `user-agent` and `content-length`: what the [body
+    /// hook](Self::decode_body) reads (a key id, say) and must see again when a refused body
+    /// is recovered. Never name a header that carries a credential.
+    pub fn keep_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.keep_headers.extend(headers);
+        self
+    }
+
+    /// The largest body accepted, in bytes ([default](defaults::BODY_LIMIT)); larger is 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
     }
 
-    /// How many handler calls run at once (default 4).
+    /// How many handler calls run at once ([default](defaults::WORKERS)).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers;
         self
     }
 
-    /// How many notifications wait for a worker before the receiver answers 503 (default 1024).
+    /// How many notifications wait for a worker before the receiver answers 503
+    /// ([default](defaults::QUEUE_CAPACITY)).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
         self
     }
 
-    /// When to answer 200 (default [`AckPolicy::Memory`]).
+    /// When to answer 200: [`AckPolicy::Memory`] (the default) or [`AckPolicy::Handled`]. The
+    /// durable ack is chosen with [`durable`](Self::durable), which takes its store.
     pub fn ack(mut self, policy: AckPolicy) -> Self {
-        self.ack = policy;
+        self.ack = Some(policy);
         self
     }
 
-    /// How a failed handler is retried with [`AckPolicy::Memory`] and [`AckPolicy::Durable`]
-    /// (default [`RetryPolicy::default`]); durable attempts count across restarts. With
-    /// [`AckPolicy::Handled`] the sender's retry is the retry.
+    /// How a failed handler is retried with the memory and durable acks (default
+    /// [`RetryPolicy::default`]); durable attempts count across restarts. Refused with
+    /// [`AckPolicy::Handled`], where the sender's retry is the retry.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
+        self.retry = Some(policy);
         self
     }
 
     /// How long one handler attempt may run before it is cancelled and counted as failed, with
-    /// [`AckPolicy::Memory`] and [`AckPolicy::Durable`] (default 5 minutes).
+    /// the memory and durable acks ([default](defaults::HANDLER_TIMEOUT)). Refused with
+    /// [`AckPolicy::Handled`], whose own timeout bounds the attempt.
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
-        self.handler_timeout = timeout;
+        self.handler_timeout = Some(timeout);
         self
     }
 
-    /// The `Retry-After` of 503 answers (default 60 s: the sender retries every minute).
+    /// The `Retry-After` of 503 answers ([default](defaults::RETRY_AFTER)).
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
         self
     }
 
-    /// Where refused bodies go (default [`DefaultOnRejected`], a warning log).
+    /// Where refused bodies go (default [`DefaultOnRejected`]).
     pub fn on_rejected(mut self, hook: impl OnRejected) -> Self {
         self.on_rejected = Arc::new(hook);
         self
@@ -229,8 +310,11 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
     /// Starts the workers and returns the receiver.
     ///
     /// # Errors
-    /// When called outside a tokio runtime, or with zero workers, a zero queue capacity or a
-    /// zero body limit.
+    /// When called outside a tokio runtime; with zero workers, a zero queue capacity or a body
+    /// limit out of range; without authentication or `allow_unauthenticated`; and when the
+    /// settings contradict each other: `durable(store)` with `ack(Memory)` or `ack(Handled)`,
+    /// `ack(AckPolicy::Durable)` without a store, `retry` or `handler_timeout` with the
+    /// "handled" ack, `dedup_window` without a store. The message says what to change.
     pub fn build(self) -> Result<Receiver<E>, BuildError> {
         let fail = |message| Err(BuildError { message });
         if tokio::runtime::Handle::try_current().is_err() {
@@ -248,14 +332,39 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         if self.max_bytes_in_flight < self.body_limit {
             return fail("max_bytes_in_flight must be at least body_limit");
         }
-        let store = match (self.ack, self.store) {
-            (AckPolicy::Durable, None) => {
-                return fail("AckPolicy::Durable needs a store: use durable(store)");
+        let ack = match (self.ack, &self.store) {
+            (None | Some(AckPolicy::Durable), Some(_)) => AckPolicy::Durable,
+            (Some(AckPolicy::Durable), None) => {
+                return fail(
+                    "AckPolicy::Durable needs a store: use durable(store) instead of ack(...)",
+                );
             }
-            (AckPolicy::Durable, store) => store,
-            // Another policy chosen after durable(): the store is not used.
-            (_, _) => None,
+            (Some(_), Some(_)) => {
+                return fail(
+                    "durable(store) chooses the durable ack, and ack(...) chose another: \
+                     keep durable(store) to answer once stored, or drop it to answer from memory",
+                );
+            }
+            (None, None) => AckPolicy::Memory,
+            (Some(policy), None) => policy,
         };
+        if let AckPolicy::Handled { .. } = ack {
+            if self.retry.is_some() {
+                return fail(
+                    "retry(...) does not apply to the \"handled\" ack, where the sender's retry \
+                     is the retry: drop it",
+                );
+            }
+            if self.handler_timeout.is_some() {
+                return fail(
+                    "handler_timeout(...) does not apply to the \"handled\" ack, whose own \
+                     timeout bounds the attempt: set it in AckPolicy::handled(timeout)",
+                );
+            }
+        }
+        if self.dedup_window.is_some() && self.store.is_none() {
+            return fail("dedup_window(...) needs a store: use durable(store), or drop it");
+        }
         let auth: Option<Arc<dyn Authorize>> = match (self.check_count, self.unauthenticated) {
             (0, false) => {
                 return fail(
@@ -277,17 +386,17 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
             WorkerConfig {
                 workers: self.workers,
                 capacity: self.queue_capacity,
-                retry: self.retry,
-                handler_timeout: self.handler_timeout,
+                retry: self.retry.unwrap_or_default(),
+                handler_timeout: self.handler_timeout.unwrap_or(defaults::HANDLER_TIMEOUT),
                 on_failed: self.on_failed,
-                store,
-                dedup_window: self.dedup_window,
+                store: self.store,
+                dedup_window: self.dedup_window.unwrap_or(defaults::DEDUP_WINDOW),
             },
         );
         Ok(Receiver {
             inner: Arc::new(Inner {
                 body_limit: self.body_limit,
-                ack: self.ack,
+                ack,
                 retry_after: self.retry_after,
                 on_rejected: self.on_rejected,
                 auth,
@@ -296,39 +405,9 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
                     self.max_bytes_in_flight.min(Semaphore::MAX_PERMITS),
                 )),
                 max_header_bytes: self.max_header_bytes,
-                body_hook: self.body_hook,
+                intake: Intake::new(self.body_hook, self.keep_headers),
                 queue,
             }),
         })
-    }
-}
-
-impl<E: Event> Receiver<E> {
-    /// A builder for a receiver of any [`Event`] type.
-    pub fn builder_for<H>(handler: H) -> ReceiverBuilder<E, H>
-    where
-        H: HandleNotification<E>,
-    {
-        ReceiverBuilder {
-            handler,
-            body_limit: DEFAULT_BODY_LIMIT,
-            workers: 4,
-            queue_capacity: 1024,
-            ack: AckPolicy::Memory,
-            retry: RetryPolicy::default(),
-            handler_timeout: Duration::from_secs(300),
-            retry_after: Duration::from_secs(60),
-            on_rejected: Arc::new(DefaultOnRejected),
-            on_failed: Arc::new(DefaultOnFailed),
-            checks: AllOf::new(),
-            check_count: 0,
-            unauthenticated: false,
-            body_timeout: Duration::from_secs(30),
-            max_bytes_in_flight: 256 * 1024 * 1024,
-            max_header_bytes: 64 * 1024,
-            body_hook: None,
-            store: None,
-            dedup_window: Duration::from_secs(24 * 3600),
-        }
     }
 }

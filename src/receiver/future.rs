@@ -1,4 +1,4 @@
-//! The response future: the answer, recorded.
+//! The response future: the answer, counted and logged in one place.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -11,19 +11,23 @@ use std::time::Duration;
 use http::Response;
 
 use crate::body::{self, ReceiverBody};
+use crate::dispatch::Shared;
 use crate::rejection::Rejection;
+use crate::stats::Accepted;
 
-/// The future of [`Receiver`]'s answer.
+/// The future of [`Receiver`](super::Receiver)'s answer.
 pub struct ResponseFuture {
     pub(super) state: State,
     pub(super) started: std::time::Instant,
     pub(super) span: tracing::Span,
     pub(super) retry_after: Duration,
-    pub(super) shared: Arc<crate::dispatch::Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
+pub(super) type Accepting = Pin<Box<dyn Future<Output = Result<Accepted, Rejection>> + Send>>;
+
 pub(super) enum State {
-    Running(Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send>>),
+    Running(Accepting),
     Refused(Rejection),
     Answered,
 }
@@ -48,28 +52,25 @@ impl Future for ResponseFuture {
 }
 
 impl ResponseFuture {
-    /// The response for the outcome, recorded in the request's span.
-    fn answer(&self, result: Result<(), Rejection>) -> Response<ReceiverBody> {
-        let response = match result {
-            Ok(()) => body::ok(),
-            Err(ref rejection) => rejection.clone().into_response(self.retry_after),
+    /// The response for the outcome: counted by status and reason, recorded in the request's
+    /// span, and for a refusal logged at WARN (rate-limited, see [`crate::stats`]).
+    fn answer(&self, result: Result<Accepted, Rejection>) -> Response<ReceiverBody> {
+        let span = &self.span;
+        span.in_scope(|| self.shared.counters.answered(&result));
+        let (response, outcome) = match result {
+            Ok(accepted) => (body::ok(), accepted.reason()),
+            Err(rejection) => {
+                let code = rejection.code();
+                (rejection.into_response(self.retry_after), code)
+            }
         };
         let status = response.status().as_u16();
-        let outcome = match &result {
-            Ok(()) => "accepted",
-            Err(rejection) => rejection.code(),
-        };
-        if status == 503 {
-            self.shared.count_unavailable();
-        }
-        let span = &self.span;
         span.record("status", status);
         span.record("outcome", outcome);
         span.record("answer_us", self.started.elapsed().as_micros() as u64);
         span.in_scope(|| match status {
             200 => tracing::info!("answered"),
-            405 | 415 => tracing::debug!("answered"),
-            _ => tracing::warn!("answered"),
+            _ => tracing::debug!("answered"),
         });
         response
     }

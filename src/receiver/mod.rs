@@ -57,6 +57,6 @@ mod future;
 mod read;
 mod service;
 
-pub use self::builder::{AckPolicy, BuildError, DEFAULT_BODY_LIMIT, ReceiverBuilder};
+pub use self::builder::{AckPolicy, BuildError, DEFAULT_BODY_LIMIT, ReceiverBuilder, defaults};
 pub use self::future::ResponseFuture;
 pub use self::service::Receiver;

@@ -12,20 +12,19 @@ use tokio::sync::Semaphore;
 use tower_service::Service;
 use tracing::Instrument;
 
+use super::accept::accept;
+use super::admission::admit;
+use super::builder::{AckPolicy, ReceiverBuilder};
+use super::future::{ResponseFuture, State};
 use crate::BoxError;
 use crate::auth::Authorize;
 use crate::body::ReceiverBody;
-use crate::decode::DecodeBody;
 use crate::dispatch::Queue;
 use crate::event::Event;
 use crate::handler::HandleNotification;
 use crate::hooks::OnRejected;
+use crate::intake::Intake;
 use crate::model::TaskNotification;
-
-use super::accept::*;
-use super::admission::*;
-use super::future::State;
-use super::*;
 
 /// The leaf service that receives notifications. See the [module guide](self).
 ///
@@ -34,6 +33,7 @@ pub struct Receiver<E = TaskNotification> {
     pub(super) inner: Arc<Inner<E>>,
 }
 
+/// What every clone of a receiver shares.
 pub(super) struct Inner<E> {
     pub(super) body_limit: usize,
     pub(super) ack: AckPolicy,
@@ -41,9 +41,10 @@ pub(super) struct Inner<E> {
     pub(super) on_rejected: Arc<dyn OnRejected>,
     pub(super) auth: Option<Arc<dyn Authorize>>,
     pub(super) body_timeout: Duration,
+    /// The cap on body bytes held across requests, one permit a byte.
     pub(super) in_flight: Arc<Semaphore>,
     pub(super) max_header_bytes: usize,
-    pub(super) body_hook: Option<Arc<dyn DecodeBody>>,
+    pub(super) intake: Intake,
     pub(super) queue: Queue<E>,
 }
 
@@ -75,6 +76,7 @@ impl Receiver<TaskNotification> {
         Self::builder_for(handler)
     }
 }
+
 impl<E, B> Service<Request<B>> for Receiver<E>
 where
     E: Event,
@@ -105,7 +107,7 @@ where
         let (parts, body) = request.into_parts();
         // Admission is decided on the head alone, before any future is made: a refusal here
         // allocates nothing, and the future of an admitted request holds only what it needs.
-        let state = match span.in_scope(|| admit(&self.inner, &parts)) {
+        let state = match admit(&self.inner, &parts) {
             Ok(()) => State::Running(Box::pin(
                 accept(Arc::clone(&self.inner), parts, body).instrument(span.clone()),
             )),
@@ -116,7 +118,7 @@ where
             started,
             span,
             retry_after: self.inner.retry_after,
-            shared: Arc::clone(&self.inner.queue.shared),
+            shared: Arc::clone(self.inner.queue.shared()),
         }
     }
 }

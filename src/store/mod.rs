@@ -440,7 +440,6 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
     fn fail(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
     fn dead_letter(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
-    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>>;
     fn rejected(&self) -> BoxFuture<'_, Result<Vec<RejectedRecord>, StoreError>>;
     fn remove_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -478,9 +477,6 @@ impl<S: Store> ErasedStore for S {
     }
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(Store::pending(self))
-    }
-    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
-        Box::pin(Store::get(self, id))
     }
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>> {
         Box::pin(Store::replay(self, id))

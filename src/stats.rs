@@ -1,0 +1,298 @@
+//! The one place where every outcome is counted: each answer by its status and reason, each
+//! notification by what became of it. Read them with [`Receiver::stats`](crate::Receiver::stats).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use http::StatusCode;
+
+use crate::rejection::{self, CODE_COUNT, Rejection};
+
+/// A snapshot of the receiver's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Notifications put in the queue.
+    pub queued: u64,
+    /// Notifications the handler handled.
+    pub handled: u64,
+    /// Notifications the handler gave up on (passed to the failed hook).
+    pub failed: u64,
+    /// Notifications handed back to the sender with a 503 (the "handled" ack), whose
+    /// request went away before a worker took them, or (with a shared store) left to the
+    /// receiver that took over their claim.
+    pub returned: u64,
+    /// Bodies refused for their size, pace or content (400, 408, 413, 422).
+    pub rejected: u64,
+    /// Requests answered 503, whatever the cause (see [`answers`](Self::answers)).
+    pub unavailable: u64,
+    /// Notifications answered 200 without a second delivery: already stored (durable ack).
+    pub duplicates: u64,
+    answers: Answers,
+}
+
+impl Stats {
+    /// Notifications accepted and neither handled, failed nor returned yet.
+    pub fn pending(&self) -> u64 {
+        self.queued
+            .saturating_sub(self.handled + self.failed + self.returned)
+    }
+
+    /// Every answer given, by status and reason.
+    pub fn answers(&self) -> &Answers {
+        &self.answers
+    }
+}
+
+/// How many requests were answered, by reason: `accepted` and `duplicate` (200), and each
+/// refusal's [code](crate::Rejection::code) (`unauthorized`, `unsupported_media_type`,
+/// `queue_full`, …).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answers {
+    accepted: u64,
+    duplicate: u64,
+    refused: [u64; CODE_COUNT],
+}
+
+/// One line of [`Answers`]: a status, a reason and how many requests got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Answer {
+    /// The status of the answer.
+    pub status: StatusCode,
+    /// `accepted`, `duplicate`, or the refusal's code.
+    pub reason: &'static str,
+    /// How many requests were answered so.
+    pub count: u64,
+}
+
+impl Answers {
+    /// How many requests were answered for this reason (0 for an unknown one).
+    pub fn get(&self, reason: &str) -> u64 {
+        self.iter()
+            .find(|answer| answer.reason == reason)
+            .map_or(0, |answer| answer.count)
+    }
+
+    /// How many requests were answered with this status.
+    pub fn with_status(&self, status: u16) -> u64 {
+        self.iter()
+            .filter(|answer| answer.status.as_u16() == status)
+            .map(|answer| answer.count)
+            .sum()
+    }
+
+    /// Every reason with its status and count, zeros included, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = Answer> + '_ {
+        let ok = [("accepted", self.accepted), ("duplicate", self.duplicate)]
+            .into_iter()
+            .map(|(reason, count)| Answer {
+                status: StatusCode::OK,
+                reason,
+                count,
+            });
+        let refused = rejection::all_codes()
+            .zip(self.refused)
+            .map(|((reason, status), count)| Answer {
+                status,
+                reason,
+                count,
+            });
+        ok.chain(refused)
+    }
+}
+
+impl fmt::Debug for Answers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.iter()
+                    .filter(|answer| answer.count > 0)
+                    .map(|answer| (answer.reason, answer.count)),
+            )
+            .finish()
+    }
+}
+
+/// What the request path accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accepted {
+    /// A new notification, on its way to the handler.
+    New,
+    /// Already stored: answered 200, not handled again.
+    Duplicate,
+}
+
+impl Accepted {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::New => "accepted",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// The live counters behind [`Stats`].
+#[derive(Debug)]
+pub(crate) struct Counters {
+    queued: AtomicU64,
+    handled: AtomicU64,
+    failed: AtomicU64,
+    returned: AtomicU64,
+    accepted: AtomicU64,
+    duplicates: AtomicU64,
+    refused: [AtomicU64; CODE_COUNT],
+    /// When each refusal was last logged, in seconds since `epoch` (0: never).
+    logged_at: [AtomicU64; CODE_COUNT],
+    /// Refusals of each code not logged since the last line.
+    suppressed: [AtomicU64; CODE_COUNT],
+    epoch: Instant,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            queued: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            returned: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            refused: std::array::from_fn(|_| AtomicU64::new(0)),
+            logged_at: std::array::from_fn(|_| AtomicU64::new(0)),
+            suppressed: std::array::from_fn(|_| AtomicU64::new(0)),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What became of a notification after it was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Put in the queue (or started at once).
+    Queued,
+    /// The handler succeeded.
+    Handled,
+    /// The handler failed every attempt.
+    Failed,
+    /// Given back: the sender will send it again, or another receiver took it.
+    Returned,
+}
+
+impl Counters {
+    /// Counts one notification's step.
+    pub(crate) fn count(&self, fate: Fate) {
+        bump(match fate {
+            Fate::Queued => &self.queued,
+            Fate::Handled => &self.handled,
+            Fate::Failed => &self.failed,
+            Fate::Returned => &self.returned,
+        });
+    }
+
+    /// Counts one answer and, for a refusal, logs it at WARN: at most one line a second for
+    /// each reason, saying how many were not logged since. The line holds the status, the
+    /// code and the refusal's message, none of which carries a value from the body.
+    pub(crate) fn answered(&self, result: &Result<Accepted, Rejection>) {
+        let rejection = match result {
+            Ok(Accepted::New) => return bump(&self.accepted),
+            Ok(Accepted::Duplicate) => return bump(&self.duplicates),
+            Err(rejection) => rejection,
+        };
+        let index = rejection.code_index();
+        bump(&self.refused[index]);
+        // Seconds from 1, so that 0 means "never logged".
+        let now = self.epoch.elapsed().as_secs() + 1;
+        let last = self.logged_at[index].load(Ordering::Relaxed);
+        let turn = last < now
+            && self.logged_at[index]
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if !turn {
+            bump(&self.suppressed[index]);
+            return;
+        }
+        let suppressed = self.suppressed[index].swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            status = rejection.status().as_u16(),
+            outcome = rejection.code(),
+            path = rejection.path(),
+            suppressed,
+            "refused: {rejection}"
+        );
+    }
+
+    /// A snapshot.
+    pub(crate) fn snapshot(&self) -> Stats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let answers = Answers {
+            accepted: load(&self.accepted),
+            duplicate: load(&self.duplicates),
+            refused: std::array::from_fn(|i| load(&self.refused[i])),
+        };
+        let refusals = || rejection::all_codes().zip(answers.refused);
+        Stats {
+            queued: load(&self.queued),
+            handled: load(&self.handled),
+            failed: load(&self.failed),
+            returned: load(&self.returned),
+            rejected: refusals()
+                .filter(|((_, status), _)| matches!(status.as_u16(), 400 | 408 | 413 | 422))
+                .map(|(_, count)| count)
+                .sum(),
+            unavailable: answers.with_status(503),
+            duplicates: answers.duplicate,
+            answers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_answer_lands_on_its_reason_and_status() {
+        let counters = Counters::default();
+        counters.answered(&Ok(Accepted::New));
+        counters.answered(&Ok(Accepted::Duplicate));
+        counters.answered(&Err(Rejection::unsupported_media_type()));
+        counters.answered(&Err(Rejection::unsupported_media_type()));
+        counters.answered(&Err(Rejection::queue_full()));
+        counters.answered(&Err(Rejection::payload_too_large(1)));
+        let stats = counters.snapshot();
+        let answers = stats.answers();
+        assert_eq!(answers.get("accepted"), 1);
+        assert_eq!(answers.get("duplicate"), 1);
+        assert_eq!(answers.get("unsupported_media_type"), 2);
+        assert_eq!(answers.with_status(415), 2);
+        assert_eq!(answers.with_status(200), 2);
+        assert_eq!(stats.unavailable, 1);
+        assert_eq!(stats.rejected, 1);
+        assert_eq!(stats.duplicates, 1);
+        assert_eq!(answers.get("no such reason"), 0);
+        assert_eq!(
+            format!("{answers:?}"),
+            r#"{"accepted": 1, "duplicate": 1, "unsupported_media_type": 2, "payload_too_large": 1, "queue_full": 1}"#
+        );
+    }
+
+    #[test]
+    fn a_flood_of_one_refusal_logs_one_line_a_second() {
+        let counters = Counters::default();
+        for _ in 0..1000 {
+            counters.answered(&Err(Rejection::method_not_allowed()));
+        }
+        let index = Rejection::method_not_allowed().code_index();
+        assert_eq!(counters.suppressed[index].load(Ordering::Relaxed), 999);
+        assert_eq!(
+            counters.snapshot().answers().get("method_not_allowed"),
+            1000
+        );
+    }
+}
