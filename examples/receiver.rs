@@ -104,7 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?
     ));
     axum::serve(listener, app)
-        .with_graceful_shutdown(stop_signal())
+        .with_graceful_shutdown(airudder_webhook::shutdown_signal())
         .await?;
 
     let report = shutdown.shutdown(Duration::from_secs(30)).await;
@@ -128,22 +128,6 @@ async fn print_notification(
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&line)?;
     stdout.flush()
-}
-
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler can be installed");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("stop signal received: finishing requests in flight, draining the queue");
 }
 
 /// The PostgreSQL store, shared by every receiver given the same URL and schema.

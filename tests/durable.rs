@@ -365,3 +365,81 @@ async fn a_store_that_fails_answers_503_never_200() {
     );
     assert_eq!(receiver.stats().unavailable, 2);
 }
+
+/// A toy cipher for the tests: XOR with a key byte.
+fn xor(body: &[u8], key: u8) -> Bytes {
+    body.iter().map(|b| b ^ key).collect::<Vec<u8>>().into()
+}
+
+/// A decrypting body hook with `key`, for bodies that name their key in `x-key-id: k1`.
+fn decrypt_with(key: u8) -> impl Fn(&http::request::Parts, Bytes) -> Result<Bytes, String> {
+    move |head: &http::request::Parts, body: Bytes| {
+        match head.headers.get("x-key-id") {
+            Some(id) if id == "k1" => {}
+            _ => return Err("unknown key id".to_owned()),
+        }
+        let plain = xor(&body, key);
+        // A wrong key gives bytes that are not JSON: the hook refuses them.
+        match plain.first() {
+            Some(b'{') => Ok(plain),
+            _ => Err("wrong key".to_owned()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_refused_by_a_wrong_key_is_recovered_through_the_fixed_hook_after_a_restart() {
+    let dir = DataDir::new();
+    let encrypted = xor(&notification("j-encrypted"), 0x21);
+    let request = || {
+        http::Request::post("/airudder/task")
+            .header("content-type", "application/json")
+            .header("x-key-id", "k1")
+            .body(http_body_util::Full::new(encrypted.clone()))
+            .unwrap()
+    };
+    let build = |key: u8, handler, store: RedbStore| {
+        Receiver::builder(handler)
+            .allow_unauthenticated()
+            .decode_body(decrypt_with(key))
+            .keep_headers([http::HeaderName::from_static("x-key-id")])
+            .durable(store)
+            .build()
+            .unwrap()
+    };
+
+    // Deployed with the wrong key: refused, and the raw bytes kept.
+    let store = RedbStore::open(&dir.0).unwrap();
+    let (handler, _) = recording();
+    let wrong = build(0x5a, handler, store.clone());
+    let response = wrong.clone().oneshot(request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // The refused body is kept by a task of its own.
+    let kept_id = loop {
+        if let [kept] = &store.rejected().await.unwrap()[..] {
+            assert_eq!(kept.body, encrypted, "kept as received");
+            break kept.id;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // Still the wrong key: the body stays kept, and the error says why.
+    let err = wrong.replay_rejected(kept_id).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Invalid);
+    assert!(err.to_string().contains("body hook"), "{err}");
+    assert_eq!(store.rejected().await.unwrap().len(), 1);
+    stop(&wrong).await;
+    drop((wrong, store));
+
+    // The key fixed, the receiver restarted on the same store: the body is recovered.
+    let (handler, mut seen) = recording();
+    let fixed = build(0x21, handler, RedbStore::open(&dir.0).unwrap());
+    let stored = fixed.replay_rejected(kept_id).await.unwrap();
+    assert_eq!(next(&mut seen).await, ("j-encrypted".to_owned(), 1));
+    stop(&fixed).await;
+    drop(fixed);
+    let store = RedbStore::open(&dir.0).unwrap();
+    assert!(store.rejected().await.unwrap().is_empty());
+    // Handled, so no longer stored: neither pending nor dead.
+    assert!(store.get(stored).await.unwrap().is_none());
+    assert!(store.pending().await.unwrap().is_empty());
+}

@@ -280,3 +280,35 @@ async fn dead_letters_and_refused_bodies_are_listed_shown_and_replayed_from_the_
     printed.sort();
     assert_eq!(printed, ["dead-1", "refused-1"]);
 }
+
+#[tokio::test]
+async fn sigterm_right_after_a_200_waits_for_the_slow_handler_before_exit() {
+    // The pattern every snippet shows: serve with `shutdown_signal()`, then drain.
+    let mut running = start(
+        "receiver",
+        &[
+            ("AIRUDDER_ACK", "memory"),
+            ("AIRUDDER_HANDLER_DELAY_MS", "1500"),
+        ],
+    )
+    .await;
+    post_example(&running.addr).await;
+    let status = terminate(&mut running.child).await;
+    assert!(status.success(), "exit {status}");
+    let line = next_line(&mut running.stdout)
+        .await
+        .expect("the notification answered 200 is handled before the process exits");
+    assert_eq!(
+        serde_json::from_str::<Value>(&line).unwrap(),
+        support::example_value()
+    );
+    let mut logs = String::new();
+    while let Some(line) = next_line(&mut running.stderr).await {
+        logs.push_str(&line);
+        logs.push('\n');
+    }
+    assert!(
+        logs.contains("stopped: 1 handled, 0 failed, 0 left unhandled"),
+        "{logs}"
+    );
+}

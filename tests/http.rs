@@ -870,3 +870,221 @@ async fn a_panicking_hook_neither_kills_a_worker_nor_drops_the_answer() {
     assert_eq!((report.failed, report.handled, report.left), (1, 1, 0));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// A body that sends its first bytes, if any, and then nothing more.
+struct Stalled(Option<Bytes>);
+
+impl Body for Stalled {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.0.take() {
+            Some(first) => Poll::Ready(Some(Ok(Frame::data(first)))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_answer_is_counted_by_its_status_and_reason() {
+    let dir = support::process::DataDir::new();
+    let (handler, _deliveries) = recording();
+    // 401 or 403 on demand, so that one receiver gives every answer.
+    let check = |head: &http::request::Parts| match head.headers.get("x-deny") {
+        Some(v) if v == "401" => Err(airudder_webhook::auth::Denied::unauthorized("no")),
+        Some(v) if v == "403" => Err(airudder_webhook::auth::Denied::forbidden("no")),
+        _ => Ok(()),
+    };
+    let receiver = Receiver::builder(handler)
+        .authorize(check)
+        .durable(airudder_webhook::store::RedbStore::open(&dir.0).unwrap())
+        .body_limit(64 * 1024)
+        .max_header_bytes(8 * 1024)
+        .body_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let post = |body: &'static [u8]| support::post(body);
+    let with = |name: &str, value: &str| {
+        Request::post("/airudder/task")
+            .header("content-type", "application/json")
+            .header(name, value)
+            .body(Full::new(Bytes::from_static(support::EXAMPLE)))
+            .unwrap()
+    };
+    let cases: Vec<(&str, Request<Full<Bytes>>, u16, &str)> = vec![
+        ("new", post(support::EXAMPLE), 200, "accepted"),
+        ("again", post(support::EXAMPLE), 200, "duplicate"),
+        ("malformed", post(b"{"), 400, "malformed_json"),
+        ("no token", with("x-deny", "401"), 401, "unauthorized"),
+        ("wrong address", with("x-deny", "403"), 403, "forbidden"),
+        (
+            "get",
+            Request::get("/airudder/task")
+                .body(Full::default())
+                .unwrap(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "too large",
+            support::post(vec![b' '; 65 * 1024]),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "text",
+            Request::post("/airudder/task")
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from_static(support::EXAMPLE)))
+                .unwrap(),
+            415,
+            "unsupported_media_type",
+        ),
+        ("wrong shape", post(b"{}"), 422, "invalid_notification"),
+        (
+            "huge head",
+            with("x-padding", &"p".repeat(9 * 1024)),
+            431,
+            "headers_too_large",
+        ),
+    ];
+    for (name, request, status, reason) in cases {
+        let response = receiver.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        assert_eq!(
+            receiver.stats().answers().get(reason),
+            1,
+            "{name}: {:?}",
+            receiver.stats().answers()
+        );
+    }
+    let stalled = Request::post("/airudder/task")
+        .header("content-type", "application/json")
+        .body(Stalled(None))
+        .unwrap();
+    let response = receiver.clone().oneshot(stalled).await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    receiver.shutdown_handle().stop_accepting();
+    assert_eq!(
+        post_example(&receiver).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let stats = receiver.stats();
+    let answers = stats.answers();
+    assert_eq!(answers.get("body_timeout"), 1);
+    assert_eq!(answers.get("shutting_down"), 1);
+    for status in [200, 400, 401, 403, 405, 408, 413, 415, 422, 431, 503] {
+        let want = if status == 200 { 2 } else { 1 };
+        assert_eq!(answers.with_status(status), want, "{status}: {answers:?}");
+    }
+    // 400, 408, 413 and 422 refuse the body itself.
+    assert_eq!(
+        (stats.rejected, stats.unavailable, stats.duplicates),
+        (4, 1, 1)
+    );
+    stop(&receiver).await;
+}
+
+#[tokio::test]
+async fn the_cap_on_bytes_in_flight_is_one_reason_whether_declared_or_streamed() {
+    let (handler, _deliveries) = recording();
+    let receiver = open(handler)
+        .body_limit(4096)
+        .max_bytes_in_flight(4096)
+        .build()
+        .unwrap();
+    // Hold the whole cap with a body that has sent its first 4,000 bytes and stalls.
+    let request = Request::post("/airudder/task")
+        .header("content-type", "application/json")
+        .body(Stalled(Some(Bytes::from(vec![b' '; 4000]))))
+        .unwrap();
+    let holder = tokio::spawn(receiver.clone().oneshot(request));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Over the cap by its Content-Length, then while streaming.
+    let declared = support::post(vec![b' '; 200]);
+    assert_eq!(
+        receiver.clone().oneshot(declared).await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let streamed = post_chunked(Chunked::new(&[b' '; 200], 50));
+    assert_eq!(
+        receiver.clone().oneshot(streamed).await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let stats = receiver.stats();
+    assert_eq!(stats.answers().get("too_many_bytes_in_flight"), 2);
+    assert_eq!((stats.unavailable, stats.rejected), (2, 0));
+    holder.abort();
+    stop(&receiver).await;
+}
+
+#[tokio::test]
+async fn settings_that_contradict_the_ack_policy_are_refused_with_what_to_do() {
+    let dir = support::process::DataDir::new();
+    let store = || airudder_webhook::store::RedbStore::open(&dir.0).unwrap();
+    let (handler, _) = recording();
+    let handled = AckPolicy::handled(Duration::from_secs(1));
+    let cases: Vec<(&str, Result<Receiver, airudder_webhook::BuildError>, &str)> = vec![
+        (
+            "durable then memory",
+            open(handler.clone())
+                .durable(store())
+                .ack(AckPolicy::Memory)
+                .build(),
+            "durable(store) chooses the durable ack",
+        ),
+        (
+            "handled then durable",
+            open(handler.clone()).ack(handled).durable(store()).build(),
+            "durable(store) chooses the durable ack",
+        ),
+        (
+            "durable without a store",
+            open(handler.clone()).ack(AckPolicy::Durable).build(),
+            "needs a store",
+        ),
+        (
+            "retry with handled",
+            open(handler.clone())
+                .ack(handled)
+                .retry(RetryPolicy::new(5))
+                .build(),
+            "retry(...) does not apply",
+        ),
+        (
+            "timeout with handled",
+            open(handler.clone())
+                .ack(handled)
+                .handler_timeout(Duration::from_secs(1))
+                .build(),
+            "handler_timeout(...) does not apply",
+        ),
+        (
+            "window without a store",
+            open(handler.clone())
+                .dedup_window(Duration::from_secs(60))
+                .build(),
+            "dedup_window(...) needs a store",
+        ),
+    ];
+    for (name, built, says) in cases {
+        let err = built.expect_err(name);
+        assert!(err.to_string().contains(says), "{name}: {err}");
+    }
+    // What agrees builds.
+    let durable = open(handler.clone())
+        .durable(store())
+        .ack(AckPolicy::Durable)
+        .dedup_window(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    stop(&durable).await;
+    drop(durable);
+    let handled = open(handler).ack(handled).build().unwrap();
+    stop(&handled).await;
+}

@@ -1,0 +1,77 @@
+//! Every refusal reaches the log at WARN, the default level's neighbour, and a flood of them
+//! does not flood it.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airudder_webhook::Receiver;
+use airudder_webhook::auth::QueryToken;
+use airudder_webhook::model::TaskNotification;
+use bytes::Bytes;
+use http_body_util::Full;
+use tower::ServiceExt;
+
+#[tokio::test]
+async fn refusals_are_logged_at_warn_once_a_second_per_reason_with_the_count_left_out() {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let logs = Arc::clone(&logs);
+        move || support::Capture(Arc::clone(&logs))
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let receiver = Receiver::builder(|_: airudder_webhook::Delivery<TaskNotification>| async {
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .authorize(QueryToken::new(["s3cret-token"]).unwrap())
+    .build()
+    .unwrap();
+    // A proxy that rewrites the content type, then a stranger without the token.
+    let rewritten = || {
+        http::Request::post("/airudder/task?token=s3cret-token")
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from_static(support::EXAMPLE)))
+            .unwrap()
+    };
+    let stranger = || support::post(support::EXAMPLE);
+    for _ in 0..200 {
+        receiver.clone().oneshot(rewritten()).await.unwrap();
+        receiver.clone().oneshot(stranger()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    receiver.clone().oneshot(rewritten()).await.unwrap();
+
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let lines = |code: &str| -> Vec<&str> {
+        text.lines()
+            .filter(|line| line.contains("WARN") && line.contains(&format!("outcome=\"{code}\"")))
+            .collect()
+    };
+    let media = lines("unsupported_media_type");
+    let auth = lines("unauthorized");
+    // 201 refusals for the content type over two seconds or so: a few lines, not 201.
+    assert!((2..=4).contains(&media.len()), "{text}");
+    assert!((1..=3).contains(&auth.len()), "{text}");
+    assert!(media[0].contains("status=415"), "{}", media[0]);
+    assert!(
+        media.last().unwrap().contains("suppressed=")
+            && !media.last().unwrap().contains("suppressed=0"),
+        "the line after a quiet second says how many were left out: {text}"
+    );
+    assert!(
+        !text.contains("s3cret-token"),
+        "the secret never reaches the log"
+    );
+    assert_eq!(
+        receiver.stats().answers().get("unsupported_media_type"),
+        201
+    );
+    assert_eq!(receiver.stats().answers().get("unauthorized"), 200);
+}
