@@ -3,8 +3,11 @@
 //! The receiver as a tower Layer in front of a plain hyper 1 server: the layer answers
 //! `/airudder/task`, every other request reaches the server's own service. Listens on
 //! `AIRUDDER_LISTEN` (default `127.0.0.1:3000`); prints one line per handled notification.
+//! SIGTERM or Ctrl-C stops accepting connections, lets the open ones finish, then drains the
+//! receiver.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::{Delivery, Receiver};
@@ -14,6 +17,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
 
@@ -50,16 +54,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "listening on http://{}/airudder/task",
         listener.local_addr()?
     );
+    let shutdown = receiver.shutdown_handle();
+    let connections = GracefulShutdown::new();
+    let mut signal = std::pin::pin!(airudder_webhook::shutdown_signal());
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = tokio::select! {
+            accepted = listener.accept() => accepted?.0,
+            () = &mut signal => break,
+        };
         let service = TowerToHyperService::new(app.clone());
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = connections.watch(connection);
         tokio::spawn(async move {
-            if let Err(err) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(err) = connection.await {
                 eprintln!("connection error: {err}");
             }
         });
     }
+    // The open connections finish their requests; then what was accepted is handled.
+    connections.shutdown().await;
+    let report = shutdown.shutdown(Duration::from_secs(30)).await;
+    eprintln!(
+        "stopped: {} handled, {} left unhandled",
+        report.handled, report.left
+    );
+    Ok(())
 }

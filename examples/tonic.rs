@@ -3,9 +3,10 @@
 //! The receiver as a Layer on a tonic server, beside a gRPC service (the standard health
 //! service). The sender posts over HTTP/1.1, so the server must `accept_http1(true)`.
 //! Listens on `AIRUDDER_LISTEN` (default `127.0.0.1:3000`); prints one line per handled
-//! notification.
+//! notification. SIGTERM or Ctrl-C stops the server, then drains the receiver.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::{Delivery, Receiver};
@@ -37,11 +38,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?
     );
 
+    let shutdown = receiver.shutdown_handle();
     Server::builder()
         .accept_http1(true)
         .layer(receiver.layer("/airudder/task"))
         .add_service(health_service)
-        .serve_with_incoming(TcpIncoming::from(listener))
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener),
+            airudder_webhook::shutdown_signal(),
+        )
         .await?;
+    let report = shutdown.shutdown(Duration::from_secs(30)).await;
+    eprintln!(
+        "stopped: {} handled, {} left unhandled",
+        report.handled, report.left
+    );
     Ok(())
 }

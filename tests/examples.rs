@@ -96,6 +96,8 @@ async fn the_hyper_example_answers_the_webhook_and_its_own_routes() {
     )
     .await;
     assert_eq!(status, 405);
+    let status = terminate(&mut running.child).await;
+    assert!(status.success(), "exit {status}");
 }
 
 #[tokio::test]
@@ -124,6 +126,8 @@ async fn the_tonic_example_serves_grpc_beside_the_webhook() {
         line,
         "handled task ic1a7a8f2bxxx9f5e343a2ec25a9b2 with 1 calls"
     );
+    let status = terminate(&mut running.child).await;
+    assert!(status.success(), "exit {status}");
 }
 
 #[tokio::test]
