@@ -5,7 +5,7 @@ use std::time::Duration;
 /// How the workers retry a handler that failed, with exponential backoff.
 ///
 /// The default retries 3 times, waiting 1 s, then 2 s, then 4 s (doubling, at most 60 s).
-/// After the last retry the notification goes to the [`OnFailed`] hook.
+/// After the last retry the notification goes to the [`OnFailed`](crate::OnFailed) hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     max_retries: u32,

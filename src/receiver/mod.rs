@@ -1,25 +1,64 @@
-//! The receiver: a tower [`Service`] that answers the sender and queues the notification.
+//! The receiver: a tower [`Service`](tower_service::Service) that answers the sender and hands the notification on.
 //!
-//! Build one with [`Receiver::builder`], mount it where the sender posts (axum's
-//! `route_service`, or [`Receiver::layer`] around any tower service), and keep its
-//! [`ShutdownHandle`] to stop it cleanly.
+//! Build one with [`Receiver::builder`] (every setting and its default:
+//! [`ReceiverBuilder`], [`defaults`]), mount it where the sender posts (axum's
+//! `route_service`, or [`Receiver::layer`] around any tower service), and stop it with its
+//! [`ShutdownHandle`](crate::ShutdownHandle) once the server has stopped ([`shutdown_signal`](crate::shutdown_signal)).
 //!
-//! In this order; everything down to the memory cap is decided before the body is read:
+//! # What the sender is answered
 //!
-//! | request | answer |
-//! | --- | --- |
-//! | a request head over [`max_header_bytes`](ReceiverBuilder::max_header_bytes) | 431 |
-//! | refused by [authentication](crate::auth) | 401 (403 for the IP allow-list) |
-//! | another method | 405 with `Allow: POST` |
-//! | another content type | 415 |
-//! | shutting down | 503 with `Retry-After: 60` |
-//! | a body over the limit (`Content-Length`, or counted while streaming) | 413 |
-//! | past the cap on [bytes held](ReceiverBuilder::max_bytes_in_flight) | 503 with `Retry-After: 60` |
-//! | a body slower than [`body_timeout`](ReceiverBuilder::body_timeout) | 408 |
-//! | malformed JSON, trailing bytes, an empty body, nesting deeper than 128; the body hook refused it | 400 |
-//! | valid JSON of the wrong shape | 422, with the member's path |
-//! | a valid notification | 200 `{}` once queued ([`AckPolicy::Memory`]), stored ([`AckPolicy::Durable`]) or handled ([`AckPolicy::Handled`]) |
-//! | queue full; the store failed; the handler failed or timed out ([`AckPolicy::Handled`]) | 503 with `Retry-After: 60` |
+//! In this order, each decided before the next; everything down to the cap on bytes in flight is
+//! decided before one byte of the body is read. The `error` code is also the reason
+//! [`Stats::answers`](crate::Stats::answers) counts, and every refusal is logged at WARN, at
+//! most once a second for each code.
+//!
+//! | request | answer | `error` |
+//! | --- | --- | --- |
+//! | a request head (target and headers) over [`max_header_bytes`](ReceiverBuilder::max_header_bytes) | 431 | `headers_too_large` |
+//! | refused by [authentication](crate::auth): no or wrong token, wrong Basic credentials | 401 | `unauthorized` |
+//! | refused by the IP allow-list | 403 | `forbidden` |
+//! | another method | 405, `Allow: POST` | `method_not_allowed` |
+//! | another or no content type (`application/json` in any case, with any parameters, is accepted) | 415 | `unsupported_media_type` |
+//! | the receiver is stopping | 503 | `shutting_down` |
+//! | a durable receiver still reading its store at start-up after 5 s | 503 | `starting` |
+//! | a body over the [limit](ReceiverBuilder::body_limit): by `Content-Length`, or counted while streaming | 413 | `payload_too_large` |
+//! | the bodies held (being read, queued or handled) would pass [`max_bytes_in_flight`](ReceiverBuilder::max_bytes_in_flight) | 503 | `too_many_bytes_in_flight` |
+//! | the body is slower than [`body_timeout`](ReceiverBuilder::body_timeout) | 408 | `body_timeout` |
+//! | the connection failed while the body was read | 400 | `body_read_failed` |
+//! | the [body hook](ReceiverBuilder::decode_body) refused the body | 400 | `body_hook_failed` |
+//! | an empty body; malformed JSON or bad UTF-8; bytes after the value; nesting deeper than 128 | 400 | `empty_body`, `malformed_json`, `trailing_bytes`, `nesting_too_deep` |
+//! | valid JSON of the wrong shape (not an object, a member missing, repeated or of the wrong type) | 422, with the member's `path` | `invalid_notification` |
+//! | a valid notification | 200 `{}` once queued ([`AckPolicy::Memory`]), stored and fsynced ([`AckPolicy::Durable`]) or handled ([`AckPolicy::Handled`]) | |
+//! | durable: already stored (a retry after a lost 200) | 200 `{}`, not handled again | |
+//! | the queue is full | 503 | `queue_full` |
+//! | durable: the store failed (disk full, read-only, database down) | 503 | `store_unavailable` |
+//! | [`AckPolicy::Handled`]: the handler failed or panicked; it timed out | 503 | `handler_failed`, `handler_timed_out` |
+//!
+//! Every 503 carries `Retry-After` ([default](defaults::RETRY_AFTER) 60 s), so the sender
+//! retries. Every answer other than 200 has a JSON body naming the problem, and the member's
+//! path where there is one; it never repeats a value from the body (`a string`, not the
+//! string: it could be a phone number):
+//!
+//! ```json
+//! {"error":"invalid_notification","message":"invalid type: a string, expected i64 (line 1 column 5591)","path":"details[3].duration"}
+//! ```
+//!
+//! Bodies refused for their size, pace or content (400, 408, 413, 422) go to the
+//! [`OnRejected`](crate::OnRejected) hook with their raw bytes where they were read, and a
+//! durable receiver keeps them in its store, for [`Receiver::replay_rejected`].
+//!
+//! # Ack policies
+//!
+//! | policy | 200 means | on a crash | cost |
+//! | --- | --- | --- | --- |
+//! | [`durable(store)`](ReceiverBuilder::durable) | stored and fsynced | nothing acknowledged is lost; a duplicate is handled once | a group-committed fsync per batch of requests |
+//! | [`AckPolicy::Memory`] (default) | in the bounded in-memory queue | queued, unhandled notifications are lost: the sender will not resend them | the fastest answer |
+//! | [`AckPolicy::Handled`] | your handler returned `Ok` | nothing acknowledged is lost; the sender retries a 503 | the answer waits for the handler |
+//!
+//! [`build`](ReceiverBuilder::build) refuses settings that contradict the policy (a store with
+//! another ack, retries with the "handled" ack) with a message that says what to change.
+//!
+//! # Example
 //!
 //! ```
 //! use airudder_webhook::{Delivery, Receiver, auth::QueryToken, model::TaskNotification};

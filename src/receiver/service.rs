@@ -26,7 +26,7 @@ use crate::hooks::OnRejected;
 use crate::intake::Intake;
 use crate::model::TaskNotification;
 
-/// The leaf service that receives notifications. See the [module guide](self).
+/// The leaf service that receives notifications. See the [module guide](crate::receiver).
 ///
 /// Cloning is cheap: clones share the queue and the workers.
 pub struct Receiver<E = TaskNotification> {

@@ -1,28 +1,7 @@
 //! Durable storage: nothing acknowledged is lost, nothing is handled twice.
 //!
 //! With [`ReceiverBuilder::durable`](crate::ReceiverBuilder::durable), the receiver writes each
-//! notification's body and envelope to a [`Store`] **before** it answers 200: acknowledged
-//! means on disk and fsynced. Concurrent requests are committed together (group commit), so
-//! durability does not cost an fsync per request. The handler is then fed from the store:
-//!
-//! - after a restart, every stored notification not yet handled goes to the handler again,
-//!   and [`Delivery::attempt`](crate::Delivery::attempt) counts the attempts across restarts;
-//! - a failed attempt is retried with exponential backoff; after the last one the notification
-//!   becomes a **dead letter**, kept with its last error until you [replay](Store::replay) it;
-//! - bodies refused with a 4xx are kept too ([`Store::rejected`]), so a notification refused
-//!   by a bug can be recovered after the fix;
-//! - the same notification delivered twice (a retry after a lost 200, a timeout that still
-//!   arrived) is stored and handled **once**: the [de-duplication key](crate::Event::dedup_key)
-//!   is claimed in the same transaction as the record, and kept for a window (24 hours by
-//!   default) after which [`Store::prune`] forgets it.
-//!
-//! A store that fails (disk full, read-only, corrupt) makes the receiver answer 503: the sender
-//! retries, nothing is acknowledged that is not stored.
-//!
-//! [`RedbStore`] is the embedded store, one file in a directory, for one receiver.
-//! `PostgresStore` (feature `postgres`) is shared by several receivers: de-duplication across
-//! them, and claims with a lease, so that the notifications of a receiver that dies are handled
-//! by the others. The trait is the seam for another backend.
+//! notification to a [`Store`] **before** it answers 200, and feeds the handler from there.
 //!
 //! ```
 //! use airudder_webhook::store::{RedbStore, Store};
@@ -46,6 +25,91 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! - **Acknowledged means on disk.** The body (as the [body hook](crate::DecodeBody) returned
+//!   it) and its [`Envelope`] (receive time, peer address, `content-type`, `user-agent`,
+//!   `content-length` and the headers named in
+//!   [`keep_headers`](crate::ReceiverBuilder::keep_headers)) are written and fsynced before the
+//!   200. Concurrent requests commit together (group commit): durability costs one fsync per
+//!   group, not per request.
+//! - **Redelivery.** After a restart every stored notification not yet handled goes to the
+//!   handler again; [`Delivery::attempt`](crate::Delivery::attempt) counts attempts across
+//!   restarts (each is counted before the handler runs, so a crash mid-attempt counts). A
+//!   failure is retried with backoff ([`retry`](crate::ReceiverBuilder::retry)), then becomes a
+//!   **dead letter**, kept with its last error. A notification whose attempts keep ending in
+//!   crashes becomes a dead letter too, instead of crashing the receiver forever.
+//! - **Replay.** [`Receiver::replay`](crate::Receiver::replay) hands a dead letter to the
+//!   handler again. Bodies refused with a 400, 408, 413 or 422 are kept with their raw bytes
+//!   ([`Store::rejected`]); [`Receiver::replay_rejected`](crate::Receiver::replay_rejected)
+//!   runs one through intake again, the current body hook included, once the cause is fixed.
+//! - **De-duplication.** The [key](crate::Event::dedup_key) is the SHA-256 of the notification
+//!   serialized again by this crate: members in one fixed order, no white space. A retry of the
+//!   same notification gets the same key; a later notification about the same task (another
+//!   status, another round) gets another. The key is claimed in the same transaction as the
+//!   record, so two identical requests at the same instant give one delivery. Keys are kept
+//!   for the [de-duplication window](crate::ReceiverBuilder::dedup_window) after the
+//!   notification is handled; a duplicate answers 200 and is counted as `duplicate`.
+//! - **Faults.** A store that fails (disk full, read-only, a lock held by another process, a
+//!   database down) answers 503, never 200: the sender retries. A record that cannot be read
+//!   back is reported and moved to the refused bodies with its raw bytes, never skipped. A
+//!   file corrupt beyond redb's repair makes [`RedbStore::open`] fail with
+//!   [`StoreErrorKind::Corrupt`].
+//! - **The seam.** [`Store`] is a trait (append with atomic de-duplication, attempts, dead
+//!   letters, refused bodies, replay, prune, and for a shared store claims with a lease): a
+//!   backend of your own plugs in without touching the service.
+//!
+//! # One receiver, or several on PostgreSQL
+//!
+//! | setup | what it guarantees | what it costs |
+//! | --- | --- | --- |
+//! | one receiver, [`RedbStore`] (one file in a directory) | acknowledged means fsynced on this machine's disk; a restart redelivers | nothing to run beside it; but while the receiver is down the sender's 5 retries are all there is, and a dead disk takes its notifications with it |
+//! | several receivers, `PostgresStore` (feature `postgres`) | acknowledged means committed (`synchronous_commit` on); a retry that lands on another receiver is still a duplicate; a receiver that dies loses its claims after the lease and the others handle its notifications | a database round trip per request and per handled notification; while PostgreSQL is unreachable every receiver answers 503 and recovers by itself |
+//!
+//! ```no_run
+//! # #[cfg(feature = "postgres")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//!
+//! use airudder_webhook::store::{PostgresOptions, PostgresStore};
+//! use airudder_webhook::{Delivery, Receiver, auth::QueryToken, model::TaskNotification};
+//!
+//! let store = PostgresStore::connect_with(
+//!     &std::env::var("AIRUDDER_DATABASE_URL")?, // postgres://user:password@host/db
+//!     PostgresOptions::default()
+//!         .schema("airudder")? // created and migrated at connect
+//!         .lease(Duration::from_secs(15)), // a dead receiver's claims lapse after this
+//! )
+//! .await?;
+//! let receiver = Receiver::builder(|d: Delivery<TaskNotification>| async move {
+//!     // At least once: key your writes on task_id + call id.
+//!     let _ = d.attempt();
+//!     Ok::<_, std::io::Error>(())
+//! })
+//! .authorize(QueryToken::new([std::env::var("AIRUDDER_TOKEN")?])?)
+//! .durable(store)
+//! .build()?;
+//! # drop(receiver);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! How the receivers share the work:
+//!
+//! - **De-duplication across receivers.** An append is one `INSERT … ON CONFLICT DO NOTHING`
+//!   on the key's unique index. Keys of handled notifications are pruned after the window,
+//!   hourly, by every receiver.
+//! - **Claims.** The receiver that stores a notification claims it for a lease and hands it to
+//!   its own handler at once. Every receiver renews its claims every third of the lease and,
+//!   once a second, claims (`FOR UPDATE SKIP LOCKED`) the pending notifications whose claim
+//!   lapsed. A receiver cut off longer than the lease stands down; one that stops cleanly
+//!   releases its claims, so the others take them at once.
+//! - **Schema.** Tables live in their own schema, created and migrated at connect in one
+//!   transaction under an advisory lock, so receivers may start at the same instant; a schema
+//!   newer than the crate is refused.
+//! - **Faults.** Every operation is bounded by `PostgresOptions::timeout` (5 s): an unreachable
+//!   or restarting database answers 503, never 200; the pool replaces broken connections.
+//! - **TLS.** `PostgresStore::connect` speaks plain TCP; `connect_config` takes any
+//!   `tokio-postgres` TLS connector, so this crate pulls no TLS stack.
 
 #[cfg(feature = "postgres")]
 mod postgres;
