@@ -8,9 +8,6 @@
 //! A path ending in `/{token}` (e.g. `/airudder/task/{token}`) answers every path with one more
 //! segment there, for a token in the path ([`PathToken`](crate::auth::PathToken)).
 //!
-//! A path ending in `/{token}` (e.g. `/airudder/task/{token}`) answers every path with one more
-//! segment there, for a token in the path ([`PathToken`](crate::auth::PathToken)).
-//!
 //! ```
 //! use airudder_webhook::{Delivery, Receiver, model::TaskNotification};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};

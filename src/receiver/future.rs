@@ -56,7 +56,11 @@ impl ResponseFuture {
     /// span, and for a refusal logged at WARN (rate-limited, see [`crate::stats`]).
     fn answer(&self, result: Result<Accepted, Rejection>) -> Response<ReceiverBody> {
         let span = &self.span;
-        span.in_scope(|| self.shared.counters.answered(&result));
+        match &result {
+            Ok(_) => self.shared.counters.answered(&result),
+            // A refusal may log: inside the request's span, so the line carries its fields.
+            Err(_) => span.in_scope(|| self.shared.counters.answered(&result)),
+        }
         let (response, outcome) = match result {
             Ok(accepted) => (body::ok(), accepted.reason()),
             Err(rejection) => {
