@@ -65,7 +65,8 @@ where
     span.record("task_id", decoded.event.log_id());
     span.record("calls", decoded.event.item_count());
     let memory = in_flight.into_permit();
-    match inner.ack {
+    let ack = inner.ack;
+    match ack {
         AckPolicy::Memory => inner
             .queue
             .submit(decoded, received_at, memory)
@@ -88,7 +89,17 @@ where
         }
         AckPolicy::Durable => {
             let envelope = inner.intake.envelope(&parts, received_at);
-            Box::pin(inner.queue.submit_stored(decoded, envelope, memory)).await
+            // Storing and handing on are one step: in a task of their own, which a sender that
+            // hangs up (dropping this future) cannot cancel between the commit and the hand-off.
+            // Otherwise its retry would be a duplicate of a notification nobody handles.
+            let stored =
+                tokio::spawn(
+                    async move { inner.queue.submit_stored(decoded, envelope, memory).await },
+                );
+            match stored.await {
+                Ok(answer) => answer,
+                Err(_) => Err(Rejection::store_unavailable()),
+            }
         }
     }
 }

@@ -123,7 +123,7 @@ use bytes::Bytes;
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore};
-pub use self::redb::RedbStore;
+pub use self::redb::{RedbOptions, RedbStore};
 
 /// A stored notification's id, unique within its store.
 pub type RecordId = u64;

@@ -1,10 +1,11 @@
 //! The embedded store: one redb file, written by one thread that commits in groups.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
-use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use ::redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +25,17 @@ const MAX_GROUP: usize = 1024;
 /// The embedded [`Store`]: a redb database in a directory, fsynced on every commit, with
 /// concurrent writes committed together (group commit).
 ///
+/// - **It recovers by itself.** After an I/O error (a full disk, a file system remounted
+///   read-only) every operation answers [`StoreErrorKind::Unavailable`] (the receiver: 503, the
+///   sender retries) while the store reopens the database with backoff, as soon as the disk
+///   allows, without a restart. The outage is logged once when it starts and once when it
+///   ends, and counted ([`recoveries`](Self::recoveries)).
+/// - **It checks what it reads.** Every record carries a CRC-32 of its bytes, checked on every
+///   read: a record changed on disk (after a clean stop, where redb checks nothing) is logged
+///   with its id, moved with its raw bytes to the [rejected](Store::rejected) bodies, counted
+///   ([`quarantined`](Self::quarantined)), and never handed to the handler.
+/// - **Its memory is bounded** by its page cache ([`RedbOptions::cache_size`]).
+///
 /// Cloning is cheap; clones share the database. The file is locked while open: a second
 /// process opening the same directory gets [`StoreErrorKind::Unavailable`].
 #[derive(Clone)]
@@ -31,11 +43,68 @@ pub struct RedbStore {
     inner: Arc<Inner>,
 }
 
+/// How the embedded store is opened; see [`RedbStore::open_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedbOptions {
+    cache_size: usize,
+}
+
+impl RedbOptions {
+    /// The default page cache: 16 MiB, what a small VM can spare. redb's own default, 1 GiB,
+    /// is slowly filled by the keys of a 24-hour de-duplication window.
+    pub const DEFAULT_CACHE_SIZE: usize = 16 * 1024 * 1024;
+
+    /// The most memory redb's page cache may hold, in bytes (default
+    /// [`DEFAULT_CACHE_SIZE`](Self::DEFAULT_CACHE_SIZE)).
+    #[must_use]
+    pub fn cache_size(mut self, bytes: usize) -> Self {
+        self.cache_size = bytes;
+        self
+    }
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        Self {
+            cache_size: Self::DEFAULT_CACHE_SIZE,
+        }
+    }
+}
+
 struct Inner {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     writer: Option<mpsc::UnboundedSender<Command>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the writer thread and the readers share.
+struct Shared {
     path: PathBuf,
+    options: RedbOptions,
+    /// `None` while the writer reopens the database after an I/O error.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Set from an I/O error until the database is open again.
+    recovering: AtomicBool,
+    recoveries: AtomicU64,
+    quarantined: AtomicU64,
+}
+
+impl Shared {
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        let db = self
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        db.clone().ok_or_else(recovering)
+    }
+}
+
+fn recovering() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Unavailable,
+        "the store is recovering from an I/O error; retry later",
+    )
 }
 
 impl Drop for Inner {
@@ -52,7 +121,8 @@ impl Drop for Inner {
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedbStore")
-            .field("path", &self.inner.path)
+            .field("path", &self.inner.shared.path)
+            .field("recovering", &self.is_recovering())
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +139,8 @@ enum Command {
     Reject(u16, String, Envelope, Bytes, Reply<RecordId>),
     RemoveRejected(RecordId, Reply<()>),
     Prune(i64, Reply<u64>),
+    /// A record a reader found corrupt: moved to the rejected bodies.
+    Quarantine(RecordId),
 }
 
 fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
@@ -76,45 +148,73 @@ fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store in `dir`, as the file `airudder.redb`.
+    /// Opens (or creates) the store in `dir`, as the file `airudder.redb`, with the default
+    /// [`RedbOptions`].
     ///
-    /// A record that cannot be read back (a corrupt write) is reported in the log and moved to
-    /// the [rejected](Store::rejected) bodies with its raw bytes, never skipped silently.
+    /// A record that cannot be read back (a corrupt write, or bytes changed on disk) is
+    /// reported in the log and moved to the [rejected](Store::rejected) bodies with its raw
+    /// bytes, never skipped silently.
     ///
     /// # Errors
     /// When the directory or the file cannot be created or opened, the file is corrupt beyond
-    /// repair, or another process has it open.
+    /// repair ([`StoreErrorKind::Corrupt`]), or another process has it open.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(dir, RedbOptions::default())
+    }
+
+    /// Opens (or creates) the store in `dir` with these options.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(dir: impl AsRef<Path>, options: RedbOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(unavailable)?;
-        let path = dir.join("airudder.redb");
-        let db = Database::create(&path).map_err(|err| match err {
-            ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(_)) => {
-                StoreError::new(StoreErrorKind::Corrupt, err)
-            }
-            other => unavailable(other),
-        })?;
-        let db = Arc::new(db);
-        quarantine_corrupt_records(&db)?;
+        let shared = Arc::new(Shared {
+            path: dir.join("airudder.redb"),
+            options,
+            db: RwLock::new(None),
+            recovering: AtomicBool::new(false),
+            recoveries: AtomicU64::new(0),
+            quarantined: AtomicU64::new(0),
+        });
+        let db = open_database(&shared)?;
+        *shared
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(db);
         let (writer, commands) = mpsc::unbounded_channel();
-        let thread_db = Arc::clone(&db);
+        let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("airudder-store".into())
-            .spawn(move || write_loop(&thread_db, commands))
+            .spawn(move || write_loop(&thread_shared, commands))
             .map_err(unavailable)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                db,
+                shared,
                 writer: Some(writer),
                 thread: Some(thread),
-                path,
             }),
         })
     }
 
+    /// How many times the store reopened itself after an I/O error.
+    pub fn recoveries(&self) -> u64 {
+        self.inner.shared.recoveries.load(Ordering::Relaxed)
+    }
+
+    /// How many corrupt records were moved to the rejected bodies since the store was opened.
+    pub fn quarantined(&self) -> u64 {
+        self.inner.shared.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// Whether the store is down after an I/O error, reopening.
+    pub fn is_recovering(&self) -> bool {
+        self.inner.shared.recovering.load(Ordering::Relaxed)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        &self.inner.shared.path
     }
 
     /// Hands the command to the writer at once (so that it is committed even if the returned
@@ -142,10 +242,27 @@ impl RedbStore {
         &self,
         read: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.inner.db);
+        let db = self.inner.shared.db()?;
         tokio::task::spawn_blocking(move || read(&db))
             .await
             .map_err(unavailable)?
+    }
+
+    /// Reads the records in `state`; a corrupt one is left out and sent to be quarantined,
+    /// never returned.
+    async fn records_in(&self, state: RecordState) -> Result<Vec<Record>, StoreError> {
+        let (records, corrupt) = self.read(move |db| records_in(db, state)).await?;
+        for (id, _) in corrupt {
+            self.quarantine(id);
+        }
+        Ok(records)
+    }
+
+    /// Has the writer move a record found corrupt to the rejected bodies (it logs it).
+    fn quarantine(&self, id: RecordId) {
+        if let Some(writer) = &self.inner.writer {
+            let _ = writer.send(Command::Quarantine(id));
+        }
     }
 }
 
@@ -180,21 +297,29 @@ impl Store for RedbStore {
     }
 
     async fn pending(&self) -> Result<Vec<Record>, StoreError> {
-        self.read(|db| records_in(db, RecordState::Pending)).await
+        self.records_in(RecordState::Pending).await
     }
 
     async fn dead_letters(&self) -> Result<Vec<Record>, StoreError> {
-        self.read(|db| records_in(db, RecordState::Dead)).await
+        self.records_in(RecordState::Dead).await
     }
 
     async fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
-        self.read(move |db| {
-            let tx = db.begin_read().map_err(unavailable)?;
-            let table = tx.open_table(RECORDS).map_err(unavailable)?;
-            let value = table.get(id).map_err(unavailable)?;
-            value.map(|v| decode_record(id, v.value())).transpose()
-        })
-        .await
+        let read = self
+            .read(move |db| {
+                let tx = db.begin_read().map_err(unavailable)?;
+                let table = tx.open_table(RECORDS).map_err(unavailable)?;
+                let value = table.get(id).map_err(unavailable)?;
+                Ok(value.map(|v| decode_record(id, v.value())).transpose())
+            })
+            .await?;
+        if read
+            .as_ref()
+            .is_err_and(|err| err.kind() == StoreErrorKind::Corrupt)
+        {
+            self.quarantine(id);
+        }
+        read
     }
 
     async fn replay(&self, id: RecordId) -> Result<Record, StoreError> {
@@ -238,7 +363,11 @@ impl Store for RedbStore {
 
 // ---- The record format ---------------------------------------------------------------------
 //
-// [version: u8 = 1][state: u8][attempts: u32 LE][header length: u32 LE][header JSON][body]
+// Version 2: [2][state: u8][attempts: u32 LE][header length: u32 LE][crc32: u32 LE][header JSON][body]
+// Version 1 (read only): [1][state][attempts][header length][header JSON][body]
+//
+// The CRC-32 covers every byte but its own. redb checks its page checksums only when it repairs
+// after a crash, so a record changed on disk after a clean stop is caught here, on read.
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Header {
@@ -259,19 +388,33 @@ fn corrupt(id: RecordId, what: &str) -> StoreError {
     StoreError::new(StoreErrorKind::Corrupt, format!("record {id}: {what}"))
 }
 
+/// The checksum of a record without the four bytes at `at`, where it is written.
+fn checksum(bytes: &[u8], at: usize) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&bytes[..at]);
+    hasher.update(&bytes[at + 4..]);
+    hasher.finalize()
+}
+
+/// Where version 2 keeps its CRC: after version, state, attempts and header length.
+const RECORD_CRC_AT: usize = 10;
+
 fn encode_record(state: RecordState, attempts: u32, header: &Header, body: &[u8]) -> Vec<u8> {
     // Serializing a struct of strings and integers cannot fail.
     let header = serde_json::to_vec(header).unwrap_or_default();
-    let mut out = Vec::with_capacity(10 + header.len() + body.len());
-    out.push(1);
+    let mut out = Vec::with_capacity(14 + header.len() + body.len());
+    out.push(2);
     out.push(match state {
         RecordState::Pending => 0,
         RecordState::Dead => 1,
     });
     out.extend_from_slice(&attempts.to_le_bytes());
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&header);
     out.extend_from_slice(body);
+    let crc = checksum(&out, RECORD_CRC_AT);
+    out[RECORD_CRC_AT..RECORD_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
@@ -279,9 +422,6 @@ fn decode_record(id: RecordId, bytes: &[u8]) -> Result<Record, StoreError> {
     let (&[version, state], rest) = bytes
         .split_first_chunk::<2>()
         .ok_or_else(|| corrupt(id, "truncated"))?;
-    if version != 1 {
-        return Err(corrupt(id, "unknown format version"));
-    }
     let state = match state {
         0 => RecordState::Pending,
         1 => RecordState::Dead,
@@ -293,6 +433,19 @@ fn decode_record(id: RecordId, bytes: &[u8]) -> Result<Record, StoreError> {
     let (header_len, rest) = rest
         .split_first_chunk::<4>()
         .ok_or_else(|| corrupt(id, "truncated"))?;
+    let rest = match version {
+        1 => rest,
+        2 => {
+            let (crc, rest) = rest
+                .split_first_chunk::<4>()
+                .ok_or_else(|| corrupt(id, "truncated"))?;
+            if u32::from_le_bytes(*crc) != checksum(bytes, RECORD_CRC_AT) {
+                return Err(corrupt(id, CHANGED));
+            }
+            rest
+        }
+        _ => return Err(corrupt(id, "unknown format version")),
+    };
     let header_len = u32::from_le_bytes(*header_len) as usize;
     let (header, body) = rest
         .split_at_checked(header_len)
@@ -315,17 +468,39 @@ fn decode_record(id: RecordId, bytes: &[u8]) -> Result<Record, StoreError> {
     })
 }
 
+const CHANGED: &str = "the checksum does not match: its bytes changed on disk";
+
+/// Version 2 of a refused body starts with these bytes, which version 1 (a header length, LE)
+/// would only start with for a header of over 150 KB, which it never wrote.
+const REJECTED_V2: [u8; 4] = [0xFF, b'R', 2, 0];
+
 fn encode_rejected(header: &RejectedHeader, body: &[u8]) -> Vec<u8> {
     let header = serde_json::to_vec(header).unwrap_or_default();
-    let mut out = Vec::with_capacity(4 + header.len() + body.len());
+    let mut out = Vec::with_capacity(12 + header.len() + body.len());
+    out.extend_from_slice(&REJECTED_V2);
+    out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
     out.extend_from_slice(body);
+    let crc = checksum(&out, 4);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
 fn decode_rejected(id: RecordId, bytes: &[u8]) -> Result<RejectedRecord, StoreError> {
-    let (header_len, rest) = bytes
+    let rest = match bytes.split_first_chunk::<4>() {
+        Some((magic, rest)) if *magic == REJECTED_V2 => {
+            let (crc, rest) = rest
+                .split_first_chunk::<4>()
+                .ok_or_else(|| corrupt(id, "truncated"))?;
+            if u32::from_le_bytes(*crc) != checksum(bytes, 4) {
+                return Err(corrupt(id, CHANGED));
+            }
+            rest
+        }
+        _ => bytes,
+    };
+    let (header_len, rest) = rest
         .split_first_chunk::<4>()
         .ok_or_else(|| corrupt(id, "truncated"))?;
     let (header, body) = rest
@@ -342,22 +517,38 @@ fn decode_rejected(id: RecordId, bytes: &[u8]) -> Result<RejectedRecord, StoreEr
     })
 }
 
-fn records_in(db: &Database, state: RecordState) -> Result<Vec<Record>, StoreError> {
+/// The records in `state`, and the ids of those that cannot be read back, with why.
+#[allow(clippy::type_complexity)]
+fn records_in(
+    db: &Database,
+    state: RecordState,
+) -> Result<(Vec<Record>, Vec<(RecordId, StoreError)>), StoreError> {
     let tx = db.begin_read().map_err(unavailable)?;
     let table = tx.open_table(RECORDS).map_err(unavailable)?;
-    let mut out = Vec::new();
+    let (mut out, mut corrupt) = (Vec::new(), Vec::new());
     for entry in table.iter().map_err(unavailable)? {
         let (id, value) = entry.map_err(unavailable)?;
-        let record = decode_record(id.value(), value.value())?;
-        if record.state == state {
-            out.push(record);
+        match decode_record(id.value(), value.value()) {
+            Ok(record) if record.state == state => out.push(record),
+            Ok(_) => {}
+            Err(err) => corrupt.push((id.value(), err)),
         }
     }
-    Ok(out)
+    Ok((out, corrupt))
 }
 
-/// Creates the tables, and moves every record that cannot be read back to the rejected table.
-fn quarantine_corrupt_records(db: &Database) -> Result<(), StoreError> {
+/// Opens the database with the store's options, creates the tables, and quarantines every
+/// record that cannot be read back.
+fn open_database(shared: &Shared) -> Result<Arc<Database>, StoreError> {
+    let db = Builder::new()
+        .set_cache_size(shared.options.cache_size)
+        .create(&shared.path)
+        .map_err(|err| match err {
+            ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(_)) => {
+                StoreError::new(StoreErrorKind::Corrupt, err)
+            }
+            other => unavailable(other),
+        })?;
     let tx = db.begin_write().map_err(unavailable)?;
     {
         let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
@@ -368,24 +559,51 @@ fn quarantine_corrupt_records(db: &Database) -> Result<(), StoreError> {
         for entry in records.iter().map_err(unavailable)? {
             let (id, value) = entry.map_err(unavailable)?;
             if let Err(err) = decode_record(id.value(), value.value()) {
-                bad.push((id.value(), value.value().to_vec(), err));
+                bad.push((id.value(), err));
             }
         }
-        for (id, raw, err) in bad {
-            tracing::error!(record = id, error = %err, "corrupt stored notification: moved to the rejected bodies");
-            let rejected_id = next_id(&mut meta, "next_rejected")?;
-            let header = RejectedHeader {
-                status: 0,
-                reason: format!("corrupt stored record {id}: {err}"),
-                envelope: Envelope::new(SystemTime::now(), None, Vec::new()),
-            };
-            rejected
-                .insert(rejected_id, encode_rejected(&header, &raw).as_slice())
-                .map_err(unavailable)?;
-            records.remove(id).map_err(unavailable)?;
+        let mut tables = Quarantine {
+            records: &mut records,
+            rejected: &mut rejected,
+            meta: &mut meta,
+            shared,
+        };
+        for (id, err) in bad {
+            tables.apply(id, &err)?;
         }
     }
-    tx.commit().map_err(unavailable)
+    tx.commit().map_err(unavailable)?;
+    Ok(Arc::new(db))
+}
+
+/// The tables a quarantine touches.
+struct Quarantine<'a, 't> {
+    records: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
+    rejected: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
+    meta: &'a mut ::redb::Table<'t, &'static str, u64>,
+    shared: &'a Shared,
+}
+
+impl Quarantine<'_, '_> {
+    /// Moves record `id`, raw bytes and all, to the rejected bodies, with why; logs and counts.
+    fn apply(&mut self, id: RecordId, why: &StoreError) -> Result<(), StoreError> {
+        let Some(raw) = self.records.remove(id).map_err(unavailable)? else {
+            return Ok(());
+        };
+        let raw = raw.value().to_vec();
+        let rejected_id = next_id(self.meta, "next_rejected")?;
+        let header = RejectedHeader {
+            status: 0,
+            reason: format!("corrupt stored record {id}: {why}"),
+            envelope: Envelope::new(SystemTime::now(), None, Vec::new()),
+        };
+        self.rejected
+            .insert(rejected_id, encode_rejected(&header, &raw).as_slice())
+            .map_err(unavailable)?;
+        self.shared.quarantined.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(record = id, rejected = rejected_id, error = %why, "corrupt stored notification: not handed to the handler, moved to the rejected bodies");
+        Ok(())
+    }
 }
 
 fn next_id(meta: &mut ::redb::Table<'_, &str, u64>, name: &str) -> Result<u64, StoreError> {
@@ -400,7 +618,13 @@ fn next_id(meta: &mut ::redb::Table<'_, &str, u64>, name: &str) -> Result<u64, S
 // ---- The writer ------------------------------------------------------------------------------
 
 /// Takes every command waiting, applies them in one transaction, commits (fsync), answers.
-fn write_loop(db: &Database, mut commands: mpsc::UnboundedReceiver<Command>) {
+///
+/// After a failed transaction (an I/O error: redb then refuses everything until the database
+/// is reopened) every command fails at once with `Unavailable` while the database is reopened
+/// with backoff, on the commands' arrival: the receiver's requests and its completer's retries
+/// keep coming, so the store comes back as soon as the disk allows.
+fn write_loop(shared: &Shared, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut outage: Option<Outage> = None;
     while let Some(first) = commands.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -409,12 +633,115 @@ fn write_loop(db: &Database, mut commands: mpsc::UnboundedReceiver<Command>) {
                 Err(_) => break,
             }
         }
+        if outage.as_mut().is_some_and(|down| !down.try_reopen(shared)) {
+            let err = recovering();
+            for command in group {
+                fail_command(command, &err).send(None);
+            }
+            continue;
+        }
+        outage = None;
+        let db = match shared.db() {
+            Ok(db) => db,
+            Err(err) => {
+                for command in group {
+                    fail_command(command, &err).send(None);
+                }
+                continue;
+            }
+        };
         let mut answers = Vec::with_capacity(group.len());
-        let committed = apply(db, group, &mut answers);
+        let committed = apply(&db, shared, group, &mut answers);
+        drop(db);
+        if let Err(err) = &committed {
+            tracing::error!(error = %err, "the store failed: answering 503 and reopening it as soon as the disk allows");
+            shared.recovering.store(true, Ordering::Relaxed);
+            outage = Some(Outage::new());
+        }
         for answer in answers {
             answer.send(committed.as_ref().err());
         }
     }
+}
+
+/// The store is down: since when, and when to try reopening it next.
+struct Outage {
+    since: Instant,
+    next_try: Instant,
+    backoff: Duration,
+}
+
+impl Outage {
+    const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+    const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            since: now,
+            next_try: now,
+            backoff: Self::FIRST_BACKOFF,
+        }
+    }
+
+    /// Reopens the database if it is time to try; true once it is open again.
+    fn try_reopen(&mut self, shared: &Shared) -> bool {
+        let now = Instant::now();
+        if now < self.next_try {
+            return false;
+        }
+        match reopen(shared) {
+            Ok(()) => {
+                shared.recovering.store(false, Ordering::Relaxed);
+                shared.recoveries.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    down_ms = self.since.elapsed().as_millis() as u64,
+                    "the store is open again: accepting notifications"
+                );
+                true
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, retry_in = ?self.backoff, "the store cannot be reopened yet");
+                self.next_try = now + self.backoff;
+                self.backoff = (self.backoff * 2).min(Self::MAX_BACKOFF);
+                false
+            }
+        }
+    }
+}
+
+/// Closes the database (once no reader holds it) and opens it again.
+fn reopen(shared: &Shared) -> Result<(), StoreError> {
+    let slot = || {
+        shared
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let old = slot().take();
+    if let Some(mut old) = old {
+        // Readers hold it only for the length of one read.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match Arc::try_unwrap(old) {
+                Ok(db) => {
+                    drop(db); // closes the file and its lock
+                    break;
+                }
+                Err(held) if Instant::now() < deadline => {
+                    old = held;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(held) => {
+                    *slot() = Some(held);
+                    return Err(unavailable("a reader still holds the database"));
+                }
+            }
+        }
+    }
+    let db = open_database(shared)?;
+    *slot() = Some(db);
+    Ok(())
 }
 
 /// The answer to one command, sent once the transaction is committed (or has failed).
@@ -439,7 +766,12 @@ impl Answer {
     }
 }
 
-fn apply(db: &Database, group: Vec<Command>, answers: &mut Vec<Answer>) -> Result<(), StoreError> {
+fn apply(
+    db: &Database,
+    shared: &Shared,
+    group: Vec<Command>,
+    answers: &mut Vec<Answer>,
+) -> Result<(), StoreError> {
     let tx = match db.begin_write() {
         Ok(tx) => tx,
         Err(err) => {
@@ -458,6 +790,7 @@ fn apply(db: &Database, group: Vec<Command>, answers: &mut Vec<Answer>) -> Resul
             keys: &mut keys,
             rejected: &mut rejected,
             meta: &mut meta,
+            shared,
         };
         for command in group {
             answers.push(tables.apply(command)?);
@@ -482,6 +815,7 @@ fn fail_command(command: Command, err: &StoreError) -> Answer {
         Command::Replay(_, r) => Answer::new(r, Err(e())),
         Command::Reject(_, _, _, _, r) => Answer::new(r, Err(e())),
         Command::Prune(_, r) => Answer::new(r, Err(e())),
+        Command::Quarantine(_) => Answer(Box::new(|_| {})),
     }
 }
 
@@ -490,9 +824,21 @@ struct Tables<'a, 't> {
     keys: &'a mut ::redb::Table<'t, &'static [u8], &'static [u8]>,
     rejected: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
     meta: &'a mut ::redb::Table<'t, &'static str, u64>,
+    shared: &'a Shared,
 }
 
 impl Tables<'_, '_> {
+    /// Moves a corrupt record to the rejected bodies, in this transaction.
+    fn quarantine(&mut self, id: RecordId, why: &StoreError) -> Result<(), StoreError> {
+        Quarantine {
+            records: self.records,
+            rejected: self.rejected,
+            meta: self.meta,
+            shared: self.shared,
+        }
+        .apply(id, why)
+    }
+
     /// Applies one command. A storage error aborts the whole group; a missing record answers
     /// that command alone.
     fn apply(&mut self, command: Command) -> Result<Answer, StoreError> {
@@ -564,6 +910,17 @@ impl Tables<'_, '_> {
                 };
                 Answer::new(reply, result)
             }
+            Command::Quarantine(id) => {
+                // Read again here: only a record that is still corrupt moves.
+                let why = match self.records.get(id).map_err(unavailable)? {
+                    Some(value) => decode_record(id, value.value()).err(),
+                    None => None,
+                };
+                if let Some(why) = why {
+                    self.quarantine(id, &why)?;
+                }
+                Answer(Box::new(|_| {}))
+            }
             Command::Prune(before, reply) => {
                 let mut stale = Vec::new();
                 for entry in self.keys.iter().map_err(unavailable)? {
@@ -616,8 +973,16 @@ impl Tables<'_, '_> {
         let Some(value) = self.records.get(id).map_err(unavailable)? else {
             return Ok(Err(StoreError::bare(StoreErrorKind::NotFound)));
         };
-        let mut record = decode_record(id, value.value())?;
+        let decoded = decode_record(id, value.value());
         drop(value);
+        let mut record = match decoded {
+            Ok(record) => record,
+            // Never handed on, and never a reason to fail the other commands of the group.
+            Err(why) => {
+                self.quarantine(id, &why)?;
+                return Ok(Err(why));
+            }
+        };
         let result = change(&mut record);
         if result.is_ok() {
             let header = Header {
@@ -783,7 +1148,7 @@ mod tests {
         let dir = temp_dir("corrupt");
         {
             let store = RedbStore::open(&dir).unwrap();
-            let tx = store.inner.db.begin_write().unwrap();
+            let tx = store.inner.shared.db().unwrap().begin_write().unwrap();
             tx.open_table(RECORDS)
                 .unwrap()
                 .insert(42, &b"\x01\x00half"[..])
