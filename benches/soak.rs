@@ -4,7 +4,7 @@
 //!
 //! Run with: cargo bench --bench soak
 //! Options after `--`: `--seconds=N` (default 180), `--rate=N` notifications a second (default
-//! 2000), `--cache-mib=N` for the store's page cache (default `RedbOptions`' 16 MiB; redb's own
+//! 2000), `--cache-mib=N` for the store's page cache (default `RedbOptions`' 8 MiB; redb's own
 //! default is 1024). Under `cargo test --benches` it runs for two seconds only.
 
 #[path = "../tests/support/mod.rs"]
@@ -53,14 +53,13 @@ fn main() {
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        let receiver = Receiver::builder(|_: Delivery<TaskNotification>| async {
-            Ok::<_, Infallible>(())
-        })
-        .allow_unauthenticated()
-        .durable(RedbStore::open_with(&dir.0, options.clone()).expect("the store opens"))
-        .queue_capacity(65_536)
-        .build()
-        .expect("the receiver builds");
+        let receiver =
+            Receiver::builder(|_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) })
+                .allow_unauthenticated()
+                .durable(RedbStore::open_with(&dir.0, options.clone()).expect("the store opens"))
+                .queue_capacity(65_536)
+                .build()
+                .expect("the receiver builds");
         let template = String::from_utf8(support::EXAMPLE.to_vec()).expect("UTF-8");
         let marker = "ic1a7a8f2bxxx9f5e343a2ec25a9b2";
         assert!(template.contains(marker), "the example's task id");

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Queue;
+use super::shared::{Shared, lock};
 use crate::event::Event;
 use crate::store::{ErasedStore, RecordId};
 
@@ -45,7 +46,7 @@ impl StoredTasks {
             None => tokio::spawn(sender.redeliver(Arc::clone(store))),
         };
         Self {
-            completer: tokio::spawn(complete(Arc::clone(store), done)),
+            completer: tokio::spawn(complete(Arc::clone(store), done, Arc::clone(&queue.shared))),
             feeder,
             pruner: tokio::spawn(prune(Arc::clone(store), dedup_window, stop())),
         }
@@ -140,38 +141,54 @@ impl<E: Event> Queue<E> {
 }
 
 /// Marks handled records done, all those waiting in one go (one commit for many), so that a
-/// worker never waits for a commit after a success. A batch that fails is tried again a second
-/// later with what came in since: a record left pending would be handled again. Ends once
-/// every worker has.
-async fn complete(store: Arc<dyn ErasedStore>, mut done: mpsc::UnboundedReceiver<RecordId>) {
+/// worker never waits for a commit after a success. A batch that fails (the store is down) is
+/// tried again a second later, or as soon as another record comes, with what came in since,
+/// until it is written or the shutdown's deadline ends the task: a record left pending would be
+/// handled again. Until then the record stays in [`Shared::unmarked`], so that nothing in this
+/// process hands it to the handler again. Ends once every worker has and the marks are written.
+async fn complete(
+    store: Arc<dyn ErasedStore>,
+    mut done: mpsc::UnboundedReceiver<RecordId>,
+    shared: Arc<Shared>,
+) {
     let mut ids = Vec::new();
     let mut open = true;
-    while open || !ids.is_empty() {
+    let mut failing = false;
+    loop {
         if ids.is_empty() {
             match done.recv().await {
                 Some(id) => ids.push(id),
                 None => return,
             }
-        } else if open {
+        } else if failing {
+            let retry = tokio::time::sleep(Duration::from_secs(1));
             tokio::select! {
-                id = done.recv() => match id {
+                id = done.recv(), if open => match id {
                     Some(id) => ids.push(id),
                     None => open = false,
                 },
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = retry => {}
             }
         }
         while let Ok(id) = done.try_recv() {
             ids.push(id);
         }
         match store.complete_all(ids.clone()).await {
-            Ok(()) => ids.clear(),
-            Err(err) if open => {
-                tracing::warn!(count = ids.len(), error = %err, "could not mark handled notifications done; trying again");
+            Ok(()) => {
+                if failing {
+                    tracing::info!(count = ids.len(), "marked the handled notifications done");
+                }
+                let mut unmarked = lock(&shared.unmarked);
+                for id in ids.drain(..) {
+                    unmarked.remove(&id);
+                }
+                failing = false;
             }
             Err(err) => {
-                tracing::error!(count = ids.len(), error = %err, "could not mark handled notifications done; they will be delivered again");
-                return;
+                if !failing {
+                    tracing::warn!(count = ids.len(), error = %err, "could not mark handled notifications done; trying again every second");
+                }
+                failing = true;
             }
         }
     }

@@ -240,6 +240,13 @@ impl<E: Event> Queue<E> {
     /// Hands a stored record to the workers, waiting for room in the queue. A body that no
     /// longer decodes becomes a dead letter.
     pub(crate) async fn enqueue_record(&self, record: Record) -> Result<(), StoreError> {
+        if lock(&self.shared.unmarked).contains(&record.id) {
+            tracing::debug!(
+                record = record.id,
+                "already handled; its done mark is on its way"
+            );
+            return Ok(());
+        }
         let decoded = match Decoded::<E>::from_stored(&record) {
             Ok(decoded) => decoded,
             Err(err) => {

@@ -1,5 +1,6 @@
 //! The state shared by the request path, the workers and the shutdown handle.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
@@ -10,7 +11,7 @@ use tokio::sync::watch;
 
 use super::background::Tasks;
 use crate::stats::{Counters, Stats};
-use crate::store::ErasedStore;
+use crate::store::{ErasedStore, RecordId};
 
 pub(crate) struct Shared {
     accepting: AtomicBool,
@@ -25,6 +26,9 @@ pub(crate) struct Shared {
     pub(super) abort: watch::Sender<bool>,
     /// The background tasks, taken by the shutdown.
     pub(super) tasks: StdMutex<Option<Tasks>>,
+    /// Stored notifications handled whose "done" mark is not written yet: never handed to the
+    /// handler again (a lapsed claim taken back, a replay) while the completer retries.
+    pub(super) unmarked: StdMutex<HashSet<RecordId>>,
     pub(crate) counters: Counters,
 }
 
@@ -39,6 +43,7 @@ impl Shared {
             stop: watch::channel(false).0,
             abort: watch::channel(false).0,
             tasks: StdMutex::new(None),
+            unmarked: StdMutex::new(HashSet::new()),
             counters: Counters::default(),
         }
     }

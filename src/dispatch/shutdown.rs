@@ -132,6 +132,13 @@ impl ShutdownHandle {
                 ),
             }
         }
+        let unmarked = lock(&self.shared.unmarked).len();
+        if unmarked > 0 {
+            tracing::error!(
+                count = unmarked,
+                "could not mark handled notifications done before the deadline: the store was down; they will be handled again after the restart"
+            );
+        }
         self.report(drained)
     }
 

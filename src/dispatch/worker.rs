@@ -249,6 +249,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                     counters.count(Fate::Handled);
                     tracing::debug!("handled");
                     if let (Some((id, _, _)), Some(done)) = (stored, &self.done) {
+                        super::shared::lock(&self.shared.unmarked).insert(id);
                         let _ = done.send(id);
                     }
                     return;

@@ -49,11 +49,19 @@
 //!   record, so two identical requests at the same instant give one delivery. Keys are kept
 //!   for the [de-duplication window](crate::ReceiverBuilder::dedup_window) after the
 //!   notification is handled; a duplicate answers 200 and is counted as `duplicate`.
-//! - **Faults.** A store that fails (disk full, read-only, a lock held by another process, a
-//!   database down) answers 503, never 200: the sender retries. A record that cannot be read
-//!   back is reported and moved to the refused bodies with its raw bytes, never skipped. A
-//!   file corrupt beyond redb's repair makes [`RedbStore::open`] fail with
-//!   [`StoreErrorKind::Corrupt`].
+//! - **Faults** are answered 503, never 200: the sender retries, and nothing is acknowledged
+//!   that is not stored. What each does, and what the operator sees:
+//!
+//! | fault | what the receiver does | what the operator sees |
+//! | --- | --- | --- |
+//! | the disk fills; the file system fails or turns read-only | 503 `store_unavailable` while the store reopens itself (backoff 100 ms to 5 s, no restart); 200 again as soon as the disk allows. A notification handled meanwhile keeps its "done" mark in memory until it can be written, so it is not handled again | one ERROR `the store failed` when it starts, one INFO `the store is open again` with `down_ms` when it ends; [`RedbStore::is_recovering`], [`RedbStore::recoveries`]; `store_unavailable` in [`Stats::answers`](crate::Stats::answers) |
+//! | a record's bytes change on disk (after a clean stop redb checks nothing) | its CRC-32 fails when it is read: set aside with its raw bytes, never handed to the handler; the others carry on | an ERROR naming the record; [`RedbStore::quarantined`]; the record among the [rejected](Store::rejected) bodies, reason `corrupt stored record N` |
+//! | a file damaged beyond redb's repair | [`RedbStore::open`] fails with [`StoreErrorKind::Corrupt`] | the receiver does not start |
+//! | the sender hangs up while the store is slow | storing and handing on run in a task the request cannot cancel: stored means handled | nothing: its retry is a `duplicate` |
+//! | PostgreSQL restarts or is unreachable | 503 within `PostgresOptions::timeout`; the pool reconnects by itself; "done" marks are retried | ERROR `could not store a notification`; `store_unavailable` |
+//!
+//!   The embedded store's memory is its page cache, bounded ([`RedbOptions::cache_size`],
+//!   8 MiB by default): a 24-hour window of keys stays on disk, not in memory.
 //! - **The seam.** [`Store`] is a trait (append with atomic de-duplication, attempts, dead
 //!   letters, refused bodies, replay, prune, and for a shared store claims with a lease): a
 //!   backend of your own plugs in without touching the service.

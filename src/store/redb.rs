@@ -51,9 +51,9 @@ pub struct RedbOptions {
 }
 
 impl RedbOptions {
-    /// The default page cache: 16 MiB, what a small VM can spare. redb's own default, 1 GiB,
+    /// The default page cache: 8 MiB, what a small VM can spare. redb's own default, 1 GiB,
     /// is slowly filled by the keys of a 24-hour de-duplication window.
-    pub const DEFAULT_CACHE_SIZE: usize = 16 * 1024 * 1024;
+    pub const DEFAULT_CACHE_SIZE: usize = 8 * 1024 * 1024;
 
     /// The most memory redb's page cache may hold, in bytes (default
     /// [`DEFAULT_CACHE_SIZE`](Self::DEFAULT_CACHE_SIZE)).
