@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::Value;
-use support::process::{next_line, post_example, start, terminate};
+use support::process::{next_line, post_example, rest, start, terminate};
 
 #[tokio::test]
 async fn the_receiver_prints_each_notification_as_one_json_line_and_stops_on_sigterm() {
@@ -49,11 +49,7 @@ async fn the_receiver_prints_each_notification_as_one_json_line_and_stops_on_sig
             "{ack}: nothing but the notifications on stdout"
         );
 
-        let mut logs = String::new();
-        while let Some(line) = next_line(&mut running.stderr).await {
-            logs.push_str(&line);
-            logs.push('\n');
-        }
+        let logs = rest(&mut running.stderr).await;
         assert!(
             logs.contains("stopped: 2 handled, 0 failed, 0 left unhandled"),
             "{ack}: {logs}"
@@ -155,10 +151,7 @@ async fn the_receiver_requires_the_token_when_one_is_set() {
     );
 
     terminate(&mut running.child).await;
-    let mut logs = String::new();
-    while let Some(line) = next_line(&mut running.stderr).await {
-        logs.push_str(&line);
-    }
+    let logs = rest(&mut running.stderr).await;
     assert!(
         !logs.contains(token) && !logs.contains("wrong"),
         "the token stays out of the logs: {logs}"
@@ -306,11 +299,7 @@ async fn sigterm_right_after_a_200_waits_for_the_slow_handler_before_exit() {
         serde_json::from_str::<Value>(&line).unwrap(),
         support::example_value()
     );
-    let mut logs = String::new();
-    while let Some(line) = next_line(&mut running.stderr).await {
-        logs.push_str(&line);
-        logs.push('\n');
-    }
+    let logs = rest(&mut running.stderr).await;
     assert!(
         logs.contains("stopped: 1 handled, 0 failed, 0 left unhandled"),
         "{logs}"

@@ -90,6 +90,16 @@ pub(crate) async fn start_in(name: &str, data: &DataDir, env: &[(&str, &str)]) -
     }
 }
 
+/// Every line left, up to the end of the stream (the process's exit), one per line.
+pub(crate) async fn rest<R: AsyncRead + Unpin>(lines: &mut Lines<BufReader<R>>) -> String {
+    let mut text = String::new();
+    while let Some(line) = next_line(lines).await {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
 pub(crate) async fn next_line<R: AsyncRead + Unpin>(
     lines: &mut Lines<BufReader<R>>,
 ) -> Option<String> {
