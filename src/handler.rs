@@ -15,7 +15,7 @@ use crate::model::TaskNotification;
 /// `Fn(Delivery<E>) -> impl Future<Output = Result<(), Err>>` is a handler.
 ///
 /// An `Err` (or a panic) is logged with the event's id and retried with backoff; see
-/// [`RetryPolicy`](crate::RetryPolicy). A notification can reach the handler more than once
+/// [`RetryPolicy`](crate::RetryPolicy). A [`GiveUp`] error is not retried. A notification can reach the handler more than once
 /// (the sender retries after a lost answer), so make the handler idempotent;
 /// [`Delivery::attempt`] says which attempt this is.
 ///
@@ -54,6 +54,47 @@ where
 
     fn handle(&self, delivery: Delivery<E>) -> impl Future<Output = Result<(), Err>> + Send {
         self(delivery)
+    }
+}
+
+/// Returned by a handler (as its error, or boxed in a `BoxError`), stops the retries of this
+/// notification at once: it goes to the [`OnFailed`](crate::OnFailed) hook, and with the durable
+/// ack becomes a dead letter, kept until replayed. For a handler that knows a retry cannot help
+/// (the notification is refused for good) or that retries on its own and has run out of time.
+///
+/// ```
+/// use airudder_webhook::{BoxError, Delivery, GiveUp, model::TaskNotification};
+///
+/// async fn handle(delivery: Delivery<TaskNotification>) -> Result<(), BoxError> {
+///     if delivery.details.is_empty() {
+///         return Err(GiveUp::new("a notification without calls is of no use to us").into());
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct GiveUp {
+    reason: BoxError,
+}
+
+impl GiveUp {
+    /// Gives up, for this reason (kept as the dead letter's last error).
+    pub fn new(reason: impl Into<BoxError>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "given up: {}", self.reason)
+    }
+}
+
+impl std::error::Error for GiveUp {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.reason)
     }
 }
 

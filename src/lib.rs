@@ -91,7 +91,7 @@ pub mod store;
 pub use decode::{DecodeBody, DecodeError, DecodeErrorKind, decode};
 pub use dispatch::{RetryPolicy, ShutdownHandle, ShutdownReport, shutdown_signal};
 pub use event::Event;
-pub use handler::{Delivery, HandleNotification};
+pub use handler::{Delivery, GiveUp, HandleNotification};
 pub use hooks::{
     DefaultOnFailed, DefaultOnRejected, FailedDelivery, OnFailed, OnRejected, Rejected,
 };

@@ -173,7 +173,7 @@ async fn survives(on: &std::path::Path, break_disk: impl FnOnce(), mend_disk: im
     seen.wait_for("gated").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
-        post(&first, notification("during", 0)).await,
+        post(&first, notification("during", 512 * 1024)).await,
         StatusCode::SERVICE_UNAVAILABLE,
         "still down"
     );

@@ -1088,3 +1088,47 @@ async fn settings_that_contradict_the_ack_policy_are_refused_with_what_to_do() {
     let handled = open(handler).ack(handled).build().unwrap();
     stop(&handled).await;
 }
+
+#[tokio::test]
+async fn a_handler_that_gives_up_is_not_retried() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let failed = Arc::new(Mutex::new(Vec::new()));
+    let receiver = open({
+        let calls = Arc::clone(&calls);
+        move |_: Delivery<TaskNotification>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err(airudder_webhook::GiveUp::new(
+                    "refused for good by the team's service",
+                ))
+            }
+        }
+    })
+    .retry(RetryPolicy::new(5).initial_backoff(Duration::from_millis(5)))
+    .on_failed({
+        let failed = Arc::clone(&failed);
+        move |f: FailedDelivery<TaskNotification>| {
+            failed
+                .lock()
+                .unwrap()
+                .push((f.delivery().attempt(), f.error().to_string()));
+        }
+    })
+    .build()
+    .unwrap();
+    assert_eq!(post_example(&receiver).await, StatusCode::OK);
+    let report = stop(&receiver).await;
+    assert_eq!((report.failed, report.handled), (1, 0));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one attempt of the six allowed"
+    );
+    assert_eq!(
+        *failed.lock().unwrap(),
+        [(
+            1,
+            "given up: refused for good by the team's service".to_owned()
+        )]
+    );
+}

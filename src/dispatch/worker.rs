@@ -17,7 +17,7 @@ use super::retry::RetryPolicy;
 use super::shared::Shared;
 use crate::BoxError;
 use crate::event::Event;
-use crate::handler::{Delivery, HandleNotification};
+use crate::handler::{Delivery, GiveUp, HandleNotification};
 use crate::hooks::{FailedDelivery, OnFailed};
 use crate::rejection::Rejection;
 use crate::stats::Fate;
@@ -257,7 +257,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 Err(err) => err,
             };
             let error = err.to_string();
-            if attempt > self.retry.max_retries() {
+            if attempt > self.retry.max_retries() || err.is::<GiveUp>() {
                 counters.count(Fate::Failed);
                 let failed = FailedDelivery::new(delivery, err);
                 crate::hooks::contain("on_failed", || self.on_failed.on_failed(failed));

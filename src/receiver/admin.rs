@@ -20,6 +20,14 @@ impl<E: Event> Receiver<E> {
         ShutdownHandle::new(Arc::clone(self.inner.queue.shared()))
     }
 
+    /// Whether the receiver takes notifications now: started (a durable receiver has read
+    /// what it must redeliver) and not stopping. For a readiness probe; the store's own health
+    /// is the store's to say (e.g. [`RedbStore::is_recovering`](crate::store::RedbStore::is_recovering)).
+    pub fn is_ready(&self) -> bool {
+        let shared = self.inner.queue.shared();
+        shared.is_ready() && shared.is_accepting()
+    }
+
     /// The receiver's counters: every answer by status and reason, every notification by
     /// what became of it.
     pub fn stats(&self) -> Stats {

@@ -62,7 +62,8 @@ pub enum AckPolicy {
     /// answers; nothing is acknowledged before it is handled. The handler must be idempotent:
     /// work it finished before a timeout is done again on the retry. The sender's retry is
     /// the retry: [`ReceiverBuilder::retry`] and [`ReceiverBuilder::handler_timeout`] do not
-    /// apply, and `build` refuses them.
+    /// apply, and `build` refuses them. The [`OnFailed`] hook is never called: a notification
+    /// the handler fails on was answered 503 and stays with the sender.
     Handled {
         /// How long the request waits for the handler, queue time included.
         timeout: Duration,

@@ -640,7 +640,6 @@ fn write_loop(shared: &Shared, mut commands: mpsc::UnboundedReceiver<Command>) {
             }
             continue;
         }
-        outage = None;
         let db = match shared.db() {
             Ok(db) => db,
             Err(err) => {
@@ -653,10 +652,25 @@ fn write_loop(shared: &Shared, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut answers = Vec::with_capacity(group.len());
         let committed = apply(&db, shared, group, &mut answers);
         drop(db);
-        if let Err(err) = &committed {
-            tracing::error!(error = %err, "the store failed: answering 503 and reopening it as soon as the disk allows");
-            shared.recovering.store(true, Ordering::Relaxed);
-            outage = Some(Outage::new());
+        match (&committed, &mut outage) {
+            (Ok(()), None) => {}
+            // The first commit after a reopen ends the outage: the disk takes writes again.
+            (Ok(()), Some(down)) => {
+                shared.recovering.store(false, Ordering::Relaxed);
+                shared.recoveries.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    down_ms = down.since.elapsed().as_millis() as u64,
+                    "the store is open again: accepting notifications"
+                );
+                outage = None;
+            }
+            (Err(err), None) => {
+                tracing::error!(error = %err, "the store failed: answering 503 and reopening it as soon as the disk allows");
+                shared.recovering.store(true, Ordering::Relaxed);
+                outage = Some(Outage::new());
+            }
+            // Reopened, but the disk still refuses: the same outage, tried again later.
+            (Err(err), Some(down)) => down.failed_again(err),
         }
         for answer in answers {
             answer.send(committed.as_ref().err());
@@ -684,29 +698,27 @@ impl Outage {
         }
     }
 
-    /// Reopens the database if it is time to try; true once it is open again.
+    /// Reopens the database if it is time to try; true once it is open again (the outage
+    /// ends with the first commit that lands).
     fn try_reopen(&mut self, shared: &Shared) -> bool {
         let now = Instant::now();
         if now < self.next_try {
             return false;
         }
         match reopen(shared) {
-            Ok(()) => {
-                shared.recovering.store(false, Ordering::Relaxed);
-                shared.recoveries.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    down_ms = self.since.elapsed().as_millis() as u64,
-                    "the store is open again: accepting notifications"
-                );
-                true
-            }
+            Ok(()) => true,
             Err(err) => {
-                tracing::debug!(error = %err, retry_in = ?self.backoff, "the store cannot be reopened yet");
-                self.next_try = now + self.backoff;
-                self.backoff = (self.backoff * 2).min(Self::MAX_BACKOFF);
+                self.failed_again(&err);
                 false
             }
         }
+    }
+
+    /// The next try waits longer.
+    fn failed_again(&mut self, err: &StoreError) {
+        tracing::debug!(error = %err, retry_in = ?self.backoff, "the store cannot take writes yet");
+        self.next_try = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(Self::MAX_BACKOFF);
     }
 }
 

@@ -1,0 +1,539 @@
+//! The relay's configuration: flags, environment variables and a TOML file, validated once at
+//! start into one [`Config`], with errors that name the key and what it accepts.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use clap::{Args, Parser};
+use serde::Deserialize;
+
+/// Receives Airudder's task notifications, stores them, and prints them as JSON lines on stdout
+/// or forwards them, signed, to your service.
+///
+/// Every setting is a flag, an environment variable, or a key of the TOML file given with
+/// `--config`: the key is the flag's name with `_` for `-` (`forward_url = "https://…"`).
+/// A flag wins over the variable, the variable over the file.
+#[derive(Debug, Parser)]
+#[command(name = "airudder-relay", version, about, long_about)]
+pub(crate) struct Cli {
+    /// A TOML file with any of the settings below.
+    #[arg(long, value_name = "FILE", env = "AIRUDDER_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) settings: Settings,
+}
+
+/// Every setting as given, before validation; the same fields are the file's keys.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settings {
+    /// The address to listen on for Airudder (also /health and /ready) [default: 127.0.0.1:3000]
+    #[arg(long, env = "AIRUDDER_LISTEN", value_name = "ADDR")]
+    #[serde(default, deserialize_with = "scalar")]
+    listen: Option<String>,
+
+    /// When to answer Airudder 200: `durable` (once stored and fsynced), `memory` (once
+    /// queued) or `handled` (once printed or forwarded) [default: durable]
+    #[arg(long, env = "AIRUDDER_ACK", value_name = "ACK")]
+    #[serde(default, deserialize_with = "scalar")]
+    ack: Option<String>,
+
+    /// The embedded store's directory [default: ./airudder-data]
+    #[arg(long, env = "AIRUDDER_DATA_DIR", value_name = "DIR")]
+    #[serde(default, deserialize_with = "scalar")]
+    data_dir: Option<String>,
+
+    /// Store in PostgreSQL instead (`postgres://user:password@host:port/db`), shared by every
+    /// relay given the same URL [default: unset, the embedded store]
+    #[arg(
+        long,
+        env = "AIRUDDER_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    #[serde(default, deserialize_with = "scalar")]
+    database_url: Option<String>,
+
+    /// The PostgreSQL schema of the relay's tables [default: airudder]
+    #[arg(long, env = "AIRUDDER_DATABASE_SCHEMA", value_name = "NAME")]
+    #[serde(default, deserialize_with = "scalar")]
+    database_schema: Option<String>,
+
+    /// Seconds before a dead relay's notifications go to the others (PostgreSQL) [default: 15]
+    #[arg(long, env = "AIRUDDER_LEASE_SECS", value_name = "SECS")]
+    #[serde(default, deserialize_with = "scalar")]
+    lease_secs: Option<String>,
+
+    /// The token Airudder's URL must carry as `?token=…` [default: unset, the relay runs
+    /// open and says so]
+    #[arg(
+        long,
+        env = "AIRUDDER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    #[serde(default, deserialize_with = "scalar")]
+    token: Option<String>,
+
+    /// Printing mode: wait this long before printing, as a slow handler would [default: 0]
+    #[arg(long, env = "AIRUDDER_HANDLER_DELAY_MS", value_name = "MS")]
+    #[serde(default, deserialize_with = "scalar")]
+    handler_delay_ms: Option<String>,
+
+    /// Forward each notification to this http or https URL instead of printing it [default:
+    /// unset, print JSON lines on stdout]
+    #[arg(long, env = "AIRUDDER_FORWARD_URL", value_name = "URL")]
+    #[serde(default, deserialize_with = "scalar")]
+    forward_url: Option<String>,
+
+    /// How long one forward may take before it counts as failed [default: 10s]
+    #[arg(long, env = "AIRUDDER_FORWARD_TIMEOUT", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "scalar")]
+    forward_timeout: Option<String>,
+
+    /// How long after receipt a notification is retried before it becomes a dead letter
+    /// [default: 72h]
+    #[arg(long, env = "AIRUDDER_RETRY_FOR", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "scalar")]
+    retry_for: Option<String>,
+
+    /// The most forwards in flight at once [default: 16]
+    #[arg(long, env = "AIRUDDER_FORWARD_CONCURRENCY", value_name = "N")]
+    #[serde(default, deserialize_with = "scalar")]
+    forward_concurrency: Option<String>,
+
+    /// Sign each forward per Standard Webhooks with this key (`whsec_` and base64)
+    /// [default: unset, unsigned]
+    #[arg(
+        long,
+        env = "AIRUDDER_FORWARD_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    #[serde(default, deserialize_with = "scalar")]
+    forward_secret: Option<String>,
+}
+
+/// A TOML string, integer, float or boolean, as the text a variable would hold.
+fn scalar<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    Ok(Some(match Scalar::deserialize(deserializer)? {
+        Scalar::Text(text) => text,
+        Scalar::Integer(n) => n.to_string(),
+        Scalar::Float(x) => x.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+    }))
+}
+
+/// When the relay answers Airudder 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ack {
+    Durable,
+    Memory,
+    Handled,
+}
+
+/// Where notifications go and how, when they are forwarded.
+#[derive(Clone)]
+pub(crate) struct Forward {
+    pub(crate) url: reqwest::Url,
+    pub(crate) timeout: Duration,
+    pub(crate) retry_for: Duration,
+    pub(crate) concurrency: usize,
+    /// The signing key, decoded from `whsec_…`.
+    pub(crate) secret: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for Forward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Forward")
+            .field("url", &self.url.as_str())
+            .field("timeout", &self.timeout)
+            .field("retry_for", &self.retry_for)
+            .field("concurrency", &self.concurrency)
+            .field("signed", &self.secret.is_some())
+            .finish()
+    }
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) ack: Ack,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) database_url: Option<String>,
+    pub(crate) database_schema: String,
+    pub(crate) lease: Duration,
+    pub(crate) token: Option<String>,
+    pub(crate) handler_delay: Duration,
+    pub(crate) forward: Option<Forward>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("ack", &self.ack)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database_url.as_ref().map(|_| "set"))
+            .field("database_schema", &self.database_schema)
+            .field("lease", &self.lease)
+            .field("token", &self.token.as_ref().map(|_| "set"))
+            .field("handler_delay", &self.handler_delay)
+            .field("forward", &self.forward)
+            .finish()
+    }
+}
+
+/// A setting that cannot be used, named by its variable and its file key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigError {
+    key: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(key: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file_key = self.key.trim_start_matches("AIRUDDER_").to_lowercase();
+        write!(f, "{} ({file_key} in the file): {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Settings {
+    /// Each setting from `self`, or else from `file`.
+    fn or(self, file: Self) -> Self {
+        Self {
+            listen: self.listen.or(file.listen),
+            ack: self.ack.or(file.ack),
+            data_dir: self.data_dir.or(file.data_dir),
+            database_url: self.database_url.or(file.database_url),
+            database_schema: self.database_schema.or(file.database_schema),
+            lease_secs: self.lease_secs.or(file.lease_secs),
+            token: self.token.or(file.token),
+            handler_delay_ms: self.handler_delay_ms.or(file.handler_delay_ms),
+            forward_url: self.forward_url.or(file.forward_url),
+            forward_timeout: self.forward_timeout.or(file.forward_timeout),
+            retry_for: self.retry_for.or(file.retry_for),
+            forward_concurrency: self.forward_concurrency.or(file.forward_concurrency),
+            forward_secret: self.forward_secret.or(file.forward_secret),
+        }
+    }
+}
+
+impl Cli {
+    /// The settings given, merged with the file's, validated.
+    pub(crate) fn load(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            None => Settings::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    ConfigError::new(
+                        "AIRUDDER_CONFIG",
+                        format!("cannot read {}: {err}", path.display()),
+                    )
+                })?;
+                toml::from_str(&text).map_err(|err| {
+                    ConfigError::new(
+                        "AIRUDDER_CONFIG",
+                        format!("{} is not a valid file: {err}", path.display()),
+                    )
+                })?
+            }
+        };
+        self.settings.or(file).validate()
+    }
+}
+
+fn duration(
+    key: &'static str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    humantime::parse_duration(value.trim()).map_err(|_| {
+        ConfigError::new(
+            key,
+            format!("{value:?} is not a duration: use a number and a unit, like 25s, 10m or 72h"),
+        )
+    })
+}
+
+fn number(
+    key: &'static str,
+    value: Option<&str>,
+    default: u64,
+    min: u64,
+) -> Result<u64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(ConfigError::new(
+            key,
+            format!("{value:?} is not a whole number of at least {min}"),
+        )),
+    }
+}
+
+impl Settings {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let listen = self.listen.as_deref().unwrap_or("127.0.0.1:3000");
+        let listen = listen.trim().parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new(
+                "AIRUDDER_LISTEN",
+                format!(
+                    "{listen:?} is not an address and port, like 127.0.0.1:3000 or 0.0.0.0:8080"
+                ),
+            )
+        })?;
+        let ack = match self.ack.as_deref().map(str::trim) {
+            None | Some("durable") => Ack::Durable,
+            Some("memory") => Ack::Memory,
+            Some("handled") => Ack::Handled,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "AIRUDDER_ACK",
+                    format!("{other:?} is not an ack: use durable, memory or handled"),
+                ));
+            }
+        };
+        let database_schema = self.database_schema.unwrap_or_else(|| "airudder".into());
+        let lease = Duration::from_secs(number(
+            "AIRUDDER_LEASE_SECS",
+            self.lease_secs.as_deref(),
+            15,
+            1,
+        )?);
+        let handler_delay = Duration::from_millis(number(
+            "AIRUDDER_HANDLER_DELAY_MS",
+            self.handler_delay_ms.as_deref(),
+            0,
+            0,
+        )?);
+        let token = self.token.filter(|token| !token.is_empty());
+        let forward = match self
+            .forward_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+        {
+            None => {
+                for (key, set) in [
+                    ("AIRUDDER_FORWARD_SECRET", self.forward_secret.is_some()),
+                    ("AIRUDDER_FORWARD_TIMEOUT", self.forward_timeout.is_some()),
+                    ("AIRUDDER_RETRY_FOR", self.retry_for.is_some()),
+                    (
+                        "AIRUDDER_FORWARD_CONCURRENCY",
+                        self.forward_concurrency.is_some(),
+                    ),
+                ] {
+                    if set {
+                        return Err(ConfigError::new(
+                            key,
+                            "is set, but AIRUDDER_FORWARD_URL is not: set the URL to forward to, or drop this",
+                        ));
+                    }
+                }
+                None
+            }
+            Some(url) => Some(Forward {
+                url: match reqwest::Url::parse(url) {
+                    Ok(parsed)
+                        if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() =>
+                    {
+                        parsed
+                    }
+                    _ => {
+                        return Err(ConfigError::new(
+                            "AIRUDDER_FORWARD_URL",
+                            format!("{url:?} is not an http:// or https:// URL"),
+                        ));
+                    }
+                },
+                timeout: duration(
+                    "AIRUDDER_FORWARD_TIMEOUT",
+                    self.forward_timeout.as_deref(),
+                    Duration::from_secs(10),
+                )?,
+                retry_for: duration(
+                    "AIRUDDER_RETRY_FOR",
+                    self.retry_for.as_deref(),
+                    Duration::from_secs(72 * 3600),
+                )?,
+                concurrency: number(
+                    "AIRUDDER_FORWARD_CONCURRENCY",
+                    self.forward_concurrency.as_deref(),
+                    16,
+                    1,
+                )? as usize,
+                secret: self
+                    .forward_secret
+                    .as_deref()
+                    .map(signing_key)
+                    .transpose()?,
+            }),
+        };
+        if handler_delay > Duration::ZERO && forward.is_some() {
+            return Err(ConfigError::new(
+                "AIRUDDER_HANDLER_DELAY_MS",
+                "applies to the printing mode only, and AIRUDDER_FORWARD_URL is set: drop one",
+            ));
+        }
+        Ok(Config {
+            listen,
+            ack,
+            data_dir: PathBuf::from(self.data_dir.unwrap_or_else(|| "./airudder-data".into())),
+            database_url: self.database_url.filter(|url| !url.is_empty()),
+            database_schema,
+            lease,
+            token,
+            handler_delay,
+            forward,
+        })
+    }
+}
+
+/// A Standard Webhooks key: `whsec_` and the key in base64.
+fn signing_key(secret: &str) -> Result<Vec<u8>, ConfigError> {
+    let bad = || {
+        ConfigError::new(
+            "AIRUDDER_FORWARD_SECRET",
+            "is not a Standard Webhooks key: `whsec_` and at least 24 bytes in base64",
+        )
+    };
+    let encoded = secret.trim().strip_prefix("whsec_").ok_or_else(bad)?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| bad())?;
+    if key.len() < 24 {
+        return Err(bad());
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut all = vec!["airudder-relay"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("the flags parse").load()
+    }
+
+    #[test]
+    fn the_defaults_print_on_loopback_with_the_embedded_store() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(config.ack, Ack::Durable);
+        assert_eq!(config.data_dir, PathBuf::from("./airudder-data"));
+        assert!(
+            config.forward.is_none() && config.database_url.is_none() && config.token.is_none()
+        );
+        assert_eq!(config.lease, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_what_it_accepts() {
+        let cases: [(&[&str], &str); 8] = [
+            (
+                &["--listen", "nowhere"],
+                "AIRUDDER_LISTEN (listen in the file): \"nowhere\" is not an address",
+            ),
+            (
+                &["--ack", "later"],
+                "AIRUDDER_ACK (ack in the file): \"later\" is not an ack: use durable, memory or handled",
+            ),
+            (
+                &["--lease-secs", "0"],
+                "AIRUDDER_LEASE_SECS (lease_secs in the file): \"0\" is not a whole number of at least 1",
+            ),
+            (
+                &["--forward-url", "ftp://x"],
+                "AIRUDDER_FORWARD_URL (forward_url in the file): \"ftp://x\" is not an http:// or https:// URL",
+            ),
+            (
+                &["--forward-url", "http://x", "--forward-timeout", "ten"],
+                "AIRUDDER_FORWARD_TIMEOUT (forward_timeout in the file): \"ten\" is not a duration",
+            ),
+            (
+                &["--forward-url", "http://x", "--forward-secret", "s3cret"],
+                "AIRUDDER_FORWARD_SECRET (forward_secret in the file): is not a Standard Webhooks key",
+            ),
+            (
+                &["--retry-for", "1h"],
+                "AIRUDDER_RETRY_FOR (retry_for in the file): is set, but AIRUDDER_FORWARD_URL is not",
+            ),
+            (
+                &["--forward-url", "http://x", "--handler-delay-ms", "5"],
+                "AIRUDDER_HANDLER_DELAY_MS (handler_delay_ms in the file): applies to the printing mode only",
+            ),
+        ];
+        for (args, says) in cases {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(err.starts_with(says), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_file_fills_what_the_flags_and_environment_leave_out() {
+        let dir =
+            std::env::temp_dir().join(format!("airudder-relay-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("relay.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:8080\"\nforward_url = \"https://team.example/hooks\"\nretry_for = \"25s\"\nforward_concurrency = 4\nforward_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let config = parse(&["--config", path, "--listen", "127.0.0.1:9000"]).unwrap();
+        assert_eq!(
+            config.listen,
+            "127.0.0.1:9000".parse().unwrap(),
+            "the flag wins"
+        );
+        let forward = config.forward.unwrap();
+        assert_eq!(forward.url.as_str(), "https://team.example/hooks");
+        assert_eq!(forward.retry_for, Duration::from_secs(25));
+        assert_eq!(
+            (forward.concurrency, forward.timeout),
+            (4, Duration::from_secs(10))
+        );
+        assert_eq!(forward.secret.unwrap().len(), 24);
+
+        std::fs::write(&file, "listen = \"0.0.0.0:8080\"\nforwrd_url = \"x\"\n").unwrap();
+        let err = parse(&["--config", path]).unwrap_err().to_string();
+        assert!(
+            err.contains("AIRUDDER_CONFIG") && err.contains("forwrd_url"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

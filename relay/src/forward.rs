@@ -1,0 +1,231 @@
+//! Forwarding: each notification POSTed to the team's service, signed per Standard Webhooks,
+//! retried with backoff and jitter until it is accepted or its time is up.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use airudder_webhook::{Delivery, GiveUp, HandleNotification};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+
+use crate::config::Forward;
+use crate::event::{Relayed, webhook_id};
+
+/// The longest wait between two tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// The wait after the first failed try; it doubles after each.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The handler of a forwarding relay.
+#[derive(Clone)]
+pub(crate) struct Forwarder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    config: Forward,
+    /// One per forward in flight.
+    slots: Semaphore,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one try failed.
+#[derive(Debug)]
+enum Failure {
+    /// The service answered, but not 2xx.
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// No answer: refused, reset, timed out.
+    Transport(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Status { status, .. } => write!(f, "the service answered {status}"),
+            Self::Transport(err) => write!(f, "no answer from the service: {err}"),
+        }
+    }
+}
+
+impl Forwarder {
+    /// A forwarder with its own HTTP client (rustls, the system's roots).
+    pub(crate) fn new(config: Forward) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("airudder-relay/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                slots: Semaphore::new(config.concurrency),
+                client,
+                config,
+            }),
+        })
+    }
+
+    /// One try: 2xx is done.
+    async fn post(&self, relayed: &Relayed, id: &str, attempt: u32) -> Result<(), Failure> {
+        let inner = &self.inner;
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let mut request = inner
+            .client
+            .post(inner.config.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("airudder-attempt", attempt.to_string())
+            .body(relayed.body.clone());
+        if let Some(key) = &inner.config.secret {
+            request = request.header("webhook-signature", sign(key, id, timestamp, &relayed.body));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| Failure::Transport(describe(&err)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = match status.as_u16() {
+            429 | 503 => response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
+            _ => None,
+        };
+        Err(Failure::Status {
+            status: status.as_u16(),
+            retry_after,
+        })
+    }
+}
+
+/// What went wrong with a request, without the URL's query (it may carry a token).
+fn describe(err: &reqwest::Error) -> String {
+    let what = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "the request failed"
+    };
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        cause = inner.to_string();
+        source = inner.source();
+    }
+    if cause.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what} ({cause})")
+    }
+}
+
+/// `v1,` and the base64 of HMAC-SHA256(key, "{id}.{timestamp}.{body}"), per Standard Webhooks.
+pub(crate) fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
+    // An HMAC takes a key of any length.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    format!("v1,{signature}")
+}
+
+/// Half the backoff, and a random part of the other half: tries of many notifications spread
+/// out instead of hitting a recovering service at once.
+fn jittered(backoff: Duration) -> Duration {
+    let half = backoff / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+impl HandleNotification<Relayed> for Forwarder {
+    type Error = GiveUp;
+
+    async fn handle(&self, delivery: Delivery<Relayed>) -> Result<(), GiveUp> {
+        let id = webhook_id(delivery.event());
+        let deadline = delivery.received_at() + self.inner.config.retry_for;
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let tried = {
+                let _slot = self.inner.slots.acquire().await;
+                self.post(delivery.event(), &id, attempt).await
+            };
+            let failure = match tried {
+                Ok(()) => {
+                    tracing::info!(webhook_id = %id, attempt, "forwarded");
+                    return Ok(());
+                }
+                Err(failure) => failure,
+            };
+            let wait = match &failure {
+                Failure::Status {
+                    retry_after: Some(after),
+                    ..
+                } => *after,
+                _ => jittered(backoff),
+            };
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            if SystemTime::now() + wait > deadline {
+                tracing::error!(webhook_id = %id, attempt, error = %failure, "not forwarded in time: a dead letter now");
+                return Err(GiveUp::new(format!(
+                    "not forwarded within {} of receipt, after {attempt} tries; the last: {failure}",
+                    humantime::format_duration(self.inner.config.retry_for)
+                )));
+            }
+            tracing::warn!(webhook_id = %id, attempt, error = %failure, retry_in_ms = wait.as_millis() as u64, "forward failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_the_standard_webhooks_one() {
+        // The example of the Standard Webhooks specification's reference libraries.
+        let key = base64::engine::general_purpose::STANDARD
+            .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .unwrap();
+        let signature = sign(
+            &key,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn the_jitter_stays_between_half_and_the_whole_backoff() {
+        for _ in 0..1000 {
+            let wait = jittered(Duration::from_secs(8));
+            assert!(wait >= Duration::from_secs(4) && wait <= Duration::from_secs(8));
+        }
+    }
+}

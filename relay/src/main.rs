@@ -1,0 +1,45 @@
+//! `airudder-relay`: receives Airudder's task notifications, stores them, and prints them as
+//! JSON lines on stdout or forwards them, signed per Standard Webhooks, to any team's service.
+//!
+//! Run with: `cargo run -p airudder-relay` (every setting: `cargo run -p airudder-relay --
+//! --help`).
+
+mod config;
+mod event;
+mod forward;
+mod print;
+mod server;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = config::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = match cli.load() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("airudder-relay: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    // The one TLS provider this binary carries (ring: no C toolchain beyond cc, no OpenSSL).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match server::run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("airudder-relay: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

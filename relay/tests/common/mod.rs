@@ -1,0 +1,262 @@
+//! The relay as a real process, a team's service as a real server, both on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+/// The sender's example body.
+pub(crate) const EXAMPLE: &[u8] =
+    include_bytes!("../../../tests/data/task_notification.example.json");
+
+/// The example with its own task id, bytes otherwise as the sender wrote them.
+pub(crate) fn notification(task: &str) -> Vec<u8> {
+    let text = std::str::from_utf8(EXAMPLE).unwrap();
+    text.replace("ic1a7a8f2bxxx9f5e343a2ec25a9b2", task)
+        .into_bytes()
+}
+
+/// A directory of its own, removed when dropped.
+pub(crate) struct DataDir(pub(crate) PathBuf);
+
+impl DataDir {
+    pub(crate) fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("airudder-relay-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) struct Relay {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
+    pub(crate) stdout: Lines<BufReader<ChildStdout>>,
+    pub(crate) stderr: Lines<BufReader<ChildStderr>>,
+}
+
+pub(crate) async fn next_line<R: tokio::io::AsyncRead + Unpin>(
+    lines: &mut Lines<BufReader<R>>,
+) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("a line within 30 s")
+        .unwrap()
+}
+
+/// Starts the relay on port 0 with `data` and `env`; returns once it listens.
+pub(crate) async fn start(data: &DataDir, env: &[(&str, &str)]) -> Relay {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airudder-relay"))
+        .env("AIRUDDER_LISTEN", "127.0.0.1:0")
+        .env("AIRUDDER_DATA_DIR", &data.0)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut startup = String::new();
+    let addr = loop {
+        let Some(line) = next_line(&mut stderr).await else {
+            panic!("the relay exited before it listened:\n{startup}");
+        };
+        if let Some(rest) = line.strip_prefix("listening on http://") {
+            break rest.trim_end_matches("/airudder/task").to_owned();
+        }
+        startup.push_str(&line);
+        startup.push('\n');
+    };
+    Relay {
+        child,
+        addr,
+        stdout,
+        stderr,
+    }
+}
+
+impl Relay {
+    /// Posts a body as Airudder does; returns the status.
+    pub(crate) async fn post(&self, body: Vec<u8>) -> u16 {
+        client()
+            .post(format!("http://{}/airudder/task", self.addr))
+            .header("content-type", "application/json")
+            .header("user-agent", "Airudder")
+            .body(body)
+            .send()
+            .await
+            .expect("the relay answers")
+            .status()
+            .as_u16()
+    }
+
+    /// SIGTERM, and the exit status (within 60 s).
+    pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the relay exits after SIGTERM")
+            .unwrap()
+    }
+
+    /// SIGKILL, as a crash.
+    pub(crate) async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    /// Everything left on stderr.
+    pub(crate) async fn logs(&mut self) -> String {
+        let mut logs = String::new();
+        while let Some(line) = next_line(&mut self.stderr).await {
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+        logs
+    }
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// A free port on loopback (bound, then let go).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One request the service received.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Received {
+    pub(crate) fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// A team's service: records every request, answers `status` after `delay_ms`.
+#[derive(Clone)]
+pub(crate) struct Service {
+    pub(crate) received: Arc<Mutex<Vec<Received>>>,
+    pub(crate) status: Arc<AtomicU16>,
+    pub(crate) delay_ms: Arc<AtomicU64>,
+}
+
+impl Service {
+    /// Listens on `port` of 127.0.0.1 until the test ends.
+    pub(crate) async fn start(port: u16) -> Self {
+        let service = Self {
+            received: Arc::default(),
+            status: Arc::new(AtomicU16::new(200)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
+        };
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap();
+        let this = service.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let this = this.clone();
+                tokio::spawn(async move {
+                    let answer = hyper::service::service_fn(
+                        move |request: http::Request<hyper::body::Incoming>| {
+                            let this = this.clone();
+                            async move {
+                                let (parts, body) = request.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                this.received.lock().unwrap().push(Received {
+                                    headers: parts.headers,
+                                    body,
+                                });
+                                let delay = this.delay_ms.load(Ordering::SeqCst);
+                                if delay > 0 {
+                                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                                }
+                                let mut response =
+                                    http::Response::new(Full::new(Bytes::from_static(b"{}")));
+                                *response.status_mut() =
+                                    http::StatusCode::from_u16(this.status.load(Ordering::SeqCst))
+                                        .unwrap();
+                                Ok::<_, Infallible>(response)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), answer)
+                        .await;
+                });
+            }
+        });
+        service
+    }
+
+    pub(crate) fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` requests have arrived.
+    pub(crate) async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} forwards arrived within {within:?}",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The task id of a forwarded body.
+pub(crate) fn task_id(body: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+    value["task_id"].as_str().unwrap().to_owned()
+}
