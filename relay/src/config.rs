@@ -25,6 +25,10 @@ pub(crate) struct Cli {
 
     #[command(flatten)]
     pub(crate) settings: Settings,
+
+    /// Without a command, the relay runs; a command asks a running relay's admin API.
+    #[command(subcommand)]
+    pub(crate) command: Option<crate::operate::Operate>,
 }
 
 /// Every setting as given, before validation; the same fields are the file's keys.
@@ -116,6 +120,23 @@ pub(crate) struct Settings {
     )]
     #[serde(default, deserialize_with = "scalar")]
     forward_secret: Option<String>,
+
+    /// The admin API's address (GET /admin/stats, /admin/dead-letters, …) [default:
+    /// 127.0.0.1:3001]
+    #[arg(long, env = "AIRUDDER_ADMIN_LISTEN", value_name = "ADDR")]
+    #[serde(default, deserialize_with = "scalar")]
+    admin_listen: Option<String>,
+
+    /// The bearer token the admin API asks for; without it the admin API listens on loopback
+    /// only [default: unset]
+    #[arg(
+        long,
+        env = "AIRUDDER_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    #[serde(default, deserialize_with = "scalar")]
+    admin_token: Option<String>,
 }
 
 /// A TOML string, integer, float or boolean, as the text a variable would hold.
@@ -179,6 +200,8 @@ pub(crate) struct Config {
     pub(crate) token: Option<String>,
     pub(crate) handler_delay: Duration,
     pub(crate) forward: Option<Forward>,
+    pub(crate) admin_listen: SocketAddr,
+    pub(crate) admin_token: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -193,6 +216,8 @@ impl fmt::Debug for Config {
             .field("token", &self.token.as_ref().map(|_| "set"))
             .field("handler_delay", &self.handler_delay)
             .field("forward", &self.forward)
+            .field("admin_listen", &self.admin_listen)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "set"))
             .finish()
     }
 }
@@ -239,6 +264,8 @@ impl Settings {
             retry_for: self.retry_for.or(file.retry_for),
             forward_concurrency: self.forward_concurrency.or(file.forward_concurrency),
             forward_secret: self.forward_secret.or(file.forward_secret),
+            admin_listen: self.admin_listen.or(file.admin_listen),
+            admin_token: self.admin_token.or(file.admin_token),
         }
     }
 }
@@ -405,7 +432,25 @@ impl Settings {
                 "applies to the printing mode only, and AIRUDDER_FORWARD_URL is set: drop one",
             ));
         }
+        let admin_listen = self.admin_listen.as_deref().unwrap_or("127.0.0.1:3001");
+        let admin_listen = admin_listen.trim().parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new(
+                "AIRUDDER_ADMIN_LISTEN",
+                format!("{admin_listen:?} is not an address and port, like 127.0.0.1:3001"),
+            )
+        })?;
+        let admin_token = self.admin_token.filter(|token| !token.is_empty());
+        if admin_token.is_none() && !admin_listen.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "AIRUDDER_ADMIN_LISTEN",
+                format!(
+                    "{admin_listen} is not on loopback, and AIRUDDER_ADMIN_TOKEN is not set: set a token, or listen on 127.0.0.1"
+                ),
+            ));
+        }
         Ok(Config {
+            admin_listen,
+            admin_token,
             listen,
             ack,
             data_dir: PathBuf::from(self.data_dir.unwrap_or_else(|| "./airudder-data".into())),
@@ -461,7 +506,7 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_key_and_what_it_accepts() {
-        let cases: [(&[&str], &str); 8] = [
+        let cases: [(&[&str], &str); 9] = [
             (
                 &["--listen", "nowhere"],
                 "AIRUDDER_LISTEN (listen in the file): \"nowhere\" is not an address",
@@ -493,6 +538,10 @@ mod tests {
             (
                 &["--forward-url", "http://x", "--handler-delay-ms", "5"],
                 "AIRUDDER_HANDLER_DELAY_MS (handler_delay_ms in the file): applies to the printing mode only",
+            ),
+            (
+                &["--admin-listen", "0.0.0.0:3001"],
+                "AIRUDDER_ADMIN_LISTEN (admin_listen in the file): 0.0.0.0:3001 is not on loopback, and AIRUDDER_ADMIN_TOKEN is not set",
             ),
         ];
         for (args, says) in cases {

@@ -4,9 +4,11 @@
 //! Run with: `cargo run -p airudder-relay` (every setting: `cargo run -p airudder-relay --
 //! --help`).
 
+mod admin;
 mod config;
 mod event;
 mod forward;
+mod operate;
 mod print;
 mod server;
 
@@ -18,7 +20,12 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = config::Cli::parse();
+    let mut cli = config::Cli::parse();
+    // The one TLS provider this binary carries (ring: no C toolchain beyond cc, no OpenSSL).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Some(command) = cli.command.take() {
+        return command.run().await;
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -33,8 +40,6 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The one TLS provider this binary carries (ring: no C toolchain beyond cc, no OpenSSL).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     match server::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

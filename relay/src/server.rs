@@ -10,6 +10,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 
+use crate::admin::{self, Stored};
 use crate::config::{Ack, Config};
 use crate::event::Relayed;
 use crate::forward::Forwarder;
@@ -53,17 +54,21 @@ async fn serve<H: HandleNotification<Relayed> + Clone>(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let builder = tuning(Receiver::builder_for(handler));
     let mut redb = None;
+    let mut stored = Stored::Nothing;
     let builder = match config.ack {
         Ack::Durable => match &config.database_url {
             Some(url) => {
                 let options = PostgresOptions::default()
                     .schema(config.database_schema.clone())?
                     .lease(config.lease);
-                builder.durable(PostgresStore::connect_with(url, options).await?)
+                let store = PostgresStore::connect_with(url, options).await?;
+                stored = Stored::Postgres(store.clone());
+                builder.durable(store)
             }
             None => {
                 let store = RedbStore::open(&config.data_dir)?;
                 redb = Some(store.clone());
+                stored = Stored::Redb(store.clone());
                 builder.durable(store)
             }
         },
@@ -79,6 +84,22 @@ async fn serve<H: HandleNotification<Relayed> + Clone>(
     };
     let receiver = builder.build()?;
     let shutdown = receiver.shutdown_handle();
+    let admin = admin::router(receiver.clone(), stored, config.admin_token.clone())?;
+    let admin_listener = tokio::net::TcpListener::bind(config.admin_listen).await?;
+    say(&format!(
+        "admin API on http://{}/admin/stats{}",
+        admin_listener.local_addr()?,
+        if config.admin_token.is_some() {
+            ""
+        } else {
+            " (no AIRUDDER_ADMIN_TOKEN: loopback only)"
+        }
+    ));
+    let admin_server = tokio::spawn(async move {
+        axum::serve(admin_listener, admin)
+            .with_graceful_shutdown(airudder_webhook::shutdown_signal())
+            .await
+    });
     let ready = {
         let receiver = receiver.clone();
         move || {
@@ -116,6 +137,7 @@ async fn serve<H: HandleNotification<Relayed> + Clone>(
         .with_graceful_shutdown(airudder_webhook::shutdown_signal())
         .await?;
     let report = shutdown.shutdown(DRAIN).await;
+    let _ = admin_server.await;
     say(&format!(
         "stopped: {} handled, {} failed, {} left unhandled",
         report.handled, report.failed, report.left

@@ -118,8 +118,27 @@ async fn a_relay_killed_mid_forward_forwards_again_after_its_restart_under_the_s
     assert_eq!(service.received().len(), 2, "done once accepted");
 }
 
+/// Runs an operator command against the relay's admin API, with the admin token.
+async fn operate(relay: &common::Relay, args: &[&str]) -> (bool, String, String) {
+    let admin = format!("http://{}", relay.admin);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_airudder-relay"))
+        .args(args)
+        .args(["--admin", &admin])
+        .env("AIRUDDER_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+const ADMIN_TOKEN: &str = "admin-7Kq2";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_notification_the_service_keeps_refusing_is_a_dead_letter_after_retry_for() {
+async fn a_notification_refused_until_fixed_is_a_dead_letter_listed_live_and_replayed() {
     let data = DataDir::new();
     let port = free_port();
     let service = Service::start(port).await;
@@ -130,10 +149,11 @@ async fn a_notification_the_service_keeps_refusing_is_a_dead_letter_after_retry_
         &[
             ("AIRUDDER_FORWARD_URL", url.as_str()),
             ("AIRUDDER_RETRY_FOR", "3s"),
+            ("AIRUDDER_ADMIN_TOKEN", ADMIN_TOKEN),
         ],
     )
     .await;
-    assert_eq!(relay.post(notification("refused-for-good")).await, 200);
+    assert_eq!(relay.post(notification("refused-until-fixed")).await, 200);
     // Tries at about 0, 1 and 3 s; the next would be past the 3 s.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let tries = service.received();
@@ -146,22 +166,55 @@ async fn a_notification_the_service_keeps_refusing_is_a_dead_letter_after_retry_
             .all(|t| t.header("webhook-signature").is_empty()),
         "no secret, no signature"
     );
+
+    // The admin API asks for its token.
+    let anonymous = common::client()
+        .get(format!("http://{}/admin/dead-letters", relay.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let (ok, listed, _) = operate(&relay, &["dead-letters"]).await;
+    assert!(ok && listed.contains("refused-until-fixed"), "{listed}");
+    assert!(
+        listed.contains("not forwarded within 3s") && listed.contains("the service answered 500"),
+        "{listed}"
+    );
+    let (ok, json, _) = operate(&relay, &["dead-letters", "--json"]).await;
+    assert!(ok);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let id = json[0]["id"].as_u64().expect("an id");
+    let (ok, shown, _) = operate(&relay, &["show", &id.to_string()]).await;
+    assert!(
+        ok && shown.contains("\"task_id\": \"refused-until-fixed\""),
+        "{shown}"
+    );
+
+    // Fixed: replayed while the relay runs, and delivered.
+    service.status.store(200, Ordering::SeqCst);
+    let (ok, said, _) = operate(&relay, &["replay", &id.to_string()]).await;
+    assert!(ok && said.contains("pending again"), "{said}");
+    let received = service
+        .wait_for(tries.len() + 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        task_id(&received.last().unwrap().body),
+        "refused-until-fixed"
+    );
+    let (ok, listed, _) = operate(&relay, &["dead-letters"]).await;
+    assert_eq!((ok, listed.trim()), (true, "No dead letters."));
+    let (ok, _, err) = operate(&relay, &["show", "999"]).await;
+    assert!(!ok && err.contains("no dead letter 999"), "{err}");
+
     let status = relay.terminate().await;
     assert!(status.success(), "exit {status}");
     let logs = relay.logs().await;
     assert!(
-        logs.contains("stopped: 0 handled, 1 failed, 0 left unhandled"),
+        logs.contains("stopped: 1 handled, 1 failed, 0 left unhandled"),
         "{logs}"
     );
-
     let store = RedbStore::open(&data.0).unwrap();
-    let dead = store.dead_letters().await.unwrap();
-    assert_eq!(dead.len(), 1);
-    let error = dead[0].last_error.as_deref().unwrap_or_default();
-    assert!(
-        error.contains("not forwarded within 3s") && error.contains("the service answered 500"),
-        "{error}"
-    );
+    assert!(store.dead_letters().await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -48,6 +48,8 @@ impl Drop for DataDir {
 pub(crate) struct Relay {
     pub(crate) child: Child,
     pub(crate) addr: String,
+    /// The admin API's address.
+    pub(crate) admin: String,
     pub(crate) stdout: Lines<BufReader<ChildStdout>>,
     pub(crate) stderr: Lines<BufReader<ChildStderr>>,
 }
@@ -65,6 +67,7 @@ pub(crate) async fn next_line<R: tokio::io::AsyncRead + Unpin>(
 pub(crate) async fn start(data: &DataDir, env: &[(&str, &str)]) -> Relay {
     let mut child = Command::new(env!("CARGO_BIN_EXE_airudder-relay"))
         .env("AIRUDDER_LISTEN", "127.0.0.1:0")
+        .env("AIRUDDER_ADMIN_LISTEN", "127.0.0.1:0")
         .env("AIRUDDER_DATA_DIR", &data.0)
         .env("RUST_LOG", "info")
         .envs(env.iter().copied())
@@ -77,19 +80,24 @@ pub(crate) async fn start(data: &DataDir, env: &[(&str, &str)]) -> Relay {
     let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut startup = String::new();
-    let addr = loop {
+    let (mut addr, mut admin) = (None, None);
+    while addr.is_none() || admin.is_none() {
         let Some(line) = next_line(&mut stderr).await else {
             panic!("the relay exited before it listened:\n{startup}");
         };
         if let Some(rest) = line.strip_prefix("listening on http://") {
-            break rest.trim_end_matches("/airudder/task").to_owned();
+            addr = Some(rest.trim_end_matches("/airudder/task").to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("admin API on http://") {
+            admin = Some(rest.split('/').next().unwrap_or_default().to_owned());
         }
         startup.push_str(&line);
         startup.push('\n');
-    };
+    }
     Relay {
         child,
-        addr,
+        addr: addr.unwrap(),
+        admin: admin.unwrap(),
         stdout,
         stderr,
     }
