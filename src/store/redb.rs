@@ -571,6 +571,10 @@ fn open_database(shared: &Shared) -> Result<Arc<Database>, StoreError> {
         for (id, err) in bad {
             tables.apply(id, &err)?;
         }
+        // A real write, so that an open (a reopen after an I/O error above all) proves that
+        // the disk takes writes: a transaction that changes nothing commits even on a dead one.
+        let opened = u64::try_from(millis(SystemTime::now())).unwrap_or(0);
+        meta.insert("opened_at_ms", opened).map_err(unavailable)?;
     }
     tx.commit().map_err(unavailable)?;
     Ok(Arc::new(db))
