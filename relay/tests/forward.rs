@@ -222,7 +222,9 @@ async fn with_nothing_set_it_prints_each_notification_as_a_json_line() {
     let data = DataDir::new();
     let mut relay = start(&data, &[]).await;
     assert_eq!(relay.post(notification("printed")).await, 200);
-    let line = next_line(&mut relay.stdout).await.expect("one line");
+    let line = next_line(relay.stdout.as_mut().unwrap())
+        .await
+        .expect("one line");
     let printed: serde_json::Value = serde_json::from_str(&line).expect("JSON");
     assert_eq!(printed["task_id"], "printed");
     for probe in ["health", "ready"] {
@@ -236,7 +238,7 @@ async fn with_nothing_set_it_prints_each_notification_as_a_json_line() {
     let status = relay.terminate().await;
     assert!(status.success());
     assert_eq!(
-        next_line(&mut relay.stdout).await,
+        next_line(relay.stdout.as_mut().unwrap()).await,
         None,
         "nothing else on stdout"
     );

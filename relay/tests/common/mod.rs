@@ -50,7 +50,8 @@ pub(crate) struct Relay {
     pub(crate) addr: String,
     /// The admin API's address.
     pub(crate) admin: String,
-    pub(crate) stdout: Lines<BufReader<ChildStdout>>,
+    /// `None` when thrown away.
+    pub(crate) stdout: Option<Lines<BufReader<ChildStdout>>>,
     pub(crate) stderr: Lines<BufReader<ChildStderr>>,
 }
 
@@ -65,6 +66,18 @@ pub(crate) async fn next_line<R: tokio::io::AsyncRead + Unpin>(
 
 /// Starts the relay on port 0 with `data` and `env`; returns once it listens.
 pub(crate) async fn start(data: &DataDir, env: &[(&str, &str)]) -> Relay {
+    start_with(data, env, Stdio::piped()).await
+}
+
+/// The same, its stdout thrown away and its log at WARN (a log line a request would fill the
+/// pipe nobody reads), for a load.
+pub(crate) async fn start_quiet(data: &DataDir, env: &[(&str, &str)]) -> Relay {
+    let mut quiet = vec![("RUST_LOG", "warn")];
+    quiet.extend_from_slice(env);
+    start_with(data, &quiet, Stdio::null()).await
+}
+
+async fn start_with(data: &DataDir, env: &[(&str, &str)], stdout: Stdio) -> Relay {
     let mut child = Command::new(env!("CARGO_BIN_EXE_airudder-relay"))
         .env("AIRUDDER_LISTEN", "127.0.0.1:0")
         .env("AIRUDDER_ADMIN_LISTEN", "127.0.0.1:0")
@@ -72,12 +85,12 @@ pub(crate) async fn start(data: &DataDir, env: &[(&str, &str)]) -> Relay {
         .env("RUST_LOG", "info")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stdout = child.stdout.take().map(|out| BufReader::new(out).lines());
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut startup = String::new();
     let (mut addr, mut admin) = (None, None);
@@ -167,6 +180,8 @@ pub(crate) fn free_port() -> u16 {
 pub(crate) struct Received {
     pub(crate) headers: http::HeaderMap,
     pub(crate) body: Bytes,
+    /// When it arrived.
+    pub(crate) at: Instant,
 }
 
 impl Received {
@@ -209,6 +224,7 @@ impl Service {
                         move |request: http::Request<hyper::body::Incoming>| {
                             let this = this.clone();
                             async move {
+                                let at = Instant::now();
                                 let (parts, body) = request.into_parts();
                                 let body = body
                                     .collect()
@@ -218,6 +234,7 @@ impl Service {
                                 this.received.lock().unwrap().push(Received {
                                     headers: parts.headers,
                                     body,
+                                    at,
                                 });
                                 let delay = this.delay_ms.load(Ordering::SeqCst);
                                 if delay > 0 {

@@ -1,0 +1,128 @@
+//! Notifications a second from the sender to the team's service through the relay (embedded
+//! store, durable ack, forwarding), beside the relay's ingest alone (printing mode) and a
+//! direct post to the service, all in the same run on loopback; and the time from the sender's
+//! post to the service's receipt.
+//!
+//! Run with: cargo bench -p airudder-relay --bench relay
+//! Under `cargo test --benches` it sends a few hundred notifications only.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{DataDir, free_port, notification, start_quiet};
+
+/// Posts `count` distinct notifications to `url` from `concurrency` keep-alive connections;
+/// returns when each was posted (by task id) and the whole run's length.
+async fn load(
+    url: &str,
+    count: usize,
+    concurrency: usize,
+    prefix: &str,
+) -> (HashMap<String, Instant>, Duration) {
+    let client = common::client();
+    let posted = Arc::new(Mutex::new(HashMap::with_capacity(count)));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, posted, next) = (client.clone(), Arc::clone(&posted), Arc::clone(&next));
+            let (url, prefix) = (url.to_owned(), prefix.to_owned());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= count {
+                        return;
+                    }
+                    let task = format!("{prefix}-{i:08}");
+                    let at = Instant::now();
+                    let answer = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(notification(&task))
+                        .send()
+                        .await
+                        .expect("an answer");
+                    assert!(answer.status().is_success(), "{}", answer.status());
+                    posted.lock().unwrap().insert(task, at);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let posted = Arc::try_unwrap(posted).unwrap().into_inner().unwrap();
+    (posted, elapsed)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let timed = std::env::args().any(|arg| arg == "--bench");
+    let count = if timed { 20_000 } else { 300 };
+    let concurrency = 64;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let port = free_port();
+        let service = common::Service::start(port).await;
+        let target = format!("http://127.0.0.1:{port}/hooks");
+
+        // (a) the service alone.
+        let (_, direct) = load(&target, count, concurrency, "direct").await;
+        service.received.lock().unwrap().clear();
+
+        // (b) the relay's durable ingest alone: printing mode, its stdout thrown away.
+        let data_b = DataDir::new();
+        let mut ingest = start_quiet(&data_b, &[]).await;
+        let ingest_url = format!("http://{}/airudder/task", ingest.addr);
+        let (_, ingest_time) = load(&ingest_url, count, concurrency, "ingest").await;
+        assert!(ingest.terminate().await.success());
+
+        // (c) through the relay to the service.
+        let data_c = DataDir::new();
+        let mut relay = start_quiet(&data_c, &[("AIRUDDER_FORWARD_URL", &target)]).await;
+        let relay_url = format!("http://{}/airudder/task", relay.addr);
+        let started = Instant::now();
+        let (posted, _) = load(&relay_url, count, concurrency, "through").await;
+        let received = service.wait_for(count, Duration::from_secs(600)).await;
+        let through = started.elapsed();
+        assert!(relay.terminate().await.success());
+
+        let mut latencies: Vec<Duration> = received
+            .iter()
+            .filter_map(|r| Some(r.at.saturating_duration_since(*posted.get(&common::task_id(&r.body))?)))
+            .collect();
+        latencies.sort_unstable();
+        assert_eq!(received.len(), count);
+        let rate = |elapsed: Duration| count as f64 / elapsed.as_secs_f64();
+        println!(
+            "\n{count} distinct notifications (the sender's example, 2.8 KB), {concurrency} keep-alive \
+             connections, everything on one machine (the relay, the service and the load share its cores)\n"
+        );
+        println!("| path | notifications/s | ratio |");
+        println!("| --- | --- | --- |");
+        println!("| (a) sender to the service directly | {:.0} | |", rate(direct));
+        println!("| (b) sender to the relay: durable ingest alone (printing) | {:.0} | |", rate(ingest_time));
+        println!(
+            "| (c) sender through the relay to the service's 2xx (durable, forwarding) | {:.0} | (c)/(b) = {:.2} (target >= 0.8) |",
+            rate(through),
+            through.as_secs_f64().recip() / ingest_time.as_secs_f64().recip()
+        );
+        println!(
+            "\ntime from the sender's post to the service's receipt through the relay: median {:.1} ms, p99 {:.1} ms",
+            percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
+            percentile(&latencies, 0.99).as_secs_f64() * 1000.0
+        );
+    });
+}
