@@ -68,6 +68,11 @@ fn main() {
     let timed = std::env::args().any(|arg| arg == "--bench");
     let count = if timed { 20_000 } else { 300 };
     let concurrency = 64;
+    // `-- --forward-concurrency=N` for the relay's AIRUDDER_FORWARD_CONCURRENCY (default 16).
+    let forward_concurrency = std::env::args().find_map(|arg| {
+        arg.strip_prefix("--forward-concurrency=")
+            .map(str::to_owned)
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -91,7 +96,11 @@ fn main() {
 
         // (c) through the relay to the service.
         let data_c = DataDir::new();
-        let mut relay = start_quiet(&data_c, &[("AIRUDDER_FORWARD_URL", &target)]).await;
+        let mut env = vec![("AIRUDDER_FORWARD_URL", target.as_str())];
+        if let Some(n) = &forward_concurrency {
+            env.push(("AIRUDDER_FORWARD_CONCURRENCY", n.as_str()));
+        }
+        let mut relay = start_quiet(&data_c, &env).await;
         let relay_url = format!("http://{}/airudder/task", relay.addr);
         let started = Instant::now();
         let (posted, _) = load(&relay_url, count, concurrency, "through").await;
@@ -108,7 +117,9 @@ fn main() {
         let rate = |elapsed: Duration| count as f64 / elapsed.as_secs_f64();
         println!(
             "\n{count} distinct notifications (the sender's example, 2.8 KB), {concurrency} keep-alive \
-             connections, everything on one machine (the relay, the service and the load share its cores)\n"
+             connections, everything on one machine (the relay, the service and the load share its cores); \
+             forward concurrency {}\n",
+            forward_concurrency.as_deref().unwrap_or("16 (the default)")
         );
         println!("| path | notifications/s | ratio |");
         println!("| --- | --- | --- |");

@@ -30,6 +30,19 @@ pub(crate) enum Stored {
 }
 
 impl Stored {
+    /// Whether the store answers now: the embedded one is not recovering from an I/O error;
+    /// PostgreSQL answers a read by key within 2 s.
+    pub(crate) async fn answers(&self) -> bool {
+        match self {
+            Self::Redb(store) => !store.is_recovering(),
+            Self::Postgres(store) => matches!(
+                tokio::time::timeout(std::time::Duration::from_secs(2), store.get(0)).await,
+                Ok(Ok(_))
+            ),
+            Self::Nothing => true,
+        }
+    }
+
     async fn pending(&self) -> Result<Vec<Record>, StoreError> {
         match self {
             Self::Redb(store) => store.pending().await,

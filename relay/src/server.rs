@@ -53,7 +53,6 @@ async fn serve<H: HandleNotification<Relayed> + Clone>(
     tuning: impl FnOnce(ReceiverBuilder<Relayed, H>) -> ReceiverBuilder<Relayed, H>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let builder = tuning(Receiver::builder_for(handler));
-    let mut redb = None;
     let mut stored = Stored::Nothing;
     let builder = match config.ack {
         Ack::Durable => match &config.database_url {
@@ -67,7 +66,6 @@ async fn serve<H: HandleNotification<Relayed> + Clone>(
             }
             None => {
                 let store = RedbStore::open(&config.data_dir)?;
-                redb = Some(store.clone());
                 stored = Stored::Redb(store.clone());
                 builder.durable(store)
             }
@@ -84,7 +82,7 @@ async fn serve<H: HandleNotification<Relayed> + Clone>(
     };
     let receiver = builder.build()?;
     let shutdown = receiver.shutdown_handle();
-    let admin = admin::router(receiver.clone(), stored, config.admin_token.clone())?;
+    let admin = admin::router(receiver.clone(), stored.clone(), config.admin_token.clone())?;
     let admin_listener = tokio::net::TcpListener::bind(config.admin_listen).await?;
     say(&format!(
         "admin API on http://{}/admin/stats{}",
@@ -101,12 +99,11 @@ async fn serve<H: HandleNotification<Relayed> + Clone>(
             .await
     });
     let ready = {
-        let receiver = receiver.clone();
+        let (receiver, stored) = (receiver.clone(), stored.clone());
         move || {
-            let store_up = redb.as_ref().is_none_or(|store| !store.is_recovering());
-            let ready = receiver.is_ready() && store_up;
+            let (receiver, stored) = (receiver.clone(), stored.clone());
             async move {
-                if ready {
+                if receiver.is_ready() && stored.answers().await {
                     (StatusCode::OK, "ready")
                 } else {
                     (StatusCode::SERVICE_UNAVAILABLE, "not ready")
