@@ -226,32 +226,56 @@ async fn dead_letters(
     records(admin.store.dead_letters().await, &query)
 }
 
-fn records(read: Result<Vec<Record>, StoreError>, query: &HashMap<String, String>) -> Response {
-    let records = match read {
-        Ok(records) => records,
+/// A page of `read`, each item as `summary` makes it.
+fn list<T>(
+    read: Result<Vec<T>, StoreError>,
+    id: impl Fn(&T) -> RecordId,
+    summary: impl Fn(&T) -> Value,
+    query: &HashMap<String, String>,
+) -> Response {
+    let all = match read {
+        Ok(all) => all,
         Err(err) => return store_error(err),
     };
-    match page(records, |record| record.id, query) {
-        Ok((records, next)) => listing(records.iter().map(summary).collect(), next),
+    match page(all, id, query) {
+        Ok((items, next)) => listing(items.iter().map(summary).collect(), next),
         Err(message) => error(StatusCode::BAD_REQUEST, message),
     }
 }
 
-async fn dead_letter(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    match admin.store.dead_letters().await {
-        Ok(dead) => match dead.into_iter().find(|record| record.id == id) {
-            Some(record) => {
-                let mut json = summary(&record);
-                json["body"] = body_value(&record.body);
+/// One item of `read`, its summary with its body; `missing` says where to look instead.
+fn one<T>(
+    read: Result<Vec<T>, StoreError>,
+    wanted: impl Fn(&T) -> bool,
+    summary: impl Fn(&T) -> Value,
+    body: impl Fn(&T) -> &[u8],
+    missing: String,
+) -> Response {
+    match read {
+        Ok(all) => match all.iter().find(|item| wanted(item)) {
+            Some(item) => {
+                let mut json = summary(item);
+                json["body"] = body_value(body(item));
                 Json(json).into_response()
             }
-            None => error(
-                StatusCode::NOT_FOUND,
-                format!("no dead letter {id}: see GET /admin/dead-letters"),
-            ),
+            None => error(StatusCode::NOT_FOUND, missing),
         },
         Err(err) => store_error(err),
     }
+}
+
+fn records(read: Result<Vec<Record>, StoreError>, query: &HashMap<String, String>) -> Response {
+    list(read, |record| record.id, summary, query)
+}
+
+async fn dead_letter(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
+    one(
+        admin.store.dead_letters().await,
+        |record| record.id == id,
+        summary,
+        |record| &record.body,
+        format!("no dead letter {id}: see GET /admin/dead-letters"),
+    )
 }
 
 async fn replay(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
@@ -269,31 +293,22 @@ async fn rejected(
     State(admin): State<Admin>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let all = match admin.store.rejected().await {
-        Ok(all) => all,
-        Err(err) => return store_error(err),
-    };
-    match page(all, |rejected| rejected.id, &query) {
-        Ok((items, next)) => listing(items.iter().map(rejected_summary).collect(), next),
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
-    }
+    list(
+        admin.store.rejected().await,
+        |rejected| rejected.id,
+        rejected_summary,
+        &query,
+    )
 }
 
 async fn rejected_one(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    match admin.store.rejected().await {
-        Ok(all) => match all.into_iter().find(|rejected| rejected.id == id) {
-            Some(rejected) => {
-                let mut json = rejected_summary(&rejected);
-                json["body"] = body_value(&rejected.body);
-                Json(json).into_response()
-            }
-            None => error(
-                StatusCode::NOT_FOUND,
-                format!("no refused body {id}: see GET /admin/rejected"),
-            ),
-        },
-        Err(err) => store_error(err),
-    }
+    one(
+        admin.store.rejected().await,
+        |rejected| rejected.id == id,
+        rejected_summary,
+        |rejected| &rejected.body,
+        format!("no refused body {id}: see GET /admin/rejected"),
+    )
 }
 
 async fn replay_rejected(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
