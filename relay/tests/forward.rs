@@ -262,3 +262,34 @@ async fn a_bad_setting_stops_the_start_naming_its_key() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_body_is_listed_shown_and_replayed_only_once_valid() {
+    let data = DataDir::new();
+    let relay = start(&data, &[("AIRUDDER_ADMIN_TOKEN", ADMIN_TOKEN)]).await;
+    let (ok, listed, _) = operate(&relay, &["rejected"]).await;
+    assert_eq!((ok, listed.trim()), (true, "No refused bodies."));
+    // Valid JSON, not a notification: 422, and the raw bytes kept.
+    assert_eq!(relay.post(br#"{"task_id": 5}"#.to_vec()).await, 422);
+    let mut id = None;
+    for _ in 0..100 {
+        let (_, json, _) = operate(&relay, &["rejected", "--json"]).await;
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        if let Some(found) = json[0]["id"].as_u64() {
+            id = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id = id.expect("the refused body is kept").to_string();
+    let (ok, shown, _) = operate(&relay, &["show-rejected", &id]).await;
+    assert!(
+        ok && shown.contains("\"task_id\": 5") && shown.contains("422"),
+        "{shown}"
+    );
+    let (ok, _, err) = operate(&relay, &["replay-rejected", &id]).await;
+    assert!(
+        !ok && err.contains("still not a valid notification"),
+        "{err}"
+    );
+}
