@@ -3,6 +3,8 @@
 //! direct post to the service, all in the same run on loopback; and the time from the sender's
 //! post to the service's receipt.
 //!
+//! The service runs on a thread and a runtime of its own, the load on another.
+//!
 //! Run with: cargo bench -p airudder-relay --bench relay
 //! Under `cargo test --benches` it sends a few hundred notifications only.
 
@@ -78,9 +80,22 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // The service is another system: it gets a thread and a runtime of its own, so that the
+    // load does not wait for it, nor it for the load.
+    let port = free_port();
+    let (started, service) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let own = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        own.block_on(async move {
+            started.send(common::Service::start(port).await).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    let service = service.recv().unwrap();
     runtime.block_on(async {
-        let port = free_port();
-        let service = common::Service::start(port).await;
         let target = format!("http://127.0.0.1:{port}/hooks");
 
         // (a) the service alone.
