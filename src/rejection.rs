@@ -138,6 +138,13 @@ pub(crate) fn all_codes() -> impl Iterator<Item = (&'static str, StatusCode)> {
     TABLE_CODES.iter().chain(OTHER_CODES).copied()
 }
 
+/// Whether an answer with this status refuses the body itself (its size, pace or content): 400,
+/// 408, 413, 422. The one definition behind [`Rejection::is_body_refusal`] and
+/// [`Stats::rejected`](crate::Stats::rejected).
+pub(crate) fn refuses_the_body(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 408 | 413 | 422)
+}
+
 /// How many codes [`all_codes`] yields.
 pub(crate) const CODE_COUNT: usize = TABLE_CODES.len() + OTHER_CODES.len();
 
@@ -194,14 +201,7 @@ impl Rejection {
     /// Whether the body itself was refused (its size, its pace or its content: 400, 408, 413,
     /// 422): such a refusal goes to the [`OnRejected`](crate::OnRejected) hook.
     pub fn is_body_refusal(&self) -> bool {
-        matches!(
-            self.kind,
-            RejectionKind::Decode(_)
-                | RejectionKind::BodyHook
-                | RejectionKind::BodyRead { .. }
-                | RejectionKind::BodyTimeout { .. }
-                | RejectionKind::PayloadTooLarge { .. }
-        )
+        refuses_the_body(self.status())
     }
 
     /// The refusal of the authentication check, when there was one.

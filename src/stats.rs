@@ -242,7 +242,7 @@ impl Counters {
             failed: load(&self.failed),
             returned: load(&self.returned),
             rejected: refusals()
-                .filter(|((_, status), _)| matches!(status.as_u16(), 400 | 408 | 413 | 422))
+                .filter(|((_, status), _)| rejection::refuses_the_body(*status))
                 .map(|(_, count)| count)
                 .sum(),
             unavailable: answers.with_status(503),
