@@ -21,7 +21,11 @@
 //! - (d) this crate in axum, durable ack (redb, fsynced before each 200);
 //! - (e) as (c), with a handler that sleeps 1 s: the 200 must not wait for it;
 //! - (f) with `--features postgres`: this crate, durable ack on PostgreSQL (a throwaway
-//!   cluster on the same machine, started by the bench, `synchronous_commit` on).
+//!   cluster on the same machine, started by the bench, `synchronous_commit` on);
+//! - (c3) with `--features metrics`: as (c), recording into a Prometheus recorder
+//!   (`metrics-exporter-prometheus`, with histogram buckets, upkeep every 5 s and a scrape
+//!   rendered every second, as a relay scraped by Prometheus does). Row (c), in the same run,
+//!   has the feature compiled in and no recorder: what a user without metrics pays.
 //!
 //! Under `cargo test --benches` (no `--bench` argument) each server runs for a moment only, to
 //! prove the program works; timings are printed but mean nothing there.
@@ -350,6 +354,39 @@ fn main() {
                 .build()
                 .unwrap();
             serve_axum(receiver_app(shared)).await
+        }),
+    ));
+    #[cfg(feature = "metrics")]
+    runs.push((
+        "(c3) as (c), metrics on (Prometheus recorder)",
+        server.block_on(async {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    ],
+                )
+                .unwrap()
+                .build_recorder();
+            let handle = recorder.handle();
+            // The recorder only for this row's receiver: its handles are bound at build.
+            let metered = metrics::with_local_recorder(&recorder, || {
+                Receiver::builder(no_op)
+                    .allow_unauthenticated()
+                    .queue_capacity(1 << 16)
+                    .build()
+                    .unwrap()
+            });
+            // Upkeep and a scrape a second, off the server's threads, as an exporter would.
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    handle.run_upkeep();
+                    std::hint::black_box(handle.render());
+                }
+            });
+            serve_axum(receiver_app(metered)).await
         }),
     ));
     // `cargo bench --bench load -- c e` measures (a) and the rows named, for profiling one.

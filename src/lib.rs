@@ -82,6 +82,7 @@ mod handler;
 mod hooks;
 mod intake;
 pub mod layer;
+mod meters;
 pub mod receiver;
 mod redact;
 mod rejection;

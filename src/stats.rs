@@ -3,10 +3,11 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
+use crate::meters::{AttemptResult, Meters};
 use crate::rejection::{self, CODE_COUNT, Rejection};
 
 /// A snapshot of the receiver's counters.
@@ -148,10 +149,19 @@ pub(crate) struct Counters {
     /// Refusals of each code not logged since the last line.
     suppressed: [AtomicU64; CODE_COUNT],
     epoch: Instant,
+    /// The same outcomes, recorded through the `metrics` facade (feature `metrics`).
+    meters: Meters,
 }
 
 impl Default for Counters {
     fn default() -> Self {
+        Self::new("default")
+    }
+}
+
+impl Counters {
+    /// Counters for the receiver named `receiver` (its `receiver` label in metrics).
+    pub(crate) fn new(receiver: &str) -> Self {
         Self {
             queued: AtomicU64::new(0),
             handled: AtomicU64::new(0),
@@ -163,7 +173,14 @@ impl Default for Counters {
             logged_at: std::array::from_fn(|_| AtomicU64::new(0)),
             suppressed: std::array::from_fn(|_| AtomicU64::new(0)),
             epoch: Instant::now(),
+            meters: Meters::new(receiver),
         }
+    }
+
+    /// The metrics handles, for the background sampler.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn meters(&self) -> &Meters {
+        &self.meters
     }
 }
 
@@ -187,6 +204,9 @@ pub(crate) enum Fate {
 impl Counters {
     /// Counts one notification's step.
     pub(crate) fn count(&self, fate: Fate) {
+        if fate == Fate::Failed {
+            self.meters.dead_letter();
+        }
         bump(match fate {
             Fate::Queued => &self.queued,
             Fate::Handled => &self.handled,
@@ -195,16 +215,34 @@ impl Counters {
         });
     }
 
-    /// Counts one answer and, for a refusal, logs it at WARN: at most one line a second for
-    /// each reason, saying how many were not logged since. The line holds the status, the
-    /// code and the refusal's message, none of which carries a value from the body.
-    pub(crate) fn answered(&self, result: &Result<Accepted, Rejection>) {
+    /// One handler attempt (not a notification's last word: see [`count`](Self::count)).
+    pub(crate) fn attempt(&self, result: AttemptResult, elapsed: Duration) {
+        self.meters.attempt(result, elapsed);
+    }
+
+    /// Stored notifications handed to the handler again (a restart, a lapsed claim).
+    pub(crate) fn redelivered(&self, count: u64) {
+        self.meters.redelivered(count);
+    }
+
+    /// Counts one answer, given `elapsed` after the request came, and, for a refusal, logs it
+    /// at WARN: at most one line a second for each reason, saying how many were not logged
+    /// since. The line holds the status, the code and the refusal's message, none of which
+    /// carries a value from the body.
+    pub(crate) fn answered(&self, result: &Result<Accepted, Rejection>, elapsed: Duration) {
         let rejection = match result {
-            Ok(Accepted::New) => return bump(&self.accepted),
-            Ok(Accepted::Duplicate) => return bump(&self.duplicates),
+            Ok(Accepted::New) => {
+                self.meters.answered(0, elapsed);
+                return bump(&self.accepted);
+            }
+            Ok(Accepted::Duplicate) => {
+                self.meters.answered(1, elapsed);
+                return bump(&self.duplicates);
+            }
             Err(rejection) => rejection,
         };
         let index = rejection.code_index();
+        self.meters.answered(2 + index, elapsed);
         bump(&self.refused[index]);
         // Seconds from 1, so that 0 means "never logged".
         let now = self.epoch.elapsed().as_secs() + 1;
@@ -259,12 +297,12 @@ mod tests {
     #[test]
     fn every_answer_lands_on_its_reason_and_status() {
         let counters = Counters::default();
-        counters.answered(&Ok(Accepted::New));
-        counters.answered(&Ok(Accepted::Duplicate));
-        counters.answered(&Err(Rejection::unsupported_media_type()));
-        counters.answered(&Err(Rejection::unsupported_media_type()));
-        counters.answered(&Err(Rejection::queue_full()));
-        counters.answered(&Err(Rejection::payload_too_large(1)));
+        counters.answered(&Ok(Accepted::New), Duration::ZERO);
+        counters.answered(&Ok(Accepted::Duplicate), Duration::ZERO);
+        counters.answered(&Err(Rejection::unsupported_media_type()), Duration::ZERO);
+        counters.answered(&Err(Rejection::unsupported_media_type()), Duration::ZERO);
+        counters.answered(&Err(Rejection::queue_full()), Duration::ZERO);
+        counters.answered(&Err(Rejection::payload_too_large(1)), Duration::ZERO);
         let stats = counters.snapshot();
         let answers = stats.answers();
         assert_eq!(answers.get("accepted"), 1);
@@ -286,7 +324,7 @@ mod tests {
     fn a_flood_of_one_refusal_logs_one_line_a_second() {
         let counters = Counters::default();
         for _ in 0..1000 {
-            counters.answered(&Err(Rejection::method_not_allowed()));
+            counters.answered(&Err(Rejection::method_not_allowed()), Duration::ZERO);
         }
         let index = Rejection::method_not_allowed().code_index();
         assert_eq!(counters.suppressed[index].load(Ordering::Relaxed), 999);

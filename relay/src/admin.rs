@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 
 use crate::event::Relayed;
@@ -72,6 +73,7 @@ impl Stored {
 struct Admin {
     receiver: Receiver<Relayed>,
     store: Stored,
+    metrics: Option<PrometheusHandle>,
 }
 
 /// The admin routes, behind `token` when there is one.
@@ -79,9 +81,15 @@ pub(crate) fn router(
     receiver: Receiver<Relayed>,
     store: Stored,
     token: Option<String>,
+    metrics: Option<PrometheusHandle>,
 ) -> Result<Router, String> {
-    let admin = Admin { receiver, store };
+    let admin = Admin {
+        receiver,
+        store,
+        metrics,
+    };
     let routes = Router::new()
+        .route("/metrics", get(scrape))
         .route("/admin/stats", get(stats))
         .route("/admin/pending", get(pending))
         .route("/admin/dead-letters", get(dead_letters))
@@ -130,6 +138,24 @@ fn store_error(err: StoreError) -> Response {
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     error(status, err.to_string())
+}
+
+/// Every metric in Prometheus' text format.
+async fn scrape(State(admin): State<Admin>) -> Response {
+    match &admin.metrics {
+        Some(handle) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "metrics are off: another recorder was installed first",
+        ),
+    }
 }
 
 async fn stats(State(admin): State<Admin>) -> Response {

@@ -137,6 +137,34 @@ pub(crate) struct Settings {
     )]
     #[serde(default, deserialize_with = "scalar")]
     admin_token: Option<String>,
+
+    /// The largest body accepted, in bytes; larger is answered 413 [default: 33554432, 32 MiB]
+    #[arg(long, env = "AIRUDDER_BODY_LIMIT", value_name = "BYTES")]
+    #[serde(default, deserialize_with = "scalar")]
+    body_limit: Option<String>,
+
+    /// How many notifications are printed or forwarded at once [default: 4 when printing,
+    /// unbounded when forwarding, where AIRUDDER_FORWARD_CONCURRENCY bounds the requests]
+    #[arg(long, env = "AIRUDDER_WORKERS", value_name = "N")]
+    #[serde(default, deserialize_with = "scalar")]
+    workers: Option<String>,
+
+    /// How many notifications may wait for a worker before Airudder is answered 503
+    /// [default: 1024]
+    #[arg(long, env = "AIRUDDER_QUEUE_CAPACITY", value_name = "N")]
+    #[serde(default, deserialize_with = "scalar")]
+    queue_capacity: Option<String>,
+
+    /// How often the gauges of GET /metrics (queue, store, readiness) are sampled [default: 5s]
+    #[arg(long, env = "AIRUDDER_METRICS_INTERVAL", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "scalar")]
+    metrics_interval: Option<String>,
+
+    /// The log's format on stderr: `text`, or `json` (one object a line, for log shippers)
+    /// [default: text]
+    #[arg(long, env = "AIRUDDER_LOG_FORMAT", value_name = "FORMAT")]
+    #[serde(default, deserialize_with = "scalar")]
+    log_format: Option<String>,
 }
 
 /// A TOML string, integer, float or boolean, as the text a variable would hold.
@@ -155,6 +183,13 @@ fn scalar<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<St
         Scalar::Float(x) => x.to_string(),
         Scalar::Bool(b) => b.to_string(),
     }))
+}
+
+/// How the relay logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
 }
 
 /// When the relay answers Airudder 200.
@@ -202,6 +237,12 @@ pub(crate) struct Config {
     pub(crate) forward: Option<Forward>,
     pub(crate) admin_listen: SocketAddr,
     pub(crate) admin_token: Option<String>,
+    pub(crate) body_limit: usize,
+    /// Set: overrides the mode's default.
+    pub(crate) workers: Option<usize>,
+    pub(crate) queue_capacity: usize,
+    pub(crate) metrics_interval: Duration,
+    pub(crate) log_format: LogFormat,
 }
 
 impl fmt::Debug for Config {
@@ -218,6 +259,11 @@ impl fmt::Debug for Config {
             .field("forward", &self.forward)
             .field("admin_listen", &self.admin_listen)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "set"))
+            .field("body_limit", &self.body_limit)
+            .field("workers", &self.workers)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("metrics_interval", &self.metrics_interval)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -266,6 +312,11 @@ impl Settings {
             forward_secret: self.forward_secret.or(file.forward_secret),
             admin_listen: self.admin_listen.or(file.admin_listen),
             admin_token: self.admin_token.or(file.admin_token),
+            body_limit: self.body_limit.or(file.body_limit),
+            workers: self.workers.or(file.workers),
+            queue_capacity: self.queue_capacity.or(file.queue_capacity),
+            metrics_interval: self.metrics_interval.or(file.metrics_interval),
+            log_format: self.log_format.or(file.log_format),
         }
     }
 }
@@ -448,9 +499,58 @@ impl Settings {
                 ),
             ));
         }
+        let body_limit = number(
+            "AIRUDDER_BODY_LIMIT",
+            self.body_limit.as_deref(),
+            32 * 1024 * 1024,
+            1,
+        )?;
+        if body_limit > u64::from(u32::MAX) {
+            return Err(ConfigError::new(
+                "AIRUDDER_BODY_LIMIT",
+                format!("{body_limit} is over the largest limit, 4294967295 bytes"),
+            ));
+        }
+        let workers = self
+            .workers
+            .as_deref()
+            .map(|n| number("AIRUDDER_WORKERS", Some(n), 0, 1).map(|n| n as usize))
+            .transpose()?;
+        let queue_capacity = number(
+            "AIRUDDER_QUEUE_CAPACITY",
+            self.queue_capacity.as_deref(),
+            1024,
+            1,
+        )? as usize;
+        let metrics_interval = duration(
+            "AIRUDDER_METRICS_INTERVAL",
+            self.metrics_interval.as_deref(),
+            Duration::from_secs(5),
+        )?;
+        if metrics_interval.is_zero() {
+            return Err(ConfigError::new(
+                "AIRUDDER_METRICS_INTERVAL",
+                "must be longer than zero, like 5s",
+            ));
+        }
+        let log_format = match self.log_format.as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "AIRUDDER_LOG_FORMAT",
+                    format!("{other:?} is not a log format: use text or json"),
+                ));
+            }
+        };
         Ok(Config {
             admin_listen,
             admin_token,
+            body_limit: body_limit as usize,
+            workers,
+            queue_capacity,
+            metrics_interval,
+            log_format,
             listen,
             ack,
             data_dir: PathBuf::from(self.data_dir.unwrap_or_else(|| "./airudder-data".into())),
@@ -502,6 +602,36 @@ mod tests {
             config.forward.is_none() && config.database_url.is_none() && config.token.is_none()
         );
         assert_eq!(config.lease, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn the_intake_metrics_and_log_settings_are_checked() {
+        let config = parse(&["--workers", "2", "--log-format", "json"]).unwrap();
+        assert_eq!(
+            (config.workers, config.log_format, config.metrics_interval),
+            (Some(2), LogFormat::Json, Duration::from_secs(5))
+        );
+        assert_eq!(config.body_limit, 32 * 1024 * 1024);
+        for (args, message) in [
+            (
+                &["--log-format", "xml"][..],
+                "AIRUDDER_LOG_FORMAT (log_format in the file): \"xml\" is not a log format: use text or json",
+            ),
+            (
+                &["--metrics-interval", "0s"],
+                "AIRUDDER_METRICS_INTERVAL (metrics_interval in the file): must be longer than zero, like 5s",
+            ),
+            (
+                &["--queue-capacity", "0"],
+                "AIRUDDER_QUEUE_CAPACITY (queue_capacity in the file): \"0\" is not a whole number of at least 1",
+            ),
+            (
+                &["--body-limit", "5000000000"],
+                "AIRUDDER_BODY_LIMIT (body_limit in the file): 5000000000 is over the largest limit, 4294967295 bytes",
+            ),
+        ] {
+            assert_eq!(parse(args).unwrap_err().to_string(), message);
+        }
     }
 
     #[test]

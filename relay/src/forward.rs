@@ -2,7 +2,7 @@
 //! retried with backoff and jitter until it is accepted or its time is up.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use airudder_webhook::{Delivery, GiveUp, HandleNotification};
 use base64::Engine;
@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Forward;
 use crate::event::{Relayed, webhook_id};
+use crate::metrics::{Forwarded, WaitingRetry};
 
 /// The longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -77,8 +78,8 @@ impl Forwarder {
         })
     }
 
-    /// One try: 2xx is done.
-    async fn post(&self, relayed: &Relayed, id: &str, attempt: u32) -> Result<(), Failure> {
+    /// One try: 2xx is done (its status returned).
+    async fn post(&self, relayed: &Relayed, id: &str, attempt: u32) -> Result<u16, Failure> {
         let inner = &self.inner;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -100,7 +101,7 @@ impl Forwarder {
             .map_err(|err| Failure::Transport(describe(&err)))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(status.as_u16());
         }
         let retry_after = match status.as_u16() {
             429 | 503 => response
@@ -172,10 +173,18 @@ impl HandleNotification<Relayed> for Forwarder {
             attempt += 1;
             let tried = {
                 let _slot = self.inner.slots.acquire().await;
-                self.post(delivery.event(), &id, attempt).await
+                let started = Instant::now();
+                let tried = self.post(delivery.event(), &id, attempt).await;
+                let outcome = match &tried {
+                    Ok(status) => Forwarded::Ok(*status),
+                    Err(Failure::Status { status, .. }) => Forwarded::Rejected(*status),
+                    Err(Failure::Transport(_)) => Forwarded::Error,
+                };
+                crate::metrics::forwarded(outcome, started.elapsed());
+                tried
             };
             let failure = match tried {
-                Ok(()) => {
+                Ok(_) => {
                     tracing::info!(webhook_id = %id, attempt, "forwarded");
                     return Ok(());
                 }
@@ -197,6 +206,7 @@ impl HandleNotification<Relayed> for Forwarder {
                 )));
             }
             tracing::warn!(webhook_id = %id, attempt, error = %failure, retry_in_ms = wait.as_millis() as u64, "forward failed; retrying");
+            let _waiting = WaitingRetry::start();
             tokio::time::sleep(wait).await;
         }
     }

@@ -8,6 +8,7 @@ mod admin;
 mod config;
 mod event;
 mod forward;
+mod metrics;
 mod operate;
 mod print;
 mod server;
@@ -16,6 +17,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -26,13 +28,6 @@ async fn main() -> ExitCode {
     if let Some(command) = cli.command.take() {
         return command.run().await;
     }
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let config = match cli.load() {
         Ok(config) => config,
         Err(err) => {
@@ -40,7 +35,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match server::run(config).await {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Json => log.json().flatten_event(true).init(),
+        LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+    let metrics = metrics::install();
+    match server::run(config, metrics).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("airudder-relay: {err}");

@@ -9,6 +9,7 @@ use airudder_webhook::{AckPolicy, HandleNotification, Receiver, ReceiverBuilder,
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::admin::{self, Stored};
 use crate::config::{Ack, Config};
@@ -21,7 +22,10 @@ use crate::print::Printer;
 const DRAIN: Duration = Duration::from_secs(30);
 
 /// Runs until SIGTERM or Ctrl-C.
-pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) async fn run(
+    config: Config,
+    metrics: Option<PrometheusHandle>,
+) -> Result<(), Box<dyn std::error::Error>> {
     match config.forward.clone() {
         Some(forward) => {
             let forwarder = Forwarder::new(forward.clone())?;
@@ -36,23 +40,35 @@ pub(crate) async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>
                     .retry(RetryPolicy::new(100).initial_backoff(Duration::from_secs(1)))
                     .handler_timeout(forward.retry_for + Duration::from_secs(600)),
             };
-            serve(&config, forwarder, tuning).await
+            serve(&config, metrics, forwarder, tuning).await
         }
         None => {
             let printer = Printer {
                 delay: config.handler_delay,
             };
-            serve(&config, printer, |builder| builder).await
+            serve(&config, metrics, printer, |builder| builder).await
         }
     }
 }
 
 async fn serve<H: HandleNotification<Relayed> + Clone>(
     config: &Config,
+    metrics: Option<PrometheusHandle>,
     handler: H,
     tuning: impl FnOnce(ReceiverBuilder<Relayed, H>) -> ReceiverBuilder<Relayed, H>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let builder = tuning(Receiver::builder_for(handler));
+    let builder = tuning(Receiver::builder_for(handler))
+        .name("task")
+        .body_limit(config.body_limit)
+        .max_bytes_in_flight(
+            airudder_webhook::receiver::defaults::MAX_BYTES_IN_FLIGHT.max(config.body_limit),
+        )
+        .queue_capacity(config.queue_capacity)
+        .metrics_interval(config.metrics_interval);
+    let builder = match config.workers {
+        Some(workers) => builder.workers(workers),
+        None => builder,
+    };
     let mut stored = Stored::Nothing;
     let builder = match config.ack {
         Ack::Durable => match &config.database_url {
@@ -82,7 +98,12 @@ async fn serve<H: HandleNotification<Relayed> + Clone>(
     };
     let receiver = builder.build()?;
     let shutdown = receiver.shutdown_handle();
-    let admin = admin::router(receiver.clone(), stored.clone(), config.admin_token.clone())?;
+    let admin = admin::router(
+        receiver.clone(),
+        stored.clone(),
+        config.admin_token.clone(),
+        metrics.clone(),
+    )?;
     let admin_listener = tokio::net::TcpListener::bind(config.admin_listen).await?;
     say(&format!(
         "admin API on http://{}/admin/stats{}",

@@ -70,6 +70,7 @@ impl<E: Event> Queue<E> {
         };
         if !pending.is_empty() {
             tracing::info!(count = pending.len(), "redelivering stored notifications");
+            self.shared.counters.redelivered(pending.len() as u64);
         }
         for record in pending {
             if let Err(err) = self.enqueue_record(record).await {
@@ -126,6 +127,7 @@ impl<E: Event> Queue<E> {
                         count = claimed,
                         "claimed stored notifications nobody was handling"
                     );
+                    self.shared.counters.redelivered(claimed as u64);
                 }
                 for record in records {
                     if let Err(err) = self.enqueue_record(record).await {

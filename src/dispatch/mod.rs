@@ -68,6 +68,8 @@ pub(crate) struct WorkerConfig<E> {
     pub(crate) on_failed: Arc<dyn OnFailed<E>>,
     pub(crate) store: Option<Arc<dyn ErasedStore>>,
     pub(crate) dedup_window: Duration,
+    /// The receiver's name, its `receiver` label in metrics.
+    pub(crate) name: String,
 }
 
 impl<E> Queue<E> {
@@ -79,6 +81,12 @@ impl<E> Queue<E> {
     /// The store of a durable receiver.
     pub(crate) fn store(&self) -> Option<&Arc<dyn ErasedStore>> {
         self.store.as_ref()
+    }
+
+    /// Notifications accepted and waiting for a worker.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 }
 
@@ -97,7 +105,12 @@ impl<E: Event> Queue<E> {
             .min(Semaphore::MAX_PERMITS);
         let lease = config.store.as_ref().and_then(|store| store.lease());
         let shared_store = config.store.clone().filter(|_| lease.is_some());
-        let shared = Arc::new(Shared::new(config.store.is_some(), shared_store));
+        let shared = Arc::new(Shared::new(
+            config.store.is_some(),
+            shared_store,
+            &config.name,
+        ));
+
         let (done_tx, done_rx) = match &config.store {
             Some(_) => {
                 let (tx, rx) = mpsc::unbounded_channel();

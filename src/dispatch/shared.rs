@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -21,7 +21,7 @@ pub(crate) struct Shared {
     /// A store shared with other receivers: its claims are released at shutdown.
     pub(super) shared_store: Option<Arc<dyn ErasedStore>>,
     /// Set when a shutdown begins: the background loops end, the dispatcher drains.
-    pub(super) stop: watch::Sender<bool>,
+    pub(crate) stop: watch::Sender<bool>,
     /// Set when a shutdown's deadline passed: cancel the handlers still running.
     pub(super) abort: watch::Sender<bool>,
     /// The background tasks, taken by the shutdown.
@@ -30,10 +30,32 @@ pub(crate) struct Shared {
     /// handler again (a lapsed claim taken back, a replay) while the completer retries.
     pub(super) unmarked: StdMutex<HashSet<RecordId>>,
     pub(crate) counters: Counters,
+    /// Handlers running now.
+    running: AtomicUsize,
+}
+
+/// Counts one running handler in [`Shared`] while it lives.
+pub(super) struct Running<'a>(&'a Shared);
+
+impl<'a> Running<'a> {
+    pub(super) fn start(shared: &'a Shared) -> Self {
+        shared.running.fetch_add(1, Ordering::Relaxed);
+        Self(shared)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Shared {
-    pub(super) fn new(durable: bool, shared_store: Option<Arc<dyn ErasedStore>>) -> Self {
+    pub(super) fn new(
+        durable: bool,
+        shared_store: Option<Arc<dyn ErasedStore>>,
+        name: &str,
+    ) -> Self {
         Self {
             accepting: AtomicBool::new(true),
             // A shared store needs no snapshot at start: claims keep receivers apart.
@@ -44,12 +66,19 @@ impl Shared {
             abort: watch::channel(false).0,
             tasks: StdMutex::new(None),
             unmarked: StdMutex::new(HashSet::new()),
-            counters: Counters::default(),
+            counters: Counters::new(name),
+            running: AtomicUsize::new(0),
         }
     }
 
     pub(crate) fn stats(&self) -> Stats {
         self.counters.snapshot()
+    }
+
+    /// Handlers running now.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_accepting(&self) -> bool {

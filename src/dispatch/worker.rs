@@ -19,6 +19,7 @@ use crate::BoxError;
 use crate::event::Event;
 use crate::handler::{Delivery, GiveUp, HandleNotification};
 use crate::hooks::{FailedDelivery, OnFailed};
+use crate::meters::AttemptResult;
 use crate::rejection::Rejection;
 use crate::stats::Fate;
 use crate::store::{ErasedStore, RecordId, StoreErrorKind};
@@ -135,6 +136,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         let mut abort = self.shared.abort.subscribe();
         self.runtime.spawn(async move {
             let _slot = slot;
+            let _running = super::shared::Running::start(&worker.shared);
             tokio::select! {
                 // The handler first: one that ends at once never looks at the signal.
                 biased;
@@ -278,14 +280,24 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
 
     /// Runs the handler once, catching a panic and cancelling it after `timeout`.
     async fn attempt(&self, delivery: Delivery<E>, timeout: Duration) -> Result<(), BoxError> {
+        let started = Instant::now();
         let handled = CatchUnwind {
             inner: self.handler.handle(delivery),
         };
-        match tokio::time::timeout(timeout, handled).await {
-            Ok(Ok(result)) => result.map_err(Into::into),
-            Ok(Err(())) => Err(Box::new(AttemptError::Panicked)),
-            Err(_) => Err(Box::new(AttemptError::TimedOut(timeout))),
-        }
+        let (result, class) = match tokio::time::timeout(timeout, handled).await {
+            Ok(Ok(Ok(()))) => (Ok(()), AttemptResult::Ok),
+            Ok(Ok(Err(err))) => (Err(err.into()), AttemptResult::Error),
+            Ok(Err(())) => (
+                Err(Box::new(AttemptError::Panicked) as BoxError),
+                AttemptResult::Panic,
+            ),
+            Err(_) => (
+                Err(Box::new(AttemptError::TimedOut(timeout)) as BoxError),
+                AttemptResult::Timeout,
+            ),
+        };
+        self.shared.counters.attempt(class, started.elapsed());
+        result
     }
 }
 

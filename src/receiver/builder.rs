@@ -39,6 +39,8 @@ pub mod defaults {
     pub const RETRY_AFTER: Duration = Duration::from_secs(60);
     /// How long a durable receiver remembers a handled notification's key.
     pub const DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+    /// How often the gauges are sampled (feature `metrics`).
+    pub const METRICS_INTERVAL: Duration = Duration::from_secs(5);
 }
 
 /// The default body limit; see [`defaults::BODY_LIMIT`].
@@ -120,6 +122,8 @@ pub struct ReceiverBuilder<E, H> {
     keep_headers: Vec<HeaderName>,
     store: Option<Arc<dyn ErasedStore>>,
     dedup_window: Option<Duration>,
+    name: Option<String>,
+    metrics_interval: Duration,
 }
 
 impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
@@ -141,6 +145,8 @@ impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
             .field("keep_headers", &self.keep_headers)
             .field("durable", &self.store.is_some())
             .field("dedup_window", &self.dedup_window)
+            .field("name", &self.name)
+            .field("metrics_interval", &self.metrics_interval)
             .finish_non_exhaustive()
     }
 }
@@ -172,11 +178,30 @@ impl<E: Event> Receiver<E> {
             keep_headers: Vec::new(),
             store: None,
             dedup_window: None,
+            name: None,
+            metrics_interval: defaults::METRICS_INTERVAL,
         }
     }
 }
 
 impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
+    /// The receiver's name: the `receiver` label of its metrics (feature `metrics`), so that
+    /// two receivers in one process are told apart. The default is the event's name with
+    /// underscores (`task_notification`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How often the gauges (queue depth, handlers running, bytes in flight, readiness, and
+    /// the store's pending, dead letters, oldest pending and recovery) are sampled in the
+    /// background ([default](defaults::METRICS_INTERVAL) 5 s). Only with the feature `metrics`.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_interval(mut self, every: Duration) -> Self {
+        self.metrics_interval = every;
+        self
+    }
+
     /// Adds an authentication check, decided before the body is read; with several calls,
     /// every check must pass. See [`auth`](crate::auth).
     pub fn authorize(mut self, check: impl Authorize) -> Self {
@@ -363,6 +388,9 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
                 );
             }
         }
+        if self.metrics_interval.is_zero() {
+            return fail("metrics_interval must be longer than zero");
+        }
         if self.dedup_window.is_some() && self.store.is_none() {
             return fail("dedup_window(...) needs a store: use durable(store), or drop it");
         }
@@ -392,9 +420,11 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
                 on_failed: self.on_failed,
                 store: self.store,
                 dedup_window: self.dedup_window.unwrap_or(defaults::DEDUP_WINDOW),
+                name: self.name.unwrap_or_else(|| E::NAME.replace(' ', "_")),
             },
         );
-        Ok(Receiver {
+        let max_bytes_in_flight = self.max_bytes_in_flight.min(Semaphore::MAX_PERMITS);
+        let receiver = Receiver {
             inner: Arc::new(Inner {
                 body_limit: self.body_limit,
                 ack,
@@ -402,13 +432,15 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
                 on_rejected: self.on_rejected,
                 auth,
                 body_timeout: self.body_timeout,
-                in_flight: Arc::new(Semaphore::new(
-                    self.max_bytes_in_flight.min(Semaphore::MAX_PERMITS),
-                )),
+                in_flight: Arc::new(Semaphore::new(max_bytes_in_flight)),
+                max_bytes_in_flight,
                 max_header_bytes: self.max_header_bytes,
                 intake: Intake::new(self.body_hook, self.keep_headers),
                 queue,
             }),
-        })
+        };
+        #[cfg(feature = "metrics")]
+        super::gauges::start(&receiver.inner, self.metrics_interval);
+        Ok(receiver)
     }
 }

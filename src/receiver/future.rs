@@ -56,10 +56,11 @@ impl ResponseFuture {
     /// span, and for a refusal logged at WARN (rate-limited, see [`crate::stats`]).
     fn answer(&self, result: Result<Accepted, Rejection>) -> Response<ReceiverBody> {
         let span = &self.span;
+        let elapsed = self.started.elapsed();
         match &result {
-            Ok(_) => self.shared.counters.answered(&result),
+            Ok(_) => self.shared.counters.answered(&result, elapsed),
             // A refusal may log: inside the request's span, so the line carries its fields.
-            Err(_) => span.in_scope(|| self.shared.counters.answered(&result)),
+            Err(_) => span.in_scope(|| self.shared.counters.answered(&result, elapsed)),
         }
         let (response, outcome) = match result {
             Ok(accepted) => (body::ok(), accepted.reason()),
@@ -71,7 +72,7 @@ impl ResponseFuture {
         let status = response.status().as_u16();
         span.record("status", status);
         span.record("outcome", outcome);
-        span.record("answer_us", self.started.elapsed().as_micros() as u64);
+        span.record("answer_us", elapsed.as_micros() as u64);
         span.in_scope(|| match status {
             200 => tracing::info!("answered"),
             _ => tracing::debug!("answered"),

@@ -93,6 +93,8 @@ mod admin;
 mod admission;
 mod builder;
 mod future;
+#[cfg(feature = "metrics")]
+mod gauges;
 mod read;
 mod service;
 

@@ -43,6 +43,9 @@ pub(super) struct Inner<E> {
     pub(super) body_timeout: Duration,
     /// The cap on body bytes held across requests, one permit a byte.
     pub(super) in_flight: Arc<Semaphore>,
+    /// The permits `in_flight` started with.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(super) max_bytes_in_flight: usize,
     pub(super) max_header_bytes: usize,
     pub(super) intake: Intake,
     pub(super) queue: Queue<E>,

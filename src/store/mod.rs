@@ -320,6 +320,43 @@ impl fmt::Debug for RejectedRecord {
     }
 }
 
+/// What a store holds and how it is, in numbers: what [`Store::summary`] answers, for gauges
+/// and probes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreSummary {
+    /// Pending records: stored, not handled yet.
+    pub pending: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// When the oldest pending record arrived.
+    pub oldest_pending: Option<SystemTime>,
+    /// How many times the store recovered from a fault by itself (the embedded store's
+    /// reopens; 0 for a store that does not).
+    pub recoveries: u64,
+    /// Whether the store is down and recovering.
+    pub recovering: bool,
+}
+
+impl StoreSummary {
+    /// A summary (for a [`Store`] implementation).
+    pub fn new(pending: u64, dead_letters: u64, oldest_pending: Option<SystemTime>) -> Self {
+        Self {
+            pending,
+            dead_letters,
+            oldest_pending,
+            ..Self::default()
+        }
+    }
+
+    /// With the store's recoveries and whether it is recovering now.
+    pub fn with_recovery(mut self, recoveries: u64, recovering: bool) -> Self {
+        self.recoveries = recoveries;
+        self.recovering = recovering;
+        self
+    }
+}
+
 /// A store that could not do what was asked.
 #[derive(Debug)]
 pub struct StoreError {
@@ -447,6 +484,26 @@ pub trait Store: Send + Sync + 'static {
     /// Every dead letter, oldest first.
     fn dead_letters(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
 
+    /// How many records are pending and dead, and since when the oldest pending one waits. The
+    /// receiver samples it in the background for its gauges (feature `metrics`). The default
+    /// reads [`pending`](Store::pending) and [`dead_letters`](Store::dead_letters); a store
+    /// that can count without reading bodies should.
+    fn summary(&self) -> impl Future<Output = Result<StoreSummary, StoreError>> + Send {
+        async {
+            let pending = self.pending().await?;
+            let dead = self.dead_letters().await?;
+            let oldest = pending
+                .iter()
+                .map(|record| record.envelope.received_at())
+                .min();
+            Ok(StoreSummary::new(
+                pending.len() as u64,
+                dead.len() as u64,
+                oldest,
+            ))
+        }
+    }
+
     /// One record, pending or dead.
     fn get(&self, id: RecordId) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
 
@@ -512,6 +569,8 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
     fn fail(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
     fn dead_letter(&self, id: RecordId, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    fn summary(&self) -> BoxFuture<'_, Result<StoreSummary, StoreError>>;
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>>;
     fn rejected(&self) -> BoxFuture<'_, Result<Vec<RejectedRecord>, StoreError>>;
     fn remove_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -549,6 +608,9 @@ impl<S: Store> ErasedStore for S {
     }
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(Store::pending(self))
+    }
+    fn summary(&self) -> BoxFuture<'_, Result<StoreSummary, StoreError>> {
+        Box::pin(Store::summary(self))
     }
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>> {
         Box::pin(Store::replay(self, id))

@@ -12,7 +12,7 @@ use tokio_postgres::{NoTls, Row, Socket};
 
 use super::{
     Appended, Envelope, NewRecord, Record, RecordId, RecordState, RejectedRecord, Store,
-    StoreError, StoreErrorKind,
+    StoreError, StoreErrorKind, StoreSummary,
 };
 
 /// States as stored in the `state` column.
@@ -178,6 +178,7 @@ struct Sql {
     remove_rejected: String,
     prune: String,
     claim: String,
+    summary: String,
     renew: String,
     release: String,
 }
@@ -231,6 +232,12 @@ impl Sql {
                    AND (lease_until IS NULL OR lease_until < now()) \
                    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  RETURNING {COLUMNS}"
+            ),
+            summary: format!(
+                "SELECT count(*) FILTER (WHERE state = {PENDING}), \
+                 count(*) FILTER (WHERE state = {DEAD}), \
+                 (extract(epoch FROM min(stored_at) FILTER (WHERE state = {PENDING})) * 1000)::float8 \
+                 FROM {t} WHERE state IN ({PENDING}, {DEAD})"
             ),
             renew: format!(
                 "UPDATE {t} SET lease_until = {lease} WHERE claimed_by = $1 AND state = {PENDING}"
@@ -569,6 +576,23 @@ impl Store for PostgresStore {
 
     async fn dead_letters(&self) -> Result<Vec<Record>, StoreError> {
         records_from(&self.query(&self.inner.sql.in_state, &[&DEAD]).await?)
+    }
+
+    async fn summary(&self) -> Result<StoreSummary, StoreError> {
+        let rows = self.query(&self.inner.sql.summary, &[]).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::bare(StoreErrorKind::Unavailable))?;
+        let count = |i: usize| row.try_get::<_, i64>(i).map_err(unavailable);
+        let oldest = row
+            .try_get::<_, Option<f64>>(2)
+            .map_err(unavailable)?
+            .map(|ms| super::from_millis(ms as i64));
+        Ok(StoreSummary::new(
+            count(0)?.max(0) as u64,
+            count(1)?.max(0) as u64,
+            oldest,
+        ))
     }
 
     async fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {

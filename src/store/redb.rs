@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Appended, Envelope, NewRecord, Record, RecordId, RecordState, RejectedRecord, Store,
-    StoreError, StoreErrorKind, millis,
+    StoreError, StoreErrorKind, StoreSummary, millis,
 };
 
 const RECORDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("records");
@@ -304,6 +304,16 @@ impl Store for RedbStore {
         self.records_in(RecordState::Dead).await
     }
 
+    async fn summary(&self) -> Result<StoreSummary, StoreError> {
+        let shared = &self.inner.shared;
+        let (recoveries, recovering) = (
+            shared.recoveries.load(Ordering::Relaxed),
+            shared.recovering.load(Ordering::Relaxed),
+        );
+        let counted = self.read(summary).await;
+        Ok(counted?.with_recovery(recoveries, recovering))
+    }
+
     async fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
         let read = self
             .read(move |db| {
@@ -535,6 +545,30 @@ fn records_in(
         }
     }
     Ok((out, corrupt))
+}
+
+/// Counts the records by their state byte alone; only the oldest pending one is decoded, for
+/// its arrival. A record that cannot be read is left out (reading it quarantines it).
+fn summary(db: &Database) -> Result<StoreSummary, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(RECORDS).map_err(unavailable)?;
+    let (mut pending, mut dead, mut oldest) = (0, 0, None);
+    for entry in table.iter().map_err(unavailable)? {
+        let (id, value) = entry.map_err(unavailable)?;
+        match value.value().get(1) {
+            Some(0) => {
+                pending += 1;
+                if oldest.is_none() {
+                    oldest = decode_record(id.value(), value.value())
+                        .ok()
+                        .map(|record| record.envelope.received_at());
+                }
+            }
+            Some(1) => dead += 1,
+            _ => {}
+        }
+    }
+    Ok(StoreSummary::new(pending, dead, oldest))
 }
 
 /// Opens the database with the store's options, creates the tables, and quarantines every

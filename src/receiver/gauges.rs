@@ -1,0 +1,61 @@
+//! The background sampler behind the gauges (feature `metrics`).
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::service::Inner;
+use crate::meters::Sample;
+
+/// Samples the receiver's gauges every `every` until it stops or is dropped. It holds the
+/// receiver weakly, so that it never keeps the workers alive.
+pub(super) fn start<E: Send + Sync + 'static>(inner: &Arc<Inner<E>>, every: Duration) {
+    let weak = Arc::downgrade(inner);
+    let mut stop = inner.queue.shared().stop.subscribe();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|stopping| *stopping) => break,
+            }
+            if !sample(&weak).await {
+                return;
+            }
+        }
+        // A last sample, so that the gauges say "not ready" once stopped.
+        sample(&weak).await;
+    });
+}
+
+/// One sample; false once the receiver is gone.
+async fn sample<E>(weak: &Weak<Inner<E>>) -> bool {
+    let Some(inner) = weak.upgrade() else {
+        return false;
+    };
+    let shared = inner.queue.shared();
+    let meters = shared.counters.meters();
+    meters.sample(&Sample {
+        queue_depth: inner.queue.depth(),
+        handlers_running: shared.running(),
+        bytes_in_flight: inner
+            .max_bytes_in_flight
+            .saturating_sub(inner.in_flight.available_permits()),
+        ready: shared.is_accepting() && shared.is_ready(),
+    });
+    let Some(store) = inner.queue.store().map(Arc::clone) else {
+        return true;
+    };
+    // The store is read without holding the receiver.
+    let meters_owner = Arc::clone(shared);
+    drop(inner);
+    let summary = store.summary().await;
+    if let Err(err) = &summary {
+        tracing::debug!(error = %err, "could not read the store's summary for the gauges");
+    }
+    meters_owner
+        .counters
+        .meters()
+        .sample_store(summary.as_ref().ok());
+    true
+}
