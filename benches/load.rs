@@ -11,7 +11,8 @@
 //! `/proc/self/task/*/schedstat`, Linux only), with the server's difference to (a) in the same
 //! round: what a row costs, whoever is the bottleneck.
 //! `cargo bench --bench load -- c e` measures (a) and the rows named only;
-//! `--server-threads=2` gives the server's runtime 2 worker threads instead of 1.
+//! `--server-threads=2` gives the server's runtime 2 worker threads instead of 1;
+//! `--rounds=N` measures N rounds instead of 3.
 //!
 //! - (a) bare hyper 1: reads the body, answers `{}` without parsing it (the floor);
 //! - (a2) axum: reads the body (`Bytes`), answers `{}` without parsing it (axum's own floor);
@@ -251,6 +252,11 @@ fn main() {
     } else {
         (Duration::from_millis(50), Duration::from_millis(300), 1)
     };
+    // `--rounds=N` for more rounds where the machine is noisy.
+    let rounds = std::env::args()
+        .find_map(|arg| arg.strip_prefix("--rounds=")?.parse::<usize>().ok())
+        .filter(|_| timed)
+        .unwrap_or(rounds);
     // The server and the load share the machine's 2 cores: one runtime thread each, unless
     // `--server-threads N` gives the server more (tokio's default is one per core).
     let server_threads = std::env::args()
@@ -496,6 +502,11 @@ fn main() {
             "PostgreSQL against memory",
         ),
         ("(f)/(d)", ratio("f", "d", rate), "PostgreSQL against redb"),
+        (
+            "(c3)/(c)",
+            ratio("c3", "c", rate),
+            "metrics on against off, target >= 0.95",
+        ),
     ];
     println!();
     for (name, values, target) in ratios {

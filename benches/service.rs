@@ -89,28 +89,59 @@ fn request_beside_decode(c: &mut Criterion) {
     // The requests come from one task, as a server's connection task makes them (a request from
     // a task starts its handler itself when it can).
     group.bench_function("request to 200, then the handler to its end", |b| {
-        b.iter_custom(|iters| {
-            let (receiver, body) = (receiver.clone(), body.clone());
-            let requests = async move {
-                let started = std::time::Instant::now();
-                for _ in 0..iters {
-                    let handled = receiver.stats().handled;
-                    let response = receiver
-                        .clone()
-                        .oneshot(support::post(body.clone()))
-                        .await
-                        .unwrap();
-                    assert_eq!(response.status(), 200);
-                    while receiver.stats().handled == handled {
-                        tokio::task::yield_now().await;
-                    }
-                }
-                started.elapsed()
-            };
-            runtime.block_on(runtime.spawn(requests)).unwrap()
-        })
+        b.iter_custom(|iters| request_and_handle(&runtime, &receiver, &body, iters))
     });
+    // The same with `--features metrics` and a Prometheus recorder: what recording costs a
+    // request (a counter, a histogram sample; the gauges are sampled off the request path).
+    #[cfg(feature = "metrics")]
+    {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                &[0.0005, 0.001, 0.005, 0.01, 0.1, 1.0],
+            )
+            .unwrap()
+            .build_recorder();
+        let handle = recorder.handle();
+        let metered = metrics::with_local_recorder(&recorder, || no_op_receiver(&runtime));
+        group.bench_function("the same, metrics on (Prometheus recorder)", |b| {
+            b.iter_custom(|iters| {
+                let took = request_and_handle(&runtime, &metered, &body, iters);
+                // What an exporter's upkeep does between scrapes, outside the timing.
+                handle.run_upkeep();
+                took
+            })
+        });
+        assert!(handle.render().contains("airudder_requests_total"));
+    }
     group.finish();
+}
+
+/// `iters` requests from one task, each to its 200 and then its handler's end.
+fn request_and_handle(
+    runtime: &tokio::runtime::Runtime,
+    receiver: &Receiver,
+    body: &Bytes,
+    iters: u64,
+) -> std::time::Duration {
+    let (receiver, body) = (receiver.clone(), body.clone());
+    let requests = async move {
+        let started = std::time::Instant::now();
+        for _ in 0..iters {
+            let handled = receiver.stats().handled;
+            let response = receiver
+                .clone()
+                .oneshot(support::post(body.clone()))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            while receiver.stats().handled == handled {
+                tokio::task::yield_now().await;
+            }
+        }
+        started.elapsed()
+    };
+    runtime.block_on(runtime.spawn(requests)).unwrap()
 }
 
 /// 64 requests at once, distinct notifications: the in-memory ack against the durable one

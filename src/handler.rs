@@ -143,6 +143,27 @@ impl<E> Delivery<E> {
     }
 }
 
+#[cfg(feature = "test-util")]
+impl<E> Delivery<E> {
+    /// A delivery of `event` made by hand, to unit-test a handler (feature `test-util`):
+    /// attempt 1, received now. See [`test_util`](crate::test_util) for valid events.
+    pub fn for_test(event: E) -> Self {
+        Self::new(Arc::new(event), 1, SystemTime::now())
+    }
+
+    /// The same delivery as attempt `attempt` (a retry, a redelivery after a restart).
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    /// The same delivery, received at `at`.
+    pub fn with_received_at(mut self, at: SystemTime) -> Self {
+        self.received_at = at;
+        self
+    }
+}
+
 impl<E> Deref for Delivery<E> {
     type Target = E;
 

@@ -61,6 +61,10 @@
 //!   where refused bodies and given-up notifications go.
 //! - [`stats`]: every answer counted by status and reason, every notification by its fate;
 //!   [`Rejection`] is the one table of refusals behind both.
+//! - meters (private, feature `metrics`): the same outcomes through the `metrics` facade, and
+//!   the background sampler of the gauges.
+//! - `test_util` (feature `test-util`): fixtures, a recording handler, `Delivery::for_test` and
+//!   a `Sender` that posts as Airudder does, for your tests.
 //!
 //! # Observability
 //!
@@ -70,6 +74,63 @@
 //! also logged at WARN, at most once a second for each code, with how many were left out. Each
 //! handler attempt runs in a span `airudder_delivery` with `task_id`, `record` and `attempt`.
 //! No log line holds a phone number, a customer variable or a secret.
+//!
+//! ## Metrics (feature `metrics`)
+//!
+//! The receiver records through the [`metrics`](https://docs.rs/metrics) facade into the
+//! recorder installed when [`build`](ReceiverBuilder::build) runs (the global one, or a local
+//! one around the call): install it first. Handles are registered once, at build; a request
+//! costs one counter increment and one histogram sample. Every series has the label
+//! `receiver` ([`ReceiverBuilder::name`], default `task_notification`).
+//!
+//! | name | kind | labels | what |
+//! | --- | --- | --- | --- |
+//! | `airudder_requests_total` | counter | `status`, `outcome` | every answer: `accepted`, `duplicate`, or the refusal's code |
+//! | `airudder_answer_seconds` | histogram | `status` | from the request to its answer |
+//! | `airudder_handler_attempts_total` | counter | `result`: `ok`, `error`, `panic`, `timeout` | each handler attempt |
+//! | `airudder_handler_seconds` | histogram | | each handler attempt's duration |
+//! | `airudder_dead_letters_total` | counter | | notifications given up on (every attempt failed, or [`GiveUp`]) |
+//! | `airudder_redeliveries_total` | counter | | stored notifications handed on again after a restart or a lapsed claim |
+//! | `airudder_queue_depth`, `airudder_handlers_running` | gauge | | waiting for a worker; running |
+//! | `airudder_bytes_in_flight` | gauge | | body bytes held, against `max_bytes_in_flight` |
+//! | `airudder_ready` | gauge | | 1 while accepting notifications |
+//! | `airudder_store_pending`, `airudder_store_dead_letters` | gauge | | the store's counts ([`Store::summary`](store::Store::summary)) |
+//! | `airudder_store_oldest_pending_seconds` | gauge | | the oldest pending notification's age |
+//! | `airudder_store_recovering` | gauge | | 1 while the store is down (reopening, or not answering) |
+//! | `airudder_store_recoveries_total` | counter | | the embedded store's reopens after an I/O error |
+//!
+//! The gauges are sampled in the background every
+//! [`metrics_interval`](ReceiverBuilder::metrics_interval) (5 s), never on the request path.
+//! Without the feature, nothing is recorded and nothing is compiled in.
+//!
+//! # Why each dependency
+//!
+//! | crate | why |
+//! | --- | --- |
+//! | `tower-service`, `tower-layer`, `http`, `http-body` | the traits and types every tower server shares, without the rest of tower |
+//! | `http-body-util`, `bytes` | reading a body frame by frame (private), without copying a one-chunk body |
+//! | `compact_str` | short members stored inline, behind `model::Text` |
+//! | `serde`, `serde_json` | decoding; `float_roundtrip` so a decimal in `variables` serializes back exactly |
+//! | `serde_path_to_error` | the member path of a refusal (`details[3].duration`), on the error path only |
+//! | `tokio` (`rt`, `sync`, `time`, `macros`, `signal`) | the queue, the workers, timeouts, and `shutdown_signal` |
+//! | `tracing` | spans and events, zero cost when nobody listens |
+//! | `jiff` (no default features) | the sender's timestamp formats, without a time-zone database |
+//! | `redb` | the embedded store: one file, atomic de-duplication, checksums (chosen by measurement: `benches/README.md`) |
+//! | `sha2`, `crc32fast` | the de-duplication key (SHA-256 of the canonical notification); each stored record's checksum |
+//! | `pin-project-lite` | the response futures and bodies, without `unsafe` |
+//! | `subtle` | constant-time comparison of tokens and passwords |
+//! | `ipnet` | parsing and matching IPv4 and IPv6 CIDRs for the allow-list |
+//! | `base64`, `form_urlencoded` | decoding `Authorization: Basic`; the token from the query string |
+//! | `axum`, `tonic` (optional features) | only to read their connect-info extension for the allow-list |
+//! | `metrics` (feature `metrics`) | the facade every Rust metrics exporter plugs into; handles registered once at build |
+//! | `tokio-postgres`, `deadpool-postgres` (feature `postgres`) | the PostgreSQL store: the pure-Rust driver, a pool with timeouts and a statement cache; 95 crates in all against about 110 for sqlx alone |
+//!
+//! The relay alone adds clap (flags and variables), toml (its file), reqwest with rustls on ring
+//! (the HTTP client, https without OpenSSL), hmac (signatures), humantime (durations), fastrand
+//! (jitter), metrics-exporter-prometheus (the text format, no listener of its own) and
+//! tracing-subscriber: none of them reaches a library user. Dev-only: axum, hyper, hyper-util,
+//! tonic, tonic-health, criterion, metrics-util (the debugging recorder), metrics-exporter-prometheus
+//! (bench row (c3)), peak_alloc, proptest, tower, tracing-subscriber.
 
 #[macro_use]
 pub mod model;
@@ -88,6 +149,8 @@ mod redact;
 mod rejection;
 pub mod stats;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 pub use decode::{DecodeBody, DecodeError, DecodeErrorKind, decode};
 pub use dispatch::{RetryPolicy, ShutdownHandle, ShutdownReport, shutdown_signal};

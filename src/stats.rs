@@ -2,7 +2,7 @@
 //! notification by what became of it. Read them with [`Receiver::stats`](crate::Receiver::stats).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -151,6 +151,10 @@ pub(crate) struct Counters {
     epoch: Instant,
     /// The same outcomes, recorded through the `metrics` facade (feature `metrics`).
     meters: Meters,
+    /// Woken when a notification settles (handled, failed, returned), while `idle_waiters`
+    /// says someone waits: nobody waiting costs one atomic load.
+    settled: tokio::sync::Notify,
+    idle_waiters: AtomicUsize,
 }
 
 impl Default for Counters {
@@ -174,6 +178,30 @@ impl Counters {
             suppressed: std::array::from_fn(|_| AtomicU64::new(0)),
             epoch: Instant::now(),
             meters: Meters::new(receiver),
+            settled: tokio::sync::Notify::new(),
+            idle_waiters: AtomicUsize::new(0),
+        }
+    }
+
+    /// Waits until every notification counted as queued has settled: handled, failed or
+    /// returned.
+    pub(crate) async fn idle(&self) {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.idle_waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.idle_waiters);
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.snapshot().pending() == 0 {
+                return;
+            }
+            settled.await;
         }
     }
 
@@ -213,6 +241,9 @@ impl Counters {
             Fate::Failed => &self.failed,
             Fate::Returned => &self.returned,
         });
+        if fate != Fate::Queued && self.idle_waiters.load(Ordering::SeqCst) > 0 {
+            self.settled.notify_waiters();
+        }
     }
 
     /// One handler attempt (not a notification's last word: see [`count`](Self::count)).

@@ -197,13 +197,8 @@ async fn failures_end_as_dead_letters_that_can_be_replayed() {
     .build()
     .unwrap();
     assert_eq!(post(&receiver, notification("x-1")).await.0, StatusCode::OK);
-    let dead = loop {
-        let dead = store.dead_letters().await.unwrap();
-        if !dead.is_empty() {
-            break dead;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    receiver.idle().await;
+    let dead = store.dead_letters().await.unwrap();
     assert_eq!(
         (dead[0].attempts, dead[0].last_error.as_deref()),
         (3, Some("ledger unavailable"))

@@ -26,9 +26,28 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) settings: Settings,
 
-    /// Without a command, the relay runs; a command asks a running relay's admin API.
+    /// Without a command, the relay runs; a command asks a running relay's admin API, or
+    /// rehearses Airudder (`send`, `example`).
     #[command(subcommand)]
-    pub(crate) command: Option<crate::operate::Operate>,
+    pub(crate) command: Option<Command>,
+}
+
+/// The relay's commands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    #[command(flatten)]
+    Operate(crate::operate::Operate),
+    #[command(flatten)]
+    Rehearse(crate::rehearse::Rehearse),
+}
+
+impl Command {
+    pub(crate) async fn run(self) -> std::process::ExitCode {
+        match self {
+            Self::Operate(operate) => operate.run().await,
+            Self::Rehearse(rehearse) => rehearse.run().await,
+        }
+    }
 }
 
 /// Every setting as given, before validation; the same fields are the file's keys.

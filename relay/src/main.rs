@@ -11,6 +11,7 @@ mod forward;
 mod metrics;
 mod operate;
 mod print;
+mod rehearse;
 mod server;
 
 use std::io::IsTerminal;

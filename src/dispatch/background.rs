@@ -19,6 +19,8 @@ pub(super) struct Tasks {
     pub(super) dispatcher: JoinHandle<()>,
     /// The tasks of a durable receiver.
     pub(super) stored: Option<StoredTasks>,
+    /// Samples the gauges (feature `metrics`); ends at the stop signal.
+    pub(super) sampler: Option<JoinHandle<()>>,
 }
 
 pub(super) struct StoredTasks {

@@ -146,7 +146,11 @@ impl<E: Event> Queue<E> {
             }
             _ => None,
         };
-        *lock(&shared.tasks) = Some(Tasks { dispatcher, stored });
+        *lock(&shared.tasks) = Some(Tasks {
+            dispatcher,
+            stored,
+            sampler: None,
+        });
         queue
     }
 

@@ -104,6 +104,15 @@ impl Shared {
         )
     }
 
+    /// Hands the gauges' sampler to the shutdown, which waits for it (it may hold the store).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn attach_sampler(&self, sampler: tokio::task::JoinHandle<()>) {
+        match lock(&self.tasks).as_mut() {
+            Some(tasks) => tasks.sampler = Some(sampler),
+            None => sampler.abort(),
+        }
+    }
+
     pub(super) fn is_aborted(&self) -> bool {
         *self.abort.borrow()
     }

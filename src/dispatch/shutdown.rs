@@ -92,6 +92,7 @@ impl ShutdownHandle {
         };
         let mut dispatcher = tasks.dispatcher;
         let mut stored = tasks.stored;
+        let mut sampler = tasks.sampler;
         let drained = tokio::time::timeout(deadline, async {
             // The dispatcher drains the queue and waits for every handler; the completer
             // then marks the last ones done; the other two end at the stop signal.
@@ -100,6 +101,9 @@ impl ShutdownHandle {
                 let _ = (&mut stored.completer).await;
                 let _ = (&mut stored.feeder).await;
                 let _ = (&mut stored.pruner).await;
+            }
+            if let Some(sampler) = &mut sampler {
+                let _ = sampler.await;
             }
         })
         .await
@@ -110,13 +114,12 @@ impl ShutdownHandle {
         if !dispatcher.is_finished() {
             let _ = dispatcher.await;
         }
-        if let Some(stored) = stored {
-            for task in [stored.completer, stored.feeder, stored.pruner] {
-                task.abort();
-                // One already awaited to its end must not be polled again.
-                if !task.is_finished() {
-                    let _ = task.await;
-                }
+        let stored_tasks = stored.map(|s| [s.completer, s.feeder, s.pruner]);
+        for task in stored_tasks.into_iter().flatten().chain(sampler) {
+            task.abort();
+            // One already awaited to its end must not be polled again.
+            if !task.is_finished() {
+                let _ = task.await;
             }
         }
         if let Some(store) = &self.shared.shared_store {

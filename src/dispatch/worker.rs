@@ -260,12 +260,13 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             };
             let error = err.to_string();
             if attempt > self.retry.max_retries() || err.is::<GiveUp>() {
-                counters.count(Fate::Failed);
                 let failed = FailedDelivery::new(delivery, err);
                 crate::hooks::contain("on_failed", || self.on_failed.on_failed(failed));
                 if let Some((id, store, _)) = stored {
                     record_outcome(store.dead_letter(id, error).await);
                 }
+                // Counted once it is a dead letter, so that `idle` means "listed".
+                counters.count(Fate::Failed);
                 return;
             }
             let backoff = self.retry.backoff(attempt);

@@ -28,6 +28,16 @@ impl<E: Event> Receiver<E> {
         shared.is_ready() && shared.is_accepting()
     }
 
+    /// Waits until every notification accepted so far has been handled, given up on, or handed
+    /// back (to the sender with a 503, or to another receiver of a shared store); retries with
+    /// backoff count as not yet settled. The 200 comes before the handler runs: a test waits
+    /// here before it looks at what the handler did. Keep a clone of the receiver to call it
+    /// once the receiver is mounted in a router. Notifications that a durable receiver is
+    /// still reading back from its store at start-up count once queued.
+    pub async fn idle(&self) {
+        self.inner.queue.shared().counters.idle().await;
+    }
+
     /// The receiver's counters: every answer by status and reason, every notification by
     /// what became of it.
     pub fn stats(&self) -> Stats {

@@ -10,8 +10,9 @@ use crate::meters::Sample;
 /// receiver weakly, so that it never keeps the workers alive.
 pub(super) fn start<E: Send + Sync + 'static>(inner: &Arc<Inner<E>>, every: Duration) {
     let weak = Arc::downgrade(inner);
-    let mut stop = inner.queue.shared().stop.subscribe();
-    tokio::spawn(async move {
+    let shared = inner.queue.shared();
+    let mut stop = shared.stop.subscribe();
+    let sampler = tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -19,17 +20,19 @@ pub(super) fn start<E: Send + Sync + 'static>(inner: &Arc<Inner<E>>, every: Dura
                 _ = tick.tick() => {}
                 _ = stop.wait_for(|stopping| *stopping) => break,
             }
-            if !sample(&weak).await {
+            if !sample(&weak, true).await {
                 return;
             }
         }
-        // A last sample, so that the gauges say "not ready" once stopped.
-        sample(&weak).await;
+        // A last sample, so that the gauges say "not ready" once stopped; the store is left
+        // alone, so that nothing holds it once the shutdown returns.
+        sample(&weak, false).await;
     });
+    shared.attach_sampler(sampler);
 }
 
-/// One sample; false once the receiver is gone.
-async fn sample<E>(weak: &Weak<Inner<E>>) -> bool {
+/// One sample (of the store too, with `store`); false once the receiver is gone.
+async fn sample<E>(weak: &Weak<Inner<E>>, store: bool) -> bool {
     let Some(inner) = weak.upgrade() else {
         return false;
     };
@@ -43,7 +46,7 @@ async fn sample<E>(weak: &Weak<Inner<E>>) -> bool {
             .saturating_sub(inner.in_flight.available_permits()),
         ready: shared.is_accepting() && shared.is_ready(),
     });
-    let Some(store) = inner.queue.store().map(Arc::clone) else {
+    let Some(store) = inner.queue.store().filter(|_| store).map(Arc::clone) else {
         return true;
     };
     // The store is read without holding the receiver.
