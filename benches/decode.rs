@@ -1,4 +1,5 @@
-//! Decoding task notifications, beside `serde_json::Value` on the same bytes.
+//! Decoding task notifications and the other callbacks, beside `serde_json::Value` on the same
+//! bytes.
 //!
 //! Run with: cargo bench --bench decode
 
@@ -7,8 +8,11 @@ mod support;
 
 use std::hint::black_box;
 
-use airudder_webhook::decode;
-use airudder_webhook::model::TaskNotification;
+use airudder_webhook::model::{
+    ChatbotSessionEnd, PdsEvent, RawEvent, TaskNotification, WorkflowCallCompletion,
+    WorkflowListCompletion, WorkflowStatusChange,
+};
+use airudder_webhook::{Event, decode};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
 
@@ -49,5 +53,30 @@ fn decode_bodies(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, decode_bodies);
+/// Each of the other callbacks' example, through `Event::decode` (what the receiver runs),
+/// beside `serde_json::Value` on the same bytes.
+fn decode_siblings(c: &mut Criterion) {
+    fn row<E: Event>(c: &mut Criterion, body: &[u8]) {
+        let mut group = c.benchmark_group(format!("decode/{}", E::NAME));
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function("serde_json::Value (baseline)", |b| {
+            b.iter(|| serde_json::from_slice::<Value>(black_box(body)).unwrap())
+        });
+        group.bench_function("Event::decode", |b| {
+            b.iter(|| E::decode(black_box(body)).unwrap())
+        });
+        group.finish();
+    }
+    let data = |file: &str| {
+        std::fs::read(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    row::<WorkflowCallCompletion>(c, &data("workflow_call_completion.example.json"));
+    row::<WorkflowListCompletion>(c, &data("workflow_list_completion.example.json"));
+    row::<WorkflowStatusChange>(c, &data("workflow_status_change.example.json"));
+    row::<ChatbotSessionEnd>(c, &data("chatbot_session_end.example.json"));
+    row::<PdsEvent>(c, &data("pds_agent_status.example.json"));
+    row::<RawEvent>(c, &data("chatbot_session_end.example.json"));
+}
+
+criterion_group!(benches, decode_bodies, decode_siblings);
 criterion_main!(benches);

@@ -5,7 +5,10 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::decode::DecodeError;
-use crate::model::TaskNotification;
+use crate::model::{
+    ChatbotSessionEnd, PdsEvent, RawEvent, TaskNotification, WorkflowCallCompletion,
+    WorkflowListCompletion, WorkflowStatusChange,
+};
 
 /// A notification type the receiver can decode and dispatch.
 ///
@@ -59,6 +62,85 @@ impl Event for TaskNotification {
 
     fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         Self::from_slice(body)
+    }
+}
+
+/// An `Event` impl for a decoded callback type: its name, what it logs, what it counts.
+macro_rules! event {
+    ($ty:ty, $name:literal, |$this:ident| $log_id:expr, |$that:ident| $items:expr $(, $decode:path)?) => {
+        impl Event for $ty {
+            const NAME: &'static str = $name;
+
+            fn log_id(&self) -> &str {
+                let $this = self;
+                $log_id
+            }
+
+            fn item_count(&self) -> usize {
+                let $that = self;
+                $items
+            }
+
+            $(
+                fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+                    $decode(body)
+                }
+            )?
+        }
+    };
+}
+
+event!(
+    WorkflowCallCompletion,
+    "workflow call completion",
+    |e| &e.task_id,
+    |e| e.details.len(),
+    WorkflowCallCompletion::from_slice
+);
+event!(
+    WorkflowListCompletion,
+    "workflow list completion",
+    |e| &e.workflow_id,
+    |e| e.rows.len()
+);
+event!(
+    WorkflowStatusChange,
+    "workflow status change",
+    |e| &e.workflow_id,
+    |e| e.actions.len()
+);
+event!(
+    ChatbotSessionEnd,
+    "chatbot session end",
+    |e| e
+        .wfdetail_uuid
+        .as_deref()
+        .or(e.call_id.as_deref())
+        .unwrap_or(&e.workflow_id),
+    |e| e.messages.len()
+);
+event!(
+    PdsEvent,
+    "pds event",
+    |e| e.task_id().unwrap_or_else(|| e.kind()),
+    |_e| 1
+);
+
+impl Event for RawEvent {
+    const NAME: &'static str = "raw event";
+
+    fn log_id(&self) -> &str {
+        "-"
+    }
+
+    fn item_count(&self) -> usize {
+        self.object().len()
+    }
+
+    /// Any JSON object, strictly (one object, nothing after it), kept verbatim.
+    fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        let object: serde_json::Map<String, serde_json::Value> = crate::decode::decode(body)?;
+        Ok(RawEvent::with_body(object, body))
     }
 }
 

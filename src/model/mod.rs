@@ -1,4 +1,17 @@
-//! The typed task notification.
+//! The typed task notification, and Airudder's other callbacks.
+//!
+//! | callback | type | path in the relay |
+//! | --- | --- | --- |
+//! | task notification (the contract) | [`TaskNotification`] | `/airudder/task` |
+//! | workflow call completion | [`WorkflowCallCompletion`] | `/airudder/workflow/call` |
+//! | workflow list completion | [`WorkflowListCompletion`] | `/airudder/workflow/list` |
+//! | workflow status change | [`WorkflowStatusChange`] | `/airudder/workflow/status` |
+//! | chatbot session end | [`ChatbotSessionEnd`] | `/airudder/chatbot/session` |
+//! | predictive dialer events | [`PdsEvent`] | `/airudder/pds` |
+//! | any other (bodies not public) | [`RawEvent`] | `/airudder/raw/{name}` |
+//!
+//! Every one follows the rules below; members and values beyond the public material are never
+//! invented: they are kept.
 //!
 //! [`TaskNotification`] holds every member of the sender's contract, with Rust names that read
 //! well; serialization keeps the wire names (the misspelt `redail_call` and the PascalCase
@@ -35,15 +48,33 @@
 
 #[macro_use]
 pub(crate) mod macros;
+mod chatbot;
 mod enums;
 pub(crate) mod fast;
 mod fields;
+mod pds;
+mod raw;
+#[macro_use]
 mod task;
 mod text;
 mod time;
+mod workflow;
 
+pub use chatbot::{
+    ButtonContent, ChatMessage, ChatbotSessionEnd, MessageContent, MessageStatus, SenderType,
+    SystemContent, SystemEvent, Template, TemplateContent,
+};
 pub use enums::{CallResult, HangupType, RingType, RobotMethod, TaskStatus};
 pub use fields::Fields;
+pub use pds::{
+    AgentStatus, ContactStatus, CustomizeResult, CustomizeResults, EpochMillis, HangupReason,
+    PdsBody, PdsEvent, PdsState, PdsStatusBody,
+};
+pub use raw::RawEvent;
 pub use task::{Call, QuestionAnswer, RedialAttempt, TaskNotification};
 pub use text::Text;
 pub use time::{ParsedTime, Timestamp, TimestampError};
+pub use workflow::{
+    WorkflowAction, WorkflowCall, WorkflowCallCompletion, WorkflowListCompletion, WorkflowNode,
+    WorkflowStatusChange,
+};

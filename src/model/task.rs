@@ -7,91 +7,122 @@ use serde_json::{Map, Value};
 use super::{CallResult, Fields, HangupType, RingType, RobotMethod, TaskStatus, Text, Timestamp};
 use crate::redact::{MaskedPhone, MaskedValue};
 
-wire_struct! {
+/// The task notification's members, in one list: for [`TaskNotification`] and for the
+/// notices that extend it (the workflow call completion), each with its own call type and its
+/// own members after these.
+macro_rules! task_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident of $call:ty, expecting $expecting:literal { $($more:tt)* }
+    ) => {
+        wire_struct! {
+            $(#[$meta])*
+            pub struct $name expecting $expecting {
+                /// `task_id`, e.g. `ic1a7a8f2b…`.
+                required task_id: Text = "task_id",
+                /// `task_name`: free text, may be Chinese.
+                required task_name: Text = "task_name",
+                /// `status`: the state of the task.
+                required status: TaskStatus = "status",
+                /// `created_at`, documented as `YYYY-MM-DD HH:MM:SS`.
+                required created_at: Timestamp = "created_at",
+                /// `repeat_interval`.
+                required repeat_interval: i64 = "repeat_interval",
+                /// `repeat_number`.
+                required repeat_number: i64 = "repeat_number",
+                /// `robot_hash`: the robot's id.
+                required robot_hash: Text = "robot_hash",
+                /// `robot_method`: `single` or `group`.
+                required robot_method: RobotMethod = "robot_method",
+                /// `sip_line`.
+                required sip_line: Text = "sip_line",
+                /// `schedule_start_time`.
+                required schedule_start_time: Timestamp = "schedule_start_time",
+                /// `schedule_end_time`.
+                required schedule_end_time: Timestamp = "schedule_end_time",
+                /// `details`: one entry per called number.
+                required details: Vec<$call> = "details",
+                $($more)*
+            }
+        }
+    };
+}
+
+/// A call's members, in one list: for [`Call`] and for the calls of the notices that extend the
+/// task notification.
+macro_rules! call_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident expecting $expecting:literal { $($more:tt)* }
+    ) => {
+        wire_struct! {
+            $(#[$meta])*
+            pub struct $name expecting $expecting {
+                /// `id`, e.g. 931888898.
+                required id: i64 = "id",
+                /// `callee`: the number called, E.164-like (`+8612345678`). Personal data.
+                required callee: Text = "callee",
+                /// `result`: the outcome of the call.
+                required result: CallResult = "result",
+                /// `result_label`: the robot's intention label, e.g. `A`.
+                required result_label: Text = "result_label",
+                /// `intention_description`.
+                required intention_description: Text = "intention_description",
+                /// `duration`, in seconds.
+                required duration: i64 = "duration",
+                /// `hangup_type`: who ended the call.
+                required hangup_type: HangupType = "hangup_type",
+                /// `ring_type`: how the line answered; `None` when the sender wrote `null`.
+                nullable ring_type: RingType = "ring_type",
+                /// `question_answer`: the robot's questions and what was answered.
+                required question_answer: Vec<QuestionAnswer> = "question_answer",
+                /// `caller_number`: the line the robot called from.
+                required caller_number: Text = "caller_number",
+                /// `EventLabel`: a free-form map (any JSON is kept).
+                optional event_label: Fields = "EventLabel",
+                /// `Slots`: a free-form map (any JSON is kept).
+                optional slots: Fields = "Slots",
+                /// `NerSlots`: a free-form map of named entities (any JSON is kept).
+                optional ner_slots: Fields = "NerSlots",
+                /// `variables`: the per-number variables you uploaded (any JSON is kept). Personal data.
+                optional variables: Fields = "variables",
+                /// `robot_hash`.
+                optional robot_hash: Text = "robot_hash",
+                /// `call_id`.
+                optional call_id: Text = "call_id",
+                /// `call_times`: the attempt count.
+                optional call_times: i64 = "call_times",
+                /// `call_start_time`.
+                optional call_start_time: Timestamp = "call_start_time",
+                /// `call_end_time`.
+                optional call_end_time: Timestamp = "call_end_time",
+                /// `ring_time`, in seconds.
+                optional ring_time: i64 = "ring_time",
+                /// `talk_round`.
+                optional talk_round: i64 = "talk_round",
+                /// `redail_call` (sic): earlier attempts of this call.
+                optional redial_calls: Vec<RedialAttempt> = "redail_call",
+                $($more)*
+            }
+        }
+    };
+}
+
+task_struct! {
     /// A task notification: the body Airudder POSTs when the calls of a task end.
     ///
     /// See the [module guide](crate::model) for the tolerance rules.
     #[derive(Debug, Clone, PartialEq)]
-    pub struct TaskNotification expecting "a task notification object" {
-        /// `task_id`, e.g. `ic1a7a8f2b…`.
-        required task_id: Text = "task_id",
-        /// `task_name`: free text, may be Chinese.
-        required task_name: Text = "task_name",
-        /// `status`: the state of the task.
-        required status: TaskStatus = "status",
-        /// `created_at`, documented as `YYYY-MM-DD HH:MM:SS`.
-        required created_at: Timestamp = "created_at",
-        /// `repeat_interval`.
-        required repeat_interval: i64 = "repeat_interval",
-        /// `repeat_number`.
-        required repeat_number: i64 = "repeat_number",
-        /// `robot_hash`: the robot's id.
-        required robot_hash: Text = "robot_hash",
-        /// `robot_method`: `single` or `group`.
-        required robot_method: RobotMethod = "robot_method",
-        /// `sip_line`.
-        required sip_line: Text = "sip_line",
-        /// `schedule_start_time`.
-        required schedule_start_time: Timestamp = "schedule_start_time",
-        /// `schedule_end_time`.
-        required schedule_end_time: Timestamp = "schedule_end_time",
-        /// `details`: one entry per called number.
-        required details: Vec<Call> = "details",
-    }
+    pub struct TaskNotification of Call, expecting "a task notification object" {}
 }
 
-wire_struct! {
+call_struct! {
     /// One called number in [`TaskNotification::details`].
     ///
     /// Its `Debug` output masks the phone numbers and the uploaded variables: they are personal
     /// data.
     #[derive(Clone, PartialEq)]
-    pub struct Call expecting "a call object" {
-        /// `id`, e.g. 931888898.
-        required id: i64 = "id",
-        /// `callee`: the number called, E.164-like (`+8612345678`). Personal data.
-        required callee: Text = "callee",
-        /// `result`: the outcome of the call.
-        required result: CallResult = "result",
-        /// `result_label`: the robot's intention label, e.g. `A`.
-        required result_label: Text = "result_label",
-        /// `intention_description`.
-        required intention_description: Text = "intention_description",
-        /// `duration`, in seconds.
-        required duration: i64 = "duration",
-        /// `hangup_type`: who ended the call.
-        required hangup_type: HangupType = "hangup_type",
-        /// `ring_type`: how the line answered; `None` when the sender wrote `null`.
-        nullable ring_type: RingType = "ring_type",
-        /// `question_answer`: the robot's questions and what was answered.
-        required question_answer: Vec<QuestionAnswer> = "question_answer",
-        /// `caller_number`: the line the robot called from.
-        required caller_number: Text = "caller_number",
-        /// `EventLabel`: a free-form map (any JSON is kept).
-        optional event_label: Fields = "EventLabel",
-        /// `Slots`: a free-form map (any JSON is kept).
-        optional slots: Fields = "Slots",
-        /// `NerSlots`: a free-form map of named entities (any JSON is kept).
-        optional ner_slots: Fields = "NerSlots",
-        /// `variables`: the per-number variables you uploaded (any JSON is kept). Personal data.
-        optional variables: Fields = "variables",
-        /// `robot_hash`.
-        optional robot_hash: Text = "robot_hash",
-        /// `call_id`.
-        optional call_id: Text = "call_id",
-        /// `call_times`: the attempt count.
-        optional call_times: i64 = "call_times",
-        /// `call_start_time`.
-        optional call_start_time: Timestamp = "call_start_time",
-        /// `call_end_time`.
-        optional call_end_time: Timestamp = "call_end_time",
-        /// `ring_time`, in seconds.
-        optional ring_time: i64 = "ring_time",
-        /// `talk_round`.
-        optional talk_round: i64 = "talk_round",
-        /// `redail_call` (sic): earlier attempts of this call.
-        optional redial_calls: Vec<RedialAttempt> = "redail_call",
-    }
+    pub struct Call expecting "a call object" {}
 }
 
 wire_struct! {

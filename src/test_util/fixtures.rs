@@ -269,3 +269,50 @@ impl CallBuilder {
         self
     }
 }
+
+/// An event type's example body, for tests: the sender's own example where there is one (the
+/// task notification, the chatbot session end), or one made from the public field tables.
+pub trait Example: crate::Event {
+    /// The example body, as bytes.
+    const EXAMPLE: &'static [u8];
+
+    /// The example, decoded.
+    fn example() -> Self {
+        match Self::decode(Self::EXAMPLE) {
+            Ok(event) => event,
+            Err(err) => panic!("the {} example does not decode: {err}", Self::NAME),
+        }
+    }
+}
+
+macro_rules! examples {
+    ($($ty:ty => $file:literal,)*) => {
+        $(
+            impl Example for $ty {
+                const EXAMPLE: &'static [u8] = include_bytes!(concat!("../../tests/data/", $file));
+            }
+        )*
+    };
+}
+
+examples! {
+    TaskNotification => "task_notification.example.json",
+    crate::model::WorkflowCallCompletion => "workflow_call_completion.example.json",
+    crate::model::WorkflowListCompletion => "workflow_list_completion.example.json",
+    crate::model::WorkflowStatusChange => "workflow_status_change.example.json",
+    crate::model::ChatbotSessionEnd => "chatbot_session_end.example.json",
+    crate::model::PdsEvent => "pds_contact_status.example.json",
+    crate::model::RawEvent => "workflow_status_change.example.json",
+}
+
+/// The predictive dialer's three known event types, each as a body.
+pub const PDS_EXAMPLES: [&[u8]; 3] = [
+    include_bytes!("../../tests/data/pds_task_status.example.json"),
+    include_bytes!("../../tests/data/pds_agent_status.example.json"),
+    include_bytes!("../../tests/data/pds_contact_status.example.json"),
+];
+
+/// The workflow call completion with its five workflow members in each call instead of at the
+/// top level.
+pub const WORKFLOW_CALL_IN_CALLS_EXAMPLE: &[u8] =
+    include_bytes!("../../tests/data/workflow_call_completion.in_calls.example.json");

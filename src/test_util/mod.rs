@@ -71,6 +71,9 @@ mod fixtures;
 mod recording;
 mod sender;
 
-pub use self::fixtures::{CallBuilder, EXAMPLE, NotificationBuilder, example};
+pub use self::fixtures::{
+    CallBuilder, EXAMPLE, Example, NotificationBuilder, PDS_EXAMPLES,
+    WORKFLOW_CALL_IN_CALLS_EXAMPLE, example,
+};
 pub use self::recording::{RecordedFailure, Recording};
 pub use self::sender::{Answer, Attempt, MAX_RETRIES, RETRY_INTERVAL, Report, Sender};
