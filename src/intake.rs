@@ -17,7 +17,7 @@ use http::{HeaderName, Method, Request, header};
 use crate::decode::{DecodeBody, DecodeError};
 use crate::event::Event;
 use crate::rejection::Rejection;
-use crate::store::{Envelope, NewRecord, Record, RejectedRecord};
+use crate::store::{DEFAULT_KIND, Envelope, NewRecord, Record, RejectedRecord};
 
 /// The headers every envelope keeps.
 const KEPT: [HeaderName; 3] = [
@@ -31,6 +31,8 @@ pub(crate) struct Intake {
     hook: Option<Arc<dyn DecodeBody>>,
     /// Headers kept besides [`KEPT`], for the hook to see again on recovery.
     extra_headers: Box<[HeaderName]>,
+    /// The receiver's name, every envelope's kind.
+    kind: Arc<str>,
 }
 
 /// An event decoded, with the bytes it was decoded from (what the store keeps).
@@ -49,16 +51,33 @@ impl<E: Event> Decoded<E> {
     }
 
     /// What the store keeps: the de-duplication key, the bytes, the envelope.
+    /// The record for the store. The event's key is mixed with the record's kind, so that two
+    /// receivers sharing a store never take each other's notifications for duplicates; the
+    /// default kind keeps the bare key, as stored before kinds existed.
     pub(crate) fn record(&self, envelope: Envelope) -> NewRecord {
-        NewRecord::new(self.event.dedup_key(), self.body.clone(), envelope)
+        let mut key = self.event.dedup_key();
+        if envelope.kind() != DEFAULT_KIND {
+            use sha2::{Digest, Sha256};
+            let mut hasher = Sha256::new();
+            hasher.update(envelope.kind().as_bytes());
+            hasher.update([0]);
+            hasher.update(key);
+            key = hasher.finalize().into();
+        }
+        NewRecord::new(key, self.body.clone(), envelope)
     }
 }
 
 impl Intake {
-    pub(crate) fn new(hook: Option<Arc<dyn DecodeBody>>, extra_headers: Vec<HeaderName>) -> Self {
+    pub(crate) fn new(
+        hook: Option<Arc<dyn DecodeBody>>,
+        extra_headers: Vec<HeaderName>,
+        kind: &str,
+    ) -> Self {
         Self {
             hook,
             extra_headers: extra_headers.into_boxed_slice(),
+            kind: Arc::from(kind),
         }
     }
 
@@ -102,7 +121,7 @@ impl Intake {
             })
             .collect();
         let peer = crate::auth::peer_addr(&head.extensions).map(|addr| addr.to_string());
-        Envelope::new(received_at, peer, headers)
+        Envelope::new(received_at, peer, headers).with_kind(&*self.kind)
     }
 }
 
@@ -132,7 +151,11 @@ mod tests {
 
     #[test]
     fn the_rebuilt_head_carries_the_kept_headers_and_nothing_else() {
-        let intake = Intake::new(None, vec![HeaderName::from_static("x-key-id")]);
+        let intake = Intake::new(
+            None,
+            vec![HeaderName::from_static("x-key-id")],
+            "task_notification",
+        );
         let (head, ()) = Request::post("/airudder/task?token=s3cret")
             .header("content-type", "application/json")
             .header("x-key-id", "k2")

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use airudder_webhook::store::{
-    Appended, Envelope, NewRecord, PostgresOptions, PostgresStore, RecordState, Store,
-    StoreErrorKind,
+    Appended, DEFAULT_KIND, Envelope, NewRecord, PostgresOptions, PostgresStore, RecordState,
+    Store, StoreErrorKind,
 };
 use bytes::Bytes;
 use support::postgres::Cluster;
@@ -141,7 +141,11 @@ async fn a_lapsed_claim_is_taken_over_and_the_old_owner_stands_down() {
         panic!("stored");
     };
     assert!(
-        second.claim(10).await.unwrap().is_empty(),
+        second
+            .claim(airudder_webhook::store::DEFAULT_KIND, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "claimed by its first receiver"
     );
     first.renew().await.unwrap();
@@ -149,12 +153,19 @@ async fn a_lapsed_claim_is_taken_over_and_the_old_owner_stands_down() {
     first.renew().await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(
-        second.claim(10).await.unwrap().is_empty(),
+        second
+            .claim(airudder_webhook::store::DEFAULT_KIND, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "renewed: still the first's"
     );
 
     tokio::time::sleep(Duration::from_millis(1200)).await; // no renewal: the claim lapses
-    let taken = second.claim(10).await.unwrap();
+    let taken = second
+        .claim(airudder_webhook::store::DEFAULT_KIND, 10)
+        .await
+        .unwrap();
     assert_eq!(taken.iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
     assert_eq!(
         first.begin_attempt(id).await.unwrap_err().kind(),
@@ -164,11 +175,18 @@ async fn a_lapsed_claim_is_taken_over_and_the_old_owner_stands_down() {
     assert_eq!(second.begin_attempt(id).await.unwrap(), 2);
 
     assert_eq!(second.release().await.unwrap(), 1);
-    let taken = first.claim(10).await.unwrap();
+    let taken = first
+        .claim(airudder_webhook::store::DEFAULT_KIND, 10)
+        .await
+        .unwrap();
     assert_eq!(taken.len(), 1, "released: claimable at once");
     first.complete_all(vec![id]).await.unwrap();
     assert!(
-        second.claim(10).await.unwrap().is_empty(),
+        second
+            .claim(airudder_webhook::store::DEFAULT_KIND, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "done is never claimed"
     );
 }
@@ -464,4 +482,41 @@ async fn the_database_restarted_under_load_gives_503s_then_recovers_losing_nothi
     let status = terminate(&mut child).await;
     let logs = reader.await.unwrap();
     assert!(status.success(), "exit {status}:\n{logs}");
+}
+
+#[tokio::test]
+async fn a_claim_takes_only_its_kind_and_each_receiver_of_a_process_claims_apart() {
+    let url = shared_cluster().url();
+    let first = store(&url, "kinds", Duration::from_secs(1)).await;
+    let chat = Envelope::new(SystemTime::now(), None, vec![]).with_kind("chatbot_session_end");
+    let Appended::Stored(task) = first.append(record(7, b"{}")).await.unwrap() else {
+        panic!("stored");
+    };
+    let Appended::Stored(chatbot) = first
+        .append(NewRecord::new([8; 32], Bytes::from_static(b"{}"), chat))
+        .await
+        .unwrap()
+    else {
+        panic!("stored");
+    };
+    tokio::time::sleep(Duration::from_millis(1100)).await; // both claims lapse (1 s at least)
+    let other = store(&url, "kinds", Duration::from_secs(1)).await;
+    let chats = other.claim("chatbot_session_end", 10).await.unwrap();
+    assert_eq!(chats.iter().map(|r| r.id).collect::<Vec<_>>(), [chatbot]);
+    assert_eq!(chats[0].envelope.kind(), "chatbot_session_end");
+    // The record stored without a kind is the task notification receiver's.
+    let sibling = other.for_another_receiver();
+    assert_ne!(sibling.owner(), other.owner());
+    let tasks = sibling.claim(DEFAULT_KIND, 10).await.unwrap();
+    assert_eq!(tasks.iter().map(|r| r.id).collect::<Vec<_>>(), [task]);
+    // Releasing one receiver's claims leaves the other's alone.
+    assert_eq!(sibling.release().await.unwrap(), 1);
+    assert!(
+        other
+            .claim("chatbot_session_end", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(other.release().await.unwrap(), 1);
 }

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use airudder_webhook::Stats;
 use airudder_webhook::auth::{Authorize, HeaderToken};
 use airudder_webhook::store::{
     PostgresStore, Record, RecordId, RedbStore, RejectedRecord, Store, StoreError, StoreErrorKind,
 };
-use airudder_webhook::{Event, Receiver};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 
-use crate::event::Relayed;
+use crate::server::Endpoint;
 
 /// The store behind the relay, for reading.
 #[derive(Clone)]
@@ -60,6 +60,14 @@ impl Stored {
         }
     }
 
+    async fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
+        match self {
+            Self::Redb(store) => store.get(id).await,
+            Self::Postgres(store) => store.get(id).await,
+            Self::Nothing => Ok(None),
+        }
+    }
+
     async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
         match self {
             Self::Redb(store) => store.rejected().await,
@@ -71,20 +79,27 @@ impl Stored {
 
 #[derive(Clone)]
 struct Admin {
-    receiver: Receiver<Relayed>,
+    endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
     store: Stored,
     metrics: Option<PrometheusHandle>,
 }
 
+impl Admin {
+    /// The receiver of records of `kind`.
+    fn endpoint(&self, kind: &str) -> Option<&Arc<dyn Endpoint>> {
+        self.endpoints.iter().find(|e| e.kind() == kind)
+    }
+}
+
 /// The admin routes, behind `token` when there is one.
 pub(crate) fn router(
-    receiver: Receiver<Relayed>,
+    endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
     store: Stored,
     token: Option<String>,
     metrics: Option<PrometheusHandle>,
 ) -> Result<Router, String> {
     let admin = Admin {
-        receiver,
+        endpoints,
         store,
         metrics,
     };
@@ -158,27 +173,58 @@ async fn scrape(State(admin): State<Admin>) -> Response {
     }
 }
 
+/// One receiver's counters, or the sum of several.
+fn counters(stats: &[Stats], ready: bool) -> Value {
+    let sum = |f: fn(&Stats) -> u64| stats.iter().map(f).sum::<u64>();
+    let mut answers: Vec<(u16, &'static str, u64)> = Vec::new();
+    for answer in stats.iter().flat_map(|s| s.answers().iter()) {
+        if answer.count == 0 {
+            continue;
+        }
+        match answers
+            .iter_mut()
+            .find(|(_, reason, _)| *reason == answer.reason)
+        {
+            Some((_, _, count)) => *count += answer.count,
+            None => answers.push((answer.status.as_u16(), answer.reason, answer.count)),
+        }
+    }
+    json!({
+        "ready": ready,
+        "queued": sum(|s| s.queued),
+        "handled": sum(|s| s.handled),
+        "failed": sum(|s| s.failed),
+        "returned": sum(|s| s.returned),
+        "pending": sum(Stats::pending),
+        "rejected": sum(|s| s.rejected),
+        "unavailable": sum(|s| s.unavailable),
+        "duplicates": sum(|s| s.duplicates),
+        "answers": answers
+            .iter()
+            .map(|(status, reason, count)| json!({ "status": status, "reason": reason, "count": count }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// Every receiver's counters summed, and each kind's apart under `kinds` (those that saw a
+/// request).
 async fn stats(State(admin): State<Admin>) -> Response {
-    let stats = admin.receiver.stats();
-    let answers: Vec<Value> = stats
-        .answers()
+    let all: Vec<Stats> = admin.endpoints.iter().map(|e| e.stats()).collect();
+    let mut body = counters(&all, admin.endpoints.iter().all(|e| e.is_ready()));
+    let kinds: serde_json::Map<String, Value> = admin
+        .endpoints
         .iter()
-        .filter(|answer| answer.count > 0)
-        .map(|answer| json!({ "status": answer.status.as_u16(), "reason": answer.reason, "count": answer.count }))
+        .zip(&all)
+        .filter(|(_, stats)| stats.answers().iter().any(|a| a.count > 0) || stats.queued > 0)
+        .map(|(endpoint, stats)| {
+            (
+                endpoint.kind().to_owned(),
+                counters(std::slice::from_ref(stats), endpoint.is_ready()),
+            )
+        })
         .collect();
-    Json(json!({
-        "ready": admin.receiver.is_ready(),
-        "queued": stats.queued,
-        "handled": stats.handled,
-        "failed": stats.failed,
-        "returned": stats.returned,
-        "pending": stats.pending(),
-        "rejected": stats.rejected,
-        "unavailable": stats.unavailable,
-        "duplicates": stats.duplicates,
-        "answers": answers,
-    }))
-    .into_response()
+    body["kinds"] = Value::Object(kinds);
+    Json(body).into_response()
 }
 
 /// `?after=ID&limit=N`: the page after `after`, in id order, `limit` (1 to 1000, default 100)
@@ -205,11 +251,13 @@ fn page<T>(
 }
 
 fn summary(record: &Record) -> Value {
-    let task_id = Relayed::decode(&record.body)
+    // The task id where the event has one (task notifications, workflow call completions).
+    let task_id = serde_json::from_slice::<Value>(&record.body)
         .ok()
-        .map(|event| event.log_id().to_owned());
+        .and_then(|body| body.get("task_id")?.as_str().map(str::to_owned));
     json!({
         "id": record.id,
+        "kind": record.envelope.kind(),
         "state": format!("{:?}", record.state).to_lowercase(),
         "attempts": record.attempts,
         "last_error": record.last_error,
@@ -222,6 +270,7 @@ fn summary(record: &Record) -> Value {
 fn rejected_summary(rejected: &RejectedRecord) -> Value {
     json!({
         "id": rejected.id,
+        "kind": rejected.envelope.kind(),
         "status": rejected.status,
         "reason": rejected.reason,
         "received_at_ms": rejected.envelope.received_at_ms,
@@ -305,7 +354,24 @@ async fn dead_letter(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Re
 }
 
 async fn replay(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    match admin.receiver.replay(id).await {
+    // To the receiver of the record's kind.
+    let kind = match admin.store.get(id).await {
+        Ok(Some(record)) => record.envelope.kind().to_owned(),
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no dead letter {id}: see GET /admin/dead-letters"),
+            );
+        }
+        Err(err) => return store_error(err),
+    };
+    let Some(endpoint) = admin.endpoint(&kind) else {
+        return error(
+            StatusCode::CONFLICT,
+            format!("dead letter {id} is a {kind}, which this relay does not serve now"),
+        );
+    };
+    match endpoint.replay(id).await {
         Ok(()) => Json(json!({ "replayed": id })).into_response(),
         Err(err) if err.kind() == StoreErrorKind::NotFound => error(
             StatusCode::NOT_FOUND,
@@ -338,7 +404,25 @@ async fn rejected_one(State(admin): State<Admin>, Path(id): Path<RecordId>) -> R
 }
 
 async fn replay_rejected(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    match admin.receiver.replay_rejected(id).await {
+    let kind = match admin.store.rejected().await {
+        Ok(all) => match all.into_iter().find(|kept| kept.id == id) {
+            Some(kept) => kept.envelope.kind().to_owned(),
+            None => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("no refused body {id}: see GET /admin/rejected"),
+                );
+            }
+        },
+        Err(err) => return store_error(err),
+    };
+    let Some(endpoint) = admin.endpoint(&kind) else {
+        return error(
+            StatusCode::CONFLICT,
+            format!("refused body {id} is a {kind}, which this relay does not serve now"),
+        );
+    };
+    match endpoint.replay_rejected(id).await {
         Ok(stored) => Json(json!({ "rejected": id, "stored": stored })).into_response(),
         Err(err) if err.kind() == StoreErrorKind::Invalid => error(
             StatusCode::UNPROCESSABLE_ENTITY,

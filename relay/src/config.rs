@@ -179,6 +179,12 @@ pub(crate) struct Settings {
     #[serde(default, deserialize_with = "scalar")]
     metrics_interval: Option<String>,
 
+    /// Names of callbacks whose bodies are not public, each served at `/airudder/raw/{name}`
+    /// as any JSON object (comma-separated; letters, digits, `_` and `-`) [default: none]
+    #[arg(long, env = "AIRUDDER_RAW_NAMES", value_name = "NAMES")]
+    #[serde(default, deserialize_with = "scalar")]
+    raw_names: Option<String>,
+
     /// The log's format on stderr: `text`, or `json` (one object a line, for log shippers)
     /// [default: text]
     #[arg(long, env = "AIRUDDER_LOG_FORMAT", value_name = "FORMAT")]
@@ -228,6 +234,18 @@ pub(crate) struct Forward {
     pub(crate) concurrency: usize,
     /// The signing key, decoded from `whsec_…`.
     pub(crate) secret: Option<Vec<u8>>,
+    /// Kinds sent elsewhere than `url` (`AIRUDDER_FORWARD_URL_<KIND>`).
+    pub(crate) urls: Vec<(String, reqwest::Url)>,
+}
+
+impl Forward {
+    /// Where events of `kind` go.
+    pub(crate) fn url_for(&self, kind: &str) -> reqwest::Url {
+        self.urls
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or_else(|| self.url.clone(), |(_, url)| url.clone())
+    }
 }
 
 impl fmt::Debug for Forward {
@@ -238,6 +256,10 @@ impl fmt::Debug for Forward {
             .field("retry_for", &self.retry_for)
             .field("concurrency", &self.concurrency)
             .field("signed", &self.secret.is_some())
+            .field(
+                "kinds_elsewhere",
+                &self.urls.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -262,6 +284,8 @@ pub(crate) struct Config {
     pub(crate) queue_capacity: usize,
     pub(crate) metrics_interval: Duration,
     pub(crate) log_format: LogFormat,
+    /// The raw callbacks' names.
+    pub(crate) raw_names: Vec<String>,
 }
 
 impl fmt::Debug for Config {
@@ -283,6 +307,7 @@ impl fmt::Debug for Config {
             .field("queue_capacity", &self.queue_capacity)
             .field("metrics_interval", &self.metrics_interval)
             .field("log_format", &self.log_format)
+            .field("raw_names", &self.raw_names)
             .finish()
     }
 }
@@ -336,6 +361,7 @@ impl Settings {
             queue_capacity: self.queue_capacity.or(file.queue_capacity),
             metrics_interval: self.metrics_interval.or(file.metrics_interval),
             log_format: self.log_format.or(file.log_format),
+            raw_names: self.raw_names.or(file.raw_names),
         }
     }
 }
@@ -434,6 +460,49 @@ impl Settings {
             0,
         )?);
         let token = self.token.filter(|token| !token.is_empty());
+        let raw_names: Vec<String> = self
+            .raw_names
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect();
+        for name in &raw_names {
+            let fine = name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !fine || raw_names.iter().filter(|n| *n == name).count() > 1 {
+                return Err(ConfigError::new(
+                    "AIRUDDER_RAW_NAMES",
+                    format!("{name:?} is not a usable name: letters, digits, _ and -, each once"),
+                ));
+            }
+        }
+        // AIRUDDER_FORWARD_URL_<KIND>: a variable only, read for every kind served.
+        let mut urls = Vec::new();
+        for kind in crate::kinds::all(&raw_names) {
+            let variable = crate::kinds::url_variable(&kind);
+            let Ok(value) = std::env::var(&variable) else {
+                continue;
+            };
+            if self.forward_url.is_none() {
+                return Err(ConfigError::new(
+                    "AIRUDDER_FORWARD_URL",
+                    format!("is not set, and {variable} is: set the URL the other kinds go to"),
+                ));
+            }
+            urls.push((
+                kind,
+                http_url("AIRUDDER_FORWARD_URL", &value).map_err(|_| {
+                    ConfigError::new(
+                        "AIRUDDER_FORWARD_URL",
+                        format!("{variable}={value:?} is not an http:// or https:// URL"),
+                    )
+                })?,
+            ));
+        }
         let forward = match self
             .forward_url
             .as_deref()
@@ -460,19 +529,8 @@ impl Settings {
                 None
             }
             Some(url) => Some(Forward {
-                url: match reqwest::Url::parse(url) {
-                    Ok(parsed)
-                        if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() =>
-                    {
-                        parsed
-                    }
-                    _ => {
-                        return Err(ConfigError::new(
-                            "AIRUDDER_FORWARD_URL",
-                            format!("{url:?} is not an http:// or https:// URL"),
-                        ));
-                    }
-                },
+                url: http_url("AIRUDDER_FORWARD_URL", url)?,
+                urls,
                 timeout: duration(
                     "AIRUDDER_FORWARD_TIMEOUT",
                     self.forward_timeout.as_deref(),
@@ -570,6 +628,7 @@ impl Settings {
             queue_capacity,
             metrics_interval,
             log_format,
+            raw_names,
             listen,
             ack,
             data_dir: PathBuf::from(self.data_dir.unwrap_or_else(|| "./airudder-data".into())),
@@ -580,6 +639,19 @@ impl Settings {
             handler_delay,
             forward,
         })
+    }
+}
+
+/// An `http://` or `https://` URL with a host.
+fn http_url(key: &'static str, url: &str) -> Result<reqwest::Url, ConfigError> {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
+            Ok(parsed)
+        }
+        _ => Err(ConfigError::new(
+            key,
+            format!("{url:?} is not an http:// or https:// URL"),
+        )),
     }
 }
 

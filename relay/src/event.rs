@@ -1,61 +1,75 @@
-//! The notification as the relay keeps it: decoded and checked like any, with the bytes
-//! Airudder sent, which are what it forwards.
+//! An event as the relay keeps it: decoded and checked like any, with the bytes Airudder sent,
+//! which are what it forwards.
 
 use airudder_webhook::model::TaskNotification;
+use airudder_webhook::store::DEFAULT_KIND;
 use airudder_webhook::{DecodeError, Event};
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A task notification and its body as received (after the body hook).
+/// An event of one of Airudder's callbacks, and its body as received (after the body hook).
 #[derive(Debug)]
-pub(crate) struct Relayed {
-    pub(crate) notification: TaskNotification,
+pub(crate) struct Relayed<E = TaskNotification> {
+    pub(crate) event: E,
     pub(crate) body: Bytes,
 }
 
-/// Serialized as the notification alone, so that its de-duplication key is the task
-/// notification's: the same for a retry, whatever its white space.
-impl Serialize for Relayed {
+/// Serialized as the event alone, so that its de-duplication key is the event's: the same for
+/// a retry, whatever its white space.
+impl<E: Serialize> Serialize for Relayed<E> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.notification.serialize(serializer)
+        self.event.serialize(serializer)
     }
 }
 
-impl<'de> Deserialize<'de> for Relayed {
+impl<'de, E: Event> Deserialize<'de> for Relayed<E> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let notification = TaskNotification::deserialize(deserializer)?;
-        let body = serde_json::to_vec(&notification).map_err(serde::de::Error::custom)?;
+        let event = E::deserialize(deserializer)?;
+        let body = serde_json::to_vec(&event).map_err(serde::de::Error::custom)?;
         Ok(Self {
-            notification,
+            event,
             body: body.into(),
         })
     }
 }
 
-impl Event for Relayed {
-    const NAME: &'static str = TaskNotification::NAME;
+impl<E: Event> Event for Relayed<E> {
+    const NAME: &'static str = E::NAME;
 
     fn log_id(&self) -> &str {
-        self.notification.log_id()
+        self.event.log_id()
     }
 
     fn item_count(&self) -> usize {
-        self.notification.item_count()
+        self.event.item_count()
+    }
+
+    fn dedup_key(&self) -> [u8; 32] {
+        self.event.dedup_key()
     }
 
     fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         Ok(Self {
-            notification: TaskNotification::from_slice(body)?,
+            event: E::decode(body)?,
             body: Bytes::copy_from_slice(body),
         })
     }
 }
 
-/// The Standard Webhooks id of a notification: the same across attempts, restarts and relays
-/// (it is made from the de-duplication key), so that the service de-duplicates on it.
-pub(crate) fn webhook_id(event: &Relayed) -> String {
+/// The Standard Webhooks id of an event: the same across attempts, restarts and relays (it is
+/// made from the de-duplication key, and from the kind for every kind but the task
+/// notification's), so that the service de-duplicates on it.
+pub(crate) fn webhook_id<E: Event>(kind: &str, event: &Relayed<E>) -> String {
+    use sha2::{Digest, Sha256};
     use std::fmt::Write;
-    let key = event.dedup_key();
+    let mut key = event.dedup_key();
+    if kind != DEFAULT_KIND {
+        let mut hasher = Sha256::new();
+        hasher.update(kind.as_bytes());
+        hasher.update([0]);
+        hasher.update(key);
+        key = hasher.finalize().into();
+    }
     let mut id = String::with_capacity(4 + 32);
     id.push_str("msg_");
     for byte in &key[..16] {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use airudder_webhook::{Delivery, GiveUp, HandleNotification};
+use airudder_webhook::{Delivery, Event, GiveUp, HandleNotification};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
@@ -20,10 +20,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// The wait after the first failed try; it doubles after each.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
-/// The handler of a forwarding relay.
+/// The handler of a forwarding relay, for one kind of event.
 #[derive(Clone)]
 pub(crate) struct Forwarder {
     inner: Arc<Inner>,
+    /// The receiver's name, sent as `airudder-event`.
+    kind: Arc<str>,
+    /// Where this kind goes (`AIRUDDER_FORWARD_URL_<KIND>`, or the common URL).
+    url: reqwest::Url,
 }
 
 struct Inner {
@@ -36,6 +40,7 @@ struct Inner {
 impl std::fmt::Debug for Forwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forwarder")
+            .field("kind", &self.kind)
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
@@ -63,6 +68,15 @@ impl std::fmt::Display for Failure {
 }
 
 impl Forwarder {
+    /// The same forwarder (its client, its concurrency) for events of `kind`, posted to `url`.
+    pub(crate) fn for_kind(&self, kind: &str, url: reqwest::Url) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            kind: Arc::from(kind),
+            url,
+        }
+    }
+
     /// A forwarder with its own HTTP client (rustls, the system's roots).
     pub(crate) fn new(config: Forward) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
@@ -70,6 +84,8 @@ impl Forwarder {
             .user_agent(concat!("airudder-relay/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
+            kind: Arc::from(airudder_webhook::store::DEFAULT_KIND),
+            url: config.url.clone(),
             inner: Arc::new(Inner {
                 slots: Semaphore::new(config.concurrency),
                 client,
@@ -79,21 +95,22 @@ impl Forwarder {
     }
 
     /// One try: 2xx is done (its status returned).
-    async fn post(&self, relayed: &Relayed, id: &str, attempt: u32) -> Result<u16, Failure> {
+    async fn post(&self, body: &bytes::Bytes, id: &str, attempt: u32) -> Result<u16, Failure> {
         let inner = &self.inner;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
         let mut request = inner
             .client
-            .post(inner.config.url.clone())
+            .post(self.url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("airudder-event", &*self.kind)
             .header("webhook-id", id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("airudder-attempt", attempt.to_string())
-            .body(relayed.body.clone());
+            .body(body.clone());
         if let Some(key) = &inner.config.secret {
-            request = request.header("webhook-signature", sign(key, id, timestamp, &relayed.body));
+            request = request.header("webhook-signature", sign(key, id, timestamp, body));
         }
         let response = request
             .send()
@@ -161,11 +178,11 @@ fn jittered(backoff: Duration) -> Duration {
     half + half.mul_f64(fastrand::f64())
 }
 
-impl HandleNotification<Relayed> for Forwarder {
+impl<E: Event> HandleNotification<Relayed<E>> for Forwarder {
     type Error = GiveUp;
 
-    async fn handle(&self, delivery: Delivery<Relayed>) -> Result<(), GiveUp> {
-        let id = webhook_id(delivery.event());
+    async fn handle(&self, delivery: Delivery<Relayed<E>>) -> Result<(), GiveUp> {
+        let id = webhook_id(&self.kind, delivery.event());
         let deadline = delivery.received_at() + self.inner.config.retry_for;
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0;
@@ -174,7 +191,7 @@ impl HandleNotification<Relayed> for Forwarder {
             let tried = {
                 let _slot = self.inner.slots.acquire().await;
                 let started = Instant::now();
-                let tried = self.post(delivery.event(), &id, attempt).await;
+                let tried = self.post(&delivery.event().body, &id, attempt).await;
                 let outcome = match &tried {
                     Ok(status) => Forwarded::Ok(*status),
                     Err(Failure::Status { status, .. }) => Forwarded::Rejected(*status),

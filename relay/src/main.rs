@@ -8,6 +8,7 @@ mod admin;
 mod config;
 mod event;
 mod forward;
+mod kinds;
 mod metrics;
 mod operate;
 mod print;

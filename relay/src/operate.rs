@@ -210,6 +210,8 @@ impl Shape {
                     let _ = writeln!(out, "{key:<12} {}", text(&value[key]));
                 }
                 let _ = writeln!(out, "answers:");
+                let kinds = value["kinds"].as_object();
+                let per_kind = kinds.filter(|kinds| kinds.len() > 1);
                 for answer in value["answers"].as_array().into_iter().flatten() {
                     let _ = writeln!(
                         out,
@@ -219,6 +221,19 @@ impl Shape {
                         text(&answer["count"])
                     );
                 }
+                // Several callbacks seen: each one's answers apart.
+                for (kind, stats) in per_kind.into_iter().flatten() {
+                    let _ = writeln!(out, "{kind}:");
+                    for answer in stats["answers"].as_array().into_iter().flatten() {
+                        let _ = writeln!(
+                            out,
+                            "  {} {:<26} {}",
+                            text(&answer["status"]),
+                            text(&answer["reason"]),
+                            text(&answer["count"])
+                        );
+                    }
+                }
             }
             Self::Records(what) => {
                 let rows = value.as_array().cloned().unwrap_or_default();
@@ -227,14 +242,15 @@ impl Shape {
                 }
                 let _ = writeln!(
                     out,
-                    "{:>6}  {:<34} {:>8}  LAST ERROR",
-                    "ID", "TASK", "ATTEMPTS"
+                    "{:>6}  {:<26} {:<34} {:>8}  LAST ERROR",
+                    "ID", "KIND", "TASK", "ATTEMPTS"
                 );
                 for row in rows {
                     let _ = writeln!(
                         out,
-                        "{:>6}  {:<34} {:>8}  {}",
+                        "{:>6}  {:<26} {:<34} {:>8}  {}",
                         text(&row["id"]),
+                        text(&row["kind"]),
                         text(&row["task_id"]),
                         text(&row["attempts"]),
                         text(&row["last_error"])
@@ -246,12 +262,17 @@ impl Shape {
                 if rows.is_empty() {
                     return "No refused bodies.".to_owned();
                 }
-                let _ = writeln!(out, "{:>6}  {:>6}  {:>8}  REASON", "ID", "STATUS", "BYTES");
+                let _ = writeln!(
+                    out,
+                    "{:>6}  {:<26} {:>6}  {:>8}  REASON",
+                    "ID", "KIND", "STATUS", "BYTES"
+                );
                 for row in rows {
                     let _ = writeln!(
                         out,
-                        "{:>6}  {:>6}  {:>8}  {}",
+                        "{:>6}  {:<26} {:>6}  {:>8}  {}",
                         text(&row["id"]),
+                        text(&row["kind"]),
                         text(&row["status"]),
                         text(&row["bytes"]),
                         text(&row["reason"])

@@ -1,11 +1,22 @@
-//! Running the relay: the store, the receiver with its handler, the listener, the shutdown.
+//! Running the relay: the store, a receiver for each callback with its handler, the listener,
+//! the shutdown.
 
+use std::future::Future;
 use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use airudder_webhook::auth::QueryToken;
-use airudder_webhook::store::{PostgresOptions, PostgresStore, RedbStore};
-use airudder_webhook::{AckPolicy, HandleNotification, Receiver, ReceiverBuilder, RetryPolicy};
+use airudder_webhook::model::{
+    ChatbotSessionEnd, PdsEvent, RawEvent, TaskNotification, WorkflowCallCompletion,
+    WorkflowListCompletion, WorkflowStatusChange,
+};
+use airudder_webhook::store::{PostgresOptions, PostgresStore, RecordId, RedbStore, StoreError};
+use airudder_webhook::{
+    AckPolicy, Event, HandleNotification, Receiver, ReceiverBuilder, RetryPolicy, ShutdownHandle,
+    ShutdownReport, Stats,
+};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -15,91 +26,137 @@ use crate::admin::{self, Stored};
 use crate::config::{Ack, Config};
 use crate::event::Relayed;
 use crate::forward::Forwarder;
+use crate::kinds;
 use crate::print::Printer;
 
 /// How long a stop waits for the handlers (forwards in flight) before it leaves the rest
 /// stored for the next start.
 const DRAIN: Duration = Duration::from_secs(30);
 
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One callback's receiver, whatever its event type: what the admin API and the shutdown need.
+pub(crate) trait Endpoint: Send + Sync {
+    /// Its kind: the receiver's name.
+    fn kind(&self) -> &str;
+    fn stats(&self) -> Stats;
+    fn is_ready(&self) -> bool;
+    fn shutdown_handle(&self) -> ShutdownHandle;
+    fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn replay_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<RecordId, StoreError>>;
+}
+
+struct Served<E> {
+    kind: String,
+    receiver: Receiver<Relayed<E>>,
+}
+
+impl<E: Event> Endpoint for Served<E> {
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+    fn stats(&self) -> Stats {
+        self.receiver.stats()
+    }
+    fn is_ready(&self) -> bool {
+        self.receiver.is_ready()
+    }
+    fn shutdown_handle(&self) -> ShutdownHandle {
+        self.receiver.shutdown_handle()
+    }
+    fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.receiver.replay(id))
+    }
+    fn replay_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<RecordId, StoreError>> {
+        Box::pin(self.receiver.replay_rejected(id))
+    }
+}
+
+/// Where the events go.
+#[derive(Clone)]
+enum Mode {
+    Print(Printer),
+    Forward(Forwarder),
+}
+
 /// Runs until SIGTERM or Ctrl-C.
 pub(crate) async fn run(
     config: Config,
     metrics: Option<PrometheusHandle>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    match config.forward.clone() {
-        Some(forward) => {
-            let forwarder = Forwarder::new(forward.clone())?;
-            // Forwards retry inside the handler, for as long as `retry_for`: every notification
-            // waiting for the service holds a handler (cheap: a sleeping task), not a worker,
-            // so that intake never waits for the service. The store's attempt count only
-            // guards against a notification that crashes the relay at every start.
-            let tuning = |builder: ReceiverBuilder<Relayed, Forwarder>| match config.ack {
-                Ack::Handled => builder,
-                _ => builder
-                    .workers(1_000_000)
-                    .retry(RetryPolicy::new(100).initial_backoff(Duration::from_secs(1)))
-                    .handler_timeout(forward.retry_for + Duration::from_secs(600)),
-            };
-            serve(&config, metrics, forwarder, tuning).await
-        }
-        None => {
-            let printer = Printer {
-                delay: config.handler_delay,
-            };
-            serve(&config, metrics, printer, |builder| builder).await
-        }
-    }
-}
-
-async fn serve<H: HandleNotification<Relayed> + Clone>(
-    config: &Config,
-    metrics: Option<PrometheusHandle>,
-    handler: H,
-    tuning: impl FnOnce(ReceiverBuilder<Relayed, H>) -> ReceiverBuilder<Relayed, H>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let builder = tuning(Receiver::builder_for(handler))
-        .name("task")
-        .body_limit(config.body_limit)
-        .max_bytes_in_flight(
-            airudder_webhook::receiver::defaults::MAX_BYTES_IN_FLIGHT.max(config.body_limit),
-        )
-        .queue_capacity(config.queue_capacity)
-        .metrics_interval(config.metrics_interval);
-    let builder = match config.workers {
-        Some(workers) => builder.workers(workers),
-        None => builder,
+    let mode = match &config.forward {
+        Some(forward) => Mode::Forward(Forwarder::new(forward.clone())?),
+        None => Mode::Print(Printer {
+            delay: config.handler_delay,
+        }),
     };
-    let mut stored = Stored::Nothing;
-    let builder = match config.ack {
+    let stored = match config.ack {
         Ack::Durable => match &config.database_url {
             Some(url) => {
                 let options = PostgresOptions::default()
                     .schema(config.database_schema.clone())?
                     .lease(config.lease);
-                let store = PostgresStore::connect_with(url, options).await?;
-                stored = Stored::Postgres(store.clone());
-                builder.durable(store)
+                Stored::Postgres(PostgresStore::connect_with(url, options).await?)
             }
-            None => {
-                let store = RedbStore::open(&config.data_dir)?;
-                stored = Stored::Redb(store.clone());
-                builder.durable(store)
-            }
+            None => Stored::Redb(RedbStore::open(&config.data_dir)?),
         },
-        Ack::Memory => builder.ack(AckPolicy::Memory),
-        Ack::Handled => builder.ack(AckPolicy::handled(Duration::from_secs(10))),
+        Ack::Memory | Ack::Handled => Stored::Nothing,
     };
-    let builder = match &config.token {
-        Some(token) => builder.authorize(QueryToken::new([token.as_str()])?),
-        None => {
-            say("AIRUDDER_TOKEN is not set: running open, without authentication");
-            builder.allow_unauthenticated()
-        }
+    if config.token.is_none() {
+        say("AIRUDDER_TOKEN is not set: running open, without authentication");
+    }
+
+    // One receiver a callback, all on the one store, each handing on its own kind.
+    let mut app = Router::new();
+    let mut endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
+    let mut mount =
+        |path: &str, kind: &str, served: Result<(Router, Arc<dyn Endpoint>), String>| {
+            let (routes, endpoint) = served.map_err(|err| format!("{kind}: {err}"))?;
+            app = std::mem::take(&mut app).merge(routes);
+            endpoints.push(endpoint);
+            let _ = path;
+            Ok::<_, String>(())
+        };
+    let [task, call, list, status, chatbot, pds] = kinds::TYPED;
+    let build = Build {
+        config: &config,
+        stored: &stored,
+        mode: &mode,
     };
-    let receiver = builder.build()?;
-    let shutdown = receiver.shutdown_handle();
+    mount(
+        task.0,
+        task.1,
+        build.serve::<TaskNotification>(task.0, task.1),
+    )?;
+    mount(
+        call.0,
+        call.1,
+        build.serve::<WorkflowCallCompletion>(call.0, call.1),
+    )?;
+    mount(
+        list.0,
+        list.1,
+        build.serve::<WorkflowListCompletion>(list.0, list.1),
+    )?;
+    mount(
+        status.0,
+        status.1,
+        build.serve::<WorkflowStatusChange>(status.0, status.1),
+    )?;
+    mount(
+        chatbot.0,
+        chatbot.1,
+        build.serve::<ChatbotSessionEnd>(chatbot.0, chatbot.1),
+    )?;
+    mount(pds.0, pds.1, build.serve::<PdsEvent>(pds.0, pds.1))?;
+    for name in &config.raw_names {
+        let (path, kind) = (kinds::raw_path(name), kinds::raw_kind(name));
+        mount(&path, &kind, build.serve::<RawEvent>(&path, &kind))?;
+    }
+    let endpoints = Arc::new(endpoints);
+
     let admin = admin::router(
-        receiver.clone(),
+        Arc::clone(&endpoints),
         stored.clone(),
         config.admin_token.clone(),
         metrics.clone(),
@@ -120,11 +177,11 @@ async fn serve<H: HandleNotification<Relayed> + Clone>(
             .await
     });
     let ready = {
-        let (receiver, stored) = (receiver.clone(), stored.clone());
+        let (endpoints, stored) = (Arc::clone(&endpoints), stored.clone());
         move || {
-            let (receiver, stored) = (receiver.clone(), stored.clone());
+            let (endpoints, stored) = (Arc::clone(&endpoints), stored.clone());
             async move {
-                if receiver.is_ready() && stored.answers().await {
+                if endpoints.iter().all(|e| e.is_ready()) && stored.answers().await {
                     (StatusCode::OK, "ready")
                 } else {
                     (StatusCode::SERVICE_UNAVAILABLE, "not ready")
@@ -132,35 +189,152 @@ async fn serve<H: HandleNotification<Relayed> + Clone>(
             }
         }
     };
-    let app = Router::new()
-        .route_service("/airudder/task", receiver)
+    let app = app
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready));
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    say(&format!(
-        "listening on http://{}/airudder/task",
-        listener.local_addr()?
-    ));
+    let addr = listener.local_addr()?;
+    say(&format!("listening on http://{addr}/airudder/task"));
+    let others: Vec<String> = kinds::TYPED[1..]
+        .iter()
+        .map(|(path, _)| (*path).to_owned())
+        .chain(config.raw_names.iter().map(|name| kinds::raw_path(name)))
+        .collect();
+    say(&format!("and on {}", others.join(", ")));
     match &config.forward {
         Some(forward) => say(&format!(
-            "forwarding to {}://{}{}",
+            "forwarding to {}://{}{}{}",
             forward.url.scheme(),
             forward.url.host_str().unwrap_or_default(),
-            forward.url.path()
+            forward.url.path(),
+            if forward.urls.is_empty() {
+                String::new()
+            } else {
+                let kinds: Vec<&str> = forward.urls.iter().map(|(k, _)| k.as_str()).collect();
+                format!(" ({} elsewhere)", kinds.join(", "))
+            }
         )),
-        None => say("printing each notification as a line of JSON on stdout"),
+        None => say("printing each event as a line of JSON on stdout"),
     }
     axum::serve(listener, app)
         .with_graceful_shutdown(airudder_webhook::shutdown_signal())
         .await?;
-    let report = shutdown.shutdown(DRAIN).await;
+    // Every receiver drains at once, within the one deadline.
+    let reports: Vec<ShutdownReport> = futures_join(
+        endpoints
+            .iter()
+            .map(|endpoint| {
+                let handle = endpoint.shutdown_handle();
+                async move { handle.shutdown(DRAIN).await }
+            })
+            .collect(),
+    )
+    .await;
     let _ = admin_server.await;
+    let total = |f: fn(&ShutdownReport) -> u64| reports.iter().map(f).sum::<u64>();
     say(&format!(
         "stopped: {} handled, {} failed, {} left unhandled",
-        report.handled, report.failed, report.left
+        total(|r| r.handled),
+        total(|r| r.failed),
+        total(|r| r.left)
     ));
     Ok(())
+}
+
+/// Awaits every future, concurrently, on tasks of their own.
+async fn futures_join<T: Send + 'static>(
+    futures: Vec<impl Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        if let Ok(value) = handle.await {
+            out.push(value);
+        }
+    }
+    out
+}
+
+/// What every receiver is built from.
+struct Build<'a> {
+    config: &'a Config,
+    stored: &'a Stored,
+    mode: &'a Mode,
+}
+
+impl Build<'_> {
+    /// The receiver of `E` at `path`, named `kind`, with this mode's handler.
+    fn serve<E: Event>(
+        &self,
+        path: &str,
+        kind: &str,
+    ) -> Result<(Router, Arc<dyn Endpoint>), String> {
+        match self.mode {
+            Mode::Print(printer) => self.receiver::<E, _>(path, kind, printer.clone(), |b| b),
+            Mode::Forward(forwarder) => {
+                let forward = self.config.forward.as_ref().ok_or("no forward settings")?;
+                let handler = forwarder.for_kind(kind, forward.url_for(kind));
+                let retry_for = forward.retry_for;
+                let ack = self.config.ack;
+                // Forwards retry inside the handler, for as long as `retry_for`: every event
+                // waiting for the service holds a handler (cheap: a sleeping task), not a
+                // worker, so that intake never waits for the service. The store's attempt
+                // count only guards against an event that crashes the relay at every start.
+                self.receiver::<E, _>(path, kind, handler, move |builder| match ack {
+                    Ack::Handled => builder,
+                    _ => builder
+                        .workers(1_000_000)
+                        .retry(RetryPolicy::new(100).initial_backoff(Duration::from_secs(1)))
+                        .handler_timeout(retry_for + Duration::from_secs(600)),
+                })
+            }
+        }
+    }
+
+    fn receiver<E: Event, H: HandleNotification<Relayed<E>>>(
+        &self,
+        path: &str,
+        kind: &str,
+        handler: H,
+        tuning: impl FnOnce(ReceiverBuilder<Relayed<E>, H>) -> ReceiverBuilder<Relayed<E>, H>,
+    ) -> Result<(Router, Arc<dyn Endpoint>), String> {
+        let config = self.config;
+        let builder = tuning(Receiver::builder_for(handler))
+            .name(kind)
+            .body_limit(config.body_limit)
+            .max_bytes_in_flight(
+                airudder_webhook::receiver::defaults::MAX_BYTES_IN_FLIGHT.max(config.body_limit),
+            )
+            .queue_capacity(config.queue_capacity)
+            .metrics_interval(config.metrics_interval);
+        let builder = match config.workers {
+            Some(workers) => builder.workers(workers),
+            None => builder,
+        };
+        let builder = match self.stored {
+            Stored::Redb(store) => builder.durable(store.clone()),
+            // Claims of its own, so that one receiver's shutdown never releases another's.
+            Stored::Postgres(store) => builder.durable(store.for_another_receiver()),
+            Stored::Nothing => match config.ack {
+                Ack::Handled => builder.ack(AckPolicy::handled(Duration::from_secs(10))),
+                _ => builder.ack(AckPolicy::Memory),
+            },
+        };
+        let builder = match &config.token {
+            Some(token) => {
+                builder.authorize(QueryToken::new([token.as_str()]).map_err(|e| e.to_string())?)
+            }
+            None => builder.allow_unauthenticated(),
+        };
+        let receiver = builder.build().map_err(|e| e.to_string())?;
+        let routes = Router::new().route_service(path, receiver.clone());
+        let endpoint = Served {
+            kind: kind.to_owned(),
+            receiver,
+        };
+        Ok((routes, Arc::new(endpoint)))
+    }
 }
 
 /// A line on stderr; a closed stderr is no reason to fail.

@@ -96,6 +96,9 @@ async fn scrape_until(
     }
 }
 
+/// The task notification receiver's label.
+const TASK: &str = r#"receiver="task_notification""#;
+
 async fn post_to(relay: &Relay, query: &str, content_type: &str, body: Vec<u8>) -> u16 {
     client()
         .post(format!("http://{}/airudder/task{query}", relay.addr))
@@ -147,7 +150,10 @@ async fn a_scrape_counts_each_answer_once_under_its_status_and_the_gauges_follow
     .await;
     assert!(busy.value("airudder_bytes_in_flight", &[]) > 0.0);
     assert_eq!(
-        busy.value("airudder_store_pending", &[r#"receiver="task""#]),
+        busy.value(
+            "airudder_store_pending",
+            &[r#"receiver="task_notification""#]
+        ),
         2.0
     );
 
@@ -183,7 +189,7 @@ async fn a_scrape_counts_each_answer_once_under_its_status_and_the_gauges_follow
         ("503", "queue_full", 1.0),
     ] {
         let labels = [
-            r#"receiver="task""#,
+            r#"receiver="task_notification""#,
             &format!(r#"status="{status}""#),
             &format!(r#"outcome="{outcome}""#),
         ];
@@ -213,9 +219,9 @@ async fn a_scrape_counts_each_answer_once_under_its_status_and_the_gauges_follow
     );
     assert_eq!(seen.value("airudder_handler_seconds_count", &[]), 2.0);
     assert!(seen.value("airudder_handler_seconds_sum", &[]) >= 3.0);
-    assert_eq!(seen.value("airudder_ready", &[]), 1.0);
-    assert_eq!(seen.value("airudder_store_recovering", &[]), 0.0);
-    assert_eq!(seen.value("airudder_store_dead_letters", &[]), 0.0);
+    assert_eq!(seen.value("airudder_ready", &[TASK]), 1.0);
+    assert_eq!(seen.value("airudder_store_recovering", &[TASK]), 0.0);
+    assert_eq!(seen.value("airudder_store_dead_letters", &[TASK]), 0.0);
 
     // Every metric the dashboard and the alert rules name is one the relay exports.
     let exported = seen.names();

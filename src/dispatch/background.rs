@@ -64,7 +64,11 @@ impl<E: Event> Queue<E> {
         let pending = store.pending().await;
         self.shared.ready.send_replace(true);
         let pending = match pending {
-            Ok(pending) => pending,
+            // A shared store may hold other receivers' records: only this one's kind.
+            Ok(pending) => pending
+                .into_iter()
+                .filter(|record| self.shared.owns(&record.envelope))
+                .collect::<Vec<_>>(),
             Err(err) => {
                 tracing::error!(error = %err, "could not read the stored notifications to redeliver");
                 return;
@@ -116,7 +120,7 @@ impl<E: Event> Queue<E> {
                 if room == 0 {
                     break;
                 }
-                let records = match store.claim(room).await {
+                let records = match store.claim(&self.shared.kind, room).await {
                     Ok(records) => records,
                     Err(err) => {
                         tracing::warn!(error = %err, "could not claim lapsed notifications");

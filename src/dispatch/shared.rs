@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// Handlers running now.
     running: AtomicUsize,
+    /// The receiver's name: the kind of the records it stores and the only kind it hands on.
+    pub(crate) kind: Arc<str>,
 }
 
 /// Counts one running handler in [`Shared`] while it lives.
@@ -68,11 +70,17 @@ impl Shared {
             unmarked: StdMutex::new(HashSet::new()),
             counters: Counters::new(name),
             running: AtomicUsize::new(0),
+            kind: Arc::from(name),
         }
     }
 
     pub(crate) fn stats(&self) -> Stats {
         self.counters.snapshot()
+    }
+
+    /// Whether a stored record is this receiver's to hand on (its kind is this receiver's).
+    pub(crate) fn owns(&self, envelope: &crate::store::Envelope) -> bool {
+        envelope.kind() == &*self.kind
     }
 
     /// Handlers running now.

@@ -7,9 +7,26 @@ use crate::dispatch::ShutdownHandle;
 use crate::event::Event;
 use crate::layer::WebhookLayer;
 use crate::stats::Stats;
-use crate::store::{Appended, ErasedStore, RecordId, StoreError, StoreErrorKind};
+use crate::store::{Appended, Envelope, ErasedStore, RecordId, StoreError, StoreErrorKind};
 
 impl<E: Event> Receiver<E> {
+    /// Refuses a record of another receiver's kind, naming the kind.
+    fn check_kind(&self, id: RecordId, envelope: &Envelope) -> Result<(), StoreError> {
+        let shared = self.inner.queue.shared();
+        if shared.owns(envelope) {
+            return Ok(());
+        }
+        Err(StoreError::new(
+            StoreErrorKind::NotFound,
+            format!(
+                "record {id} is a {}, not a {}: replay it on the receiver named {:?}",
+                envelope.kind(),
+                shared.kind,
+                envelope.kind()
+            ),
+        ))
+    }
+
     /// A layer that answers `path` with this receiver and passes every other request on.
     pub fn layer(&self, path: impl Into<String>) -> WebhookLayer<E> {
         WebhookLayer::new(path, self.clone())
@@ -50,7 +67,12 @@ impl<E: Event> Receiver<E> {
     /// When the receiver has no store, the store fails, no dead letter has this id, or the
     /// stored body is no longer a valid notification.
     pub async fn replay(&self, id: RecordId) -> Result<(), StoreError> {
-        let record = self.store()?.replay(id).await?;
+        let store = self.store()?;
+        // A store shared by several receivers: a record goes back to the receiver of its kind.
+        if let Some(record) = store.get(id).await? {
+            self.check_kind(id, &record.envelope)?;
+        }
+        let record = store.replay(id).await?;
         self.inner.queue.enqueue_record(record).await
     }
 
@@ -70,6 +92,7 @@ impl<E: Event> Receiver<E> {
                 format!("no refused body {id}"),
             ));
         };
+        self.check_kind(id, &kept.envelope)?;
         let decoded = self
             .inner
             .intake

@@ -185,9 +185,11 @@ impl<E: Event> Receiver<E> {
 }
 
 impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
-    /// The receiver's name: the `receiver` label of its metrics (feature `metrics`), so that
-    /// two receivers in one process are told apart. The default is the event's name with
-    /// underscores (`task_notification`).
+    /// The receiver's name: the kind of the records it stores (receivers sharing a store must
+    /// have distinct names: each hands on only its own records, and replays only them), and
+    /// the `receiver` label of its metrics (feature `metrics`). The default is the event's name
+    /// with underscores (`task_notification`, `chatbot_session_end`, …). Records stored before
+    /// kinds existed are `task_notification`'s.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -410,6 +412,7 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
             }
             _ => Some(Arc::new(self.checks)),
         };
+        let name = self.name.unwrap_or_else(|| E::NAME.replace(' ', "_"));
         let queue = Queue::start(
             self.handler,
             WorkerConfig {
@@ -420,7 +423,7 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
                 on_failed: self.on_failed,
                 store: self.store,
                 dedup_window: self.dedup_window.unwrap_or(defaults::DEDUP_WINDOW),
-                name: self.name.unwrap_or_else(|| E::NAME.replace(' ', "_")),
+                name: name.clone(),
             },
         );
         let max_bytes_in_flight = self.max_bytes_in_flight.min(Semaphore::MAX_PERMITS);
@@ -435,7 +438,7 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
                 in_flight: Arc::new(Semaphore::new(max_bytes_in_flight)),
                 max_bytes_in_flight,
                 max_header_bytes: self.max_header_bytes,
-                intake: Intake::new(self.body_hook, self.keep_headers),
+                intake: Intake::new(self.body_hook, self.keep_headers, &name),
                 queue,
             }),
         };

@@ -146,7 +146,15 @@ pub struct Envelope {
     pub peer: Option<String>,
     /// The headers that matter: `content-type`, `user-agent`, `content-length`.
     pub headers: Vec<(String, String)>,
+    /// The name of the receiver that took it in (its [`name`](crate::ReceiverBuilder::name)),
+    /// so that receivers sharing a store each hand on their own records. `None` in records
+    /// stored before kinds existed: those are task notifications ([`DEFAULT_KIND`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
+
+/// The kind of a record stored without one: the task notification receiver's default name.
+pub const DEFAULT_KIND: &str = "task_notification";
 
 impl Envelope {
     /// An envelope (for a [`Store`] implementation reading one back).
@@ -159,7 +167,20 @@ impl Envelope {
             received_at_ms: millis(received_at),
             peer,
             headers,
+            kind: None,
         }
+    }
+
+    /// The same envelope, of the receiver named `kind`.
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// The record's kind: the name of the receiver that took it in ([`DEFAULT_KIND`] for a
+    /// record stored without one).
+    pub fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or(DEFAULT_KIND)
     }
 
     /// When the request arrived.
@@ -543,9 +564,14 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
-    /// Claims up to `max` pending records that nobody holds a live claim on, oldest first.
-    fn claim(&self, max: usize) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
-        let _ = max;
+    /// Claims up to `max` pending records of `kind` ([`Envelope::kind`]) that nobody holds a
+    /// live claim on, oldest first: each receiver of a shared store claims only its own.
+    fn claim(
+        &self,
+        kind: &str,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
+        let _ = (kind, max);
         async { Ok(Vec::new()) }
     }
 
@@ -571,6 +597,7 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     fn summary(&self) -> BoxFuture<'_, Result<StoreSummary, StoreError>>;
+    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>>;
     fn rejected(&self) -> BoxFuture<'_, Result<Vec<RejectedRecord>, StoreError>>;
     fn remove_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -583,7 +610,11 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<RecordId, StoreError>>;
     fn prune(&self, before: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
     fn lease(&self) -> Option<Duration>;
-    fn claim(&self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
+    fn claim<'a>(
+        &'a self,
+        kind: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
     fn renew(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
     fn release(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
@@ -612,6 +643,9 @@ impl<S: Store> ErasedStore for S {
     fn summary(&self) -> BoxFuture<'_, Result<StoreSummary, StoreError>> {
         Box::pin(Store::summary(self))
     }
+    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(Store::get(self, id))
+    }
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>> {
         Box::pin(Store::replay(self, id))
     }
@@ -636,8 +670,12 @@ impl<S: Store> ErasedStore for S {
     fn lease(&self) -> Option<Duration> {
         Store::lease(self)
     }
-    fn claim(&self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
-        Box::pin(Store::claim(self, max))
+    fn claim<'a>(
+        &'a self,
+        kind: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
+        Box::pin(Store::claim(self, kind, max))
     }
     fn renew(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(Store::renew(self))

@@ -11,8 +11,8 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{NoTls, Row, Socket};
 
 use super::{
-    Appended, Envelope, NewRecord, Record, RecordId, RecordState, RejectedRecord, Store,
-    StoreError, StoreErrorKind, StoreSummary,
+    Appended, DEFAULT_KIND, Envelope, NewRecord, Record, RecordId, RecordState, RejectedRecord,
+    Store, StoreError, StoreErrorKind, StoreSummary,
 };
 
 /// States as stored in the `state` column.
@@ -162,7 +162,19 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+/// A claim owner unique to this store: process id, time, and a counter.
+fn new_owner() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        super::millis(SystemTime::now()),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// The statements, with the schema and the lease written in.
+#[derive(Clone)]
 struct Sql {
     insert: String,
     find_key: String,
@@ -230,6 +242,7 @@ impl Sql {
                 "UPDATE {t} SET claimed_by = $1, lease_until = {lease} WHERE id IN ( \
                    SELECT id FROM {t} WHERE state = {PENDING} \
                    AND (lease_until IS NULL OR lease_until < now()) \
+                   AND coalesce(envelope::jsonb ->> 'kind', '{DEFAULT_KIND}') = $3 \
                    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  RETURNING {COLUMNS}"
             ),
@@ -339,17 +352,10 @@ impl PostgresStore {
             }))
             .build()
             .map_err(unavailable)?;
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let owner = format!(
-            "{}-{}-{}",
-            std::process::id(),
-            super::millis(SystemTime::now()),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
         let store = Self {
             inner: Arc::new(Inner {
                 pool,
-                owner,
+                owner: new_owner(),
                 sql: Sql::new(&options.schema, options.lease),
                 options,
             }),
@@ -361,6 +367,20 @@ impl PostgresStore {
     /// The name this store claims notifications under (unique per connected store).
     pub fn owner(&self) -> &str {
         &self.inner.owner
+    }
+
+    /// The same database and connection pool, claiming under an owner of its own: give each
+    /// receiver of one process its own, so that one receiver's shutdown, which releases its
+    /// claims, never releases another's still in hand. (A clone shares the owner.)
+    pub fn for_another_receiver(&self) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool: self.inner.pool.clone(),
+                owner: new_owner(),
+                options: self.inner.options.clone(),
+                sql: self.inner.sql.clone(),
+            }),
+        }
     }
 
     /// Creates the schema or brings it to the newest version, one receiver at a time.
@@ -666,10 +686,10 @@ impl Store for PostgresStore {
         Some(self.inner.options.lease)
     }
 
-    async fn claim(&self, max: usize) -> Result<Vec<Record>, StoreError> {
+    async fn claim(&self, kind: &str, max: usize) -> Result<Vec<Record>, StoreError> {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = self
-            .query(&self.inner.sql.claim, &[&self.inner.owner, &max])
+            .query(&self.inner.sql.claim, &[&self.inner.owner, &max, &kind])
             .await?;
         let mut records = records_from(&rows)?;
         records.sort_by_key(|record| record.id);
