@@ -5,7 +5,9 @@
 //! a fast `200 {}`, retries anything else every minute at most 5 times, then drops the
 //! notification for good. This crate answers the sender, decodes the body into a typed
 //! [`TaskNotification`](model::TaskNotification), and hands it to your async handler on
-//! worker tasks, off the request path.
+//! worker tasks, off the request path. Airudder's other callbacks (workflow, chatbot, predictive
+//! dialer, and raw ones whose bodies are not public) are event types of their own on the same
+//! machinery: see [`model`].
 //!
 //! ```no_run
 //! use std::time::Duration;

@@ -385,3 +385,45 @@ fn a_raw_event_is_any_object_kept_verbatim_and_keyed_on_its_canonical_form() {
         assert_eq!(RawEvent::decode(bad).unwrap_err().kind(), kind, "{bad:?}");
     }
 }
+
+#[tokio::test]
+async fn the_chatbot_sign_header_reaches_a_check_the_user_supplies() {
+    use airudder_webhook::Receiver;
+    use airudder_webhook::auth::Denied;
+    use tower::ServiceExt;
+
+    // The algorithm is not public: here, a user's check that compares it to a known value.
+    let check = |head: &http::request::Parts| match head.headers.get("x-airudder-sign") {
+        Some(sign) if sign == "expected-sign" => Ok(()),
+        Some(_) => Err(Denied::unauthorized("X-AIRudder-Sign does not match")),
+        None => Err(Denied::unauthorized("X-AIRudder-Sign is missing")),
+    };
+    let receiver =
+        Receiver::builder_for(|_: airudder_webhook::Delivery<ChatbotSessionEnd>| async {
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .authorize(check)
+        .build()
+        .unwrap();
+    let post = |sign: Option<&str>| {
+        let mut request = http::Request::post("/airudder/chatbot/session")
+            .header("content-type", "application/json");
+        if let Some(sign) = sign {
+            request = request.header("X-AIRudder-Sign", sign);
+        }
+        receiver.clone().oneshot(
+            request
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                    CHATBOT,
+                )))
+                .unwrap(),
+        )
+    };
+    assert_eq!(post(None).await.unwrap().status(), 401);
+    assert_eq!(post(Some("forged")).await.unwrap().status(), 401);
+    assert_eq!(post(Some("expected-sign")).await.unwrap().status(), 200);
+    receiver
+        .shutdown_handle()
+        .shutdown(std::time::Duration::from_secs(1))
+        .await;
+}

@@ -118,6 +118,28 @@
 //!   or restarting database answers 503, never 200; the pool replaces broken connections.
 //! - **TLS.** `PostgresStore::connect` speaks plain TCP; `connect_config` takes any
 //!   `tokio-postgres` TLS connector, so this crate pulls no TLS stack.
+//!
+//! # Several callbacks, one store
+//!
+//! An app that receives several of Airudder's callbacks (the task notification, a workflow's,
+//! the chatbot's, raw ones) mounts a receiver for each, each with its handler and event type,
+//! and gives them all the one store:
+//!
+//! - **Each record knows its kind**: the name of the receiver that stored it
+//!   ([`ReceiverBuilder::name`](crate::ReceiverBuilder::name), by default the event's name:
+//!   `task_notification`, `chatbot_session_end`, …), in [`Envelope::kind`]. Receivers sharing a
+//!   store need distinct names. A record stored before kinds existed is a task notification's
+//!   ([`DEFAULT_KIND`]).
+//! - **Each receiver hands on only its own**: at start it redelivers only the pending records of
+//!   its kind, on PostgreSQL it [claims](Store::claim) only those, and
+//!   [`Receiver::replay`](crate::Receiver::replay) refuses another kind's record, naming the
+//!   kind to replay it with.
+//! - **Duplicates stay within a kind**: the de-duplication key of every kind but the default is
+//!   mixed with the kind, so that one body at two paths is two notifications.
+//! - **The embedded store** is shared by cloning the [`RedbStore`] (one file, one writer);
+//!   **PostgreSQL** by giving each receiver
+//!   [`PostgresStore::for_another_receiver`](PostgresStore::for_another_receiver): the same
+//!   pool, claims of its own, so that one receiver's shutdown never releases another's claims.
 
 #[cfg(feature = "postgres")]
 mod postgres;
