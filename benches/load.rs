@@ -257,24 +257,58 @@ fn main() {
         .find_map(|arg| arg.strip_prefix("--rounds=")?.parse::<usize>().ok())
         .filter(|_| timed)
         .unwrap_or(rounds);
-    // The server and the load share the machine's 2 cores: one runtime thread each, unless
-    // `--server-threads N` gives the server more (tokio's default is one per core).
-    let server_threads = std::env::args()
-        .find_map(|arg| arg.strip_prefix("--server-threads=")?.parse::<usize>().ok())
-        .unwrap_or(1);
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(server_threads)
+    // Two configurations, each a table: the server on one runtime thread (the load on the
+    // other core), and the server on tokio's default runtime, what `#[tokio::main]` builds (a
+    // worker a core, sharing them with the load). `--server-threads=N` measures N alone.
+    let given = std::env::args()
+        .find_map(|arg| arg.strip_prefix("--server-threads=")?.parse::<usize>().ok());
+    let configurations = match given {
+        Some(threads) => vec![Some(threads)],
+        None => vec![Some(1), None],
+    };
+    for server_threads in configurations {
+        run(server_threads, warm_up, duration, rounds);
+    }
+}
+
+/// The heading of a configuration's table.
+fn given_label(server_threads: usize) -> Option<String> {
+    let default = std::thread::available_parallelism().map_or(1, usize::from);
+    match server_threads {
+        1 => Some("One server thread".to_owned()),
+        n if n == default => Some(format!(
+            "tokio's default runtime, as #[tokio::main] builds it ({n} worker threads)"
+        )),
+        _ => None,
+    }
+}
+
+/// Every row on a server runtime of `server_threads` workers (`None`: tokio's default).
+fn run(server_threads: Option<usize>, warm_up: Duration, duration: Duration, rounds: usize) {
+    let mut server = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = server_threads {
+        server.worker_threads(threads);
+    }
+    let server = server
         .thread_name(SERVER_THREADS[0])
         .enable_all()
         .build()
         .unwrap();
+    let server_threads = server.metrics().num_workers();
+    let configuration = match given_label(server_threads) {
+        Some(label) => label,
+        None => format!("{server_threads} server thread(s)"),
+    };
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name(LOAD_THREAD)
         .enable_all()
         .build()
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("airudder-load-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "airudder-load-{}-{server_threads}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 
     let no_op = |_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) };
@@ -426,8 +460,8 @@ fn main() {
         })
         .collect();
     println!(
-        "\n{CONNECTIONS} keep-alive connections, {} s each, body {} bytes, {} round(s), {server_threads} \
-         server thread(s) and 1 load thread: medians\n",
+        "\n## {configuration}\n\n{CONNECTIONS} keep-alive connections, {} s each, body {} bytes, {} round(s), \
+         {server_threads} server thread(s) and 1 load thread: medians\n",
         duration.as_secs_f64(),
         support::EXAMPLE.len(),
         rounds.len()
