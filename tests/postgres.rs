@@ -520,3 +520,38 @@ async fn a_claim_takes_only_its_kind_and_each_receiver_of_a_process_claims_apart
     );
     assert_eq!(other.release().await.unwrap(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_arriving_together_are_written_together_and_each_key_is_stored_once() {
+    let url = shared_cluster().url();
+    let store = store(&url, "groups", Duration::from_secs(15)).await;
+    // 400 appends at once, of 50 keys: equal keys land in one group and across groups.
+    let appends: Vec<_> = (0..400u32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = (i % 50) as u8;
+                (key, store.append(record(key, b"{}")).await.unwrap())
+            })
+        })
+        .collect();
+    let mut stored: HashMap<u8, u64> = HashMap::new();
+    let mut duplicates: Vec<(u8, u64)> = Vec::new();
+    for append in appends {
+        match append.await.unwrap() {
+            (key, Appended::Stored(id)) => {
+                assert!(stored.insert(key, id).is_none(), "key {key} stored twice");
+            }
+            (key, Appended::Duplicate(id)) => duplicates.push((key, id)),
+        }
+    }
+    assert_eq!(stored.len(), 50);
+    assert_eq!(duplicates.len(), 350);
+    for (key, id) in duplicates {
+        assert_eq!(
+            stored[&key], id,
+            "a duplicate names the stored record of its key"
+        );
+    }
+    assert_eq!(store.pending().await.unwrap().len(), 50);
+}

@@ -143,6 +143,8 @@
 
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_batch;
 mod redb;
 
 use std::fmt;

@@ -145,6 +145,8 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: Pool,
+    /// Appends, to be written in groups (see `postgres_batch`).
+    appends: tokio::sync::mpsc::UnboundedSender<super::postgres_batch::Append>,
     /// Who claims: unique to this store (process id, time, and a counter).
     owner: String,
     options: PostgresOptions,
@@ -190,6 +192,7 @@ struct Sql {
     remove_rejected: String,
     prune: String,
     claim: String,
+    group: super::postgres_batch::GroupSql,
     summary: String,
     renew: String,
     release: String,
@@ -246,6 +249,7 @@ impl Sql {
                    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  RETURNING {COLUMNS}"
             ),
+            group: super::postgres_batch::GroupSql::new(&t, &lease, PENDING),
             summary: format!(
                 "SELECT count(*) FILTER (WHERE state = {PENDING}), \
                  count(*) FILTER (WHERE state = {DEAD}), \
@@ -263,7 +267,7 @@ impl Sql {
     }
 }
 
-fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
+pub(super) fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
     StoreError::new(StoreErrorKind::Unavailable, err)
 }
 
@@ -272,7 +276,7 @@ fn corrupt(id: i64, what: impl fmt::Display) -> StoreError {
 }
 
 /// Database ids are positive; a negative one would be a corrupt row, never a wrap.
-fn record_id(id: i64) -> Result<RecordId, StoreError> {
+pub(super) fn record_id(id: i64) -> Result<RecordId, StoreError> {
     RecordId::try_from(id).map_err(|_| corrupt(id, "negative id"))
 }
 
@@ -352,11 +356,15 @@ impl PostgresStore {
             }))
             .build()
             .map_err(unavailable)?;
+        let sql = Sql::new(&options.schema, options.lease);
+        let appends =
+            super::postgres_batch::start(pool.clone(), sql.group.clone(), options.timeout);
         let store = Self {
             inner: Arc::new(Inner {
                 pool,
+                appends,
                 owner: new_owner(),
-                sql: Sql::new(&options.schema, options.lease),
+                sql,
                 options,
             }),
         };
@@ -376,6 +384,7 @@ impl PostgresStore {
         Self {
             inner: Arc::new(Inner {
                 pool: self.inner.pool.clone(),
+                appends: self.inner.appends.clone(),
                 owner: new_owner(),
                 options: self.inner.options.clone(),
                 sql: self.inner.sql.clone(),
@@ -530,8 +539,25 @@ fn records_from(rows: &[Row]) -> Result<Vec<Record>, StoreError> {
 
 impl Store for PostgresStore {
     async fn append(&self, record: NewRecord) -> Result<Appended, StoreError> {
-        let sql = &self.inner.sql;
         let envelope = envelope_json(&record.envelope)?;
+        // Written in a group with the appends that arrive together (see `postgres_batch`).
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = self.inner.appends.send(super::postgres_batch::Append {
+            key: record.key.to_vec(),
+            envelope: envelope.clone(),
+            body: record.body.clone(),
+            owner: self.inner.owner.clone(),
+            reply,
+        });
+        if sent.is_ok() {
+            match answer.await {
+                Ok(Err(err)) if err.kind() == StoreErrorKind::NotFound => {}
+                Ok(answer) => return answer,
+                Err(_) => return Err(StoreError::bare(StoreErrorKind::Closed)),
+            }
+        }
+        // Alone, as before groups: a duplicate whose key was pruned between the two statements.
+        let sql = &self.inner.sql;
         let key = &record.key[..];
         let body = &record.body[..];
         // Two statements, not one: the lookup needs a snapshot taken after a conflicting
