@@ -303,20 +303,13 @@ async fn the_gauges_follow_the_queue_as_it_fills_and_drains() {
     let recorder = DebuggingRecorder::new();
     let mut seen = Seen::new(&recorder);
     let gate = Arc::new(Semaphore::new(0));
-    let handler_gate = Arc::clone(&gate);
     let receiver = metrics::with_local_recorder(&recorder, || {
-        Receiver::builder(move |_: Delivery<TaskNotification>| {
-            let gate = Arc::clone(&handler_gate);
-            async move {
-                gate.acquire().await.unwrap().forget();
-                Ok::<_, std::convert::Infallible>(())
-            }
-        })
-        .allow_unauthenticated()
-        .workers(1)
-        .metrics_interval(Duration::from_millis(20))
-        .build()
-        .unwrap()
+        Receiver::builder(gated(&gate))
+            .allow_unauthenticated()
+            .workers(1)
+            .metrics_interval(Duration::from_millis(20))
+            .build()
+            .unwrap()
     });
     let name = ("receiver", "task_notification");
     seen.gauge_reaches("airudder_queue_depth", &[name], 0.0)
@@ -433,20 +426,13 @@ async fn a_restart_counts_its_redeliveries_and_the_store_gauges_see_them() {
     let recorder = DebuggingRecorder::new();
     let mut seen = Seen::new(&recorder);
     let gate = Arc::new(Semaphore::new(0));
-    let handler_gate = Arc::clone(&gate);
     let receiver = metrics::with_local_recorder(&recorder, || {
-        Receiver::builder(move |_: Delivery<TaskNotification>| {
-            let gate = Arc::clone(&handler_gate);
-            async move {
-                gate.acquire().await.unwrap().forget();
-                Ok::<_, std::convert::Infallible>(())
-            }
-        })
-        .allow_unauthenticated()
-        .durable(RedbStore::open(&path).unwrap())
-        .metrics_interval(Duration::from_millis(20))
-        .build()
-        .unwrap()
+        Receiver::builder(gated(&gate))
+            .allow_unauthenticated()
+            .durable(RedbStore::open(&path).unwrap())
+            .metrics_interval(Duration::from_millis(20))
+            .build()
+            .unwrap()
     });
     let name = ("receiver", "task_notification");
     seen.gauge_reaches("airudder_store_pending", &[name], 2.0)
@@ -470,6 +456,20 @@ async fn a_restart_counts_its_redeliveries_and_the_store_gauges_see_them() {
         .shutdown_handle()
         .shutdown(Duration::from_secs(5))
         .await;
+}
+
+/// A handler that waits for a permit of `gate` before it returns.
+fn gated(
+    gate: &Arc<Semaphore>,
+) -> impl airudder_webhook::HandleNotification<TaskNotification> + use<> {
+    let gate = Arc::clone(gate);
+    move |_: Delivery<TaskNotification>| {
+        let gate = Arc::clone(&gate);
+        async move {
+            gate.acquire().await.unwrap().forget();
+            Ok::<_, std::convert::Infallible>(())
+        }
+    }
 }
 
 fn tempfile_dir(name: &str) -> std::path::PathBuf {

@@ -209,21 +209,7 @@ impl Shape {
                 ] {
                     let _ = writeln!(out, "{key:<12} {}", text(&value[key]));
                 }
-                let _ = writeln!(out, "answers:");
-                let kinds = value["kinds"].as_object();
-                let per_kind = kinds.filter(|kinds| kinds.len() > 1);
-                for answer in value["answers"].as_array().into_iter().flatten() {
-                    let _ = writeln!(
-                        out,
-                        "  {} {:<26} {}",
-                        text(&answer["status"]),
-                        text(&answer["reason"]),
-                        text(&answer["count"])
-                    );
-                }
-                // Several callbacks seen: each one's answers apart.
-                for (kind, stats) in per_kind.into_iter().flatten() {
-                    let _ = writeln!(out, "{kind}:");
+                let answers = |out: &mut String, stats: &Value| {
                     for answer in stats["answers"].as_array().into_iter().flatten() {
                         let _ = writeln!(
                             out,
@@ -233,6 +219,14 @@ impl Shape {
                             text(&answer["count"])
                         );
                     }
+                };
+                let _ = writeln!(out, "answers:");
+                answers(&mut out, value);
+                // Several callbacks seen: each one's answers apart.
+                let kinds = value["kinds"].as_object().filter(|kinds| kinds.len() > 1);
+                for (kind, stats) in kinds.into_iter().flatten() {
+                    let _ = writeln!(out, "{kind}:");
+                    answers(&mut out, stats);
                 }
             }
             Self::Records(what) => {

@@ -109,49 +109,42 @@ pub(crate) async fn run(
     // One receiver a callback, all on the one store, each handing on its own kind.
     let mut app = Router::new();
     let mut endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
-    let mut mount =
-        |path: &str, kind: &str, served: Result<(Router, Arc<dyn Endpoint>), String>| {
-            let (routes, endpoint) = served.map_err(|err| format!("{kind}: {err}"))?;
-            app = std::mem::take(&mut app).merge(routes);
-            endpoints.push(endpoint);
-            let _ = path;
-            Ok::<_, String>(())
-        };
-    let [task, call, list, status, chatbot, pds] = kinds::TYPED;
+    let mut mount = |kind: &str, served: Result<(Router, Arc<dyn Endpoint>), String>| {
+        let (routes, endpoint) = served.map_err(|err| format!("{kind}: {err}"))?;
+        app = std::mem::take(&mut app).merge(routes);
+        endpoints.push(endpoint);
+        Ok::<_, String>(())
+    };
     let build = Build {
         config: &config,
         stored: &stored,
         mode: &mode,
     };
+    let [task, call, list, status, chatbot, pds] = kinds::TYPED;
+    mount(task.1, build.serve::<TaskNotification>(task.0, task.1))?;
     mount(
-        task.0,
-        task.1,
-        build.serve::<TaskNotification>(task.0, task.1),
-    )?;
-    mount(
-        call.0,
         call.1,
         build.serve::<WorkflowCallCompletion>(call.0, call.1),
     )?;
     mount(
-        list.0,
         list.1,
         build.serve::<WorkflowListCompletion>(list.0, list.1),
     )?;
     mount(
-        status.0,
         status.1,
         build.serve::<WorkflowStatusChange>(status.0, status.1),
     )?;
     mount(
-        chatbot.0,
         chatbot.1,
         build.serve::<ChatbotSessionEnd>(chatbot.0, chatbot.1),
     )?;
-    mount(pds.0, pds.1, build.serve::<PdsEvent>(pds.0, pds.1))?;
+    mount(pds.1, build.serve::<PdsEvent>(pds.0, pds.1))?;
     for name in &config.raw_names {
-        let (path, kind) = (kinds::raw_path(name), kinds::raw_kind(name));
-        mount(&path, &kind, build.serve::<RawEvent>(&path, &kind))?;
+        let kind = kinds::raw_kind(name);
+        mount(
+            &kind,
+            build.serve::<RawEvent>(&kinds::raw_path(name), &kind),
+        )?;
     }
     let endpoints = Arc::new(endpoints);
 
