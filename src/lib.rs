@@ -96,7 +96,7 @@
 //! | `airudder_queue_depth`, `airudder_handlers_running` | gauge | | waiting for a worker; running |
 //! | `airudder_bytes_in_flight` | gauge | | body bytes held, against `max_bytes_in_flight` |
 //! | `airudder_ready` | gauge | | 1 while accepting notifications |
-//! | `airudder_store_pending`, `airudder_store_dead_letters` | gauge | | the store's counts ([`Store::summary`](store::Store::summary)) |
+//! | `airudder_store_pending`, `airudder_store_dead_letters` | gauge | | the store's counts ([`Store::summary`](store::Store::summary)), of the whole store: receivers sharing one report the same |
 //! | `airudder_store_oldest_pending_seconds` | gauge | | the oldest pending notification's age |
 //! | `airudder_store_recovering` | gauge | | 1 while the store is down (reopening, or not answering) |
 //! | `airudder_store_recoveries_total` | counter | | the embedded store's reopens after an I/O error |

@@ -154,9 +154,12 @@ mod on {
         );
         describe_gauge!(
             "airudder_store_pending",
-            "Stored notifications not handled yet."
+            "Stored notifications not handled yet, in the whole store (receivers sharing it report the same)."
         );
-        describe_gauge!("airudder_store_dead_letters", "Dead letters in the store.");
+        describe_gauge!(
+            "airudder_store_dead_letters",
+            "Dead letters in the whole store (receivers sharing it report the same)."
+        );
         describe_gauge!(
             "airudder_store_oldest_pending_seconds",
             Unit::Seconds,

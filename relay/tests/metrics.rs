@@ -146,6 +146,8 @@ async fn a_scrape_counts_each_answer_once_under_its_status_and_the_gauges_follow
     let busy = scrape_until(&relay, Some(token), "a full queue", |s| {
         s.get("airudder_queue_depth", &[]) == Some(1.0)
             && s.get("airudder_handlers_running", &[]) == Some(1.0)
+            // The store's counts are shared by the relay's receivers, at most 0.5 s old.
+            && s.get("airudder_store_pending", &[TASK]) == Some(2.0)
     })
     .await;
     assert!(busy.value("airudder_bytes_in_flight", &[]) > 0.0);

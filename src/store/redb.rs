@@ -88,7 +88,13 @@ struct Shared {
     recovering: AtomicBool,
     recoveries: AtomicU64,
     quarantined: AtomicU64,
+    /// The last counted summary and when: receivers sharing the store sample it at once, and
+    /// one scan serves them all.
+    summary: std::sync::Mutex<Option<(Instant, StoreSummary)>>,
 }
+
+/// How long a counted summary serves before the records are counted again.
+const SUMMARY_FRESH: Duration = Duration::from_millis(500);
 
 impl Shared {
     fn db(&self) -> Result<Arc<Database>, StoreError> {
@@ -176,6 +182,7 @@ impl RedbStore {
             recovering: AtomicBool::new(false),
             recoveries: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
+            summary: std::sync::Mutex::new(None),
         });
         let db = open_database(&shared)?;
         *shared
@@ -304,14 +311,30 @@ impl Store for RedbStore {
         self.records_in(RecordState::Dead).await
     }
 
+    /// Counts at most half a second old: receivers that share the store sample it together.
     async fn summary(&self) -> Result<StoreSummary, StoreError> {
         let shared = &self.inner.shared;
         let (recoveries, recovering) = (
             shared.recoveries.load(Ordering::Relaxed),
             shared.recovering.load(Ordering::Relaxed),
         );
-        let counted = self.read(summary).await;
-        Ok(counted?.with_recovery(recoveries, recovering))
+        let cached = *shared
+            .summary
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let counted = match cached {
+            Some((at, counted)) if at.elapsed() < SUMMARY_FRESH => counted,
+            _ => {
+                let counted = self.read(summary).await?;
+                *shared
+                    .summary
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((Instant::now(), counted));
+                counted
+            }
+        };
+        Ok(counted.with_recovery(recoveries, recovering))
     }
 
     async fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
