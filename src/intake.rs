@@ -17,7 +17,7 @@ use http::{HeaderName, Method, Request, header};
 use crate::decode::{DecodeBody, DecodeError};
 use crate::event::Event;
 use crate::rejection::Rejection;
-use crate::store::{DEFAULT_KIND, Envelope, NewRecord, Record, RejectedRecord};
+use crate::store::{Envelope, NewRecord, Record, RejectedRecord, kind_key};
 
 /// The headers every envelope keeps.
 const KEPT: [HeaderName; 3] = [
@@ -50,20 +50,10 @@ impl<E: Event> Decoded<E> {
         })
     }
 
-    /// What the store keeps: the de-duplication key, the bytes, the envelope.
-    /// The record for the store. The event's key is mixed with the record's kind, so that two
-    /// receivers sharing a store never take each other's notifications for duplicates; the
-    /// default kind keeps the bare key, as stored before kinds existed.
+    /// What the store keeps: the de-duplication key (of the record's kind, see
+    /// [`kind_key`]), the bytes, the envelope.
     pub(crate) fn record(&self, envelope: Envelope) -> NewRecord {
-        let mut key = self.event.dedup_key();
-        if envelope.kind() != DEFAULT_KIND {
-            use sha2::{Digest, Sha256};
-            let mut hasher = Sha256::new();
-            hasher.update(envelope.kind().as_bytes());
-            hasher.update([0]);
-            hasher.update(key);
-            key = hasher.finalize().into();
-        }
+        let key = kind_key(envelope.kind(), self.event.dedup_key());
         NewRecord::new(key, self.body.clone(), envelope)
     }
 }

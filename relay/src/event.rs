@@ -2,7 +2,7 @@
 //! which are what it forwards.
 
 use airudder_webhook::model::TaskNotification;
-use airudder_webhook::store::DEFAULT_KIND;
+use airudder_webhook::store::kind_key;
 use airudder_webhook::{DecodeError, Event};
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -57,19 +57,10 @@ impl<E: Event> Event for Relayed<E> {
 }
 
 /// The Standard Webhooks id of an event: the same across attempts, restarts and relays (it is
-/// made from the de-duplication key, and from the kind for every kind but the task
-/// notification's), so that the service de-duplicates on it.
+/// made from the key the event is stored under), so that the service de-duplicates on it.
 pub(crate) fn webhook_id<E: Event>(kind: &str, event: &Relayed<E>) -> String {
-    use sha2::{Digest, Sha256};
     use std::fmt::Write;
-    let mut key = event.dedup_key();
-    if kind != DEFAULT_KIND {
-        let mut hasher = Sha256::new();
-        hasher.update(kind.as_bytes());
-        hasher.update([0]);
-        hasher.update(key);
-        key = hasher.finalize().into();
-    }
+    let key = kind_key(kind, event.dedup_key());
     let mut id = String::with_capacity(4 + 32);
     id.push_str("msg_");
     for byte in &key[..16] {

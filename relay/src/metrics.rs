@@ -68,17 +68,13 @@ pub(crate) enum Forwarded {
 /// Counts one forward and its latency.
 pub(crate) fn forwarded(outcome: Forwarded, took: Duration) {
     let (result, status) = match outcome {
-        Forwarded::Ok(status) => ("ok", status_label(status)),
-        Forwarded::Rejected(status) => ("rejected", status_label(status)),
+        Forwarded::Ok(status) => ("ok", status.to_string()),
+        Forwarded::Rejected(status) => ("rejected", status.to_string()),
         Forwarded::Error => ("error", "none".into()),
     };
     counter!("airudder_forward_attempts_total", "result" => result, "status" => status)
         .increment(1);
     histogram!("airudder_forward_seconds", "result" => result).record(took.as_secs_f64());
-}
-
-fn status_label(status: u16) -> String {
-    status.to_string()
 }
 
 /// Counts a notification waiting for its next forward while the guard lives.

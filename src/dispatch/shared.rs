@@ -37,10 +37,13 @@ pub(crate) struct Shared {
 }
 
 /// Counts one running handler in [`Shared`] while it lives.
-pub(super) struct Running<'a>(&'a Shared);
+pub(super) struct Running<'a>(#[cfg_attr(not(feature = "metrics"), allow(dead_code))] &'a Shared);
 
 impl<'a> Running<'a> {
+    /// Counts only with the feature `metrics`, whose gauge is the one reader: without it a
+    /// handler pays nothing for it.
     pub(super) fn start(shared: &'a Shared) -> Self {
+        #[cfg(feature = "metrics")]
         shared.running.fetch_add(1, Ordering::Relaxed);
         Self(shared)
     }
@@ -48,6 +51,7 @@ impl<'a> Running<'a> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
         self.0.running.fetch_sub(1, Ordering::Relaxed);
     }
 }

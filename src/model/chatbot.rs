@@ -78,10 +78,7 @@ impl fmt::Debug for ChatbotSessionEnd {
             .field("status", &self.status)
             .field(
                 "variables",
-                &self
-                    .variables
-                    .as_ref()
-                    .map(|v| MaskedValue(v.keys().collect::<Vec<_>>())),
+                &super::task::keys_only(&self.variables).map(MaskedValue),
             )
             .field("messages", &self.messages.len())
             .finish_non_exhaustive()

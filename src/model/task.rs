@@ -233,7 +233,8 @@ impl Call {
     }
 }
 
-fn keys_only(fields: &Option<Fields>) -> Option<Vec<&str>> {
+/// The keys of a free-form map, for a `Debug` that hides its values.
+pub(super) fn keys_only(fields: &Option<Fields>) -> Option<Vec<&str>> {
     Some(fields.as_ref()?.keys().collect())
 }
 

@@ -112,10 +112,7 @@ impl fmt::Debug for WorkflowCall {
             .field("caller_number", &MaskedPhone(self.caller_number.as_str()))
             .field(
                 "variables",
-                &self
-                    .variables
-                    .as_ref()
-                    .map(|v| MaskedValue(v.keys().collect::<Vec<_>>())),
+                &super::task::keys_only(&self.variables).map(MaskedValue),
             )
             .field("workflow_id", &self.workflow_id)
             .field("nodetask_id", &self.nodetask_id)

@@ -180,6 +180,22 @@ pub struct Envelope {
 /// The kind of a record stored without one: the task notification receiver's default name.
 pub const DEFAULT_KIND: &str = "task_notification";
 
+/// The de-duplication key a record of `kind` is stored under: the event's key mixed with the
+/// kind (SHA-256 of the kind, a zero byte and the key), so that receivers sharing a store never
+/// take each other's notifications for duplicates. The default kind keeps the bare key, as
+/// stored before kinds existed.
+pub fn kind_key(kind: &str, key: [u8; 32]) -> [u8; 32] {
+    if kind == DEFAULT_KIND {
+        return key;
+    }
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(kind.as_bytes());
+    hasher.update([0]);
+    hasher.update(key);
+    hasher.finalize().into()
+}
+
 impl Envelope {
     /// An envelope (for a [`Store`] implementation reading one back).
     pub fn new(

@@ -539,12 +539,11 @@ fn records_from(rows: &[Row]) -> Result<Vec<Record>, StoreError> {
 
 impl Store for PostgresStore {
     async fn append(&self, record: NewRecord) -> Result<Appended, StoreError> {
-        let envelope = envelope_json(&record.envelope)?;
         // Written in a group with the appends that arrive together (see `postgres_batch`).
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sent = self.inner.appends.send(super::postgres_batch::Append {
             key: record.key.to_vec(),
-            envelope: envelope.clone(),
+            envelope: envelope_json(&record.envelope)?,
             body: record.body.clone(),
             owner: self.inner.owner.clone(),
             reply,
@@ -557,6 +556,7 @@ impl Store for PostgresStore {
             }
         }
         // Alone, as before groups: a duplicate whose key was pruned between the two statements.
+        let envelope = envelope_json(&record.envelope)?;
         let sql = &self.inner.sql;
         let key = &record.key[..];
         let body = &record.body[..];
