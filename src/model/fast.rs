@@ -78,14 +78,19 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn skip_white_space(&mut self) {
         let bytes = self.bytes();
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(self.pos) {
-            self.pos += 1;
-            // The sender indents its bodies: step over runs of spaces eight at a time.
-            while let Some(chunk) = bytes[self.pos..].first_chunk::<8>() {
-                if u64::from_le_bytes(*chunk) != SPACES {
-                    break;
+        loop {
+            // The sender indents its bodies: step over the spaces the next eight bytes begin
+            // with in one step (the lowest byte that differs from a space ends the run).
+            if let Some(chunk) = bytes.get(self.pos..).and_then(<[u8]>::first_chunk::<8>) {
+                let spaces = (u64::from_le_bytes(*chunk) ^ SPACES).trailing_zeros() / 8;
+                self.pos += spaces as usize;
+                if spaces == 8 {
+                    continue;
                 }
-                self.pos += 8;
+            }
+            match bytes.get(self.pos) {
+                Some(b' ' | b'\n' | b'\r' | b'\t') => self.pos += 1,
+                _ => return,
             }
         }
     }
@@ -590,5 +595,28 @@ mod tests {
         let mut scanner = Scanner::new(r#""ok" "a\"b""#);
         assert_eq!(scanner.str(), Some("ok"));
         assert_eq!(scanner.str(), None);
+    }
+
+    #[test]
+    fn white_space_of_every_run_length_and_kind_is_stepped_over() {
+        for run in 0..20 {
+            for filler in [" ", "\n", "\t", "\r\n", " \n  ", "\t "] {
+                let gap: String = std::iter::repeat_n(filler, run).collect();
+                let text =
+                    format!("{gap}{{{gap}\"k\"{gap}:{gap}[{gap}7{gap},{gap}8{gap}]{gap}}}{gap}");
+                let mut scanner = Scanner::new(&text);
+                assert_eq!(scanner.begin_object(), Some(true), "{text:?}");
+                assert_eq!(scanner.key(), Some("k"), "{text:?}");
+                assert_eq!(Vec::<i64>::fast(&mut scanner), Some(vec![7, 8]), "{text:?}");
+                assert_eq!(scanner.next_member(), Some(false), "{text:?}");
+                scanner.skip_white_space();
+                assert_eq!(scanner.pos, text.len(), "{text:?}");
+            }
+        }
+        // Not white space: a form feed or a non-breaking space stops the run.
+        for text in ["\x0c1", "\u{a0}1"] {
+            let mut scanner = Scanner::new(text);
+            assert_eq!(scanner.i64(), None, "{text:?}");
+        }
     }
 }
