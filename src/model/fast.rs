@@ -47,6 +47,52 @@ fn string_end(bytes: &[u8]) -> Option<usize> {
         .map(|i| at + i)
 }
 
+/// The bytes a [`Key`] compares at once: a quoted key of up to 30 bytes.
+const KEY_BYTES: usize = 32;
+
+/// A member's name as [`Scanner::key_is`] compares it: quoted, in words, with masks that
+/// leave out the bytes past its closing quote.
+pub(crate) struct Key {
+    name: &'static str,
+    /// Whether the quoted name fits in `KEY_BYTES`; a longer one is compared as a slice.
+    fits: bool,
+    words: [u64; KEY_BYTES / 8],
+    masks: [u64; KEY_BYTES / 8],
+}
+
+impl Key {
+    pub(crate) const fn new(name: &'static str) -> Self {
+        let quoted = name.len() + 2;
+        let mut key = Self {
+            name,
+            fits: quoted <= KEY_BYTES,
+            words: [0; KEY_BYTES / 8],
+            masks: [0; KEY_BYTES / 8],
+        };
+        if !key.fits {
+            return key;
+        }
+        let mut at = 0;
+        while at < quoted {
+            let byte = if at == 0 || at == quoted - 1 {
+                b'"'
+            } else {
+                name.as_bytes()[at - 1]
+            };
+            let shift = (at % 8) * 8;
+            key.words[at / 8] |= (byte as u64) << shift;
+            key.masks[at / 8] |= 0xff << shift;
+            at += 1;
+        }
+        key
+    }
+
+    /// The name with its quotes.
+    const fn quoted_len(&self) -> usize {
+        self.name.len() + 2
+    }
+}
+
 /// A cursor over a body known to be UTF-8.
 pub(crate) struct Scanner<'a> {
     text: &'a str,
@@ -78,6 +124,17 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn skip_white_space(&mut self) {
         let bytes = self.bytes();
+        // Most calls find a token next (every white space byte is at most b' '), or one space
+        // before it, as after the colons of an indented body.
+        match bytes.get(self.pos) {
+            Some(&b) if b > b' ' => return,
+            Some(b' ') if bytes.get(self.pos + 1).is_some_and(|&b| b > b' ') => {
+                self.pos += 1;
+                return;
+            }
+            None => return,
+            Some(_) => {}
+        }
         loop {
             // The sender indents its bodies: step over the spaces the next eight bytes begin
             // with in one step (the lowest byte that differs from a space ends the run).
@@ -165,6 +222,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// The rest of a string holding escapes, from `pos` to its closing quote.
+    #[cold]
+    #[inline(never)]
     fn escaped(&mut self) -> Option<String> {
         let mut out = String::new();
         loop {
@@ -292,18 +351,29 @@ impl<'a> Scanner<'a> {
     /// when another does. Comparing with the key the sender usually writes next needs no scan
     /// for the key's end.
     #[inline]
-    pub(crate) fn key_is(&mut self, expected: &str) -> Option<bool> {
+    pub(crate) fn key_is(&mut self, expected: &Key) -> Option<bool> {
         self.skip_white_space();
-        let bytes = self.bytes();
-        let start = self.pos + 1;
-        let end = start + expected.len();
-        let matches = bytes.get(self.pos) == Some(&b'"')
-            && bytes.get(start..end) == Some(expected.as_bytes())
-            && bytes.get(end) == Some(&b'"');
+        let rest = &self.bytes()[self.pos..];
+        let matches = match (expected.fits, rest.first_chunk::<KEY_BYTES>()) {
+            // The quoted key against the next 32 bytes, a word at a time, past its end masked.
+            (true, Some(next)) => {
+                let mut differ = 0;
+                for (i, word) in next.chunks_exact(8).enumerate() {
+                    let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+                    differ |= (word ^ expected.words[i]) & expected.masks[i];
+                }
+                differ == 0
+            }
+            _ => rest.get(..expected.quoted_len()).is_some_and(|next| {
+                next[0] == b'"'
+                    && next[next.len() - 1] == b'"'
+                    && &next[1..next.len() - 1] == expected.name.as_bytes()
+            }),
+        };
         if !matches {
             return Some(false);
         }
-        self.pos = end + 1;
+        self.pos += expected.quoted_len();
         self.eat(b':')?;
         Some(true)
     }
@@ -618,5 +688,34 @@ mod tests {
             let mut scanner = Scanner::new(text);
             assert_eq!(scanner.i64(), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_key_is_matched_whole_at_any_length_and_anywhere_in_the_body() {
+        let names: Vec<String> = (1..=40).map(|len| "k".repeat(len)).collect();
+        for name in &names {
+            let name: &'static str = Box::leak(name.clone().into_boxed_str());
+            let key = Key::new(name);
+            // Far from the end of the body (compared a word at a time when it fits) and at it.
+            for tail in ["", r#", "padding to pass the thirty-two bytes": 2}"#] {
+                let body = format!(" \"{name}\" :1{tail}");
+                let mut scanner = Scanner::new(&body);
+                assert_eq!(scanner.key_is(&key), Some(true), "{body:?}");
+                assert_eq!(scanner.i64(), Some(1), "{body:?}");
+                // A longer key, a shorter one, and one with another last byte are other keys.
+                for other in [
+                    format!("{name}k"),
+                    name[1..].to_owned(),
+                    format!("{}j", &name[1..]),
+                ] {
+                    let body = format!("\"{other}\":1{tail}");
+                    let mut scanner = Scanner::new(&body);
+                    assert_eq!(scanner.key_is(&key), Some(false), "{name} in {body:?}");
+                    assert_eq!(scanner.pos, 0, "nothing read: {body:?}");
+                }
+            }
+        }
+        // A key without its colon is not a member.
+        assert_eq!(Scanner::new(r#""kk" 1"#).key_is(&Key::new("kk")), None);
     }
 }

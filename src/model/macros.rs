@@ -122,6 +122,10 @@ macro_rules! wire_struct {
         impl $name {
             const WIRE_NAMES: &'static [&'static str] = &[$($wire),*];
 
+            /// `WIRE_NAMES` as the fast path compares them, quoted, a word at a time.
+            const WIRE_KEYS: &'static [$crate::model::fast::Key] =
+                &[$($crate::model::fast::Key::new($wire)),*];
+
             /// The position of a wire name in `WIRE_NAMES`.
             const fn index(wire: &str) -> usize {
                 let mut i = 0;
@@ -218,9 +222,11 @@ macro_rules! wire_struct {
                 // The sender writes members in one order: try the one after the last first.
                 let mut next = 0;
                 while more {
-                    let expected = Self::WIRE_NAMES.get(next).copied().unwrap_or("");
-                    let (at, key) = if !expected.is_empty() && scanner.key_is(expected)? {
-                        (next, expected)
+                    let expected = Self::WIRE_KEYS.get(next);
+                    let (at, key) = if let Some(expected) = expected
+                        && scanner.key_is(expected)?
+                    {
+                        (next, Self::WIRE_NAMES[next])
                     } else {
                         let key = scanner.key()?;
                         let at = Self::WIRE_NAMES
