@@ -201,9 +201,15 @@ pub(crate) fn decode_with<T: DeserializeOwned>(
     bytes: &[u8],
     fast: impl FnOnce(&str) -> Option<T>,
 ) -> Result<T, DecodeError> {
-    // One UTF-8 check of the whole body is cheaper than serde_json's check of every string.
-    let text =
-        std::str::from_utf8(bytes).map_err(|err| DecodeError::utf8(bytes, err.valid_up_to()))?;
+    // One UTF-8 check of the whole body is cheaper than serde_json's check of every string,
+    // and simdutf8's, 16 or 32 bytes at a time, cheaper than the standard library's; the
+    // standard library says where a body that fails it goes wrong.
+    let text = match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            std::str::from_utf8(bytes).map_err(|err| DecodeError::utf8(bytes, err.valid_up_to()))?
+        }
+    };
     if let Some(value) = fast(text) {
         return Ok(value);
     }

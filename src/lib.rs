@@ -114,6 +114,7 @@
 //! | `compact_str` | short members stored inline, behind `model::Text` |
 //! | `serde`, `serde_json` | decoding; `float_roundtrip` so a decimal in `variables` serializes back exactly |
 //! | `serde_path_to_error` | the member path of a refusal (`details[3].duration`), on the error path only |
+//! | `simdutf8` | the body's one UTF-8 check, 32 bytes at a time (pure Rust, no dependencies) |
 //! | `tokio` (`rt`, `sync`, `time`, `macros`, `signal`) | the queue, the workers, timeouts, and `shutdown_signal` |
 //! | `tracing` | spans and events, zero cost when nobody listens |
 //! | `jiff` (no default features) | the sender's timestamp formats, without a time-zone database |

@@ -132,21 +132,22 @@ impl<'a> Scanner<'a> {
                 self.pos += 1;
                 return;
             }
-            None => return,
-            Some(_) => {}
+            Some(b' ' | b'\n' | b'\r' | b'\t') => {}
+            _ => return,
         }
         loop {
-            // The sender indents its bodies: step over the spaces the next eight bytes begin
-            // with in one step (the lowest byte that differs from a space ends the run).
-            if let Some(chunk) = bytes.get(self.pos..).and_then(<[u8]>::first_chunk::<8>) {
+            // A white space byte, then the spaces after it: the sender indents its bodies, and
+            // the lowest byte of the next eight that is not a space ends the run.
+            self.pos += 1;
+            while let Some(chunk) = bytes.get(self.pos..).and_then(<[u8]>::first_chunk::<8>) {
                 let spaces = (u64::from_le_bytes(*chunk) ^ SPACES).trailing_zeros() / 8;
                 self.pos += spaces as usize;
-                if spaces == 8 {
-                    continue;
+                if spaces < 8 {
+                    break;
                 }
             }
             match bytes.get(self.pos) {
-                Some(b' ' | b'\n' | b'\r' | b'\t') => self.pos += 1,
+                Some(b' ' | b'\n' | b'\r' | b'\t') => {}
                 _ => return,
             }
         }
