@@ -78,5 +78,19 @@ fn decode_siblings(c: &mut Criterion) {
     row::<RawEvent>(c, &data("chatbot_session_end.example.json"));
 }
 
-criterion_group!(benches, decode_bodies, decode_siblings);
+/// The de-duplication key the durable ack computes for every notification (the event
+/// serialized again and hashed), beside the serialization alone.
+fn dedup_key(c: &mut Criterion) {
+    let event = TaskNotification::from_slice(support::EXAMPLE).unwrap();
+    let mut group = c.benchmark_group("dedup key/example");
+    group.bench_function("serde_json::to_vec (baseline)", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&event)).unwrap())
+    });
+    group.bench_function("Event::dedup_key", |b| {
+        b.iter(|| black_box(&event).dedup_key())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode_bodies, decode_siblings, dedup_key);
 criterion_main!(benches);
