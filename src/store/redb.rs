@@ -667,6 +667,9 @@ impl Quarantine<'_, '_> {
     }
 }
 
+/// The meta entry holding the next record id.
+const NEXT_RECORD: &str = "next_record";
+
 fn next_id(meta: &mut ::redb::Table<'_, &str, u64>, name: &str) -> Result<u64, StoreError> {
     let next = meta
         .get(name)
@@ -864,11 +867,12 @@ fn apply(
             rejected: &mut rejected,
             meta: &mut meta,
             shared,
+            next_record: None,
         };
         for command in group {
             answers.push(tables.apply(command)?);
         }
-        Ok::<(), StoreError>(())
+        tables.save_next_record()
     })();
     match result {
         Ok(()) => tx.commit().map_err(unavailable),
@@ -898,9 +902,38 @@ struct Tables<'a, 't> {
     rejected: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
     meta: &'a mut ::redb::Table<'t, &'static str, u64>,
     shared: &'a Shared,
+    /// The next record id, read once per transaction and written back before it commits: a
+    /// group of appends reads and writes the counter once, not once each.
+    next_record: Option<u64>,
 }
 
 impl Tables<'_, '_> {
+    /// A new record's id, from the counter this transaction holds.
+    fn next_record_id(&mut self) -> Result<u64, StoreError> {
+        let next = match self.next_record {
+            Some(next) => next,
+            None => self
+                .meta
+                .get(NEXT_RECORD)
+                .map_err(unavailable)?
+                .map_or(1, |v| v.value()),
+        };
+        self.next_record = Some(next + 1);
+        Ok(next)
+    }
+
+    /// Writes the counter back, when this transaction took ids.
+    fn save_next_record(&mut self) -> Result<(), StoreError> {
+        match self.next_record {
+            Some(next) => self
+                .meta
+                .insert(NEXT_RECORD, next)
+                .map(drop)
+                .map_err(unavailable),
+            None => Ok(()),
+        }
+    }
+
     /// Moves a corrupt record to the rejected bodies, in this transaction.
     fn quarantine(&mut self, id: RecordId, why: &StoreError) -> Result<(), StoreError> {
         Quarantine {
@@ -1015,7 +1048,7 @@ impl Tables<'_, '_> {
         if let Some(existing) = self.keys.get(record.key.as_slice()).map_err(unavailable)? {
             return Ok(Appended::Duplicate(decode_key_value(existing.value()).0));
         }
-        let id = next_id(self.meta, "next_record")?;
+        let id = self.next_record_id()?;
         let claimed_at = record.envelope.received_at_ms;
         let header = Header {
             envelope: record.envelope,
@@ -1103,6 +1136,47 @@ mod tests {
                 vec![("user-agent".into(), "Airudder".into())],
             ),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ids_are_new_across_groups_transactions_and_reopens() {
+        let dir = temp_dir("ids");
+        let mut ids = std::collections::BTreeSet::new();
+        for round in 0..3u8 {
+            let store = Arc::new(RedbStore::open(&dir).unwrap());
+            // One at a time (a transaction each), then 40 at once (in groups).
+            for n in 0..3u8 {
+                let Appended::Stored(id) = store
+                    .append(new_record(round * 50 + n, "one"))
+                    .await
+                    .unwrap()
+                else {
+                    panic!("a new key is stored")
+                };
+                assert!(ids.insert(id), "id {id} given twice");
+            }
+            let appends: Vec<_> = (3..43u8)
+                .map(|n| {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(
+                        async move { store.append(new_record(round * 50 + n, "many")).await },
+                    )
+                })
+                .collect();
+            for append in appends {
+                let Appended::Stored(id) = append.await.unwrap().unwrap() else {
+                    panic!("a new key is stored")
+                };
+                assert!(ids.insert(id), "id {id} given twice");
+            }
+            drop(store);
+        }
+        let store = RedbStore::open(&dir).unwrap();
+        for &id in &ids {
+            assert!(store.get(id).await.unwrap().is_some(), "record {id} kept");
+        }
+        assert_eq!(ids.len(), 3 * 43);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
