@@ -172,7 +172,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Consumes a `null` if one comes next.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn null(&mut self) -> bool {
         let at = self.peek().map(|_| self.pos);
         match at {
@@ -202,7 +202,7 @@ impl<'a> Scanner<'a> {
 
     /// A string, borrowed from the body when it holds no escape, else with its escapes read as
     /// serde_json reads them (a lone surrogate gives up, as serde_json refuses it).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
         if self.peek()? != b'"' {
             return None;
@@ -351,7 +351,7 @@ impl<'a> Scanner<'a> {
     /// The key `expected` and its colon, if that key comes next: `Some(false)` (nothing read)
     /// when another does. Comparing with the key the sender usually writes next needs no scan
     /// for the key's end.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn key_is(&mut self, expected: &Key) -> Option<bool> {
         self.skip_white_space();
         let rest = &self.bytes()[self.pos..];
@@ -391,7 +391,7 @@ impl<'a> Scanner<'a> {
         self.separator(b']')
     }
 
-    #[inline]
+    #[inline(always)]
     fn close(&mut self, end: u8) -> Option<bool> {
         if self.peek()? == end {
             self.pos += 1;
@@ -401,7 +401,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn separator(&mut self, end: u8) -> Option<bool> {
         match self.peek()? {
             b',' => {

@@ -75,6 +75,7 @@ impl fmt::Debug for Text {
 }
 
 impl From<&str> for Text {
+    #[inline]
     fn from(text: &str) -> Self {
         Self(CompactString::new(text))
     }
