@@ -294,23 +294,25 @@ impl<'a> Scanner<'a> {
         let bytes = self.bytes();
         let negative = bytes.get(self.pos) == Some(&b'-');
         let start = self.pos + usize::from(negative);
-        let digits = bytes[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let end = start + digits;
+        // One pass over the digits: nineteen of them cannot overflow a u64, more are checked.
+        let mut magnitude: u64 = 0;
+        let mut end = start;
+        while let Some(&digit) = bytes.get(end).filter(|b| b.is_ascii_digit()) {
+            let digit = u64::from(digit - b'0');
+            magnitude = if end - start < 19 {
+                magnitude * 10 + digit
+            } else {
+                magnitude.checked_mul(10)?.checked_add(digit)?
+            };
+            end += 1;
+        }
+        let digits = end - start;
         // No digits, a leading zero before more digits, or a fraction or exponent next.
         if digits == 0
             || (digits > 1 && bytes[start] == b'0')
             || matches!(bytes.get(end), Some(b'.' | b'e' | b'E'))
         {
             return None;
-        }
-        let mut magnitude: u64 = 0;
-        for &digit in &bytes[start..end] {
-            magnitude = magnitude
-                .checked_mul(10)?
-                .checked_add(u64::from(digit - b'0'))?;
         }
         self.pos = end;
         if negative {
@@ -380,13 +382,13 @@ impl<'a> Scanner<'a> {
     }
 
     /// After a member: `Some(true)` when another follows.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_member(&mut self) -> Option<bool> {
         self.separator(b'}')
     }
 
     /// After an element: `Some(true)` when another follows.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_element(&mut self) -> Option<bool> {
         self.separator(b']')
     }
@@ -548,6 +550,7 @@ mod tests {
             " 42 ",
             "9223372036854775807",
             "-9223372036854775808",
+            "1000000000000000000",
             "931888898",
         ] {
             let expected: i64 = serde_json::from_str(text).unwrap();
@@ -562,6 +565,10 @@ mod tests {
             "9223372036854775808",
             "-9223372036854775809",
             "18446744073709551616",
+            "18446744073709551615",
+            "10000000000000000000",
+            "99999999999999999999",
+            "-10000000000000000000",
             "-",
             "",
             "1 2",
