@@ -28,8 +28,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::{Delivery, Receiver};
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
 
 /// The operations, with what the table calls them.
@@ -124,11 +122,7 @@ fn run(operation: &str, count: u64) {
         .build()
         .unwrap()
     });
-    let floor = tower::service_fn(|request: Request<Full<Bytes>>| async move {
-        let body = request.into_body().collect().await?.to_bytes();
-        black_box(body);
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
-    });
+    let floor = tower::service_fn(support::floor);
     let operation = operation.to_owned();
     let work = {
         let receiver = receiver.clone();

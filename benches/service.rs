@@ -12,8 +12,6 @@ use airudder_webhook::model::TaskNotification;
 use airudder_webhook::{Delivery, Receiver};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
 
 /// A receiver with the memory ack and a handler that does nothing, built on `runtime`.
@@ -34,12 +32,7 @@ fn request_to_200(c: &mut Criterion) {
         .build()
         .unwrap();
     let receiver = no_op_receiver(&runtime);
-    // The floor: read the body, answer `{}`, parse nothing.
-    let floor = tower::service_fn(|request: Request<Full<Bytes>>| async move {
-        let body = request.into_body().collect().await?.to_bytes();
-        black_box(body);
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
-    });
+    let floor = tower::service_fn(support::floor);
 
     for (name, body) in [
         ("example", Bytes::from_static(support::EXAMPLE)),

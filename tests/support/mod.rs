@@ -59,6 +59,17 @@ pub(crate) fn post(body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
         .expect("valid request")
 }
 
+/// The floor the benches measure against, as a tower service (`tower::service_fn(floor)`):
+/// read the body, answer `{}`, parse nothing.
+pub(crate) async fn floor(
+    request: http::Request<Full<Bytes>>,
+) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+    use http_body_util::BodyExt;
+    let body = request.into_body().collect().await?.to_bytes();
+    std::hint::black_box(body);
+    Ok(http::Response::new(Full::new(Bytes::from_static(b"{}"))))
+}
+
 /// Sends one request over a real connection and reads the whole answer.
 pub(crate) async fn send(
     method: &str,
