@@ -149,8 +149,8 @@ impl DecodeError {
             .flatten();
         Self {
             kind,
-            path,
-            message,
+            path: path.map(bounded),
+            message: bounded(message),
             line,
             column,
         }
@@ -237,6 +237,23 @@ fn shape_path<T: DeserializeOwned>(text: &str, message: &str) -> Option<String> 
     }
 }
 
+/// The most bytes of a member name an error repeats: the names are the sender's, and a
+/// megabyte-long one must not make a megabyte-long answer, stored reason or log line.
+const MAX_ERROR_TEXT: usize = 256;
+
+/// `text`, cut after [`MAX_ERROR_TEXT`] bytes at a character boundary, the cut marked `…`.
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_ERROR_TEXT {
+        let mut end = MAX_ERROR_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// Rewrites serde's `invalid type: string "…", expected …` so that no value from the body
 /// survives into an error body or a log line.
 fn scrub(message: &str) -> String {
@@ -285,6 +302,23 @@ mod tests {
             (DecodeErrorKind::Syntax, 2, 9)
         );
         assert_eq!(err.message(), "the body is not valid UTF-8");
+    }
+
+    #[test]
+    fn a_huge_member_name_is_repeated_cut_in_the_error() {
+        let example = include_str!("../tests/data/task_notification.example.json");
+        let name = format!("\\r\\n{}", "k".repeat(100_000));
+        let body = example.replacen('{', &format!("{{\"{name}\": 1, \"{name}\": 2, "), 1);
+        let err = crate::model::TaskNotification::from_slice(body.as_bytes()).unwrap_err();
+        assert_eq!(err.kind(), DecodeErrorKind::Shape);
+        let path = err.path().expect("the member is named");
+        assert!(
+            path.starts_with("\r\nkkk") && path.ends_with('…'),
+            "{path:?}"
+        );
+        assert!(path.len() <= MAX_ERROR_TEXT + '…'.len_utf8());
+        assert!(err.message().len() <= MAX_ERROR_TEXT + '…'.len_utf8());
+        assert!(err.to_string().len() < 2 * MAX_ERROR_TEXT + 64, "{err}");
     }
 
     #[test]

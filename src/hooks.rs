@@ -117,7 +117,7 @@ impl<E: Event> OnFailed<E> for DefaultOnFailed {
     fn on_failed(&self, failed: FailedDelivery<E>) {
         tracing::error!(
             event = E::NAME,
-            task_id = failed.delivery.log_id(),
+            task_id = %crate::LogSafe::new(failed.delivery.log_id()),
             attempts = failed.delivery.attempt(),
             error = %failed.error,
             "handler gave up on a notification",

@@ -164,6 +164,7 @@ pub use hooks::{
 };
 pub use layer::{Webhook, WebhookLayer};
 pub use receiver::{AckPolicy, BuildError, Receiver, ReceiverBuilder};
+pub use redact::LogSafe;
 pub use rejection::Rejection;
 pub use stats::Stats;
 

@@ -1,6 +1,99 @@
-//! Masking of personal data in `Debug` output and logs.
+//! Masking of personal data in `Debug` output and logs, and [`LogSafe`]: text from a request
+//! made safe for a log line or a terminal.
 
 use std::fmt;
+
+/// Text from a request (or from anyone else not to be trusted), made safe to write on a log
+/// line or a terminal: control characters are escaped, and a long text is cut, the cut marked.
+///
+/// A member name or a `task_id` is the sender's to choose: written raw, a carriage return and
+/// a line feed in it start a forged log line, and an escape sequence clears an operator's
+/// screen or sets its title. Every value of a request that this crate logs goes through it;
+/// use it for what your handler logs too.
+///
+/// - Escaped: every control character (C0, DEL, C1) as `\n`, `\r`, `\t` or `\u{1b}`, and the
+///   characters that reorder or break a line on screen (bidirectional overrides and isolates,
+///   U+2028 and U+2029). Everything else, Chinese task names included, is kept as it is.
+/// - Cut after [`LogSafe::DEFAULT_LIMIT`] bytes (at a character boundary), followed by
+///   `…[cut: N bytes]` with the whole text's length.
+///
+/// ```
+/// use airudder_webhook::LogSafe;
+///
+/// assert_eq!(LogSafe::new("ic1a\r\nERROR forged").to_string(), r"ic1a\r\nERROR forged");
+/// assert_eq!(LogSafe::new("\u{1b}]0;title\u{7}").to_string(), r"\u{1b}]0;title\u{7}");
+/// let long = "x".repeat(1_000_000);
+/// assert_eq!(LogSafe::new(&long).to_string().len(), 256 + "…[cut: 1000000 bytes]".len());
+/// assert_eq!(LogSafe::new(&long).limit(4).to_string(), "xxxx…[cut: 1000000 bytes]");
+/// ```
+#[derive(Clone, Copy)]
+pub struct LogSafe<'a> {
+    text: &'a str,
+    limit: usize,
+}
+
+impl<'a> LogSafe<'a> {
+    /// How many bytes of a text are shown by default: enough for any real id.
+    pub const DEFAULT_LIMIT: usize = 256;
+
+    /// `text`, escaped, cut after [`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT) bytes.
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+
+    /// Cut after `bytes` instead (`usize::MAX`: never).
+    #[must_use]
+    pub fn limit(mut self, bytes: usize) -> Self {
+        self.limit = bytes;
+        self
+    }
+}
+
+/// Whether `c` must not reach a log line or a terminal as it is.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+impl fmt::Display for LogSafe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.text;
+        let cut = shown.len() > self.limit;
+        if cut {
+            let mut end = self.limit;
+            while !shown.is_char_boundary(end) {
+                end -= 1;
+            }
+            shown = &shown[..end];
+        }
+        let mut rest = shown;
+        while let Some(at) = rest.find(unsafe_char) {
+            f.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                other => write!(f, "\\u{{{:x}}}", u32::from(other))?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        f.write_str(rest)?;
+        if cut {
+            write!(f, "…[cut: {} bytes]", self.text.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for LogSafe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
 
 /// A phone number shown by its last four characters only: `+86••••5678` style.
 pub(crate) struct MaskedPhone<'a>(pub(crate) &'a str);
@@ -38,6 +131,30 @@ impl<T: fmt::Debug> fmt::Debug for MaskedValue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_safe_text_escapes_what_a_terminal_would_obey_and_keeps_the_rest() {
+        for (text, shown) in [
+            ("plain ic1a7a8f2b", "plain ic1a7a8f2b"),
+            ("任务 ✓", "任务 ✓"),
+            ("a\r\nb\tc", r"a\r\nb\tc"),
+            ("\u{1b}[2J\u{7f}\u{9b}", r"\u{1b}[2J\u{7f}\u{9b}"),
+            ("\u{202e}cod.exe\u{2028}", r"\u{202e}cod.exe\u{2028}"),
+            ("\0", r"\u{0}"),
+        ] {
+            assert_eq!(LogSafe::new(text).to_string(), shown, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn log_safe_text_is_cut_at_a_character_boundary_and_says_so() {
+        // 3-byte characters: a cut at 256 bytes falls inside the 86th.
+        let text = "任".repeat(100);
+        let shown = LogSafe::new(&text).to_string();
+        assert_eq!(shown, format!("{}…[cut: 300 bytes]", "任".repeat(85)));
+        assert_eq!(LogSafe::new("short").limit(5).to_string(), "short");
+        assert_eq!(format!("{:?}", LogSafe::new("a\nb")), r#""a\nb""#);
+    }
 
     #[test]
     fn phone_numbers_keep_only_their_last_four_characters() {

@@ -290,9 +290,12 @@ impl Counters {
         tracing::warn!(
             status = rejection.status().as_u16(),
             outcome = rejection.code(),
-            path = rejection.path(),
+            path = rejection
+                .path()
+                .map(|path| tracing::field::display(crate::LogSafe::new(path))),
             suppressed,
-            "refused: {rejection}"
+            "refused: {}",
+            crate::LogSafe::new(&rejection.to_string()).limit(1024)
         );
     }
 

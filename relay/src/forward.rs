@@ -49,10 +49,19 @@ impl std::fmt::Debug for Forwarder {
 /// Why one try failed.
 #[derive(Debug)]
 enum Failure {
-    /// The service answered, but not 2xx.
+    /// The service answered, but not 2xx (nor 3xx).
     Status {
         status: u16,
         retry_after: Option<Duration>,
+    },
+    /// The service answered 3xx. A redirect is never followed: a 307 or 308 would post the
+    /// body, phone numbers and a valid signature included, to whatever host it names, and a
+    /// 301 or 302 would become a GET without the body whose 200 would lose the notification.
+    /// Standard Webhooks counts a 3xx as a failure.
+    Redirect {
+        status: u16,
+        /// The host `Location` names (`None`: none, or this URL's own host).
+        to: Option<String>,
     },
     /// No answer: refused, reset, timed out.
     Transport(String),
@@ -62,6 +71,11 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Status { status, .. } => write!(f, "the service answered {status}"),
+            Self::Redirect { status, to } => write!(
+                f,
+                "the service answered {status}, a redirect to {}: redirects are not followed",
+                to.as_deref().unwrap_or("the same host")
+            ),
             Self::Transport(err) => write!(f, "no answer from the service: {err}"),
         }
     }
@@ -81,6 +95,10 @@ impl Forwarder {
     pub(crate) fn new(config: Forward) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
+            // A 3xx is a failed attempt, never a hop (see `Failure::Redirect`); and no
+            // `Referer`, which would carry the forward URL's query.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .user_agent(concat!("airudder-relay/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
@@ -119,6 +137,19 @@ impl Forwarder {
         let status = response.status();
         if status.is_success() {
             return Ok(status.as_u16());
+        }
+        if status.is_redirection() {
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|location| self.url.join(location).ok())
+                .and_then(|target| target.host_str().map(str::to_owned))
+                .filter(|host| Some(host.as_str()) != self.url.host_str());
+            return Err(Failure::Redirect {
+                status: status.as_u16(),
+                to,
+            });
         }
         let retry_after = match status.as_u16() {
             429 | 503 => response
@@ -194,7 +225,9 @@ impl<E: Event> HandleNotification<Relayed<E>> for Forwarder {
                 let tried = self.post(&delivery.event().body, &id, attempt).await;
                 let outcome = match &tried {
                     Ok(status) => Forwarded::Ok(*status),
-                    Err(Failure::Status { status, .. }) => Forwarded::Rejected(*status),
+                    Err(Failure::Status { status, .. } | Failure::Redirect { status, .. }) => {
+                        Forwarded::Rejected(*status)
+                    }
                     Err(Failure::Transport(_)) => Forwarded::Error,
                 };
                 crate::metrics::forwarded(outcome, started.elapsed());
@@ -215,7 +248,19 @@ impl<E: Event> HandleNotification<Relayed<E>> for Forwarder {
                 _ => jittered(backoff),
             };
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            if SystemTime::now() + wait > deadline {
+            // The service's Retry-After (any number it likes) is clamped to the time left: one
+            // last try at the deadline, then a dead letter. No instant is ever added to.
+            let left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            let wait = match failure {
+                Failure::Status {
+                    retry_after: Some(_),
+                    ..
+                } => wait.min(left),
+                _ => wait,
+            };
+            if wait > left || left.is_zero() {
                 tracing::error!(webhook_id = %id, attempt, error = %failure, "not forwarded in time: a dead letter now");
                 return Err(GiveUp::new(format!(
                     "not forwarded within {} of receipt, after {attempt} tries; the last: {failure}",

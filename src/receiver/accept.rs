@@ -62,7 +62,10 @@ where
     };
     drop(raw);
     let span = tracing::Span::current();
-    span.record("task_id", decoded.event.log_id());
+    span.record(
+        "task_id",
+        tracing::field::display(crate::LogSafe::new(decoded.event.log_id())),
+    );
     span.record("calls", decoded.event.item_count());
     let memory = in_flight.into_permit();
     let ack = inner.ack;
