@@ -91,8 +91,9 @@ pub(crate) struct Settings {
     #[serde(default, deserialize_with = "scalar")]
     lease_secs: Option<String>,
 
-    /// The token Airudder's URL must carry as `?token=…` [default: unset, the relay runs
-    /// open and says so]
+    /// The token Airudder's URL must carry as `?token=…`: at least 16 bytes, no white space
+    /// at its ends (make one with `openssl rand -hex 32`) [default: unset, the relay runs open
+    /// and says so]
     #[arg(
         long,
         env = "AIRUDDER_TOKEN",
@@ -109,7 +110,12 @@ pub(crate) struct Settings {
 
     /// Forward each notification to this http or https URL instead of printing it [default:
     /// unset, print JSON lines on stdout]
-    #[arg(long, env = "AIRUDDER_FORWARD_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "AIRUDDER_FORWARD_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     #[serde(default, deserialize_with = "scalar")]
     forward_url: Option<String>,
 
@@ -146,8 +152,9 @@ pub(crate) struct Settings {
     #[serde(default, deserialize_with = "scalar")]
     admin_listen: Option<String>,
 
-    /// The bearer token the admin API asks for; without it the admin API listens on loopback
-    /// only [default: unset]
+    /// The bearer token the admin API asks for, at least 16 bytes (`openssl rand -hex 32`);
+    /// without it the admin API listens on loopback only and answers loopback hosts only
+    /// [default: unset]
     #[arg(
         long,
         env = "AIRUDDER_ADMIN_TOKEN",
@@ -184,6 +191,23 @@ pub(crate) struct Settings {
     #[arg(long, env = "AIRUDDER_RAW_NAMES", value_name = "NAMES")]
     #[serde(default, deserialize_with = "scalar")]
     raw_names: Option<String>,
+
+    /// The most bytes of refused bodies kept for replay (`rejected`), all kinds together; past
+    /// it the oldest go first [default: 67108864, 64 MiB]
+    #[arg(long, env = "AIRUDDER_REJECTED_MAX_BYTES", value_name = "BYTES")]
+    #[serde(default, deserialize_with = "scalar")]
+    rejected_max_bytes: Option<String>,
+
+    /// How long a refused body is kept for replay [default: 7d]
+    #[arg(long, env = "AIRUDDER_REJECTED_MAX_AGE", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "scalar")]
+    rejected_max_age: Option<String>,
+
+    /// The most connections the Airudder listener keeps open; past it the oldest idle one is
+    /// closed for a new one [default: from the file limit (ulimit -n), less a reserve]
+    #[arg(long, env = "AIRUDDER_MAX_CONNECTIONS", value_name = "N")]
+    #[serde(default, deserialize_with = "scalar")]
+    max_connections: Option<String>,
 
     /// The log's format on stderr: `text`, or `json` (one object a line, for log shippers)
     /// [default: text]
@@ -251,7 +275,7 @@ impl Forward {
 impl fmt::Debug for Forward {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Forward")
-            .field("url", &self.url.as_str())
+            .field("url", &crate::shown::url(self.url.as_str()))
             .field("timeout", &self.timeout)
             .field("retry_for", &self.retry_for)
             .field("concurrency", &self.concurrency)
@@ -286,6 +310,11 @@ pub(crate) struct Config {
     pub(crate) log_format: LogFormat,
     /// The raw callbacks' names.
     pub(crate) raw_names: Vec<String>,
+    /// How many bytes of refused bodies the store keeps, and for how long.
+    pub(crate) rejected_max_bytes: u64,
+    pub(crate) rejected_max_age: Duration,
+    /// Set: overrides the cap the file limit gives.
+    pub(crate) max_connections: Option<usize>,
 }
 
 impl fmt::Debug for Config {
@@ -308,6 +337,9 @@ impl fmt::Debug for Config {
             .field("metrics_interval", &self.metrics_interval)
             .field("log_format", &self.log_format)
             .field("raw_names", &self.raw_names)
+            .field("rejected_max_bytes", &self.rejected_max_bytes)
+            .field("rejected_max_age", &self.rejected_max_age)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -362,6 +394,9 @@ impl Settings {
             metrics_interval: self.metrics_interval.or(file.metrics_interval),
             log_format: self.log_format.or(file.log_format),
             raw_names: self.raw_names.or(file.raw_names),
+            rejected_max_bytes: self.rejected_max_bytes.or(file.rejected_max_bytes),
+            rejected_max_age: self.rejected_max_age.or(file.rejected_max_age),
+            max_connections: self.max_connections.or(file.max_connections),
         }
     }
 }
@@ -378,10 +413,22 @@ impl Cli {
                         format!("cannot read {}: {err}", path.display()),
                     )
                 })?;
-                toml::from_str(&text).map_err(|err| {
+                toml::from_str(&text).map_err(|err: toml::de::Error| {
+                    // The message and the line, not toml's quote of the line: it may be the
+                    // line of a secret.
+                    let line = err.span().map_or(0, |span| {
+                        1 + text.as_bytes()[..span.start.min(text.len())]
+                            .iter()
+                            .filter(|&&b| b == b'\n')
+                            .count()
+                    });
                     ConfigError::new(
                         "AIRUDDER_CONFIG",
-                        format!("{} is not a valid file: {err}", path.display()),
+                        format!(
+                            "{} is not a valid file: line {line}: {}",
+                            path.display(),
+                            crate::shown::cell(err.message().trim(), 512)
+                        ),
                     )
                 })?
             }
@@ -459,7 +506,7 @@ impl Settings {
             0,
             0,
         )?);
-        let token = self.token.filter(|token| !token.is_empty());
+        let token = secret_token("AIRUDDER_TOKEN", self.token)?;
         let raw_names: Vec<String> = self
             .raw_names
             .as_deref()
@@ -498,7 +545,10 @@ impl Settings {
                 http_url("AIRUDDER_FORWARD_URL", &value).map_err(|_| {
                     ConfigError::new(
                         "AIRUDDER_FORWARD_URL",
-                        format!("{variable}={value:?} is not an http:// or https:// URL"),
+                        format!(
+                            "{variable}: {} is not an http:// or https:// URL",
+                            crate::shown::url(&value)
+                        ),
                     )
                 })?,
             ));
@@ -536,10 +586,14 @@ impl Settings {
                     self.forward_timeout.as_deref(),
                     Duration::from_secs(10),
                 )?,
-                retry_for: duration(
+                retry_for: at_most(
                     "AIRUDDER_RETRY_FOR",
-                    self.retry_for.as_deref(),
-                    Duration::from_secs(72 * 3600),
+                    duration(
+                        "AIRUDDER_RETRY_FOR",
+                        self.retry_for.as_deref(),
+                        Duration::from_secs(72 * 3600),
+                    )?,
+                    YEAR,
                 )?,
                 concurrency: number(
                     "AIRUDDER_FORWARD_CONCURRENCY",
@@ -567,7 +621,7 @@ impl Settings {
                 format!("{admin_listen:?} is not an address and port, like 127.0.0.1:3001"),
             )
         })?;
-        let admin_token = self.admin_token.filter(|token| !token.is_empty());
+        let admin_token = secret_token("AIRUDDER_ADMIN_TOKEN", self.admin_token)?;
         if admin_token.is_none() && !admin_listen.ip().is_loopback() {
             return Err(ConfigError::new(
                 "AIRUDDER_ADMIN_LISTEN",
@@ -620,7 +674,30 @@ impl Settings {
                 ));
             }
         };
+        let rejected_max_bytes = number(
+            "AIRUDDER_REJECTED_MAX_BYTES",
+            self.rejected_max_bytes.as_deref(),
+            64 * 1024 * 1024,
+            0,
+        )?;
+        let rejected_max_age = at_most(
+            "AIRUDDER_REJECTED_MAX_AGE",
+            duration(
+                "AIRUDDER_REJECTED_MAX_AGE",
+                self.rejected_max_age.as_deref(),
+                Duration::from_secs(7 * 24 * 3600),
+            )?,
+            YEAR,
+        )?;
+        let max_connections = self
+            .max_connections
+            .as_deref()
+            .map(|n| number("AIRUDDER_MAX_CONNECTIONS", Some(n), 0, 1).map(|n| n as usize))
+            .transpose()?;
         Ok(Config {
+            rejected_max_bytes,
+            rejected_max_age,
+            max_connections,
             admin_listen,
             admin_token,
             body_limit: body_limit as usize,
@@ -642,6 +719,46 @@ impl Settings {
     }
 }
 
+/// The longest a duration setting may be: past it, a time computed from it could overflow.
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn at_most(key: &'static str, value: Duration, max: Duration) -> Result<Duration, ConfigError> {
+    if value > max {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "{} is over the longest, {}",
+                humantime::format_duration(value),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+/// The shortest token accepted: 16 bytes, 128 bits of a random one.
+const MIN_TOKEN_BYTES: usize = 16;
+
+/// A token setting: unset is `None`; set, it must be a usable secret. A blank one (a variable
+/// emptied by mistake) would leave the door open; a short one can be guessed; white space at
+/// its ends is a copy-and-paste slip that makes a token the sender never sends.
+fn secret_token(key: &'static str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(token) = value else {
+        return Ok(None);
+    };
+    const MAKE: &str = "make one with `openssl rand -hex 32`, or unset it";
+    let problem = if token.trim().is_empty() {
+        "is set but blank"
+    } else if token.trim() != token {
+        "has white space at its start or end"
+    } else if token.len() < MIN_TOKEN_BYTES {
+        "is shorter than 16 bytes"
+    } else {
+        return Ok(Some(token));
+    };
+    Err(ConfigError::new(key, format!("{problem}: {MAKE}")))
+}
+
 /// An `http://` or `https://` URL with a host.
 fn http_url(key: &'static str, url: &str) -> Result<reqwest::Url, ConfigError> {
     match reqwest::Url::parse(url.trim()) {
@@ -650,7 +767,10 @@ fn http_url(key: &'static str, url: &str) -> Result<reqwest::Url, ConfigError> {
         }
         _ => Err(ConfigError::new(
             key,
-            format!("{url:?} is not an http:// or https:// URL"),
+            format!(
+                "{} is not an http:// or https:// URL",
+                crate::shown::url(url)
+            ),
         )),
     }
 }
@@ -742,7 +862,7 @@ mod tests {
             ),
             (
                 &["--forward-url", "ftp://x"],
-                "AIRUDDER_FORWARD_URL (forward_url in the file): \"ftp://x\" is not an http:// or https:// URL",
+                "AIRUDDER_FORWARD_URL (forward_url in the file): ftp://x/ is not an http:// or https:// URL",
             ),
             (
                 &["--forward-url", "http://x", "--forward-timeout", "ten"],
@@ -766,6 +886,120 @@ mod tests {
             ),
         ];
         for (args, says) in cases {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(err.starts_with(says), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_token_that_is_blank_short_or_padded_is_refused_with_how_to_make_one() {
+        for flag in ["--token", "--admin-token"] {
+            let key = if flag == "--token" {
+                "AIRUDDER_TOKEN"
+            } else {
+                "AIRUDDER_ADMIN_TOKEN"
+            };
+            for (token, problem) in [
+                ("", "is set but blank"),
+                ("   ", "is set but blank"),
+                ("a", "is shorter than 16 bytes"),
+                ("0123456789abcde", "is shorter than 16 bytes"),
+                (" 0123456789abcdef", "has white space at its start or end"),
+                ("0123456789abcdef\n", "has white space at its start or end"),
+            ] {
+                let err = parse(&[flag, token]).unwrap_err().to_string();
+                assert!(
+                    err.starts_with(key)
+                        && err.contains(problem)
+                        && err.contains("openssl rand -hex 32"),
+                    "{flag} {token:?}: {err}"
+                );
+            }
+            let config = parse(&[flag, "0123456789abcdef"]).unwrap();
+            assert!(config.token.is_some() || config.admin_token.is_some());
+        }
+    }
+
+    #[test]
+    fn no_error_repeats_a_secret() {
+        let secret = "hunter2-s3cret-pass";
+        for args in [
+            vec![
+                "--forward-url".to_owned(),
+                format!("ftp://user:{secret}@host/x"),
+            ],
+            vec![
+                "--forward-url".to_owned(),
+                format!("https//user:{secret}@host"),
+            ],
+            vec!["--token".to_owned(), format!(" {secret}")],
+            vec![
+                "--forward-url".to_owned(),
+                "http://x".to_owned(),
+                "--forward-secret".to_owned(),
+                secret.to_owned(),
+            ],
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let err = parse(&args).unwrap_err().to_string();
+            assert!(!err.contains("hunter2"), "{args:?}: {err}");
+        }
+        // A file whose secret's line is broken: the error names the line, not its text.
+        let dir =
+            std::env::temp_dir().join(format!("airudder-relay-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("relay.toml");
+        std::fs::write(
+            &file,
+            format!("listen = \"127.0.0.1:3000\"\ntoken = \"{secret}\n"),
+        )
+        .unwrap();
+        let err = parse(&["--config", file.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && !err.contains("hunter2"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_refused_bodies_and_connection_settings_are_checked() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(
+            (config.rejected_max_bytes, config.rejected_max_age),
+            (64 * 1024 * 1024, Duration::from_secs(7 * 24 * 3600))
+        );
+        assert_eq!(config.max_connections, None);
+        let config = parse(&[
+            "--rejected-max-bytes",
+            "0",
+            "--rejected-max-age",
+            "1h",
+            "--max-connections",
+            "500",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                config.rejected_max_bytes,
+                config.rejected_max_age,
+                config.max_connections
+            ),
+            (0, Duration::from_secs(3600), Some(500))
+        );
+        for (args, says) in [
+            (
+                &["--rejected-max-age", "2years"][..],
+                "AIRUDDER_REJECTED_MAX_AGE (rejected_max_age in the file): 2years ",
+            ),
+            (
+                &["--forward-url", "http://x", "--retry-for", "1000years"],
+                "AIRUDDER_RETRY_FOR (retry_for in the file): 1000years ",
+            ),
+            (
+                &["--max-connections", "0"],
+                "AIRUDDER_MAX_CONNECTIONS (max_connections in the file): \"0\" is not a whole number of at least 1",
+            ),
+        ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.starts_with(says), "{args:?}: {err}");
         }

@@ -14,6 +14,7 @@ mod operate;
 mod print;
 mod rehearse;
 mod server;
+mod shown;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -43,7 +44,10 @@ async fn main() -> ExitCode {
         .with_env_filter(filter);
     match config.log_format {
         LogFormat::Json => log.json().flatten_event(true).init(),
-        LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => log
+            .fmt_fields(shown::log_fields())
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
     }
     let metrics = metrics::install();
     match server::run(config, metrics).await {

@@ -33,7 +33,12 @@ pub(crate) enum Operate {
 pub(crate) struct Common {
     /// The relay's admin API; the token comes from AIRUDDER_ADMIN_TOKEN [default:
     /// http://127.0.0.1:3001]
-    #[arg(long, env = "AIRUDDER_ADMIN_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "AIRUDDER_ADMIN_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     admin: Option<String>,
     /// JSON for a script instead of text for a person.
     #[arg(long)]
@@ -100,7 +105,7 @@ impl Operate {
         match result {
             Ok((value, shape)) => {
                 let text = if json {
-                    format!("{value:#}")
+                    crate::shown::json(&format!("{value:#}"))
                 } else {
                     shape.render(&value)
                 };
@@ -108,7 +113,7 @@ impl Operate {
                 ExitCode::SUCCESS
             }
             Err(message) => {
-                eprintln!("airudder-relay: {message}");
+                eprintln!("airudder-relay: {}", crate::shown::cell(&message, 2048));
                 ExitCode::FAILURE
             }
         }
@@ -130,7 +135,7 @@ impl Client {
         let response = request.send().await.map_err(|_| {
             format!(
                 "cannot reach the relay's admin API at {}: is the relay running? (set --admin or AIRUDDER_ADMIN_URL)",
-                self.admin
+                crate::shown::url(&self.admin)
             )
         })?;
         let status = response.status();
@@ -138,7 +143,7 @@ impl Client {
         let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
             format!(
                 "the admin API at {} answered {status} with no JSON",
-                self.admin
+                crate::shown::url(&self.admin)
             )
         })?;
         if status.is_success() {
@@ -156,8 +161,14 @@ impl Client {
     }
 
     async fn post(&self, path: &str) -> Result<Value, String> {
-        self.send(self.http.post(format!("{}{path}", self.admin)))
-            .await
+        // JSON, as the admin API asks of every change (a page elsewhere cannot send it
+        // cross-site without the browser asking first).
+        let request = self
+            .http
+            .post(format!("{}{path}", self.admin))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body("{}");
+        self.send(request).await
     }
 
     /// Every page of a list.
@@ -177,6 +188,9 @@ impl Client {
     }
 }
 
+/// The most bytes of one value in a table or a record's fields.
+const CELL_LIMIT: usize = 256;
+
 /// How an answer reads for a person.
 enum Shape {
     Stats,
@@ -188,10 +202,12 @@ enum Shape {
 
 impl Shape {
     fn render(&self, value: &Value) -> String {
+        // Every value is the sender's or a service's to choose: escaped, so that none moves the
+        // cursor, clears the screen or starts a row of its own; cut, so that a row stays a row.
         let text = |v: &Value| match v {
             Value::Null => "-".to_owned(),
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+            Value::String(s) => crate::shown::cell(s, CELL_LIMIT),
+            other => crate::shown::cell(&other.to_string(), CELL_LIMIT),
         };
         let mut out = String::new();
         match self {
@@ -276,12 +292,14 @@ impl Shape {
             Self::One => {
                 if let Some(fields) = value.as_object() {
                     for (key, field) in fields.iter().filter(|(key, _)| *key != "body") {
-                        let _ = writeln!(out, "{key:<15} {}", text(field));
+                        let _ =
+                            writeln!(out, "{:<15} {}", crate::shown::cell(key, 64), text(field));
                     }
                 }
-                let _ = writeln!(out, "body:\n{:#}", value["body"]);
+                let body = format!("{:#}", value["body"]);
+                let _ = writeln!(out, "body:\n{}", crate::shown::lines(&body));
             }
-            Self::Said(sentence) => return sentence.clone(),
+            Self::Said(sentence) => return crate::shown::cell(sentence, 2048),
         }
         out.trim_end().to_owned()
     }

@@ -94,7 +94,12 @@ async fn send(args: SendArgs) -> Result<bool, String> {
     let mut url = reqwest::Url::parse(&args.to)
         .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
-        .ok_or_else(|| format!("--to {:?} is not an http:// or https:// URL", args.to))?;
+        .ok_or_else(|| {
+            format!(
+                "--to {} is not an http:// or https:// URL",
+                crate::shown::url(&args.to)
+            )
+        })?;
     if let Some(token) = args.token.as_deref().filter(|t| !t.is_empty()) {
         url.query_pairs_mut().append_pair("token", token);
     }
@@ -104,7 +109,9 @@ async fn send(args: SendArgs) -> Result<bool, String> {
             .into(),
         None => args.made.build().to_bytes(),
     };
-    let mut sender = Sender::new(body).on_attempt(|attempt| println!("{attempt}"));
+    // An attempt's line holds what the endpoint answered: escaped for the terminal.
+    let mut sender = Sender::new(body)
+        .on_attempt(|attempt| println!("{}", crate::shown::cell(&attempt.to_string(), 2048)));
     if let Some(interval) = args.retry_interval {
         sender = sender.retry_interval(interval);
     }
@@ -123,14 +130,19 @@ async fn send(args: SendArgs) -> Result<bool, String> {
             let url = url.clone();
             async move {
                 let (parts, body) = request.into_parts();
+                // An error without its URL: the URL carries the token.
                 let response = client
                     .post(url)
                     .headers(parts.headers)
                     .body(body)
                     .send()
-                    .await?;
+                    .await
+                    .map_err(reqwest::Error::without_url)?;
                 let status = response.status();
-                let body = response.bytes().await?;
+                let body = response
+                    .bytes()
+                    .await
+                    .map_err(reqwest::Error::without_url)?;
                 Ok(Answer::new(status, body))
             }
         })
