@@ -220,6 +220,7 @@ async fn dead_letters_of_several_kinds_are_listed_with_their_kind_and_replayed_t
         let id = item["id"].as_u64().unwrap();
         let replayed = client()
             .post(format!("{admin}/admin/dead-letters/{id}/replay"))
+            .header("content-type", "application/json")
             .send()
             .await
             .unwrap();

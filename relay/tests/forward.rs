@@ -135,7 +135,7 @@ async fn operate(relay: &common::Relay, args: &[&str]) -> (bool, String, String)
     )
 }
 
-const ADMIN_TOKEN: &str = "admin-7Kq2";
+const ADMIN_TOKEN: &str = "admin-7Kq2-long-enough";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_refused_until_fixed_is_a_dead_letter_listed_live_and_replayed() {

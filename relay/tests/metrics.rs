@@ -114,11 +114,11 @@ async fn post_to(relay: &Relay, query: &str, content_type: &str, body: Vec<u8>) 
 #[tokio::test]
 async fn a_scrape_counts_each_answer_once_under_its_status_and_the_gauges_follow_the_queue() {
     let data = DataDir::new();
-    let token = "scrape-t0ken";
+    let token = "scrape-t0ken-long-enough";
     let relay = start(
         &data,
         &[
-            ("AIRUDDER_TOKEN", "s3cret"),
+            ("AIRUDDER_TOKEN", "s3cret-long-enough"),
             ("AIRUDDER_ADMIN_TOKEN", token),
             ("AIRUDDER_BODY_LIMIT", "65536"),
             ("AIRUDDER_WORKERS", "1"),
@@ -136,7 +136,7 @@ async fn a_scrape_counts_each_answer_once_under_its_status_and_the_gauges_follow
         .unwrap();
     assert_eq!(refused.status(), 401);
 
-    let ok = "?token=s3cret";
+    let ok = "?token=s3cret-long-enough";
     let json = "application/json";
     // One printing, one waiting: the queue of one is full, the third is answered 503.
     assert_eq!(post_to(&relay, ok, json, notification("first")).await, 200);

@@ -129,7 +129,7 @@ async fn send_gives_up_after_one_try_and_five_retries_with_a_failing_exit() {
 #[tokio::test]
 async fn send_rehearses_the_relay_itself_and_example_prints_what_it_accepts() {
     let data = DataDir::new();
-    let mut relay = start(&data, &[("AIRUDDER_TOKEN", "s3cret")]).await;
+    let mut relay = start(&data, &[("AIRUDDER_TOKEN", "s3cret-long-enough")]).await;
     let url = format!("http://{}/airudder/task", relay.addr);
 
     // `example` prints the contract's example; with --calls, a notification of that many.
@@ -177,7 +177,7 @@ async fn send_rehearses_the_relay_itself_and_example_prints_what_it_accepts() {
         "--file",
         file.to_str().unwrap(),
         "--token",
-        "s3cret",
+        "s3cret-long-enough",
     ])
     .await;
     assert!(sent.status.success(), "{}", stdout(&sent));

@@ -199,6 +199,8 @@ pub(crate) struct Service {
     pub(crate) received: Arc<Mutex<Vec<Received>>>,
     pub(crate) status: Arc<AtomicU16>,
     pub(crate) delay_ms: Arc<AtomicU64>,
+    /// Headers added to every answer (`Location`, `Retry-After`).
+    pub(crate) headers: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Service {
@@ -208,10 +210,24 @@ impl Service {
             received: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
             delay_ms: Arc::new(AtomicU64::new(0)),
+            headers: Arc::default(),
         };
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
-            .await
-            .unwrap();
+        Self::serve(service, SocketAddr::from(([127, 0, 0, 1], port))).await
+    }
+
+    /// Listens on `addr` (127.0.0.2 may stand for another host) until the test ends.
+    pub(crate) async fn start_at(addr: SocketAddr) -> Self {
+        let service = Self {
+            received: Arc::default(),
+            status: Arc::new(AtomicU16::new(200)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
+            headers: Arc::default(),
+        };
+        Self::serve(service, addr).await
+    }
+
+    async fn serve(service: Self, addr: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let this = service.clone();
         tokio::spawn(async move {
             loop {
@@ -245,6 +261,12 @@ impl Service {
                                 *response.status_mut() =
                                     http::StatusCode::from_u16(this.status.load(Ordering::SeqCst))
                                         .unwrap();
+                                for (name, value) in this.headers.lock().unwrap().iter() {
+                                    response.headers_mut().insert(
+                                        http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                                        http::HeaderValue::from_str(value).unwrap(),
+                                    );
+                                }
                                 Ok::<_, Infallible>(response)
                             }
                         },
