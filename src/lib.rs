@@ -75,7 +75,10 @@
 //! `answer_us`, and ends with one event (INFO for a 200, DEBUG otherwise); every refusal is
 //! also logged at WARN, at most once a second for each code, with how many were left out. Each
 //! handler attempt runs in a span `airudder_delivery` with `task_id`, `record` and `attempt`.
-//! No log line holds a phone number, a customer variable or a secret.
+//! No log line holds a phone number, a customer variable or a secret. What a log line takes
+//! from a request (the task id, a refusal's member path) goes through [`LogSafe`]: control
+//! characters escaped, so that none starts a forged line or drives a terminal, and cut after
+//! 256 bytes; wrap what your handler logs of a notification in it too.
 //!
 //! ## Metrics (feature `metrics`)
 //!
