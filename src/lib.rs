@@ -41,6 +41,49 @@
 //! }
 //! ```
 //!
+//! # Serving it: timeouts for slow and idle clients
+//!
+//! `axum::serve` sets no timeout on a request's head: a connection that sends nothing, or its
+//! head a byte at a time, stays open for good, and about a thousand of them use up the
+//! process' files, after which Airudder's notifications go unanswered. hyper's HTTP/1 server
+//! closes them once it has a timer (without one, `header_read_timeout` does nothing); the
+//! deadline covers every request's head, the first on a connection or the next on a kept-alive
+//! one, so it is the idle timeout too. Raise the file limit as well (systemd's `LimitNOFILE`),
+//! and with the IP allow-list insert [`auth::PeerAddr`] in each request.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use hyper::server::conn::http1;
+//! use hyper_util::rt::{TokioIo, TokioTimer};
+//! use hyper_util::server::graceful::GracefulShutdown;
+//! use hyper_util::service::TowerToHyperService;
+//!
+//! async fn serve(app: axum::Router, listener: tokio::net::TcpListener) {
+//!     let mut http = http1::Builder::new();
+//!     http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+//!     let connections = GracefulShutdown::new();
+//!     let mut stop = std::pin::pin!(airudder_webhook::shutdown_signal());
+//!     loop {
+//!         let stream = tokio::select! {
+//!             accepted = listener.accept() => match accepted {
+//!                 Ok((stream, _peer)) => stream,
+//!                 // Out of files: let some close rather than spin.
+//!                 Err(_) => {
+//!                     tokio::time::sleep(Duration::from_millis(100)).await;
+//!                     continue;
+//!                 }
+//!             },
+//!             () = &mut stop => break,
+//!         };
+//!         let service = TowerToHyperService::new(app.clone());
+//!         tokio::spawn(connections.watch(http.serve_connection(TokioIo::new(stream), service)));
+//!     }
+//!     // The requests in flight are answered; then shut the receiver down, as above.
+//!     connections.shutdown().await;
+//! }
+//! ```
+//!
 //! # Where each concern lives
 //!
 //! The path of one notification, in the order it takes:
@@ -134,7 +177,8 @@
 //! The relay alone adds clap (flags and variables), toml (its file), reqwest with rustls on ring
 //! (the HTTP client, https without OpenSSL), hmac (signatures), humantime (durations), fastrand
 //! (jitter), metrics-exporter-prometheus (the text format, no listener of its own) and
-//! tracing-subscriber: none of them reaches a library user. Dev-only: axum, hyper, hyper-util,
+//! tracing-subscriber: none of them reaches a library user. It also names hyper, hyper-util
+//! and http-body, which axum brings already, to serve its listeners with a header timeout. Dev-only: axum, hyper, hyper-util,
 //! tonic, tonic-health, criterion, metrics-util (the debugging recorder), metrics-exporter-prometheus
 //! (bench row (c3)), peak_alloc, proptest, tower, tracing-subscriber.
 

@@ -9,6 +9,7 @@ mod config;
 mod event;
 mod forward;
 mod kinds;
+mod listen;
 mod metrics;
 mod operate;
 mod print;

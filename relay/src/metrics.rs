@@ -55,6 +55,14 @@ fn describe() {
         "airudder_forward_retries_waiting",
         "Notifications waiting for their next forward after a failed one."
     );
+    describe_gauge!(
+        "airudder_connections_open",
+        "Open connections, by listener (main, admin)."
+    );
+    describe_counter!(
+        "airudder_connections_closed_for_room_total",
+        "Connections closed at the cap, by listener and which (oldest_idle: the one idle the longest, for a new one; new: the new one, every other busy)."
+    );
 }
 
 /// How one forward ended.

@@ -27,6 +27,7 @@ use crate::config::{Ack, Config};
 use crate::event::Relayed;
 use crate::forward::Forwarder;
 use crate::kinds;
+use crate::listen::{self, Door};
 use crate::print::Printer;
 
 /// How long a stop waits for the handlers (forwards in flight) before it leaves the rest
@@ -164,11 +165,13 @@ pub(crate) async fn run(
             " (no AIRUDDER_ADMIN_TOKEN: loopback only)"
         }
     ));
-    let admin_server = tokio::spawn(async move {
-        axum::serve(admin_listener, admin)
-            .with_graceful_shutdown(airudder_webhook::shutdown_signal())
-            .await
-    });
+    let admin_server = tokio::spawn(listen::serve(
+        admin_listener,
+        admin,
+        Door::Admin,
+        None,
+        airudder_webhook::shutdown_signal(),
+    ));
     let ready = {
         let (endpoints, stored) = (Arc::clone(&endpoints), stored.clone());
         move || {
@@ -210,9 +213,15 @@ pub(crate) async fn run(
         )),
         None => say("printing each event as a line of JSON on stdout"),
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(airudder_webhook::shutdown_signal())
-        .await?;
+    // `None`: the cap from the file limit, until a setting overrides it.
+    listen::serve(
+        listener,
+        app,
+        Door::Main,
+        None,
+        airudder_webhook::shutdown_signal(),
+    )
+    .await;
     // Every receiver drains at once, within the one deadline.
     let reports: Vec<ShutdownReport> = futures_join(
         endpoints

@@ -86,3 +86,9 @@ fn the_docker_image_runs_the_same_binary_with_the_same_settings() {
     assert!(DOCKERFILE.contains("AIRUDDER_LISTEN=0.0.0.0:3000"));
     assert!(unit("Environment").contains(&"AIRUDDER_LISTEN=0.0.0.0:3000"));
 }
+
+#[test]
+fn both_raise_the_file_limit_that_caps_open_connections() {
+    assert_eq!(unit("LimitNOFILE"), ["65536"]);
+    assert!(DOCKERFILE.contains("--ulimit nofile=65536:65536"));
+}

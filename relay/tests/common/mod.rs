@@ -77,8 +77,36 @@ pub(crate) async fn start_quiet(data: &DataDir, env: &[(&str, &str)]) -> Relay {
     start_with(data, &quiet, Stdio::null()).await
 }
 
+/// `start_quiet`, the relay's open files limited to `files` (soft and hard) as by a service
+/// manager's `LimitNOFILE`: the shell sets the limit, then becomes the relay.
+pub(crate) async fn start_quiet_with_file_limit(
+    data: &DataDir,
+    env: &[(&str, &str)],
+    files: u64,
+) -> Relay {
+    let mut quiet = vec![("RUST_LOG", "warn")];
+    quiet.extend_from_slice(env);
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        &format!("ulimit -n {files} && exec \"$0\""),
+        env!("CARGO_BIN_EXE_airudder-relay"),
+    ]);
+    start_command(command, data, &quiet, Stdio::null()).await
+}
+
 async fn start_with(data: &DataDir, env: &[(&str, &str)], stdout: Stdio) -> Relay {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airudder-relay"))
+    let command = Command::new(env!("CARGO_BIN_EXE_airudder-relay"));
+    start_command(command, data, env, stdout).await
+}
+
+async fn start_command(
+    mut command: Command,
+    data: &DataDir,
+    env: &[(&str, &str)],
+    stdout: Stdio,
+) -> Relay {
+    let mut child = command
         .env("AIRUDDER_LISTEN", "127.0.0.1:0")
         .env("AIRUDDER_ADMIN_LISTEN", "127.0.0.1:0")
         .env("AIRUDDER_DATA_DIR", &data.0)
