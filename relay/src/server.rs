@@ -213,12 +213,12 @@ pub(crate) async fn run(
         )),
         None => say("printing each event as a line of JSON on stdout"),
     }
-    // `None`: the cap from the file limit, until a setting overrides it.
+    // `None`: the cap from the file limit (AIRUDDER_MAX_CONNECTIONS unset).
     listen::serve(
         listener,
         app,
         Door::Main,
-        None,
+        config.max_connections,
         airudder_webhook::shutdown_signal(),
     )
     .await;

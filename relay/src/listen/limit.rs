@@ -8,6 +8,11 @@ pub(super) const RESERVE: usize = 128;
 /// The admin listener's cap: an operator and a Prometheus scrape need a handful.
 pub(super) const ADMIN: usize = 64;
 
+/// The most connections kept by default however high the limit: about 15 KB each when idle, so
+/// a flood holds about 120 MB at most, and a connection that sends its head within a second
+/// survives any flood below 8,000 new connections a second.
+pub(super) const MAX_DEFAULT: usize = 8192;
+
 /// Assumed when `/proc/self/limits` cannot be read: the usual soft limit (systemd's and most
 /// shells').
 const FALLBACK: usize = 1024;
@@ -35,14 +40,15 @@ impl FileLimit {
             )
     }
 
-    /// The main listener's default cap: the limit less [`RESERVE`]; half of a limit too small
-    /// for that.
+    /// The main listener's default cap: the limit less [`RESERVE`] (half of a limit too small
+    /// for that), at most [`MAX_DEFAULT`].
     pub(super) fn main_cap(self) -> usize {
-        if self.soft > 2 * RESERVE {
+        let cap = if self.soft > 2 * RESERVE {
             self.soft - RESERVE
         } else {
             (self.soft / 2).max(1)
-        }
+        };
+        cap.min(MAX_DEFAULT)
     }
 }
 
@@ -83,7 +89,8 @@ Max locked memory         8388608              8388608              bytes
     fn the_main_cap_leaves_the_reserve_and_half_of_a_small_limit() {
         let cap = |soft| FileLimit { soft, read: true }.main_cap();
         assert_eq!(cap(1024), 896);
-        assert_eq!(cap(65536), 65408);
+        assert_eq!(cap(8320), 8192);
+        assert_eq!(cap(65536), 8192, "at most MAX_DEFAULT");
         assert_eq!(cap(256), 128);
         assert_eq!(cap(100), 50);
         assert_eq!(cap(1), 1);
