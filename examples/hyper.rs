@@ -3,7 +3,8 @@
 //! The receiver as a tower Layer in front of a plain hyper 1 server: the layer answers
 //! `/airudder/task`, every other request reaches the server's own service. Listens on
 //! `AIRUDDER_LISTEN` (default `127.0.0.1:3000`); prints one line per handled notification.
-//! SIGTERM or Ctrl-C stops accepting connections, lets the open ones finish, then drains the
+//! A connection that sends no request head within 10 s is closed. SIGTERM or Ctrl-C stops
+//! accepting connections, lets the open ones finish, then drains the
 //! receiver.
 
 use std::convert::Infallible;
@@ -16,7 +17,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
@@ -57,13 +58,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = receiver.shutdown_handle();
     let connections = GracefulShutdown::new();
     let mut signal = std::pin::pin!(airudder_webhook::shutdown_signal());
+    // A head (the first, or the next on a kept-alive connection) within 10 s, or the
+    // connection is closed: idle and trickling clients cannot hold the process' files.
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => accepted?.0,
             () = &mut signal => break,
         };
         let service = TowerToHyperService::new(app.clone());
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
