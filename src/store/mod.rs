@@ -40,7 +40,7 @@
 //!   crashes becomes a dead letter too, instead of crashing the receiver forever.
 //! - **Replay.** [`Receiver::replay`](crate::Receiver::replay) hands a dead letter to the
 //!   handler again. Bodies refused with a 400, 408, 413 or 422 are kept with their raw bytes,
-//!   within [limits](RejectedLimits) ([`Store::rejected_page`] lists them,
+//!   within [limits](#refused-bodies-are-bounded) ([`Store::rejected_page`] lists them,
 //!   [`Store::get_rejected`] reads one);
 //!   [`Receiver::replay_rejected`](crate::Receiver::replay_rejected) runs one through intake
 //!   again, the current body hook included, once the cause is fixed.
@@ -67,6 +67,24 @@
 //! - **The seam.** [`Store`] is a trait (append with atomic de-duplication, attempts, dead
 //!   letters, refused bodies, replay, prune, and for a shared store claims with a lease): a
 //!   backend of your own plugs in without touching the service.
+//!
+//! # Refused bodies are bounded
+//!
+//! Refused bodies come from senders that got something wrong, in any number and size, so a
+//! store keeps at most [`RejectedLimits::max_bytes`] of them in all (64 MiB by default) and
+//! none received more than [`RejectedLimits::max_age`] ago (7 days), set with
+//! [`RedbOptions::keep_rejected`] (or `PostgresOptions::keep_rejected`). A new refused body
+//! that takes the total over the cap pushes the oldest out; those past the age go at the next
+//! refusal and at the hourly prune. Each drop is counted ([`RedbStore::rejected_dropped`]) and
+//! logged in a WARN line with how many, how many bytes and why. A body over the cap on its own
+//! is not kept (the receiver still answers it; its log line says why). Lists page through
+//! [`Store::rejected_page`] without reading a single body.
+//!
+//! # Files
+//!
+//! The embedded store holds every body, phone numbers included: [`RedbStore::open`] creates
+//! its directory `0700` and keeps its file `0600` (set at every open). A directory you made
+//! is left as it is, with a WARN once when other users may enter or read it.
 //!
 //! # One receiver, or several on PostgreSQL
 //!
@@ -428,7 +446,7 @@ impl From<RejectedRecord> for RejectedSummary {
 
 /// How much of the refused bodies a store keeps: at most [`max_bytes`](Self::max_bytes) of
 /// them in all, none received more than [`max_age`](Self::max_age) ago. See the
-/// [module guide](self).
+/// [module guide](self#refused-bodies-are-bounded).
 ///
 /// When a new refused body takes the total over the cap, the oldest go first; bodies past
 /// the age go at the next refusal and at the hourly prune. Each drop is counted and logged.
@@ -445,8 +463,8 @@ pub struct RejectedLimits {
 }
 
 impl RejectedLimits {
-    /// 64 MiB: eight of the largest bodies the receiver takes by default, far more than a
-    /// day of ordinary mistakes.
+    /// 64 MiB: two of the largest bodies the receiver takes by default
+    /// ([`BODY_LIMIT`](crate::receiver::defaults::BODY_LIMIT)), or thousands of ordinary ones.
     pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
     /// 7 days: a week to notice and fix what refused them.
     pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -454,6 +472,34 @@ impl RejectedLimits {
     /// Limits of `max_bytes` in all and `max_age` each.
     pub fn new(max_bytes: u64, max_age: Duration) -> Self {
         Self { max_bytes, max_age }
+    }
+
+    /// Whether a body of `len` bytes may be kept at all; the error says why not.
+    pub(crate) fn admit(&self, len: usize) -> Result<(), StoreError> {
+        let len = len as u64;
+        if self.max_bytes == 0 {
+            return Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                "the refused bodies' cap is 0 bytes: not kept",
+            ));
+        }
+        if len > self.max_bytes {
+            return Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                format!(
+                    "a refused body of {len} bytes is over the refused bodies' cap of {} bytes: \
+                     not kept",
+                    self.max_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bodies received before this instant, in milliseconds since the epoch, are too old.
+    pub(crate) fn oldest_kept_ms(&self, now: SystemTime) -> i64 {
+        let age = i64::try_from(self.max_age.as_millis()).unwrap_or(i64::MAX);
+        millis(now).saturating_sub(age)
     }
 }
 

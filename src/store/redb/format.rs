@@ -1,4 +1,5 @@
-//! The record format: a notification's and a refused body's bytes, each with a CRC-32.
+//! The tables, and the record format: a notification's bytes, with a CRC-32. (Refused bodies
+//! have tables and a format of their own: `rejected.rs`.)
 //!
 //! ```text
 //! Version 2: [2][state: u8][attempts: u32 LE][header length: u32 LE][crc32: u32 LE][header JSON][body]
@@ -8,11 +9,17 @@
 //! The CRC-32 covers every byte but its own. redb checks its page checksums only when it repairs
 //! after a crash, so a record changed on disk after a clean stop is caught here, on read.
 
+use ::redb::TableDefinition;
 use bytes::Bytes;
 
-use crate::store::{
-    Envelope, Record, RecordId, RecordState, RejectedRecord, StoreError, StoreErrorKind,
-};
+use crate::store::{Envelope, Record, RecordId, RecordState, StoreError, StoreErrorKind};
+
+/// Notifications by id.
+pub(super) const RECORDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("records");
+/// De-duplication keys: the record's id and when the key was claimed.
+pub(super) const KEYS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("dedup_keys");
+/// Counters: the next ids, the refused bodies' total, the last open.
+pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct Header {
@@ -20,13 +27,6 @@ pub(super) struct Header {
     pub(super) last_error: Option<String>,
     /// Checked on read: a truncated body is reported, not handed to the handler.
     pub(super) body_len: u64,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(super) struct RejectedHeader {
-    pub(super) status: u16,
-    pub(super) reason: String,
-    pub(super) envelope: Envelope,
 }
 
 pub(super) fn corrupt(id: RecordId, what: &str) -> StoreError {
@@ -119,50 +119,3 @@ pub(super) fn decode_record(id: RecordId, bytes: &[u8]) -> Result<Record, StoreE
 }
 
 pub(super) const CHANGED: &str = "the checksum does not match: its bytes changed on disk";
-
-/// Version 2 of a refused body starts with these bytes, which version 1 (a header length, LE)
-/// would only start with for a header of over 150 KB, which it never wrote.
-const REJECTED_V2: [u8; 4] = [0xFF, b'R', 2, 0];
-
-pub(super) fn encode_rejected(header: &RejectedHeader, body: &[u8]) -> Vec<u8> {
-    let header = serde_json::to_vec(header).unwrap_or_default();
-    let mut out = Vec::with_capacity(12 + header.len() + body.len());
-    out.extend_from_slice(&REJECTED_V2);
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(body);
-    let crc = checksum(&out, 4);
-    out[4..8].copy_from_slice(&crc.to_le_bytes());
-    out
-}
-
-pub(super) fn decode_rejected(id: RecordId, bytes: &[u8]) -> Result<RejectedRecord, StoreError> {
-    let rest = match bytes.split_first_chunk::<4>() {
-        Some((magic, rest)) if *magic == REJECTED_V2 => {
-            let (crc, rest) = rest
-                .split_first_chunk::<4>()
-                .ok_or_else(|| corrupt(id, "truncated"))?;
-            if u32::from_le_bytes(*crc) != checksum(bytes, 4) {
-                return Err(corrupt(id, CHANGED));
-            }
-            rest
-        }
-        _ => bytes,
-    };
-    let (header_len, rest) = rest
-        .split_first_chunk::<4>()
-        .ok_or_else(|| corrupt(id, "truncated"))?;
-    let (header, body) = rest
-        .split_at_checked(u32::from_le_bytes(*header_len) as usize)
-        .ok_or_else(|| corrupt(id, "truncated header"))?;
-    let header: RejectedHeader =
-        serde_json::from_slice(header).map_err(|_| corrupt(id, "unreadable header"))?;
-    Ok(RejectedRecord {
-        id,
-        status: header.status,
-        reason: header.reason,
-        envelope: header.envelope,
-        body: Bytes::copy_from_slice(body),
-    })
-}
