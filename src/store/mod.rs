@@ -72,12 +72,13 @@
 //!
 //! Refused bodies come from senders that got something wrong, in any number and size, so a
 //! store keeps at most [`RejectedLimits::max_bytes`] of them in all (64 MiB by default) and
-//! none received more than [`RejectedLimits::max_age`] ago (7 days), set with
-//! [`RedbOptions::keep_rejected`] (or `PostgresOptions::keep_rejected`). A new refused body
-//! that takes the total over the cap pushes the oldest out; those past the age go at the next
-//! refusal and at the hourly prune. Each drop is counted ([`RedbStore::rejected_dropped`]) and
-//! logged in a WARN line with how many, how many bytes and why. A body over the cap on its own
-//! is not kept (the receiver still answers it; its log line says why). Lists page through
+//! none received more than [`RejectedLimits::max_age`] ago (7 days; on PostgreSQL, stored
+//! more than that ago), set with [`RedbOptions::keep_rejected`] (or
+//! `PostgresOptions::keep_rejected`). A new refused body that takes the total over the cap
+//! pushes the oldest out; those past the age go at the next refusal and at the hourly prune.
+//! Each drop is counted ([`RedbStore::rejected_dropped`], `PostgresStore::rejected_dropped`)
+//! and logged in a WARN line with how many, how many bytes and why. A body over the cap on its
+//! own is not kept (the receiver still answers it; its log line says why). Lists page through
 //! [`Store::rejected_page`] without reading a single body.
 //!
 //! # Files
@@ -169,6 +170,7 @@ mod redb;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -506,6 +508,40 @@ impl RejectedLimits {
 impl Default for RejectedLimits {
     fn default() -> Self {
         Self::new(Self::DEFAULT_MAX_BYTES, Self::DEFAULT_MAX_AGE)
+    }
+}
+
+/// Refused bodies a store dropped for its limits in one go: `(count, bytes)` for each cause,
+/// logged and counted once what dropped them is committed.
+#[derive(Debug, Default)]
+pub(crate) struct RejectedDrops {
+    pub(crate) over_cap: (u64, u64),
+    pub(crate) too_old: (u64, u64),
+}
+
+impl RejectedDrops {
+    /// Logs what was dropped, a WARN line for each cause (counts and sizes, never a value from
+    /// a body), and adds it to `counter`.
+    pub(crate) fn report(&self, limits: &RejectedLimits, counter: &AtomicU64) {
+        let (count, bytes) = self.over_cap;
+        if count > 0 {
+            tracing::warn!(
+                count,
+                bytes,
+                max_bytes = limits.max_bytes,
+                "dropped the oldest refused bodies: over the refused bodies' cap"
+            );
+        }
+        let (old, old_bytes) = self.too_old;
+        if old > 0 {
+            tracing::warn!(
+                count = old,
+                bytes = old_bytes,
+                max_age_s = limits.max_age.as_secs(),
+                "dropped refused bodies received longer ago than they are kept"
+            );
+        }
+        counter.fetch_add(count + old, Ordering::Relaxed);
     }
 }
 

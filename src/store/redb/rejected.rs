@@ -17,7 +17,7 @@
 //! one value (versions 1 and 2, below); [`migrate`] moves its entries at open.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
 use ::redb::{
@@ -28,7 +28,8 @@ use bytes::Bytes;
 
 use super::format::{CHANGED, META, checksum, corrupt};
 use crate::store::{
-    Envelope, RecordId, RejectedLimits, RejectedRecord, RejectedSummary, StoreError, StoreErrorKind,
+    Envelope, RecordId, RejectedDrops, RejectedLimits, RejectedRecord, RejectedSummary, StoreError,
+    StoreErrorKind,
 };
 
 const HEADERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected_meta");
@@ -193,38 +194,6 @@ pub(super) fn all(db: &Database) -> Result<Vec<RejectedRecord>, StoreError> {
 
 // ---- Writes ------------------------------------------------------------------------------------
 
-/// What one transaction dropped for the limits: logged and counted once it commits.
-#[derive(Debug, Default)]
-pub(super) struct Dropped {
-    over_cap: (u64, u64),
-    too_old: (u64, u64),
-}
-
-impl Dropped {
-    /// Logs what was dropped, one line for each cause, and adds it to `counter`.
-    pub(super) fn report(&self, limits: &RejectedLimits, counter: &AtomicU64) {
-        let (count, bytes) = self.over_cap;
-        if count > 0 {
-            tracing::warn!(
-                count,
-                bytes,
-                max_bytes = limits.max_bytes,
-                "dropped the oldest refused bodies: over the refused bodies' cap"
-            );
-        }
-        let (old, old_bytes) = self.too_old;
-        if old > 0 {
-            tracing::warn!(
-                count = old,
-                bytes = old_bytes,
-                max_age_s = limits.max_age.as_secs(),
-                "dropped refused bodies received longer ago than they are kept"
-            );
-        }
-        counter.fetch_add(count + old, Ordering::Relaxed);
-    }
-}
-
 /// The refused bodies' tables, open in a write transaction.
 pub(super) struct RejectedTables<'t> {
     headers: Table<'t, u64, &'static [u8]>,
@@ -232,7 +201,7 @@ pub(super) struct RejectedTables<'t> {
     by_age: Table<'t, (i64, u64), ()>,
     limits: RejectedLimits,
     /// What this transaction dropped so far.
-    dropped: Dropped,
+    dropped: RejectedDrops,
 }
 
 impl<'t> RejectedTables<'t> {
@@ -246,12 +215,12 @@ impl<'t> RejectedTables<'t> {
             bodies: tx.open_table(BODIES).map_err(unavailable)?,
             by_age: tx.open_table(BY_AGE).map_err(unavailable)?,
             limits,
-            dropped: Dropped::default(),
+            dropped: RejectedDrops::default(),
         })
     }
 
     /// What was dropped since the tables were opened (or this was last called).
-    pub(super) fn take_dropped(&mut self) -> Dropped {
+    pub(super) fn take_dropped(&mut self) -> RejectedDrops {
         std::mem::take(&mut self.dropped)
     }
 
