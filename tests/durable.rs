@@ -506,8 +506,11 @@ async fn refused_bodies_over_the_cap_push_out_the_oldest_and_the_file_stays_with
     );
 }
 
-/// The WARN lines logged on this thread while `f` runs.
-fn warnings<T>(f: impl FnOnce() -> T) -> (T, String) {
+/// Captures the WARN lines logged on this thread until the guard drops.
+fn capture_warnings() -> (
+    tracing::subscriber::DefaultGuard,
+    Arc<std::sync::Mutex<Vec<u8>>>,
+) {
     let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
     let writer = {
         let logs = Arc::clone(&logs);
@@ -518,9 +521,46 @@ fn warnings<T>(f: impl FnOnce() -> T) -> (T, String) {
         .with_max_level(tracing::Level::WARN)
         .with_ansi(false)
         .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
+    (tracing::subscriber::set_default(subscriber), logs)
+}
+
+/// The WARN lines logged on this thread while `f` runs.
+fn warnings<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let (guard, logs) = capture_warnings();
+    let out = f();
+    drop(guard);
     let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     (out, text)
+}
+
+#[tokio::test]
+async fn a_request_whose_body_is_over_the_cap_is_answered_and_its_body_not_kept() {
+    let (_guard, logs) = capture_warnings();
+    let dir = DataDir::new();
+    let store = limited(&dir, 100, RejectedLimits::DEFAULT_MAX_AGE);
+    let (handler, _) = recording();
+    let receiver = Receiver::builder(handler)
+        .allow_unauthenticated()
+        .durable(store.clone())
+        .build()
+        .unwrap();
+    let (status, _) = post(&receiver, vec![b'['; 500]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "answered as ever");
+    // The body is offered to the store by a task of its own.
+    let logged = |what: &str| String::from_utf8_lossy(&logs.lock().unwrap()).contains(what);
+    for _ in 0..500 {
+        if logged("a refused body was not kept") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        logged("a refused body was not kept") && logged("over the refused bodies' cap of 100"),
+        "{}",
+        String::from_utf8_lossy(&logs.lock().unwrap())
+    );
+    assert!(store.rejected_page(0, 10).await.unwrap().is_empty());
+    stop(&receiver).await;
 }
 
 #[tokio::test]
