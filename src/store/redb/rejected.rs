@@ -38,7 +38,8 @@ const BY_AGE: TableDefinition<'_, (i64, u64), ()> = TableDefinition::new("reject
 /// Versions 1 and 2: header and body in one value.
 const OLD: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected");
 
-/// The most bytes of a body in one value: with its leaf's header (20 bytes) it fills 64 KiB.
+/// The most bytes of a body in one value: with its leaf's header (20 bytes) it fits a 64 KiB
+/// run of pages, all but a few bytes of it used.
 const CHUNK: usize = 64 * 1024 - 64;
 
 /// The keys of a body's chunks.
@@ -51,7 +52,7 @@ fn read_body<T>(bodies: &T, id: RecordId, len: u64) -> Result<Vec<u8>, StoreErro
 where
     T: ReadableTable<(u64, u32), &'static [u8]>,
 {
-    // Never more than the largest body the receiver takes, whatever a header says.
+    // Reserved up front at most 64 MiB, whatever a header says.
     let reserve = usize::try_from(len).unwrap_or(0).min(64 * 1024 * 1024);
     let mut body = Vec::with_capacity(reserve);
     for chunk in bodies.range(chunks_of(id)).map_err(unavailable)? {
