@@ -38,7 +38,9 @@ use std::time::Duration;
 use airudder_webhook::Event;
 use airudder_webhook::auth::QueryToken;
 use airudder_webhook::model::TaskNotification;
-use airudder_webhook::store::{Appended, NewRecord, Record, RedbStore, RejectedRecord, Store};
+use airudder_webhook::store::{
+    Appended, NewRecord, Record, RedbStore, RejectedRecord, RejectedSummary, Store,
+};
 #[cfg(feature = "postgres")]
 use airudder_webhook::store::{PostgresOptions, PostgresStore};
 use airudder_webhook::{AckPolicy, Delivery, Receiver};
@@ -159,10 +161,11 @@ async fn admin(store: impl Store, args: &[String]) -> Result<(), Box<dyn std::er
     let id = || -> Result<u64, Box<dyn std::error::Error>> {
         Ok(args.get(1).ok_or("this command takes an ID")?.parse()?)
     };
-    let find_rejected = |id: u64, all: Vec<RejectedRecord>| {
-        all.into_iter()
-            .find(|r| r.id == id)
-            .ok_or("no refused body with this ID")
+    let find_rejected = async |id: u64| -> Result<RejectedRecord, Box<dyn std::error::Error>> {
+        Ok(store
+            .get_rejected(id)
+            .await?
+            .ok_or("no refused body with this ID")?)
     };
     let mut out = std::io::stdout().lock();
     match args[0].as_str() {
@@ -172,8 +175,15 @@ async fn admin(store: impl Store, args: &[String]) -> Result<(), Box<dyn std::er
             }
         }
         "rejected" => {
-            for rejected in store.rejected().await? {
-                writeln!(out, "{}", rejected_json(&rejected, false))?;
+            // A page at a time, without the bodies: the list stays cheap however many there are.
+            let mut after = 0;
+            loop {
+                let page = store.rejected_page(after, 100).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                for rejected in &page {
+                    writeln!(out, "{}", rejected_json(rejected))?;
+                }
             }
         }
         "show" => {
@@ -187,8 +197,10 @@ async fn admin(store: impl Store, args: &[String]) -> Result<(), Box<dyn std::er
             writeln!(out, "{json}")?;
         }
         "show-rejected" => {
-            let rejected = find_rejected(id()?, store.rejected().await?)?;
-            writeln!(out, "{}", rejected_json(&rejected, true))?;
+            let rejected = find_rejected(id()?).await?;
+            let mut json = rejected_json(&RejectedSummary::from(rejected.clone()));
+            json["body"] = String::from_utf8_lossy(&rejected.body).into();
+            writeln!(out, "{json}")?;
         }
         "replay" => {
             let record = store.replay(id()?).await?;
@@ -196,7 +208,7 @@ async fn admin(store: impl Store, args: &[String]) -> Result<(), Box<dyn std::er
             eprintln!("pending again: {when}");
         }
         "replay-rejected" => {
-            let rejected = find_rejected(id()?, store.rejected().await?)?;
+            let rejected = find_rejected(id()?).await?;
             let notification: TaskNotification = airudder_webhook::decode(&rejected.body)?;
             let record = NewRecord::new(
                 notification.dedup_key(),
@@ -241,18 +253,14 @@ fn summary(record: &Record) -> serde_json::Value {
     })
 }
 
-fn rejected_json(rejected: &RejectedRecord, with_body: bool) -> serde_json::Value {
-    let mut json = serde_json::json!({
+fn rejected_json(rejected: &RejectedSummary) -> serde_json::Value {
+    serde_json::json!({
         "id": rejected.id,
         "status": rejected.status,
         "reason": rejected.reason,
         "received_at_ms": rejected.envelope.received_at_ms,
-        "bytes": rejected.body.len(),
-    });
-    if with_body {
-        json["body"] = String::from_utf8_lossy(&rejected.body).into();
-    }
-    json
+        "bytes": rejected.bytes,
+    })
 }
 
 /// A line on stderr; a closed stderr is no reason to fail.

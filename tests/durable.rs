@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
-    Appended, Envelope, NewRecord, Record, RecordId, RecordState, RedbStore, RejectedRecord, Store,
-    StoreError, StoreErrorKind,
+    Appended, Envelope, NewRecord, Record, RecordId, RecordState, RedbOptions, RedbStore,
+    RejectedLimits, RejectedRecord, Store, StoreError, StoreErrorKind,
 };
 use airudder_webhook::{Delivery, HandleNotification, Receiver, RetryPolicy, ShutdownReport};
 use bytes::Bytes;
@@ -437,4 +437,340 @@ async fn a_body_refused_by_a_wrong_key_is_recovered_through_the_fixed_hook_after
     // Handled, so no longer stored: neither pending nor dead.
     assert!(store.get(stored).await.unwrap().is_none());
     assert!(store.pending().await.unwrap().is_empty());
+}
+
+// ---- Refused bodies are bounded ----------------------------------------------------------------
+
+const MIB: u64 = 1024 * 1024;
+
+fn limited(dir: &DataDir, max_bytes: u64, max_age: Duration) -> RedbStore {
+    let options = RedbOptions::default().keep_rejected(RejectedLimits::new(max_bytes, max_age));
+    RedbStore::open_with(&dir.0, options).unwrap()
+}
+
+fn envelope_now() -> Envelope {
+    Envelope::new(SystemTime::now(), Some("127.0.0.1:9".into()), Vec::new())
+}
+
+/// A malformed body of `len` bytes, each its number: which one survived shows in its bytes.
+fn malformed(n: u8, len: u64) -> Bytes {
+    Bytes::from(vec![n; len as usize])
+}
+
+async fn reject(store: &RedbStore, body: Bytes) -> Result<RecordId, StoreError> {
+    store
+        .reject(400, "malformed JSON".into(), envelope_now(), body)
+        .await
+}
+
+async fn kept_ids(store: &RedbStore) -> Vec<RecordId> {
+    let page = store.rejected_page(0, 1000).await.unwrap();
+    page.iter().map(|kept| kept.id).collect()
+}
+
+#[tokio::test]
+async fn refused_bodies_over_the_cap_push_out_the_oldest_and_the_file_stays_within_it() {
+    let dir = DataDir::new();
+    let (cap, body) = (16 * MIB, 2 * MIB);
+    let store = limited(&dir, cap, RejectedLimits::DEFAULT_MAX_AGE);
+    let path = store.path().to_owned();
+    let file_size = || std::fs::metadata(&path).unwrap().len();
+    let (mut ids, mut sizes) = (Vec::new(), Vec::new());
+    for n in 0..40u8 {
+        ids.push(reject(&store, malformed(n, body)).await.unwrap());
+        sizes.push(file_size());
+    }
+
+    // The newest eight fill the cap exactly; the 32 before them went, oldest first.
+    assert_eq!(kept_ids(&store).await, ids[32..]);
+    assert_eq!(store.rejected_dropped(), 32);
+    let page = store.rejected_page(0, 100).await.unwrap();
+    assert_eq!(page.iter().map(|kept| kept.bytes).sum::<u64>(), cap);
+    let newest = store.get_rejected(ids[39]).await.unwrap().unwrap();
+    assert_eq!(newest.body, malformed(39, body), "the newest kept whole");
+    assert!(store.get_rejected(ids[31]).await.unwrap().is_none());
+
+    // On disk: redb reuses the pages of dropped bodies, so once the cap is reached the file
+    // stops growing. Measured: 24.5 MiB from the 7th body on (kept as one value a body, which
+    // redb rounds up to a power of two of pages, it was 64.5 MiB). Its size is what is kept,
+    // the body being written and the one just freed (its pages are reused from the next commit
+    // on), rounded up by redb's doubling of the file: at most twice the cap and two bodies.
+    let largest = *sizes.iter().max().unwrap();
+    assert!(
+        largest <= 2 * (cap + 2 * body),
+        "the file grew to {largest} bytes, over twice the cap and two bodies"
+    );
+    assert_eq!(
+        sizes[20], sizes[39],
+        "no growth once the cap is reached: {sizes:?}"
+    );
+}
+
+/// Captures the WARN lines logged on this thread until the guard drops.
+fn capture_warnings() -> (
+    tracing::subscriber::DefaultGuard,
+    Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = {
+        let logs = Arc::clone(&logs);
+        move || support::Capture(Arc::clone(&logs))
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    (tracing::subscriber::set_default(subscriber), logs)
+}
+
+/// The WARN lines logged on this thread while `f` runs.
+fn warnings<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let (guard, logs) = capture_warnings();
+    let out = f();
+    drop(guard);
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+#[tokio::test]
+async fn a_request_whose_body_is_over_the_cap_is_answered_and_its_body_not_kept() {
+    let (_guard, logs) = capture_warnings();
+    let dir = DataDir::new();
+    let store = limited(&dir, 100, RejectedLimits::DEFAULT_MAX_AGE);
+    let (handler, _) = recording();
+    let receiver = Receiver::builder(handler)
+        .allow_unauthenticated()
+        .durable(store.clone())
+        .build()
+        .unwrap();
+    let (status, _) = post(&receiver, vec![b'['; 500]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "answered as ever");
+    // The body is offered to the store by a task of its own.
+    let logged = |what: &str| String::from_utf8_lossy(&logs.lock().unwrap()).contains(what);
+    for _ in 0..500 {
+        if logged("a refused body was not kept") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        logged("a refused body was not kept") && logged("over the refused bodies' cap of 100"),
+        "{}",
+        String::from_utf8_lossy(&logs.lock().unwrap())
+    );
+    assert!(store.rejected_page(0, 10).await.unwrap().is_empty());
+    stop(&receiver).await;
+}
+
+#[tokio::test]
+async fn a_refused_body_over_the_cap_alone_is_not_kept_and_a_cap_of_zero_keeps_none() {
+    let dir = DataDir::new();
+    let store = limited(&dir, 1000, RejectedLimits::DEFAULT_MAX_AGE);
+    let first = reject(&store, malformed(1, 600)).await.unwrap();
+    let err = reject(&store, malformed(2, 1001)).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Invalid);
+    assert!(
+        err.to_string()
+            .contains("a refused body of 1001 bytes is over the refused bodies' cap of 1000 bytes"),
+        "{err}"
+    );
+    assert_eq!(kept_ids(&store).await, [first], "nothing dropped for it");
+    assert_eq!(store.rejected_dropped(), 0);
+
+    // A forgotten body leaves room: the total follows removals.
+    let second = reject(&store, malformed(3, 400)).await.unwrap();
+    store.remove_rejected(first).await.unwrap();
+    let third = reject(&store, malformed(4, 600)).await.unwrap();
+    assert_eq!(kept_ids(&store).await, [second, third]);
+    assert_eq!(store.rejected_dropped(), 0);
+    // Exactly the cap fits, and pushes out the rest.
+    let mut full = b"{\"callee\": \"+8613800138000\"".to_vec();
+    full.resize(1000, b' ');
+    let full = reject(&store, Bytes::from(full)).await.unwrap();
+    assert_eq!(kept_ids(&store).await, [full]);
+    assert_eq!(store.rejected_dropped(), 2);
+    drop(store);
+
+    // Opened again with a cap of 0: what was kept goes at once, counted and logged (never a
+    // body's value), and nothing is kept from then on, not even an empty body.
+    let (store, logs) = warnings(|| limited(&dir, 0, RejectedLimits::DEFAULT_MAX_AGE));
+    assert!(kept_ids(&store).await.is_empty());
+    assert_eq!(store.rejected_dropped(), 1);
+    assert!(
+        logs.contains("WARN")
+            && logs.contains("over the refused bodies' cap")
+            && logs.contains("count=1")
+            && logs.contains("bytes=1000")
+            && logs.contains("max_bytes=0")
+            && !logs.contains("8613800138000"),
+        "{logs}"
+    );
+    for body in [Bytes::new(), malformed(6, 1)] {
+        let err = reject(&store, body).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Invalid, "{err}");
+    }
+    assert!(kept_ids(&store).await.is_empty());
+}
+
+#[tokio::test]
+async fn refused_bodies_past_their_age_go_at_the_next_refusal_and_at_the_hourly_prune() {
+    let dir = DataDir::new();
+    let hour = Duration::from_secs(3600);
+    let store = limited(&dir, RejectedLimits::DEFAULT_MAX_BYTES, hour);
+    // What counts is when the request arrived, not when the body was kept.
+    let almost_an_hour_ago = || {
+        let at = SystemTime::now() - hour + Duration::from_millis(500);
+        Envelope::new(at, None, Vec::new())
+    };
+    let body = || Bytes::from_static(b"{not json");
+    let old = store
+        .reject(400, "malformed JSON".into(), almost_an_hour_ago(), body())
+        .await
+        .unwrap();
+    let young = reject(&store, body()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let next = reject(&store, body()).await.unwrap();
+    assert_eq!(
+        kept_ids(&store).await,
+        [young, next],
+        "gone at the next refusal"
+    );
+    assert_eq!(store.rejected_dropped(), 1);
+
+    let aging = store
+        .reject(400, "malformed JSON".into(), almost_an_hour_ago(), body())
+        .await
+        .unwrap();
+    assert_eq!(kept_ids(&store).await, [young, next, aging]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // No refusal since; the receiver prunes hourly, and the age goes with it.
+    assert_eq!(store.prune(SystemTime::UNIX_EPOCH).await.unwrap(), 0);
+    assert_eq!(kept_ids(&store).await, [young, next], "gone at the prune");
+    assert_eq!(store.rejected_dropped(), 2);
+    assert!(store.get_rejected(old).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn refused_bodies_are_listed_a_page_at_a_time_without_their_bytes() {
+    let dir = DataDir::new();
+    let store = RedbStore::open(&dir.0).unwrap();
+    let mut ids = Vec::new();
+    for n in 1..=5u8 {
+        let envelope = Envelope::new(SystemTime::now(), Some(format!("10.0.0.{n}:1")), Vec::new());
+        let reason = format!("reason {n}");
+        let status = if n % 2 == 0 { 422 } else { 400 };
+        let id = store
+            .reject(status, reason, envelope, malformed(n, u64::from(n) * 10))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let mut pages = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.rejected_page(after, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        pages.push(page);
+    }
+    let shape: Vec<Vec<RecordId>> = pages
+        .iter()
+        .map(|page| page.iter().map(|kept| kept.id).collect())
+        .collect();
+    assert_eq!(
+        shape,
+        [vec![ids[0], ids[1]], vec![ids[2], ids[3]], vec![ids[4]]]
+    );
+    let third = &pages[1][0];
+    assert_eq!(
+        (
+            third.status,
+            &third.reason[..],
+            third.bytes,
+            third.envelope.peer.as_deref()
+        ),
+        (400, "reason 3", 30, Some("10.0.0.3:1"))
+    );
+    assert_eq!(pages[0][1].status, 422);
+    assert!(store.rejected_page(0, 0).await.unwrap().is_empty());
+    assert!(store.rejected_page(u64::MAX, 10).await.unwrap().is_empty());
+    assert_eq!(store.rejected_page(ids[3], 10).await.unwrap()[0].id, ids[4]);
+
+    let one = store.get_rejected(ids[2]).await.unwrap().unwrap();
+    assert_eq!((one.status, one.body), (400, malformed(3, 30)));
+    assert!(store.get_rejected(ids[4] + 1).await.unwrap().is_none());
+    store.remove_rejected(ids[2]).await.unwrap();
+    assert_eq!(kept_ids(&store).await, [ids[0], ids[1], ids[3], ids[4]]);
+    assert_eq!(store.rejected().await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_refused_body_changed_on_disk_is_still_listed_and_reported_when_read() {
+    let dir = DataDir::new();
+    let needle = b"refused-and-then-changed-on-disk";
+    let id = {
+        let store = RedbStore::open(&dir.0).unwrap();
+        reject(&store, Bytes::from_static(needle)).await.unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let path = dir.0.join("airudder.redb");
+    let mut file = std::fs::read(&path).unwrap();
+    let mut flipped = 0;
+    for at in 0..file.len().saturating_sub(needle.len()) {
+        if &file[at..at + needle.len()] == needle {
+            file[at] ^= 0x01;
+            flipped += 1;
+        }
+    }
+    assert!(flipped > 0, "the body is in the file");
+    std::fs::write(&path, &file).unwrap();
+
+    let store = RedbStore::open(&dir.0).unwrap();
+    // Listing reads the headers alone: the changed body does not stop it.
+    let page = store.rejected_page(0, 10).await.unwrap();
+    assert_eq!(
+        (page.len(), page[0].id, page[0].bytes),
+        (1, id, needle.len() as u64)
+    );
+    // Reading it checks its CRC.
+    let err = store.get_rejected(id).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("checksum"), "{err}");
+    // Forgetting it still works.
+    store.remove_rejected(id).await.unwrap();
+    assert!(store.rejected_page(0, 10).await.unwrap().is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_is_created_private_and_the_file_made_private_at_every_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let set = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let dir = DataDir::new();
+    let data = dir.0.join("data");
+    let (store, logs) = warnings(|| RedbStore::open(&data).unwrap());
+    let file = store.path().to_owned();
+    drop(store);
+    assert_eq!((mode(&dir.0), mode(&data)), (0o700, 0o700), "created 0700");
+    assert_eq!(mode(&file), 0o600);
+    assert!(!logs.contains("open to other users"), "{logs}");
+
+    // Loosened by hand: the file is made private again, the directory (the user's now) is
+    // left alone, with a warning.
+    set(&file, 0o644);
+    set(&data, 0o755);
+    let (store, logs) = warnings(|| RedbStore::open(&data).unwrap());
+    drop(store);
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&data), 0o755);
+    assert_eq!(logs.matches("WARN").count(), 1, "{logs}");
+    assert!(
+        logs.contains("open to other users") && logs.contains("mode=755"),
+        "{logs}"
+    );
 }

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use airudder_webhook::store::{
-    Appended, DEFAULT_KIND, Envelope, NewRecord, PostgresOptions, PostgresStore, RecordState,
-    Store, StoreErrorKind,
+    Appended, DEFAULT_KIND, Envelope, NewRecord, PostgresOptions, PostgresStore, RecordId,
+    RecordState, RejectedLimits, RejectedSummary, Store, StoreError, StoreErrorKind,
 };
 use bytes::Bytes;
 use support::postgres::Cluster;
@@ -554,4 +554,181 @@ async fn appends_arriving_together_are_written_together_and_each_key_is_stored_o
         );
     }
     assert_eq!(store.pending().await.unwrap().len(), 50);
+}
+
+// ---- Refused bodies are bounded ----------------------------------------------------------------
+
+async fn limited(url: &str, schema: &str, max_bytes: u64, max_age: Duration) -> PostgresStore {
+    let options = PostgresOptions::default()
+        .schema(schema)
+        .unwrap()
+        .keep_rejected(RejectedLimits::new(max_bytes, max_age));
+    PostgresStore::connect_with(url, options).await.unwrap()
+}
+
+async fn reject(store: &PostgresStore, n: u8, len: usize) -> Result<RecordId, StoreError> {
+    let envelope = Envelope::new(SystemTime::now(), Some(format!("10.0.0.{n}:1")), Vec::new());
+    let body = Bytes::from(vec![n; len]);
+    store
+        .reject(400, format!("reason {n}"), envelope, body)
+        .await
+}
+
+async fn kept_ids(store: &PostgresStore) -> Vec<RecordId> {
+    let page = store.rejected_page(0, 1000).await.unwrap();
+    page.iter().map(|kept| kept.id).collect()
+}
+
+#[tokio::test]
+async fn refused_bodies_over_the_cap_push_out_the_oldest_and_are_listed_a_page_at_a_time() {
+    let url = shared_cluster().url();
+    let store = limited(
+        &url,
+        "rejected_cap",
+        10_000,
+        RejectedLimits::DEFAULT_MAX_AGE,
+    )
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..25u8 {
+        ids.push(reject(&store, n, 1000).await.unwrap());
+    }
+    assert_eq!(
+        kept_ids(&store).await,
+        ids[15..],
+        "the newest ten fill the cap"
+    );
+    assert_eq!(store.rejected_dropped(), 15);
+
+    let err = reject(&store, 99, 10_001).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Invalid);
+    assert!(
+        err.to_string().contains(
+            "a refused body of 10001 bytes is over the refused bodies' cap of 10000 bytes"
+        ),
+        "{err}"
+    );
+    assert_eq!(store.rejected_dropped(), 15, "nothing dropped for it");
+
+    // Pages: ids after the last one seen, oldest first, lengths without bytes.
+    let first = store.rejected_page(0, 4).await.unwrap();
+    let second = store.rejected_page(first[3].id, 4).await.unwrap();
+    let last = store.rejected_page(ids[23], 4).await.unwrap();
+    let page_ids = |page: &[RejectedSummary]| page.iter().map(|kept| kept.id).collect::<Vec<_>>();
+    assert_eq!(page_ids(&first), ids[15..19]);
+    assert_eq!(page_ids(&second), ids[19..23]);
+    assert_eq!(page_ids(&last), [ids[24]]);
+    assert!(store.rejected_page(ids[24], 4).await.unwrap().is_empty());
+    assert!(store.rejected_page(u64::MAX, 4).await.unwrap().is_empty());
+    assert_eq!(
+        (
+            first[1].status,
+            &first[1].reason[..],
+            first[1].bytes,
+            first[1].envelope.peer.as_deref()
+        ),
+        (400, "reason 16", 1000, Some("10.0.0.16:1"))
+    );
+    let one = store.get_rejected(ids[20]).await.unwrap().unwrap();
+    assert_eq!(one.body, vec![20u8; 1000]);
+    assert!(
+        store.get_rejected(ids[0]).await.unwrap().is_none(),
+        "dropped"
+    );
+
+    // A forgotten body leaves room.
+    store.remove_rejected(ids[15]).await.unwrap();
+    let next = reject(&store, 30, 1000).await.unwrap();
+    assert_eq!(kept_ids(&store).await.len(), 10);
+    assert_eq!(*kept_ids(&store).await.last().unwrap(), next);
+    assert_eq!(store.rejected_dropped(), 15);
+
+    // A cap of 0 keeps none, not even an empty body.
+    let none = limited(&url, "rejected_cap", 0, RejectedLimits::DEFAULT_MAX_AGE).await;
+    assert_eq!(
+        reject(&none, 1, 0).await.unwrap_err().kind(),
+        StoreErrorKind::Invalid
+    );
+}
+
+#[tokio::test]
+async fn refused_bodies_past_their_age_go_at_the_next_refusal_and_at_the_prune() {
+    let url = shared_cluster().url();
+    let age = Duration::from_secs(1);
+    let store = limited(&url, "rejected_age", RejectedLimits::DEFAULT_MAX_BYTES, age).await;
+    let old = reject(&store, 1, 10).await.unwrap();
+    tokio::time::sleep(age + Duration::from_millis(300)).await;
+    let young = reject(&store, 2, 10).await.unwrap();
+    assert_eq!(kept_ids(&store).await, [young], "gone at the next refusal");
+    assert_eq!(store.rejected_dropped(), 1);
+    tokio::time::sleep(age + Duration::from_millis(300)).await;
+    // No refusal since; the receiver prunes hourly, and the age goes with it.
+    assert_eq!(store.prune(SystemTime::UNIX_EPOCH).await.unwrap(), 0);
+    assert!(kept_ids(&store).await.is_empty(), "gone at the prune");
+    assert_eq!(store.rejected_dropped(), 2);
+    assert!(store.get_rejected(old).await.unwrap().is_none());
+}
+
+/// Migration 1 as it shipped, for a schema made before the refused bodies' byte counts.
+const MIGRATION_1: &str = r"
+    CREATE SCHEMA {schema};
+    CREATE TABLE {schema}.schema_migrations (
+        version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+    CREATE TABLE {schema}.notifications (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        dedup_key   BYTEA NOT NULL UNIQUE,
+        state       SMALLINT NOT NULL,
+        attempts    INTEGER NOT NULL,
+        last_error  TEXT,
+        envelope    TEXT NOT NULL,
+        body        BYTEA,
+        stored_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+        claimed_by  TEXT,
+        lease_until TIMESTAMPTZ
+    );
+    CREATE INDEX notifications_claimable ON {schema}.notifications (lease_until, id)
+        WHERE state = 0;
+    CREATE INDEX notifications_done ON {schema}.notifications (stored_at) WHERE state = 2;
+    CREATE TABLE {schema}.rejected (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        status      SMALLINT NOT NULL,
+        reason      TEXT NOT NULL,
+        envelope    TEXT NOT NULL,
+        body        BYTEA NOT NULL,
+        stored_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    INSERT INTO {schema}.schema_migrations (version) VALUES (1);
+";
+
+#[tokio::test]
+async fn refused_bodies_kept_before_their_byte_counts_are_counted_at_the_migration() {
+    let url = shared_cluster().url();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&MIGRATION_1.replace("{schema}", "rejected_v1"))
+        .await
+        .unwrap();
+    let envelope = r#"{"received_at_ms":1700000000000,"peer":null,"headers":[]}"#;
+    for body in [vec![1u8; 600], vec![2u8; 300]] {
+        client
+            .execute(
+                "INSERT INTO rejected_v1.rejected (status, reason, envelope, body) \
+                 VALUES (400, 'malformed JSON', $1, $2)",
+                &[&envelope, &body],
+            )
+            .await
+            .unwrap();
+    }
+
+    let store = limited(&url, "rejected_v1", 1000, RejectedLimits::DEFAULT_MAX_AGE).await;
+    let page = store.rejected_page(0, 10).await.unwrap();
+    let listed: Vec<_> = page.iter().map(|kept| (kept.id, kept.bytes)).collect();
+    assert_eq!(listed, [(1, 600), (2, 300)]);
+    // The counts carry the cap: 300 more push out the oldest.
+    let next = reject(&store, 3, 300).await.unwrap();
+    assert_eq!(kept_ids(&store).await, [2, next]);
+    assert_eq!(store.rejected_dropped(), 1);
 }

@@ -17,6 +17,7 @@ use crate::event::Event;
 use crate::hooks::Rejected;
 use crate::rejection::Rejection;
 use crate::stats::Accepted;
+use crate::store::StoreErrorKind;
 
 /// An admitted request: its body read, decoded and handed on.
 pub(super) async fn accept<E, B>(
@@ -126,8 +127,15 @@ impl<E> Inner<E> {
                 raw.clone(),
             );
             tokio::spawn(async move {
-                if let Err(err) = store.reject(status, reason, envelope, body).await {
-                    tracing::error!(error = %err, "could not keep a refused body in the store");
+                match store.reject(status, reason, envelope, body).await {
+                    Ok(_) => {}
+                    // The store's limits at work, not a fault.
+                    Err(err) if err.kind() == StoreErrorKind::Invalid => {
+                        tracing::warn!(error = %err, "a refused body was not kept in the store");
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not keep a refused body in the store");
+                    }
                 }
             });
         }

@@ -86,7 +86,7 @@ impl<E: Event> Receiver<E> {
     /// body is still not a valid notification (the error says why).
     pub async fn replay_rejected(&self, id: RecordId) -> Result<RecordId, StoreError> {
         let store = self.store()?;
-        let Some(kept) = store.rejected().await?.into_iter().find(|r| r.id == id) else {
+        let Some(kept) = store.get_rejected(id).await? else {
             return Err(StoreError::new(
                 StoreErrorKind::NotFound,
                 format!("no refused body {id}"),

@@ -39,9 +39,11 @@
 //!   **dead letter**, kept with its last error. A notification whose attempts keep ending in
 //!   crashes becomes a dead letter too, instead of crashing the receiver forever.
 //! - **Replay.** [`Receiver::replay`](crate::Receiver::replay) hands a dead letter to the
-//!   handler again. Bodies refused with a 400, 408, 413 or 422 are kept with their raw bytes
-//!   ([`Store::rejected`]); [`Receiver::replay_rejected`](crate::Receiver::replay_rejected)
-//!   runs one through intake again, the current body hook included, once the cause is fixed.
+//!   handler again. Bodies refused with a 400, 408, 413 or 422 are kept with their raw bytes,
+//!   within [limits](#refused-bodies-are-bounded) ([`Store::rejected_page`] lists them,
+//!   [`Store::get_rejected`] reads one);
+//!   [`Receiver::replay_rejected`](crate::Receiver::replay_rejected) runs one through intake
+//!   again, the current body hook included, once the cause is fixed.
 //! - **De-duplication.** The [key](crate::Event::dedup_key) is the SHA-256 of the notification
 //!   serialized again by this crate: members in one fixed order, no white space. A retry of the
 //!   same notification gets the same key; a later notification about the same task (another
@@ -65,6 +67,25 @@
 //! - **The seam.** [`Store`] is a trait (append with atomic de-duplication, attempts, dead
 //!   letters, refused bodies, replay, prune, and for a shared store claims with a lease): a
 //!   backend of your own plugs in without touching the service.
+//!
+//! # Refused bodies are bounded
+//!
+//! Refused bodies come from senders that got something wrong, in any number and size, so a
+//! store keeps at most [`RejectedLimits::max_bytes`] of them in all (64 MiB by default) and
+//! none received more than [`RejectedLimits::max_age`] ago (7 days; on PostgreSQL, stored
+//! more than that ago), set with [`RedbOptions::keep_rejected`] (or
+//! `PostgresOptions::keep_rejected`). A new refused body that takes the total over the cap
+//! pushes the oldest out; those past the age go at the next refusal and at the hourly prune.
+//! Each drop is counted ([`RedbStore::rejected_dropped`], `PostgresStore::rejected_dropped`)
+//! and logged in a WARN line with how many, how many bytes and why. A body over the cap on its
+//! own is not kept (the receiver still answers it; its log line says why). Lists page through
+//! [`Store::rejected_page`] without reading a single body.
+//!
+//! # Files
+//!
+//! The embedded store holds every body, phone numbers included: [`RedbStore::open`] creates
+//! its directory `0700` and keeps its file `0600` (set at every open). A directory you made
+//! is left as it is, with a WARN once when other users may enter or read it.
 //!
 //! # One receiver, or several on PostgreSQL
 //!
@@ -149,6 +170,7 @@ mod redb;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -381,6 +403,148 @@ impl fmt::Debug for RejectedRecord {
     }
 }
 
+/// A kept refused body without its bytes: what a list shows ([`Store::rejected_page`]). Fetch
+/// the bytes of one with [`Store::get_rejected`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RejectedSummary {
+    /// Its id.
+    pub id: RecordId,
+    /// The status it was answered with (0 for a corrupt record set aside by the store).
+    pub status: u16,
+    /// Why, as answered (never a value from the body).
+    pub reason: String,
+    /// The request's envelope.
+    pub envelope: Envelope,
+    /// The length of the kept body, in bytes: what it counts toward
+    /// [`RejectedLimits::max_bytes`].
+    pub bytes: u64,
+}
+
+impl RejectedSummary {
+    /// A summary (for a [`Store`] implementation listing its refused bodies).
+    pub fn new(id: RecordId, status: u16, reason: String, envelope: Envelope, bytes: u64) -> Self {
+        Self {
+            id,
+            status,
+            reason,
+            envelope,
+            bytes,
+        }
+    }
+}
+
+impl From<RejectedRecord> for RejectedSummary {
+    fn from(record: RejectedRecord) -> Self {
+        Self {
+            bytes: record.body.len() as u64,
+            id: record.id,
+            status: record.status,
+            reason: record.reason,
+            envelope: record.envelope,
+        }
+    }
+}
+
+/// How much of the refused bodies a store keeps: at most [`max_bytes`](Self::max_bytes) of
+/// them in all, none received more than [`max_age`](Self::max_age) ago. See the
+/// [module guide](self#refused-bodies-are-bounded).
+///
+/// When a new refused body takes the total over the cap, the oldest go first; bodies past
+/// the age go at the next refusal and at the hourly prune. Each drop is counted and logged.
+/// A body larger than the cap on its own is not kept at all, and a cap of 0 keeps none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RejectedLimits {
+    /// The most bytes of refused bodies kept, in all (default
+    /// [`DEFAULT_MAX_BYTES`](Self::DEFAULT_MAX_BYTES)).
+    pub max_bytes: u64,
+    /// How long after it was received a refused body is kept at most (default
+    /// [`DEFAULT_MAX_AGE`](Self::DEFAULT_MAX_AGE)).
+    pub max_age: Duration,
+}
+
+impl RejectedLimits {
+    /// 64 MiB: two of the largest bodies the receiver takes by default
+    /// ([`BODY_LIMIT`](crate::receiver::defaults::BODY_LIMIT)), or thousands of ordinary ones.
+    pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+    /// 7 days: a week to notice and fix what refused them.
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    /// Limits of `max_bytes` in all and `max_age` each.
+    pub fn new(max_bytes: u64, max_age: Duration) -> Self {
+        Self { max_bytes, max_age }
+    }
+
+    /// Whether a body of `len` bytes may be kept at all; the error says why not.
+    pub(crate) fn admit(&self, len: usize) -> Result<(), StoreError> {
+        let len = len as u64;
+        if self.max_bytes == 0 {
+            return Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                "the refused bodies' cap is 0 bytes: not kept",
+            ));
+        }
+        if len > self.max_bytes {
+            return Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                format!(
+                    "a refused body of {len} bytes is over the refused bodies' cap of {} bytes: \
+                     not kept",
+                    self.max_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bodies received before this instant, in milliseconds since the epoch, are too old.
+    pub(crate) fn oldest_kept_ms(&self, now: SystemTime) -> i64 {
+        let age = i64::try_from(self.max_age.as_millis()).unwrap_or(i64::MAX);
+        millis(now).saturating_sub(age)
+    }
+}
+
+impl Default for RejectedLimits {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_MAX_BYTES, Self::DEFAULT_MAX_AGE)
+    }
+}
+
+/// Refused bodies a store dropped for its limits in one go: `(count, bytes)` for each cause,
+/// logged and counted once what dropped them is committed.
+#[derive(Debug, Default)]
+pub(crate) struct RejectedDrops {
+    pub(crate) over_cap: (u64, u64),
+    pub(crate) too_old: (u64, u64),
+}
+
+impl RejectedDrops {
+    /// Logs what was dropped, a WARN line for each cause (counts and sizes, never a value from
+    /// a body), and adds it to `counter`.
+    pub(crate) fn report(&self, limits: &RejectedLimits, counter: &AtomicU64) {
+        let (count, bytes) = self.over_cap;
+        if count > 0 {
+            tracing::warn!(
+                count,
+                bytes,
+                max_bytes = limits.max_bytes,
+                "dropped the oldest refused bodies: over the refused bodies' cap"
+            );
+        }
+        let (old, old_bytes) = self.too_old;
+        if old > 0 {
+            tracing::warn!(
+                count = old,
+                bytes = old_bytes,
+                max_age_s = limits.max_age.as_secs(),
+                "dropped refused bodies received longer ago than they are kept"
+            );
+        }
+        counter.fetch_add(count + old, Ordering::Relaxed);
+    }
+}
+
 /// What a store holds and how it is, in numbers: what [`Store::summary`] answers, for gauges
 /// and probes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -571,7 +735,9 @@ pub trait Store: Send + Sync + 'static {
     /// Makes a dead letter pending again, attempts reset; returns it.
     fn replay(&self, id: RecordId) -> impl Future<Output = Result<Record, StoreError>> + Send;
 
-    /// Keeps a refused body.
+    /// Keeps a refused body. A store with [limits](RejectedLimits) drops the oldest kept ones
+    /// to make room, and refuses a body over its cap on its own with
+    /// [`StoreErrorKind::Invalid`].
     fn reject(
         &self,
         status: u16,
@@ -580,8 +746,49 @@ pub trait Store: Send + Sync + 'static {
         body: Bytes,
     ) -> impl Future<Output = Result<RecordId, StoreError>> + Send;
 
-    /// Every kept refused body, oldest first.
+    /// Every kept refused body, oldest first, bytes included: it reads every body, so it
+    /// suits tests and small stores. A list for people pages with
+    /// [`rejected_page`](Store::rejected_page) instead.
     fn rejected(&self) -> impl Future<Output = Result<Vec<RejectedRecord>, StoreError>> + Send;
+
+    /// Up to `limit` kept refused bodies with ids after `after`, oldest first, without their
+    /// bytes: pass 0 for the first page, then the last id of each page.
+    ///
+    /// The default filters [`rejected`](Store::rejected), reading every body; a store that
+    /// can list without reading bodies should (the bundled stores do).
+    fn rejected_page(
+        &self,
+        after: RecordId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RejectedSummary>, StoreError>> + Send {
+        async move {
+            Ok(self
+                .rejected()
+                .await?
+                .into_iter()
+                .filter(|kept| kept.id > after)
+                .take(limit)
+                .map(RejectedSummary::from)
+                .collect())
+        }
+    }
+
+    /// One kept refused body, bytes included; `None` when none has this id.
+    ///
+    /// The default finds it in [`rejected`](Store::rejected), reading every body; a store
+    /// that can read one by its id should (the bundled stores do).
+    fn get_rejected(
+        &self,
+        id: RecordId,
+    ) -> impl Future<Output = Result<Option<RejectedRecord>, StoreError>> + Send {
+        async move {
+            Ok(self
+                .rejected()
+                .await?
+                .into_iter()
+                .find(|kept| kept.id == id))
+        }
+    }
 
     /// Forgets a kept refused body (after it was recovered).
     fn remove_rejected(&self, id: RecordId) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -639,7 +846,17 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
     fn summary(&self) -> BoxFuture<'_, Result<StoreSummary, StoreError>>;
     fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>>;
-    fn rejected(&self) -> BoxFuture<'_, Result<Vec<RejectedRecord>, StoreError>>;
+    // Not called by the receiver yet: it is here for an admin page listing through it.
+    #[allow(dead_code)]
+    fn rejected_page(
+        &self,
+        after: RecordId,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RejectedSummary>, StoreError>>;
+    fn get_rejected(
+        &self,
+        id: RecordId,
+    ) -> BoxFuture<'_, Result<Option<RejectedRecord>, StoreError>>;
     fn remove_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
     fn reject(
         &self,
@@ -689,8 +906,18 @@ impl<S: Store> ErasedStore for S {
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>> {
         Box::pin(Store::replay(self, id))
     }
-    fn rejected(&self) -> BoxFuture<'_, Result<Vec<RejectedRecord>, StoreError>> {
-        Box::pin(Store::rejected(self))
+    fn rejected_page(
+        &self,
+        after: RecordId,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RejectedSummary>, StoreError>> {
+        Box::pin(Store::rejected_page(self, after, limit))
+    }
+    fn get_rejected(
+        &self,
+        id: RecordId,
+    ) -> BoxFuture<'_, Result<Option<RejectedRecord>, StoreError>> {
+        Box::pin(Store::get_rejected(self, id))
     }
     fn remove_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(Store::remove_rejected(self, id))

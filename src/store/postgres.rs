@@ -11,8 +11,9 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{NoTls, Row, Socket};
 
 use super::{
-    Appended, DEFAULT_KIND, Envelope, NewRecord, Record, RecordId, RecordState, RejectedRecord,
-    Store, StoreError, StoreErrorKind, StoreSummary,
+    Appended, DEFAULT_KIND, Envelope, NewRecord, Record, RecordId, RecordState, RejectedDrops,
+    RejectedLimits, RejectedRecord, RejectedSummary, Store, StoreError, StoreErrorKind,
+    StoreSummary,
 };
 
 /// States as stored in the `state` column.
@@ -49,6 +50,14 @@ const MIGRATIONS: &[&str] = &[
         stored_at   TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     ",
+    // 2: each refused body's length, so that its limits are kept and it is listed without
+    // reading a body; its age is its stored_at.
+    r"
+    ALTER TABLE {schema}.rejected ADD COLUMN bytes BIGINT;
+    UPDATE {schema}.rejected SET bytes = octet_length(body);
+    ALTER TABLE {schema}.rejected ALTER COLUMN bytes SET NOT NULL;
+    CREATE INDEX rejected_stored_at ON {schema}.rejected (stored_at);
+    ",
 ];
 
 /// How a [`PostgresStore`] connects and shares its records. See
@@ -60,6 +69,7 @@ pub struct PostgresOptions {
     lease: Duration,
     pool_size: usize,
     timeout: Duration,
+    rejected: RejectedLimits,
 }
 
 impl Default for PostgresOptions {
@@ -69,6 +79,7 @@ impl Default for PostgresOptions {
             lease: Duration::from_secs(15),
             pool_size: 16,
             timeout: Duration::from_secs(5),
+            rejected: RejectedLimits::default(),
         }
     }
 }
@@ -120,6 +131,14 @@ impl PostgresOptions {
         self.timeout = timeout;
         self
     }
+
+    /// How much of the refused bodies to keep (default [`RejectedLimits::default`]: 64 MiB in
+    /// all, 7 days each, counted from when each was stored). Receivers sharing a schema should
+    /// agree: each applies its own limits when it keeps a body and when it prunes.
+    pub fn keep_rejected(mut self, limits: RejectedLimits) -> Self {
+        self.rejected = limits;
+        self
+    }
 }
 
 /// The [`Store`] on PostgreSQL, shared by every receiver that connects to the same schema.
@@ -133,6 +152,9 @@ impl PostgresOptions {
 ///   receiver that died, or that was cut off from the database for longer than the lease.
 /// - The tables live in their own schema, created and migrated at connect, under an advisory
 ///   lock, so receivers may start at the same instant.
+/// - Refused bodies are bounded in size and age ([`PostgresOptions::keep_rejected`]): each row
+///   carries its body's length, so that the limits are kept by one `DELETE` over those counts
+///   in the transaction that keeps a body, and a list reads no body.
 /// - A database that cannot be reached makes operations fail within the
 ///   [timeout](PostgresOptions::timeout) ([`StoreErrorKind::Unavailable`], so the receiver
 ///   answers 503); the pool reconnects by itself once it is back.
@@ -151,6 +173,9 @@ struct Inner {
     owner: String,
     options: PostgresOptions,
     sql: Sql,
+    /// Refused bodies this store dropped for its limits (shared with
+    /// [`PostgresStore::for_another_receiver`]: one pool, one count).
+    rejected_dropped: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -188,7 +213,11 @@ struct Sql {
     get: String,
     replay: String,
     reject: String,
+    trim_rejected: String,
+    age_rejected: String,
     rejected: String,
+    rejected_page: String,
+    get_rejected: String,
     remove_rejected: String,
     prune: String,
     claim: String,
@@ -235,10 +264,34 @@ impl Sql {
                  lease_until = {lease} WHERE id = $1 AND state = {DEAD} RETURNING {COLUMNS}"
             ),
             reject: format!(
-                "INSERT INTO {r} (status, reason, envelope, body) VALUES ($1, $2, $3, $4) \
-                 RETURNING id"
+                "INSERT INTO {r} (status, reason, envelope, body, bytes) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id"
+            ),
+            // In the transaction of the insert, whose now() is the new body's stored_at: the
+            // ones past the age, then the oldest of the rest beyond the cap (the byte counts
+            // of newer ones summed, newest first). Reads no body.
+            trim_rejected: format!(
+                "DELETE FROM {r} WHERE id IN ( \
+                   SELECT id FROM {r} WHERE stored_at < now() - $2::float8 * interval '1 millisecond' \
+                   UNION ALL \
+                   SELECT id FROM ( \
+                     SELECT id, sum(bytes) OVER (ORDER BY id DESC) AS newer FROM {r} \
+                     WHERE stored_at >= now() - $2::float8 * interval '1 millisecond') kept \
+                   WHERE newer > $1::bigint) \
+                 RETURNING bytes, stored_at < now() - $2::float8 * interval '1 millisecond'"
+            ),
+            age_rejected: format!(
+                "DELETE FROM {r} WHERE stored_at < now() - $1::float8 * interval '1 millisecond' \
+                 RETURNING bytes"
             ),
             rejected: format!("SELECT id, status, reason, envelope, body FROM {r} ORDER BY id"),
+            rejected_page: format!(
+                "SELECT id, status, reason, envelope, bytes FROM {r} WHERE id > $1 \
+                 ORDER BY id LIMIT $2"
+            ),
+            get_rejected: format!(
+                "SELECT id, status, reason, envelope, body FROM {r} WHERE id = $1"
+            ),
             remove_rejected: format!("DELETE FROM {r} WHERE id = $1"),
             prune: format!("DELETE FROM {t} WHERE state = {DONE} AND stored_at < to_timestamp($1)"),
             claim: format!(
@@ -366,6 +419,7 @@ impl PostgresStore {
                 owner: new_owner(),
                 sql,
                 options,
+                rejected_dropped: Arc::default(),
             }),
         };
         store.migrate().await?;
@@ -388,8 +442,27 @@ impl PostgresStore {
                 owner: new_owner(),
                 options: self.inner.options.clone(),
                 sql: self.inner.sql.clone(),
+                rejected_dropped: Arc::clone(&self.inner.rejected_dropped),
             }),
         }
+    }
+
+    /// How many kept refused bodies this store (and the stores made from it with
+    /// [`for_another_receiver`](Self::for_another_receiver)) dropped for its
+    /// [limits](PostgresOptions::keep_rejected) since it connected.
+    pub fn rejected_dropped(&self) -> u64 {
+        self.inner.rejected_dropped.load(Ordering::Relaxed)
+    }
+
+    /// The age limit in milliseconds, within what an SQL interval holds.
+    fn max_age_ms(&self) -> f64 {
+        // A thousand years: longer is forever, and beyond an interval's range.
+        const FOREVER_MS: u64 = 1000 * 366 * 24 * 3600 * 1000;
+        let age =
+            u64::try_from(self.inner.options.rejected.max_age.as_millis()).unwrap_or(u64::MAX);
+        #[allow(clippy::cast_precision_loss)] // below 2^53: exact
+        let ms = age.min(FOREVER_MS) as f64;
+        ms
     }
 
     /// Creates the schema or brings it to the newest version, one receiver at a time.
@@ -537,6 +610,21 @@ fn records_from(rows: &[Row]) -> Result<Vec<Record>, StoreError> {
     rows.iter().map(record_from).collect()
 }
 
+/// A row of `id, status, reason, envelope, body` from the refused bodies.
+fn rejected_from(row: &Row) -> Result<RejectedRecord, StoreError> {
+    let id: i64 = row.get(0);
+    let envelope: String = row.get(3);
+    let envelope = serde_json::from_str(&envelope).map_err(|err| corrupt(id, err))?;
+    let body: Vec<u8> = row.get(4);
+    Ok(RejectedRecord::new(
+        record_id(id)?,
+        u16::try_from(row.get::<_, i16>(1)).unwrap_or(0),
+        row.get(2),
+        envelope,
+        Bytes::from(body),
+    ))
+}
+
 impl Store for PostgresStore {
     async fn append(&self, record: NewRecord) -> Result<Appended, StoreError> {
         // Written in a group with the appends that arrive together (see `postgres_batch`).
@@ -664,37 +752,86 @@ impl Store for PostgresStore {
         envelope: Envelope,
         body: Bytes,
     ) -> Result<RecordId, StoreError> {
+        let limits = self.inner.options.rejected;
+        limits.admit(body.len())?;
         let status = i16::try_from(status).unwrap_or(i16::MAX);
         let envelope = envelope_json(&envelope)?;
-        let rows = self
-            .query(
-                &self.inner.sql.reject,
-                &[&status, &reason, &envelope, &&body[..]],
-            )
+        let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        let max_bytes = i64::try_from(limits.max_bytes).unwrap_or(i64::MAX);
+        let max_age_ms = self.max_age_ms();
+        let sql = &self.inner.sql;
+        let (id, drops) = self
+            .run(async |client| {
+                let tx = client.transaction().await.map_err(unavailable)?;
+                let insert = tx.prepare_cached(&sql.reject).await.map_err(unavailable)?;
+                let row = tx
+                    .query_one(&insert, &[&status, &reason, &envelope, &&body[..], &bytes])
+                    .await
+                    .map_err(unavailable)?;
+                let trim = tx
+                    .prepare_cached(&sql.trim_rejected)
+                    .await
+                    .map_err(unavailable)?;
+                let dropped = tx
+                    .query(&trim, &[&max_bytes, &max_age_ms])
+                    .await
+                    .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                let mut drops = RejectedDrops::default();
+                for row in &dropped {
+                    let bytes = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+                    let cause = match row.get::<_, bool>(1) {
+                        true => &mut drops.too_old,
+                        false => &mut drops.over_cap,
+                    };
+                    cause.0 += 1;
+                    cause.1 += bytes;
+                }
+                Ok((row.get::<_, i64>(0), drops))
+            })
             .await?;
-        match rows.first() {
-            Some(row) => record_id(row.get(0)),
-            None => Err(unavailable("the insert returned no id")),
-        }
+        drops.report(&limits, &self.inner.rejected_dropped);
+        record_id(id)
     }
 
     async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
         let rows = self.query(&self.inner.sql.rejected, &[]).await?;
+        rows.iter().map(rejected_from).collect()
+    }
+
+    async fn rejected_page(
+        &self,
+        after: RecordId,
+        limit: usize,
+    ) -> Result<Vec<RejectedSummary>, StoreError> {
+        // No id is beyond i64.
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(&self.inner.sql.rejected_page, &[&after, &limit])
+            .await?;
         rows.iter()
             .map(|row| {
                 let id: i64 = row.get(0);
                 let envelope: String = row.get(3);
                 let envelope = serde_json::from_str(&envelope).map_err(|err| corrupt(id, err))?;
-                let body: Vec<u8> = row.get(4);
-                Ok(RejectedRecord::new(
+                Ok(RejectedSummary::new(
                     record_id(id)?,
                     u16::try_from(row.get::<_, i16>(1)).unwrap_or(0),
                     row.get(2),
                     envelope,
-                    Bytes::from(body),
+                    u64::try_from(row.get::<_, i64>(4)).unwrap_or(0),
                 ))
             })
             .collect()
+    }
+
+    async fn get_rejected(&self, id: RecordId) -> Result<Option<RejectedRecord>, StoreError> {
+        let Ok(id) = db_id(id) else { return Ok(None) };
+        let rows = self.query(&self.inner.sql.get_rejected, &[&id]).await?;
+        rows.first().map(rejected_from).transpose()
     }
 
     async fn remove_rejected(&self, id: RecordId) -> Result<(), StoreError> {
@@ -702,10 +839,22 @@ impl Store for PostgresStore {
             .await
     }
 
+    /// Also drops the refused bodies past their age, so that they go even when no new
+    /// refusal comes.
     async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
         #[allow(clippy::cast_precision_loss)] // milliseconds since 1970 fit an f64 exactly
         let seconds = super::millis(before) as f64 / 1000.0;
-        self.execute(&self.inner.sql.prune, &[&seconds]).await
+        let pruned = self.execute(&self.inner.sql.prune, &[&seconds]).await?;
+        let aged = self
+            .query(&self.inner.sql.age_rejected, &[&self.max_age_ms()])
+            .await?;
+        let mut drops = RejectedDrops::default();
+        for row in &aged {
+            drops.too_old.0 += 1;
+            drops.too_old.1 += u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+        }
+        drops.report(&self.inner.options.rejected, &self.inner.rejected_dropped);
+        Ok(pruned)
     }
 
     fn lease(&self) -> Option<Duration> {

@@ -1,23 +1,23 @@
 //! The embedded store: one redb file, written by one thread that commits in groups.
 
+mod format;
+mod rejected;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use ::redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use ::redb::{Builder, Database, ReadableDatabase, ReadableTable};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use self::format::{Header, KEYS, META, RECORDS, decode_record, encode_record};
+use self::rejected::RejectedTables;
 use super::{
-    Appended, Envelope, NewRecord, Record, RecordId, RecordState, RejectedRecord, Store,
-    StoreError, StoreErrorKind, StoreSummary, millis,
+    Appended, Envelope, NewRecord, Record, RecordId, RecordState, RejectedLimits, RejectedRecord,
+    RejectedSummary, Store, StoreError, StoreErrorKind, StoreSummary, millis,
 };
-
-const RECORDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("records");
-const KEYS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("dedup_keys");
-const REJECTED: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected");
-const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 /// The most commands one transaction commits together.
 const MAX_GROUP: usize = 1024;
@@ -35,6 +35,8 @@ const MAX_GROUP: usize = 1024;
 ///   with its id, moved with its raw bytes to the [rejected](Store::rejected) bodies, counted
 ///   ([`quarantined`](Self::quarantined)), and never handed to the handler.
 /// - **Its memory is bounded** by its page cache ([`RedbOptions::cache_size`]).
+/// - **Its refused bodies are bounded** in size and age ([`RedbOptions::keep_rejected`]), and
+///   listed without reading a body ([`Store::rejected_page`]).
 ///
 /// Cloning is cheap; clones share the database. The file is locked while open: a second
 /// process opening the same directory gets [`StoreErrorKind::Unavailable`].
@@ -48,6 +50,7 @@ pub struct RedbStore {
 #[non_exhaustive]
 pub struct RedbOptions {
     cache_size: usize,
+    rejected: RejectedLimits,
 }
 
 impl RedbOptions {
@@ -62,12 +65,21 @@ impl RedbOptions {
         self.cache_size = bytes;
         self
     }
+
+    /// How much of the refused bodies to keep (default [`RejectedLimits::default`]: 64 MiB in
+    /// all, 7 days each). Applied at open too: lowered limits drop what they no longer allow.
+    #[must_use]
+    pub fn keep_rejected(mut self, limits: RejectedLimits) -> Self {
+        self.rejected = limits;
+        self
+    }
 }
 
 impl Default for RedbOptions {
     fn default() -> Self {
         Self {
             cache_size: Self::DEFAULT_CACHE_SIZE,
+            rejected: RejectedLimits::default(),
         }
     }
 }
@@ -88,6 +100,8 @@ struct Shared {
     recovering: AtomicBool,
     recoveries: AtomicU64,
     quarantined: AtomicU64,
+    /// Refused bodies dropped for the limits.
+    rejected_dropped: AtomicU64,
     /// The last counted summary and when: receivers sharing the store sample it at once, and
     /// one scan serves them all.
     summary: std::sync::Mutex<Option<(Instant, StoreSummary)>>,
@@ -174,7 +188,7 @@ impl RedbStore {
     /// As [`open`](Self::open).
     pub fn open_with(dir: impl AsRef<Path>, options: RedbOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        private_dir(dir)?;
         let shared = Arc::new(Shared {
             path: dir.join("airudder.redb"),
             options,
@@ -182,6 +196,7 @@ impl RedbStore {
             recovering: AtomicBool::new(false),
             recoveries: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
+            rejected_dropped: AtomicU64::new(0),
             summary: std::sync::Mutex::new(None),
         });
         let db = open_database(&shared)?;
@@ -212,6 +227,12 @@ impl RedbStore {
     /// How many corrupt records were moved to the rejected bodies since the store was opened.
     pub fn quarantined(&self) -> u64 {
         self.inner.shared.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// How many kept refused bodies the store dropped for its
+    /// [limits](RedbOptions::keep_rejected) since it was opened.
+    pub fn rejected_dropped(&self) -> u64 {
+        self.inner.shared.rejected_dropped.load(Ordering::Relaxed)
     }
 
     /// Whether the store is down after an I/O error, reopening.
@@ -371,17 +392,20 @@ impl Store for RedbStore {
     }
 
     async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
-        self.read(|db| {
-            let tx = db.begin_read().map_err(unavailable)?;
-            let table = tx.open_table(REJECTED).map_err(unavailable)?;
-            let mut out = Vec::new();
-            for entry in table.iter().map_err(unavailable)? {
-                let (id, value) = entry.map_err(unavailable)?;
-                out.push(decode_rejected(id.value(), value.value())?);
-            }
-            Ok(out)
-        })
-        .await
+        self.read(rejected::all).await
+    }
+
+    /// Reads the headers alone: no body is loaded.
+    async fn rejected_page(
+        &self,
+        after: RecordId,
+        limit: usize,
+    ) -> Result<Vec<RejectedSummary>, StoreError> {
+        self.read(move |db| rejected::page(db, after, limit)).await
+    }
+
+    async fn get_rejected(&self, id: RecordId) -> Result<Option<RejectedRecord>, StoreError> {
+        self.read(move |db| rejected::get(db, id)).await
     }
 
     async fn remove_rejected(&self, id: RecordId) -> Result<(), StoreError> {
@@ -392,162 +416,6 @@ impl Store for RedbStore {
         let before = millis(before);
         self.send(|reply| Command::Prune(before, reply)).await
     }
-}
-
-// ---- The record format ---------------------------------------------------------------------
-//
-// Version 2: [2][state: u8][attempts: u32 LE][header length: u32 LE][crc32: u32 LE][header JSON][body]
-// Version 1 (read only): [1][state][attempts][header length][header JSON][body]
-//
-// The CRC-32 covers every byte but its own. redb checks its page checksums only when it repairs
-// after a crash, so a record changed on disk after a clean stop is caught here, on read.
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Header {
-    envelope: Envelope,
-    last_error: Option<String>,
-    /// Checked on read: a truncated body is reported, not handed to the handler.
-    body_len: u64,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct RejectedHeader {
-    status: u16,
-    reason: String,
-    envelope: Envelope,
-}
-
-fn corrupt(id: RecordId, what: &str) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, format!("record {id}: {what}"))
-}
-
-/// The checksum of a record without the four bytes at `at`, where it is written.
-fn checksum(bytes: &[u8], at: usize) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&bytes[..at]);
-    hasher.update(&bytes[at + 4..]);
-    hasher.finalize()
-}
-
-/// Where version 2 keeps its CRC: after version, state, attempts and header length.
-const RECORD_CRC_AT: usize = 10;
-
-fn encode_record(state: RecordState, attempts: u32, header: &Header, body: &[u8]) -> Vec<u8> {
-    // Serializing a struct of strings and integers cannot fail.
-    let header = serde_json::to_vec(header).unwrap_or_default();
-    let mut out = Vec::with_capacity(14 + header.len() + body.len());
-    out.push(2);
-    out.push(match state {
-        RecordState::Pending => 0,
-        RecordState::Dead => 1,
-    });
-    out.extend_from_slice(&attempts.to_le_bytes());
-    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&header);
-    out.extend_from_slice(body);
-    let crc = checksum(&out, RECORD_CRC_AT);
-    out[RECORD_CRC_AT..RECORD_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
-    out
-}
-
-fn decode_record(id: RecordId, bytes: &[u8]) -> Result<Record, StoreError> {
-    let (&[version, state], rest) = bytes
-        .split_first_chunk::<2>()
-        .ok_or_else(|| corrupt(id, "truncated"))?;
-    let state = match state {
-        0 => RecordState::Pending,
-        1 => RecordState::Dead,
-        _ => return Err(corrupt(id, "unknown state")),
-    };
-    let (attempts, rest) = rest
-        .split_first_chunk::<4>()
-        .ok_or_else(|| corrupt(id, "truncated"))?;
-    let (header_len, rest) = rest
-        .split_first_chunk::<4>()
-        .ok_or_else(|| corrupt(id, "truncated"))?;
-    let rest = match version {
-        1 => rest,
-        2 => {
-            let (crc, rest) = rest
-                .split_first_chunk::<4>()
-                .ok_or_else(|| corrupt(id, "truncated"))?;
-            if u32::from_le_bytes(*crc) != checksum(bytes, RECORD_CRC_AT) {
-                return Err(corrupt(id, CHANGED));
-            }
-            rest
-        }
-        _ => return Err(corrupt(id, "unknown format version")),
-    };
-    let header_len = u32::from_le_bytes(*header_len) as usize;
-    let (header, body) = rest
-        .split_at_checked(header_len)
-        .ok_or_else(|| corrupt(id, "truncated header"))?;
-    let header: Header =
-        serde_json::from_slice(header).map_err(|_| corrupt(id, "unreadable header"))?;
-    if header.body_len != body.len() as u64 {
-        return Err(corrupt(
-            id,
-            "the body is not the length it was written with",
-        ));
-    }
-    Ok(Record {
-        id,
-        state,
-        attempts: u32::from_le_bytes(*attempts),
-        last_error: header.last_error,
-        envelope: header.envelope,
-        body: Bytes::copy_from_slice(body),
-    })
-}
-
-const CHANGED: &str = "the checksum does not match: its bytes changed on disk";
-
-/// Version 2 of a refused body starts with these bytes, which version 1 (a header length, LE)
-/// would only start with for a header of over 150 KB, which it never wrote.
-const REJECTED_V2: [u8; 4] = [0xFF, b'R', 2, 0];
-
-fn encode_rejected(header: &RejectedHeader, body: &[u8]) -> Vec<u8> {
-    let header = serde_json::to_vec(header).unwrap_or_default();
-    let mut out = Vec::with_capacity(12 + header.len() + body.len());
-    out.extend_from_slice(&REJECTED_V2);
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(body);
-    let crc = checksum(&out, 4);
-    out[4..8].copy_from_slice(&crc.to_le_bytes());
-    out
-}
-
-fn decode_rejected(id: RecordId, bytes: &[u8]) -> Result<RejectedRecord, StoreError> {
-    let rest = match bytes.split_first_chunk::<4>() {
-        Some((magic, rest)) if *magic == REJECTED_V2 => {
-            let (crc, rest) = rest
-                .split_first_chunk::<4>()
-                .ok_or_else(|| corrupt(id, "truncated"))?;
-            if u32::from_le_bytes(*crc) != checksum(bytes, 4) {
-                return Err(corrupt(id, CHANGED));
-            }
-            rest
-        }
-        _ => bytes,
-    };
-    let (header_len, rest) = rest
-        .split_first_chunk::<4>()
-        .ok_or_else(|| corrupt(id, "truncated"))?;
-    let (header, body) = rest
-        .split_at_checked(u32::from_le_bytes(*header_len) as usize)
-        .ok_or_else(|| corrupt(id, "truncated header"))?;
-    let header: RejectedHeader =
-        serde_json::from_slice(header).map_err(|_| corrupt(id, "unreadable header"))?;
-    Ok(RejectedRecord {
-        id,
-        status: header.status,
-        reason: header.reason,
-        envelope: header.envelope,
-        body: Bytes::copy_from_slice(body),
-    })
 }
 
 /// The records in `state`, and the ids of those that cannot be read back, with why.
@@ -597,6 +465,7 @@ fn summary(db: &Database) -> Result<StoreSummary, StoreError> {
 /// Opens the database with the store's options, creates the tables, and quarantines every
 /// record that cannot be read back.
 fn open_database(shared: &Shared) -> Result<Arc<Database>, StoreError> {
+    private_file(&shared.path)?;
     let db = Builder::new()
         .set_cache_size(shared.options.cache_size)
         .create(&shared.path)
@@ -606,10 +475,12 @@ fn open_database(shared: &Shared) -> Result<Arc<Database>, StoreError> {
             }
             other => unavailable(other),
         })?;
+    let limits = shared.options.rejected;
+    rejected::migrate(&db, limits, &shared.rejected_dropped)?;
     let tx = db.begin_write().map_err(unavailable)?;
-    {
+    let dropped = {
         let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
-        let mut rejected = tx.open_table(REJECTED).map_err(unavailable)?;
+        let mut rejected = RejectedTables::open(&tx, limits)?;
         tx.open_table(KEYS).map_err(unavailable)?;
         let mut meta = tx.open_table(META).map_err(unavailable)?;
         let mut bad = Vec::new();
@@ -628,19 +499,24 @@ fn open_database(shared: &Shared) -> Result<Arc<Database>, StoreError> {
         for (id, err) in bad {
             tables.apply(id, &err)?;
         }
+        // Limits lowered since the last run apply at once, and bodies that aged while the
+        // store was closed go.
+        rejected.trim(&mut meta, SystemTime::now())?;
         // A real write, so that an open (a reopen after an I/O error above all) proves that
         // the disk takes writes: a transaction that changes nothing commits even on a dead one.
         let opened = u64::try_from(millis(SystemTime::now())).unwrap_or(0);
         meta.insert("opened_at_ms", opened).map_err(unavailable)?;
-    }
+        rejected.take_dropped()
+    };
     tx.commit().map_err(unavailable)?;
+    dropped.report(&limits, &shared.rejected_dropped);
     Ok(Arc::new(db))
 }
 
 /// The tables a quarantine touches.
 struct Quarantine<'a, 't> {
     records: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
-    rejected: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
+    rejected: &'a mut RejectedTables<'t>,
     meta: &'a mut ::redb::Table<'t, &'static str, u64>,
     shared: &'a Shared,
 }
@@ -652,17 +528,17 @@ impl Quarantine<'_, '_> {
             return Ok(());
         };
         let raw = raw.value().to_vec();
-        let rejected_id = next_id(self.meta, "next_rejected")?;
-        let header = RejectedHeader {
-            status: 0,
-            reason: format!("corrupt stored record {id}: {why}"),
-            envelope: Envelope::new(SystemTime::now(), None, Vec::new()),
-        };
-        self.rejected
-            .insert(rejected_id, encode_rejected(&header, &raw).as_slice())
-            .map_err(unavailable)?;
         self.shared.quarantined.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(record = id, rejected = rejected_id, error = %why, "corrupt stored notification: not handed to the handler, moved to the rejected bodies");
+        let reason = format!("corrupt stored record {id}: {why}");
+        let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+        match self.rejected.keep(self.meta, 0, reason, envelope, &raw)? {
+            Ok(rejected) => {
+                tracing::error!(record = id, rejected, error = %why, "corrupt stored notification: not handed to the handler, moved to the rejected bodies");
+            }
+            Err(not_kept) => {
+                tracing::error!(record = id, error = %why, not_kept = %not_kept, "corrupt stored notification: not handed to the handler, and too large to keep among the rejected bodies");
+            }
+        }
         Ok(())
     }
 }
@@ -670,13 +546,57 @@ impl Quarantine<'_, '_> {
 /// The meta entry holding the next record id.
 const NEXT_RECORD: &str = "next_record";
 
-fn next_id(meta: &mut ::redb::Table<'_, &str, u64>, name: &str) -> Result<u64, StoreError> {
-    let next = meta
-        .get(name)
-        .map_err(unavailable)?
-        .map_or(1, |v| v.value());
-    meta.insert(name, next + 1).map_err(unavailable)?;
-    Ok(next)
+/// Creates the directory `0700` when it is missing: it will hold every notification's body.
+/// One made by the user keeps its mode, with a warning when other users may enter it.
+fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        match std::fs::metadata(dir) {
+            Ok(found) => {
+                let mode = found.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        mode = %format_args!("{mode:03o}"),
+                        "the store's directory is open to other users, and the store holds every notification's body: `chmod 700` it"
+                    );
+                }
+                Ok(())
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(unavailable),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).map_err(unavailable)
+}
+
+/// Creates the database file `0600` before redb writes into it, and sets it `0600` at every
+/// open: it holds every notification's body. A mode that cannot be set is warned about, not
+/// fatal (a file of another owner that this process may still write).
+fn private_file(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(unavailable)?;
+        if let Err(err) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(path = %path.display(), error = %err, "could not make the store's file private (mode 600)");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 // ---- The writer ------------------------------------------------------------------------------
@@ -856,10 +776,11 @@ fn apply(
             return Err(err);
         }
     };
+    let limits = shared.options.rejected;
     let result = (|| {
         let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
         let mut keys = tx.open_table(KEYS).map_err(unavailable)?;
-        let mut rejected = tx.open_table(REJECTED).map_err(unavailable)?;
+        let mut rejected = RejectedTables::open(&tx, limits)?;
         let mut meta = tx.open_table(META).map_err(unavailable)?;
         let mut tables = Tables {
             records: &mut records,
@@ -872,12 +793,14 @@ fn apply(
         for command in group {
             answers.push(tables.apply(command)?);
         }
-        tables.save_next_record()
+        tables.save_next_record()?;
+        Ok(rejected.take_dropped())
     })();
-    match result {
-        Ok(()) => tx.commit().map_err(unavailable),
-        Err(err) => Err(err),
-    }
+    let dropped = result?;
+    tx.commit().map_err(unavailable)?;
+    // Counted and logged once committed: a transaction that failed dropped nothing.
+    dropped.report(&limits, &shared.rejected_dropped);
+    Ok(())
 }
 
 fn fail_command(command: Command, err: &StoreError) -> Answer {
@@ -899,7 +822,7 @@ fn fail_command(command: Command, err: &StoreError) -> Answer {
 struct Tables<'a, 't> {
     records: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
     keys: &'a mut ::redb::Table<'t, &'static [u8], &'static [u8]>,
-    rejected: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
+    rejected: &'a mut RejectedTables<'t>,
     meta: &'a mut ::redb::Table<'t, &'static str, u64>,
     shared: &'a Shared,
     /// The next record id, read once per transaction and written back before it commits: a
@@ -996,19 +919,14 @@ impl Tables<'_, '_> {
                 Answer::new(reply, result)
             }
             Command::Reject(status, reason, envelope, body, reply) => {
-                let id = next_id(self.meta, "next_rejected")?;
-                let header = RejectedHeader {
-                    status,
-                    reason,
-                    envelope,
-                };
-                self.rejected
-                    .insert(id, encode_rejected(&header, &body).as_slice())
-                    .map_err(unavailable)?;
-                Answer::new(reply, Ok(id))
+                // Over the cap alone answers that command; the group carries on.
+                let result = self
+                    .rejected
+                    .keep(self.meta, status, reason, envelope, &body)?;
+                Answer::new(reply, result)
             }
             Command::RemoveRejected(id, reply) => {
-                let existed = self.rejected.remove(id).map_err(unavailable)?.is_some();
+                let existed = self.rejected.remove(self.meta, id)?;
                 let result = if existed {
                     Ok(())
                 } else {
@@ -1039,6 +957,8 @@ impl Tables<'_, '_> {
                 for key in &stale {
                     self.keys.remove(key.as_slice()).map_err(unavailable)?;
                 }
+                // Hourly: refused bodies past the age go even when no new refusal comes.
+                self.rejected.trim(self.meta, SystemTime::now())?;
                 Answer::new(reply, Ok(stale.len() as u64))
             }
         })
@@ -1319,6 +1239,107 @@ mod tests {
             );
             assert_eq!(&rejected[0].body[..], b"\x01\x00half");
         });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn refused_bodies_of_the_old_format_move_to_their_own_tables_at_open() {
+        use super::rejected::old_format::{exists, v1, v2, write};
+        let dir = temp_dir("rejected-v2");
+        let envelope = Envelope::new(SystemTime::now(), Some("127.0.0.1:5".into()), Vec::new());
+        let mut changed = v2(413, "too large", &envelope, b"five");
+        let last = changed.len() - 1;
+        changed[last] ^= 0x01;
+        {
+            let store = RedbStore::open(&dir).unwrap();
+            write(
+                &store.inner.shared.db().unwrap(),
+                &[
+                    (3, v1(400, "malformed JSON", &envelope, b"{one")),
+                    (4, v2(422, "wrong shape", &envelope, b"[2]")),
+                    (5, changed.clone()),
+                ],
+            );
+        }
+        block_on(async {
+            let store = RedbStore::open(&dir).unwrap();
+            assert!(
+                !exists(&store.inner.shared.db().unwrap()),
+                "the old table is gone"
+            );
+            let page = store.rejected_page(0, 10).await.unwrap();
+            let listed: Vec<_> = page
+                .iter()
+                .map(|kept| (kept.id, kept.status, kept.bytes))
+                .collect();
+            assert_eq!(
+                listed,
+                [(3, 400, 4), (4, 422, 3), (5, 0, changed.len() as u64)]
+            );
+            assert_eq!(
+                (&page[0].reason[..], &page[0].envelope),
+                ("malformed JSON", &envelope)
+            );
+            assert!(
+                page[2].reason.contains("unreadable refused body 5")
+                    && page[2].reason.contains("checksum"),
+                "kept whole, saying why: {}",
+                page[2].reason
+            );
+            let one = store.get_rejected(3).await.unwrap().unwrap();
+            assert_eq!(&one.body[..], b"{one");
+            assert_eq!(&store.rejected().await.unwrap()[2].body[..], &changed[..]);
+            // New ids follow the old ones.
+            let next = store
+                .reject(
+                    400,
+                    "again".into(),
+                    envelope.clone(),
+                    Bytes::from_static(b"x"),
+                )
+                .await
+                .unwrap();
+            assert_eq!(next, 6);
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_old_table_longer_than_a_move_group_moves_whole_within_the_limits() {
+        use super::rejected::old_format::{exists, v2, write};
+        let dir = temp_dir("rejected-move-capped");
+        let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+        // More entries than one transaction of the move carries.
+        let entries: Vec<_> = (1..=1500u64)
+            .map(|id| (id, v2(400, "malformed JSON", &envelope, &[id as u8; 10])))
+            .collect();
+        {
+            let store = RedbStore::open(&dir).unwrap();
+            write(&store.inner.shared.db().unwrap(), &entries);
+        }
+        let limits = RejectedLimits::new(5000, RejectedLimits::DEFAULT_MAX_AGE);
+        let store =
+            RedbStore::open_with(&dir, RedbOptions::default().keep_rejected(limits)).unwrap();
+        assert!(!exists(&store.inner.shared.db().unwrap()));
+        assert_eq!(
+            store.rejected_dropped(),
+            1000,
+            "the newest 500 fit in 5,000 bytes"
+        );
+        block_on(async {
+            let kept = store.rejected_page(0, 1000).await.unwrap();
+            assert_eq!(kept.len(), 500);
+            assert_eq!((kept[0].id, kept[499].id), (1001, 1500));
+        });
+        drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,0 +1,564 @@
+//! The embedded store's refused bodies: listed without reading a body, bounded in size and age.
+//!
+//! ```text
+//! rejected_meta    id -> [FF 'M' 3 0][crc32 of the JSON, LE][header JSON]
+//!                        header: status, reason, envelope, body_len, body_crc
+//! rejected_bodies  (id, n) -> the raw bytes, as received, in chunks of CHUNK bytes
+//! rejected_by_age  (received_at_ms, id) -> ()
+//! meta             "rejected_bytes": the sum of body_len; "next_rejected": the next id
+//! ```
+//!
+//! redb reads a whole value to hand out any of it, so a header kept in the same value as its
+//! body would make every list read every body: headers and bodies live in tables of their own.
+//! A value takes a power-of-two run of redb's 4 KiB pages, so a 2 MiB body kept whole would take
+//! 4 MiB: bodies are cut in chunks that each fill a 64 KiB run.
+//! The running total lets the cap be kept without a scan, and the age index lets the age limit
+//! read only what it drops. Before these tables, one table `rejected` held header and body in
+//! one value (versions 1 and 2, below); [`migrate`] moves its entries at open.
+
+use std::ops::Bound;
+use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
+
+use ::redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+    TableHandle, WriteTransaction,
+};
+use bytes::Bytes;
+
+use super::format::{CHANGED, META, checksum, corrupt};
+use crate::store::{
+    Envelope, RecordId, RejectedDrops, RejectedLimits, RejectedRecord, RejectedSummary, StoreError,
+    StoreErrorKind,
+};
+
+const HEADERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected_meta");
+const BODIES: TableDefinition<'_, (u64, u32), &[u8]> = TableDefinition::new("rejected_bodies");
+const BY_AGE: TableDefinition<'_, (i64, u64), ()> = TableDefinition::new("rejected_by_age");
+/// Versions 1 and 2: header and body in one value.
+const OLD: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected");
+
+/// The most bytes of a body in one value: with its leaf's header (20 bytes) it fits a 64 KiB
+/// run of pages, all but a few bytes of it used.
+const CHUNK: usize = 64 * 1024 - 64;
+
+/// The keys of a body's chunks.
+fn chunks_of(id: RecordId) -> std::ops::RangeInclusive<(u64, u32)> {
+    (id, 0)..=(id, u32::MAX)
+}
+
+/// A body, put together from its chunks; `len` is what its header says, to reserve memory.
+fn read_body<T>(bodies: &T, id: RecordId, len: u64) -> Result<Vec<u8>, StoreError>
+where
+    T: ReadableTable<(u64, u32), &'static [u8]>,
+{
+    // Reserved up front at most 64 MiB, whatever a header says.
+    let reserve = usize::try_from(len).unwrap_or(0).min(64 * 1024 * 1024);
+    let mut body = Vec::with_capacity(reserve);
+    for chunk in bodies.range(chunks_of(id)).map_err(unavailable)? {
+        body.extend_from_slice(chunk.map_err(unavailable)?.1.value());
+    }
+    Ok(body)
+}
+
+/// The meta entry holding the sum of the kept bodies' lengths.
+const KEPT_BYTES: &str = "rejected_bytes";
+/// The meta entry holding the next refused body's id.
+const NEXT_REJECTED: &str = "next_rejected";
+
+fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
+    StoreError::new(StoreErrorKind::Unavailable, err)
+}
+
+// ---- The header --------------------------------------------------------------------------------
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    status: u16,
+    reason: String,
+    envelope: Envelope,
+    /// Checked when the body is read: a truncated body is reported.
+    body_len: u64,
+    /// The body's CRC-32, checked when it is read: redb checks nothing after a clean stop.
+    body_crc: u32,
+}
+
+/// A header starts with these bytes (version 3 of the refused bodies).
+const HEADER_V3: [u8; 4] = [0xFF, b'M', 3, 0];
+
+fn encode_header(header: &Header) -> Vec<u8> {
+    // Serializing a struct of strings and integers cannot fail.
+    let json = serde_json::to_vec(header).unwrap_or_default();
+    let mut out = Vec::with_capacity(8 + json.len());
+    out.extend_from_slice(&HEADER_V3);
+    out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+    out.extend_from_slice(&json);
+    out
+}
+
+fn decode_header(id: RecordId, bytes: &[u8]) -> Result<Header, StoreError> {
+    let (magic, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt(id, "truncated refused body header"))?;
+    if *magic != HEADER_V3 {
+        return Err(corrupt(id, "unknown refused body format"));
+    }
+    let (crc, json) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt(id, "truncated refused body header"))?;
+    if u32::from_le_bytes(*crc) != crc32fast::hash(json) {
+        return Err(corrupt(id, CHANGED));
+    }
+    serde_json::from_slice(json).map_err(|_| corrupt(id, "unreadable refused body header"))
+}
+
+fn summary(id: RecordId, header: Header) -> RejectedSummary {
+    RejectedSummary::new(
+        id,
+        header.status,
+        header.reason,
+        header.envelope,
+        header.body_len,
+    )
+}
+
+/// The body, checked against its header.
+fn record(id: RecordId, header: Header, body: Vec<u8>) -> Result<RejectedRecord, StoreError> {
+    if body.len() as u64 != header.body_len {
+        return Err(corrupt(
+            id,
+            "the refused body is not the length it was written with",
+        ));
+    }
+    if crc32fast::hash(&body) != header.body_crc {
+        return Err(corrupt(id, CHANGED));
+    }
+    Ok(RejectedRecord::new(
+        id,
+        header.status,
+        header.reason,
+        header.envelope,
+        Bytes::from(body),
+    ))
+}
+
+// ---- Reads -------------------------------------------------------------------------------------
+
+/// Up to `limit` summaries after `after`, from the headers alone.
+pub(super) fn page(
+    db: &Database,
+    after: RecordId,
+    limit: usize,
+) -> Result<Vec<RejectedSummary>, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let headers = tx.open_table(HEADERS).map_err(unavailable)?;
+    let range = headers
+        .range::<u64>((Bound::Excluded(after), Bound::Unbounded))
+        .map_err(unavailable)?;
+    let mut out = Vec::new();
+    for entry in range.take(limit) {
+        let (id, value) = entry.map_err(unavailable)?;
+        let id = id.value();
+        out.push(summary(id, decode_header(id, value.value())?));
+    }
+    Ok(out)
+}
+
+/// One refused body, bytes included.
+pub(super) fn get(db: &Database, id: RecordId) -> Result<Option<RejectedRecord>, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let headers = tx.open_table(HEADERS).map_err(unavailable)?;
+    let Some(value) = headers.get(id).map_err(unavailable)? else {
+        return Ok(None);
+    };
+    let header = decode_header(id, value.value())?;
+    let bodies = tx.open_table(BODIES).map_err(unavailable)?;
+    let body = read_body(&bodies, id, header.body_len)?;
+    record(id, header, body).map(Some)
+}
+
+/// Every refused body, bytes included.
+pub(super) fn all(db: &Database) -> Result<Vec<RejectedRecord>, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let headers = tx.open_table(HEADERS).map_err(unavailable)?;
+    let bodies = tx.open_table(BODIES).map_err(unavailable)?;
+    let mut out = Vec::new();
+    for entry in headers.iter().map_err(unavailable)? {
+        let (id, value) = entry.map_err(unavailable)?;
+        let id = id.value();
+        let header = decode_header(id, value.value())?;
+        let body = read_body(&bodies, id, header.body_len)?;
+        out.push(record(id, header, body)?);
+    }
+    Ok(out)
+}
+
+// ---- Writes ------------------------------------------------------------------------------------
+
+/// The refused bodies' tables, open in a write transaction.
+pub(super) struct RejectedTables<'t> {
+    headers: Table<'t, u64, &'static [u8]>,
+    bodies: Table<'t, (u64, u32), &'static [u8]>,
+    by_age: Table<'t, (i64, u64), ()>,
+    limits: RejectedLimits,
+    /// What this transaction dropped so far.
+    dropped: RejectedDrops,
+}
+
+impl<'t> RejectedTables<'t> {
+    /// Opens (creates) the tables in `tx`.
+    pub(super) fn open(
+        tx: &'t WriteTransaction,
+        limits: RejectedLimits,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            headers: tx.open_table(HEADERS).map_err(unavailable)?,
+            bodies: tx.open_table(BODIES).map_err(unavailable)?,
+            by_age: tx.open_table(BY_AGE).map_err(unavailable)?,
+            limits,
+            dropped: RejectedDrops::default(),
+        })
+    }
+
+    /// What was dropped since the tables were opened (or this was last called).
+    pub(super) fn take_dropped(&mut self) -> RejectedDrops {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Keeps a refused body, then drops what the limits no longer allow. `Ok(Err(Invalid))`
+    /// when the body is over the cap on its own: not kept, and nothing else dropped for it.
+    pub(super) fn keep(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        status: u16,
+        reason: String,
+        envelope: Envelope,
+        body: &[u8],
+    ) -> Result<Result<RecordId, StoreError>, StoreError> {
+        if let Err(refused) = self.limits.admit(body.len()) {
+            return Ok(Err(refused));
+        }
+        let id = meta
+            .get(NEXT_REJECTED)
+            .map_err(unavailable)?
+            .map_or(1, |v| v.value());
+        meta.insert(NEXT_REJECTED, id + 1).map_err(unavailable)?;
+        self.insert(meta, id, status, reason, envelope, body)?;
+        self.trim(meta, SystemTime::now())?;
+        Ok(Ok(id))
+    }
+
+    /// Writes a refused body under `id` and adds it to the total; no limit checked.
+    fn insert(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        id: RecordId,
+        status: u16,
+        reason: String,
+        envelope: Envelope,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        let received_at = envelope.received_at_ms;
+        let header = Header {
+            status,
+            reason,
+            envelope,
+            body_len: body.len() as u64,
+            body_crc: crc32fast::hash(body),
+        };
+        self.headers
+            .insert(id, encode_header(&header).as_slice())
+            .map_err(unavailable)?;
+        for (n, chunk) in (0u32..).zip(body.chunks(CHUNK)) {
+            self.bodies.insert((id, n), chunk).map_err(unavailable)?;
+        }
+        self.by_age
+            .insert((received_at, id), ())
+            .map_err(unavailable)?;
+        let total = kept_bytes(meta)?.saturating_add(header.body_len);
+        meta.insert(KEPT_BYTES, total).map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Forgets a refused body; false when there was none with this id.
+    pub(super) fn remove(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        id: RecordId,
+    ) -> Result<bool, StoreError> {
+        Ok(self.forget(meta, id)?.is_some())
+    }
+
+    /// Drops the bodies received before `now` less the age limit, then the oldest until the
+    /// total is within the cap.
+    pub(super) fn trim(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let oldest_kept = self.limits.oldest_kept_ms(now);
+        let mut too_old = Vec::new();
+        for entry in self
+            .by_age
+            .range::<(i64, u64)>(..(oldest_kept, 0))
+            .map_err(unavailable)?
+        {
+            too_old.push(entry.map_err(unavailable)?.0.value().1);
+        }
+        for id in too_old {
+            if let Some(bytes) = self.forget(meta, id)? {
+                self.dropped.too_old.0 += 1;
+                self.dropped.too_old.1 += bytes;
+            }
+        }
+        while kept_bytes(meta)? > self.limits.max_bytes {
+            let oldest = self.headers.first().map_err(unavailable)?;
+            let Some(id) = oldest.map(|(id, _)| id.value()) else {
+                // Nothing left to drop: the total drifted; it is 0.
+                meta.insert(KEPT_BYTES, 0).map_err(unavailable)?;
+                break;
+            };
+            if let Some(bytes) = self.forget(meta, id)? {
+                self.dropped.over_cap.0 += 1;
+                self.dropped.over_cap.1 += bytes;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a refused body from the three tables and the total; its length, or `None`
+    /// when there was none with this id.
+    fn forget(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        id: RecordId,
+    ) -> Result<Option<u64>, StoreError> {
+        let Some(value) = self.headers.remove(id).map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let header = decode_header(id, value.value());
+        drop(value);
+        let bytes = match header {
+            Ok(header) => {
+                self.by_age
+                    .remove((header.envelope.received_at_ms, id))
+                    .map_err(unavailable)?;
+                header.body_len
+            }
+            // A header changed on disk: its age entry is found by its id, and the body's
+            // length is what it holds (what the total counted, unless the body changed too).
+            Err(_) => {
+                self.by_age
+                    .retain(|(_, kept), ()| kept != id)
+                    .map_err(unavailable)?;
+                read_body(&self.bodies, id, 0)?.len() as u64
+            }
+        };
+        self.bodies
+            .retain_in(chunks_of(id), |_, _| false)
+            .map_err(unavailable)?;
+        let total = kept_bytes(meta)?.saturating_sub(bytes);
+        meta.insert(KEPT_BYTES, total).map_err(unavailable)?;
+        Ok(Some(bytes))
+    }
+}
+
+fn kept_bytes(meta: &Table<'_, &'static str, u64>) -> Result<u64, StoreError> {
+    Ok(meta
+        .get(KEPT_BYTES)
+        .map_err(unavailable)?
+        .map_or(0, |v| v.value()))
+}
+
+// ---- Versions 1 and 2, moved at open -----------------------------------------------------------
+
+/// How much one transaction of the move carries at most: the file grows by about this much
+/// while the old entries' pages wait to be reused, and memory holds it until the commit.
+const MOVE_BYTES: u64 = 16 * 1024 * 1024;
+const MOVE_ENTRIES: usize = 1024;
+
+/// Moves the refused bodies of versions 1 and 2 (one table, header and body in one value) to
+/// the tables of version 3, keeping their ids, oldest first, a few at a time, each group in
+/// a transaction that also applies the limits; then deletes the old table. An interrupted
+/// move carries on at the next open. An entry that cannot be read is kept whole as the body
+/// of one that says why.
+pub(super) fn migrate(
+    db: &Database,
+    limits: RejectedLimits,
+    dropped: &AtomicU64,
+) -> Result<(), StoreError> {
+    let mut moved = 0u64;
+    loop {
+        let tx = db.begin_write().map_err(unavailable)?;
+        let exists = tx
+            .list_tables()
+            .map_err(unavailable)?
+            .any(|table| table.name() == OLD.name());
+        if !exists {
+            if moved > 0 {
+                tracing::info!(
+                    count = moved,
+                    "moved the refused bodies to their new tables"
+                );
+            }
+            return Ok(());
+        }
+        let done = {
+            let mut old = tx.open_table(OLD).map_err(unavailable)?;
+            let mut meta = tx.open_table(META).map_err(unavailable)?;
+            let mut tables = RejectedTables::open(&tx, limits)?;
+            let (mut entries, mut bytes) = (0, 0);
+            while entries < MOVE_ENTRIES && bytes < MOVE_BYTES {
+                let Some((id, value)) = old.pop_first().map_err(unavailable)? else {
+                    break;
+                };
+                let (id, raw) = (id.value(), value.value().to_vec());
+                let kept = match decode_old(id, &raw) {
+                    Ok(kept) => kept,
+                    Err(why) => {
+                        tracing::error!(rejected = id, error = %why, "a refused body cannot be read: kept whole, as the body of one that says why");
+                        RejectedRecord::new(
+                            id,
+                            0,
+                            format!("unreadable refused body {id}: {why}"),
+                            Envelope::new(SystemTime::now(), None, Vec::new()),
+                            Bytes::from(raw),
+                        )
+                    }
+                };
+                bytes += kept.body.len() as u64;
+                tables.insert(
+                    &mut meta,
+                    id,
+                    kept.status,
+                    kept.reason,
+                    kept.envelope,
+                    &kept.body,
+                )?;
+                entries += 1;
+            }
+            moved += entries as u64;
+            // Limits applied as it goes: the file never holds more than the cap and a group.
+            tables.trim(&mut meta, SystemTime::now())?;
+            let report = tables.take_dropped();
+            let done = old.is_empty().map_err(unavailable)?;
+            (done, report)
+        };
+        if done.0 {
+            tx.delete_table(OLD).map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)?;
+        done.1.report(&limits, dropped);
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OldHeader {
+    status: u16,
+    reason: String,
+    envelope: Envelope,
+}
+
+/// Version 2 starts with these bytes, which version 1 (a header length, LE) would only start
+/// with for a header of over 150 KB, which it never wrote.
+const OLD_V2: [u8; 4] = [0xFF, b'R', 2, 0];
+
+/// Version 2: `[FF 'R' 2 0][crc32 of the rest, LE][header length: u32 LE][header JSON][body]`;
+/// version 1: `[header length: u32 LE][header JSON][body]`.
+fn decode_old(id: RecordId, bytes: &[u8]) -> Result<RejectedRecord, StoreError> {
+    let rest = match bytes.split_first_chunk::<4>() {
+        Some((magic, rest)) if *magic == OLD_V2 => {
+            let (crc, rest) = rest
+                .split_first_chunk::<4>()
+                .ok_or_else(|| corrupt(id, "truncated"))?;
+            if u32::from_le_bytes(*crc) != checksum(bytes, 4) {
+                return Err(corrupt(id, CHANGED));
+            }
+            rest
+        }
+        _ => bytes,
+    };
+    let (header_len, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt(id, "truncated"))?;
+    let (header, body) = rest
+        .split_at_checked(u32::from_le_bytes(*header_len) as usize)
+        .ok_or_else(|| corrupt(id, "truncated header"))?;
+    let header: OldHeader =
+        serde_json::from_slice(header).map_err(|_| corrupt(id, "unreadable header"))?;
+    Ok(RejectedRecord::new(
+        id,
+        header.status,
+        header.reason,
+        header.envelope,
+        Bytes::copy_from_slice(body),
+    ))
+}
+
+#[cfg(test)]
+pub(super) mod old_format {
+    //! Refused bodies as versions 1 and 2 wrote them, for the tests of the move.
+
+    use super::*;
+
+    fn header(status: u16, reason: &str, envelope: &Envelope) -> Vec<u8> {
+        let header = OldHeader {
+            status,
+            reason: reason.to_owned(),
+            envelope: envelope.clone(),
+        };
+        serde_json::to_vec(&header).unwrap()
+    }
+
+    /// `[header length][header JSON][body]`
+    pub(in crate::store::redb) fn v1(
+        status: u16,
+        reason: &str,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let header = header(status, reason, envelope);
+        let mut out = Vec::new();
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// `[FF 'R' 2 0][crc32][header length][header JSON][body]`
+    pub(in crate::store::redb) fn v2(
+        status: u16,
+        reason: &str,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut out = OLD_V2.to_vec();
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&v1(status, reason, envelope, body));
+        let crc = checksum(&out, 4);
+        out[4..8].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Writes `entries` into the old table, and the id counter as the old store kept it.
+    pub(in crate::store::redb) fn write(db: &Database, entries: &[(RecordId, Vec<u8>)]) {
+        let tx = db.begin_write().unwrap();
+        {
+            let mut old = tx.open_table(OLD).unwrap();
+            let mut meta = tx.open_table(META).unwrap();
+            for (id, value) in entries {
+                old.insert(*id, value.as_slice()).unwrap();
+                meta.insert(NEXT_REJECTED, id + 1).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+
+    /// Whether the old table is still there.
+    pub(in crate::store::redb) fn exists(db: &Database) -> bool {
+        let tx = db.begin_read().unwrap();
+        tx.list_tables()
+            .unwrap()
+            .any(|table| table.name() == OLD.name())
+    }
+}
