@@ -7,7 +7,8 @@ use std::sync::Arc;
 use airudder_webhook::Stats;
 use airudder_webhook::auth::{Authorize, HeaderToken};
 use airudder_webhook::store::{
-    PostgresStore, Record, RecordId, RedbStore, RejectedRecord, Store, StoreError, StoreErrorKind,
+    PostgresStore, Record, RecordId, RedbStore, RejectedRecord, RejectedSummary, Store, StoreError,
+    StoreErrorKind,
 };
 use axum::Json;
 use axum::Router;
@@ -68,11 +69,24 @@ impl Stored {
         }
     }
 
-    async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
+    /// A page of refused bodies, without their bytes: read by the store, not here.
+    async fn rejected_page(
+        &self,
+        after: RecordId,
+        limit: usize,
+    ) -> Result<Vec<RejectedSummary>, StoreError> {
         match self {
-            Self::Redb(store) => store.rejected().await,
-            Self::Postgres(store) => store.rejected().await,
+            Self::Redb(store) => store.rejected_page(after, limit).await,
+            Self::Postgres(store) => store.rejected_page(after, limit).await,
             Self::Nothing => Ok(Vec::new()),
+        }
+    }
+
+    async fn get_rejected(&self, id: RecordId) -> Result<Option<RejectedRecord>, StoreError> {
+        match self {
+            Self::Redb(store) => store.get_rejected(id).await,
+            Self::Postgres(store) => store.get_rejected(id).await,
+            Self::Nothing => Ok(None),
         }
     }
 }
@@ -310,20 +324,37 @@ fn page<T>(
     id: impl Fn(&T) -> RecordId,
     query: &HashMap<String, String>,
 ) -> Result<(Vec<T>, Option<RecordId>), String> {
+    let (after, limit) = page_query(query)?;
+    let mut items: Vec<T> = items.into_iter().filter(|item| id(item) > after).collect();
+    items.sort_by_key(|item| id(item));
+    Ok(cut(items, limit, id))
+}
+
+/// The page asked for: `after` (default 0) and `limit` (1 to 1000, default 100).
+fn page_query(query: &HashMap<String, String>) -> Result<(RecordId, usize), String> {
     let number = |name: &str, default: u64| match query.get(name) {
         None => Ok(default),
         Some(value) => value
             .parse::<u64>()
             .map_err(|_| format!("{name}={value:?} is not a whole number")),
     };
-    let after = number("after", 0)?;
-    let limit = number("limit", 100)?.clamp(1, 1000) as usize;
-    let mut items: Vec<T> = items.into_iter().filter(|item| id(item) > after).collect();
-    items.sort_by_key(|item| id(item));
+    Ok((
+        number("after", 0)?,
+        number("limit", 100)?.clamp(1, 1000) as usize,
+    ))
+}
+
+/// The first `limit` of `items` (in id order), and the id to ask the next page after when
+/// there were more.
+fn cut<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    id: impl Fn(&T) -> RecordId,
+) -> (Vec<T>, Option<RecordId>) {
     let more = items.len() > limit;
     items.truncate(limit);
     let next = more.then(|| items.last().map(&id)).flatten();
-    Ok((items, next))
+    (items, next)
 }
 
 fn summary(record: &Record) -> Value {
@@ -343,14 +374,14 @@ fn summary(record: &Record) -> Value {
     })
 }
 
-fn rejected_summary(rejected: &RejectedRecord) -> Value {
+fn rejected_summary(rejected: &RejectedSummary) -> Value {
     json!({
         "id": rejected.id,
         "kind": rejected.envelope.kind(),
         "status": rejected.status,
         "reason": rejected.reason,
         "received_at_ms": rejected.envelope.received_at_ms,
-        "bytes": rejected.body.len(),
+        "bytes": rejected.bytes,
     })
 }
 
@@ -457,39 +488,49 @@ async fn replay(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Respons
     }
 }
 
+/// A page of refused bodies, paged by the store: no body is read.
 async fn rejected(
     State(admin): State<Admin>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    list(
-        admin.store.rejected().await,
-        |rejected| rejected.id,
-        rejected_summary,
-        &query,
-    )
+    let (after, limit) = match page_query(&query) {
+        Ok(asked) => asked,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match admin.store.rejected_page(after, limit + 1).await {
+        Ok(items) => {
+            let (items, next) = cut(items, limit, |rejected| rejected.id);
+            listing(items.iter().map(rejected_summary).collect(), next)
+        }
+        Err(err) => store_error(err),
+    }
 }
 
+/// One refused body, the only one read.
 async fn rejected_one(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    one(
-        admin.store.rejected().await,
-        |rejected| rejected.id == id,
-        rejected_summary,
-        |rejected| &rejected.body,
-        format!("no refused body {id}: see GET /admin/rejected"),
-    )
+    match admin.store.get_rejected(id).await {
+        Ok(Some(kept)) => {
+            let mut json = rejected_summary(&RejectedSummary::from(kept.clone()));
+            json["body"] = body_value(&kept.body);
+            Json(json).into_response()
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no refused body {id}: see GET /admin/rejected"),
+        ),
+        Err(err) => store_error(err),
+    }
 }
 
 async fn replay_rejected(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    let kind = match admin.store.rejected().await {
-        Ok(all) => match all.into_iter().find(|kept| kept.id == id) {
-            Some(kept) => kept.envelope.kind().to_owned(),
-            None => {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    format!("no refused body {id}: see GET /admin/rejected"),
-                );
-            }
-        },
+    let kind = match admin.store.get_rejected(id).await {
+        Ok(Some(kept)) => kept.envelope.kind().to_owned(),
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no refused body {id}: see GET /admin/rejected"),
+            );
+        }
         Err(err) => return store_error(err),
     };
     let Some(endpoint) = admin.endpoint(&kind) else {

@@ -12,7 +12,9 @@ use airudder_webhook::model::{
     ChatbotSessionEnd, PdsEvent, RawEvent, TaskNotification, WorkflowCallCompletion,
     WorkflowListCompletion, WorkflowStatusChange,
 };
-use airudder_webhook::store::{PostgresOptions, PostgresStore, RecordId, RedbStore, StoreError};
+use airudder_webhook::store::{
+    PostgresOptions, PostgresStore, RecordId, RedbOptions, RedbStore, RejectedLimits, StoreError,
+};
 use airudder_webhook::{
     AckPolicy, Event, HandleNotification, Receiver, ReceiverBuilder, RetryPolicy, ShutdownHandle,
     ShutdownReport, Stats,
@@ -91,15 +93,20 @@ pub(crate) async fn run(
             delay: config.handler_delay,
         }),
     };
+    let kept = RejectedLimits::new(config.rejected_max_bytes, config.rejected_max_age);
     let stored = match config.ack {
         Ack::Durable => match &config.database_url {
             Some(url) => {
                 let options = PostgresOptions::default()
                     .schema(config.database_schema.clone())?
-                    .lease(config.lease);
+                    .lease(config.lease)
+                    .keep_rejected(kept);
                 Stored::Postgres(PostgresStore::connect_with(url, options).await?)
             }
-            None => Stored::Redb(RedbStore::open(&config.data_dir)?),
+            None => Stored::Redb(RedbStore::open_with(
+                &config.data_dir,
+                RedbOptions::default().keep_rejected(kept),
+            )?),
         },
         Ack::Memory | Ack::Handled => Stored::Nothing,
     };
