@@ -382,7 +382,7 @@ async fn a_record_changed_on_disk_after_a_clean_stop_is_set_aside_never_handled(
     stop(&receiver).await;
 }
 
-/// A store whose appends take a second: a slow disk.
+/// A store whose appends and kept refused bodies take a second: a slow disk.
 #[derive(Clone)]
 struct Slow(RedbStore);
 
@@ -423,7 +423,9 @@ impl Store for Slow {
         envelope: Envelope,
         body: Bytes,
     ) -> Result<RecordId, StoreError> {
-        self.0.reject(status, reason, envelope, body).await
+        let kept = self.0.reject(status, reason, envelope, body).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        kept
     }
     async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
         self.0.rejected().await
@@ -434,6 +436,38 @@ impl Store for Slow {
     async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
         self.0.prune(before).await
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_bodies_waiting_for_a_slow_disk_count_as_bytes_in_flight() {
+    let dir = support::process::DataDir::new();
+    let store = RedbStore::open(&dir.0).unwrap();
+    let body = {
+        let mut body = br#"{"task_id": ""#.to_vec();
+        body.resize(100_000, b'x');
+        body
+    };
+    let receiver =
+        Receiver::builder(|_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) })
+            .allow_unauthenticated()
+            .body_limit(200_000)
+            .max_bytes_in_flight(250_000)
+            .durable(Slow(store.clone()))
+            .build()
+            .unwrap();
+    // Two are answered 400 and wait for the disk with their bytes; the third finds no room.
+    assert_eq!(post(&receiver, body.clone()).await, StatusCode::BAD_REQUEST);
+    assert_eq!(post(&receiver, body.clone()).await, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post(&receiver, body.clone()).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // Once the disk has them, there is room again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(post(&receiver, body).await, StatusCode::BAD_REQUEST);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(store.rejected_page(0, 10).await.unwrap().len(), 3);
+    stop(&receiver).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::request::Parts;
 use http_body::Body;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::admission::content_length;
 use super::builder::AckPolicy;
@@ -59,7 +60,10 @@ where
 
     let decoded = match inner.intake.decode::<E>(&parts, &raw) {
         Ok(decoded) => decoded,
-        Err(rejection) => return Err(inner.refused_and_kept(rejection, &parts, raw, received_at)),
+        Err(rejection) => {
+            let held = in_flight.into_permit();
+            return Err(inner.refused_and_kept(rejection, &parts, raw, held, received_at));
+        }
     };
     drop(raw);
     let span = tracing::Span::current();
@@ -111,11 +115,16 @@ where
 impl<E> Inner<E> {
     /// [`refused`](Self::refused), and with a store, keeps the raw body there to be recovered
     /// ([`Receiver::replay_rejected`](super::Receiver::replay_rejected)).
+    ///
+    /// `held`, the body's share of the bytes in flight, is let go once the store has it: a
+    /// flood of refused bodies faster than the disk meets the cap (503), not an unbounded
+    /// pile of bodies waiting to be written.
     fn refused_and_kept(
         &self,
         rejection: Rejection,
         head: &Parts,
         raw: Bytes,
+        held: Option<OwnedSemaphorePermit>,
         received_at: SystemTime,
     ) -> Rejection {
         if let Some(store) = self.queue.store() {
@@ -127,6 +136,7 @@ impl<E> Inner<E> {
                 raw.clone(),
             );
             tokio::spawn(async move {
+                let _held = held;
                 match store.reject(status, reason, envelope, body).await {
                     Ok(_) => {}
                     // The store's limits at work, not a fault.
