@@ -92,3 +92,9 @@ fn both_raise_the_file_limit_that_caps_open_connections() {
     assert_eq!(unit("LimitNOFILE"), ["65536"]);
     assert!(DOCKERFILE.contains("--ulimit nofile=65536:65536"));
 }
+
+#[test]
+fn both_keep_the_store_for_the_relay_alone() {
+    assert_eq!(unit("StateDirectoryMode"), ["0700"]);
+    assert!(DOCKERFILE.contains("mkdir -m 0700 /data"));
+}
