@@ -85,9 +85,12 @@ impl Folder {
 
     /// Makes the renames into the folder durable, before the headers that name them commit.
     pub(super) fn sync(&self) -> Result<(), StoreError> {
+        // Elsewhere a folder cannot be opened to be fsynced; a rename there is durable or not.
+        #[cfg(unix)]
         std::fs::File::open(&self.path)
             .and_then(|dir| dir.sync_all())
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// Deletes the files of bodies whose headers are gone (committed). One that cannot be
