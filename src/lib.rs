@@ -164,7 +164,7 @@
 //! | `tokio` (`rt`, `sync`, `time`, `macros`, `signal`) | the queue, the workers, timeouts, and `shutdown_signal` |
 //! | `tracing` | spans and events, zero cost when nobody listens |
 //! | `jiff` (no default features) | the sender's timestamp formats, without a time-zone database |
-//! | `redb` | the embedded store: one file, atomic de-duplication, checksums (chosen by measurement: `benches/README.md`) |
+//! | `redb` | the embedded store: one database file (and a file per kept refused body), atomic de-duplication, checksums (chosen by measurement: `benches/README.md`) |
 //! | `sha2`, `crc32fast` | the de-duplication key (SHA-256 of the canonical notification); each stored record's checksum |
 //! | `pin-project-lite` | the response futures and bodies, without `unsafe` |
 //! | `subtle` | constant-time comparison of tokens and passwords |

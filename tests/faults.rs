@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
     Appended, Envelope, NewRecord, Record, RecordId, RedbStore, RejectedRecord, Store, StoreError,
+    StoreErrorKind,
 };
 use airudder_webhook::{Delivery, Receiver};
 use bytes::Bytes;
@@ -220,6 +221,58 @@ async fn a_full_disk_answers_503_then_recovers_without_a_restart_and_handles_not
         || std::fs::remove_file(filler.lock().unwrap().take().unwrap()).unwrap(),
     )
     .await;
+}
+
+/// The names in a store's folder of refused bodies, sorted.
+fn refused_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir.join("rejected"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_body_on_a_full_disk_is_answered_unavailable_and_leaves_no_header_without_its_file()
+ {
+    let Some(fs) = Tmpfs::mount("full-refused", 3) else {
+        return;
+    };
+    let dir = fs.0.join("store");
+    let store = RedbStore::open(&dir).unwrap();
+    let refuse = |len: usize| {
+        let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+        store.reject(
+            400,
+            "malformed JSON".into(),
+            envelope,
+            Bytes::from(vec![b'x'; len]),
+        )
+    };
+    let kept = refuse(4096).await.unwrap();
+
+    let filler = fs.fill();
+    for _ in 0..3 {
+        let err = refuse(256 * 1024).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    }
+    // Nothing half written stays: no header, no file, no temporary file.
+    let listed = store.rejected_page(0, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|one| one.id).collect::<Vec<_>>(), [kept]);
+    assert_eq!(refused_files(&dir), [kept.to_string()]);
+
+    std::fs::remove_file(filler).unwrap();
+    let next = refuse(256 * 1024).await.unwrap();
+    drop(store);
+    let store = RedbStore::open(&dir).unwrap();
+    let all = store.rejected().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|one| (one.id, one.body.len()))
+            .collect::<Vec<_>>(),
+        [(kept, 4096), (next, 256 * 1024)]
+    );
 }
 
 /// An ext4 file system in a file, on a loop device, that can fail as a dying disk does.

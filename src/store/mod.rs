@@ -91,7 +91,7 @@
 //!
 //! | setup | what it guarantees | what it costs |
 //! | --- | --- | --- |
-//! | one receiver, [`RedbStore`] (one file in a directory) | acknowledged means fsynced on this machine's disk; a restart redelivers | nothing to run beside it; but while the receiver is down the sender's 5 retries are all there is, and a dead disk takes its notifications with it |
+//! | one receiver, [`RedbStore`] (a database file and a `rejected/` folder in a directory) | acknowledged means fsynced on this machine's disk; a restart redelivers | nothing to run beside it; but while the receiver is down the sender's 5 retries are all there is, and a dead disk takes its notifications with it |
 //! | several receivers, `PostgresStore` (feature `postgres`) | acknowledged means committed (`synchronous_commit` on); a retry that lands on another receiver is still a duplicate; a receiver that dies loses its claims after the lease and the others handle its notifications | a database round trip per request and per handled notification; while PostgreSQL is unreachable every receiver answers 503 and recovers by itself |
 //!
 //! ```no_run
@@ -157,7 +157,7 @@
 //!   kind to replay it with.
 //! - **Duplicates stay within a kind**: the de-duplication key of every kind but the default is
 //!   mixed with the kind, so that one body at two paths is two notifications.
-//! - **The embedded store** is shared by cloning the [`RedbStore`] (one file, one writer);
+//! - **The embedded store** is shared by cloning the [`RedbStore`] (one database, one writer);
 //!   **PostgreSQL** by giving each receiver
 //!   [`PostgresStore::for_another_receiver`](PostgresStore::for_another_receiver): the same
 //!   pool, claims of its own, so that one receiver's shutdown never releases another's claims.

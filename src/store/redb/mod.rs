@@ -1,5 +1,12 @@
-//! The embedded store: one redb file, written by one thread that commits in groups.
+//! The embedded store: a redb file, and a folder of the refused bodies' files, written by one
+//! thread that commits in groups.
+//!
+//! ```text
+//! <dir>/airudder.redb    notifications, de-duplication keys, refused bodies' headers, counters
+//! <dir>/rejected/<id>    one refused body's bytes, as received (bodies.rs)
+//! ```
 
+mod bodies;
 mod format;
 mod rejected;
 
@@ -12,6 +19,7 @@ use ::redb::{Builder, Database, ReadableDatabase, ReadableTable};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use self::bodies::{Folder, Staged};
 use self::format::{Header, KEYS, META, RECORDS, decode_record, encode_record};
 use self::rejected::RejectedTables;
 use super::{
@@ -25,6 +33,9 @@ const MAX_GROUP: usize = 1024;
 /// The embedded [`Store`]: a redb database in a directory, fsynced on every commit, with
 /// concurrent writes committed together (group commit).
 ///
+/// The directory holds the database file, `airudder.redb`, and a folder `rejected/` with a
+/// file for each kept refused body (`0700` and `0600`, as the directory and the database).
+///
 /// - **It recovers by itself.** After an I/O error (a full disk, a file system remounted
 ///   read-only) every operation answers [`StoreErrorKind::Unavailable`] (the receiver: 503, the
 ///   sender retries) while the store reopens the database with backoff, as soon as the disk
@@ -36,10 +47,12 @@ const MAX_GROUP: usize = 1024;
 ///   ([`quarantined`](Self::quarantined)), and never handed to the handler.
 /// - **Its memory is bounded** by its page cache ([`RedbOptions::cache_size`]).
 /// - **Its refused bodies are bounded** in size and age ([`RedbOptions::keep_rejected`]), and
-///   listed without reading a body ([`Store::rejected_page`]).
+///   listed without reading a body ([`Store::rejected_page`]). Each is a file of its own, so
+///   that a dropped one gives its disk space back at once: the folder holds at most the cap,
+///   and the bodies being written.
 ///
-/// Cloning is cheap; clones share the database. The file is locked while open: a second
-/// process opening the same directory gets [`StoreErrorKind::Unavailable`].
+/// Cloning is cheap; clones share the database. The database file is locked while open: a
+/// second process opening the same directory gets [`StoreErrorKind::Unavailable`].
 #[derive(Clone)]
 pub struct RedbStore {
     inner: Arc<Inner>,
@@ -93,6 +106,8 @@ struct Inner {
 /// What the writer thread and the readers share.
 struct Shared {
     path: PathBuf,
+    /// The refused bodies' files.
+    folder: Folder,
     options: RedbOptions,
     /// `None` while the writer reopens the database after an I/O error.
     db: RwLock<Option<Arc<Database>>>,
@@ -156,7 +171,8 @@ enum Command {
     Fail(RecordId, String, Reply<()>),
     Dead(RecordId, String, Reply<()>),
     Replay(RecordId, Reply<Record>),
-    Reject(u16, String, Envelope, Bytes, Reply<RecordId>),
+    /// A refused body, already in a file of its own: the writer gives it its id.
+    Reject(u16, String, Envelope, Staged, Reply<RecordId>),
     RemoveRejected(RecordId, Reply<()>),
     Prune(i64, Reply<u64>),
     /// A record a reader found corrupt: moved to the rejected bodies.
@@ -168,15 +184,15 @@ fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store in `dir`, as the file `airudder.redb`, with the default
-    /// [`RedbOptions`].
+    /// Opens (or creates) the store in `dir`, as the file `airudder.redb` and the folder
+    /// `rejected/`, with the default [`RedbOptions`].
     ///
     /// A record that cannot be read back (a corrupt write, or bytes changed on disk) is
     /// reported in the log and moved to the [rejected](Store::rejected) bodies with its raw
     /// bytes, never skipped silently.
     ///
     /// # Errors
-    /// When the directory or the file cannot be created or opened, the file is corrupt beyond
+    /// When the directory, the file or the folder cannot be created or opened, the file is corrupt beyond
     /// repair ([`StoreErrorKind::Corrupt`]), or another process has it open.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(dir, RedbOptions::default())
@@ -191,6 +207,7 @@ impl RedbStore {
         private_dir(dir)?;
         let shared = Arc::new(Shared {
             path: dir.join("airudder.redb"),
+            folder: Folder::new(dir),
             options,
             db: RwLock::new(None),
             recovering: AtomicBool::new(false),
@@ -199,7 +216,7 @@ impl RedbStore {
             rejected_dropped: AtomicU64::new(0),
             summary: std::sync::Mutex::new(None),
         });
-        let db = open_database(&shared)?;
+        let db = open_database(&shared, true)?;
         *shared
             .db
             .write()
@@ -240,7 +257,7 @@ impl RedbStore {
         self.inner.shared.recovering.load(Ordering::Relaxed)
     }
 
-    /// The database file.
+    /// The database file (the refused bodies' files are in `rejected/` beside it).
     pub fn path(&self) -> &Path {
         &self.inner.shared.path
     }
@@ -387,12 +404,36 @@ impl Store for RedbStore {
         envelope: Envelope,
         body: Bytes,
     ) -> Result<RecordId, StoreError> {
-        self.send(|reply| Command::Reject(status, reason, envelope, body, reply))
+        // Checked before the body is written: one over the cap is never kept.
+        self.inner.shared.options.rejected.admit(body.len())?;
+        let Some(writer) = self.inner.writer.clone() else {
+            return Err(StoreError::bare(StoreErrorKind::Closed));
+        };
+        let shared = Arc::clone(&self.inner.shared);
+        let (reply, answer) = oneshot::channel();
+        // The body is written and fsynced here, not by the writer: an 8 MiB write and fsync
+        // would hold up every append of its group commit. The writer only renames it and
+        // commits its header. One blocking task writes and sends, so that the refusal is kept
+        // even if this future is dropped, as other commands are.
+        drop(tokio::task::spawn_blocking(move || {
+            match shared.folder.stage(&body) {
+                Ok(staged) => {
+                    // Unsent (the writer is gone), the file is deleted and the reply dropped.
+                    let _ = writer.send(Command::Reject(status, reason, envelope, staged, reply));
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            }
+        }));
+        answer
             .await
+            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?
     }
 
     async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
-        self.read(rejected::all).await
+        let shared = Arc::clone(&self.inner.shared);
+        self.read(move |db| rejected::all(db, &shared.folder)).await
     }
 
     /// Reads the headers alone: no body is loaded.
@@ -405,7 +446,9 @@ impl Store for RedbStore {
     }
 
     async fn get_rejected(&self, id: RecordId) -> Result<Option<RejectedRecord>, StoreError> {
-        self.read(move |db| rejected::get(db, id)).await
+        let shared = Arc::clone(&self.inner.shared);
+        self.read(move |db| rejected::get(db, &shared.folder, id))
+            .await
     }
 
     async fn remove_rejected(&self, id: RecordId) -> Result<(), StoreError> {
@@ -462,10 +505,12 @@ fn summary(db: &Database) -> Result<StoreSummary, StoreError> {
     Ok(StoreSummary::new(pending, dead, oldest))
 }
 
-/// Opens the database with the store's options, creates the tables, and quarantines every
-/// record that cannot be read back.
-fn open_database(shared: &Shared) -> Result<Arc<Database>, StoreError> {
+/// Opens the database with the store's options, creates the tables and the refused bodies'
+/// folder, quarantines every record that cannot be read back, and sweeps the folder (the
+/// temporary files too when `first`, the open before any refusal).
+fn open_database(shared: &Shared, first: bool) -> Result<Arc<Database>, StoreError> {
     private_file(&shared.path)?;
+    private_dir(shared.folder.path())?;
     let db = Builder::new()
         .set_cache_size(shared.options.cache_size)
         .create(&shared.path)
@@ -476,11 +521,11 @@ fn open_database(shared: &Shared) -> Result<Arc<Database>, StoreError> {
             other => unavailable(other),
         })?;
     let limits = shared.options.rejected;
-    rejected::migrate(&db, limits, &shared.rejected_dropped)?;
+    rejected::migrate(&db, &shared.folder, limits, &shared.rejected_dropped)?;
     let tx = db.begin_write().map_err(unavailable)?;
-    let dropped = {
+    let settle = {
         let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
-        let mut rejected = RejectedTables::open(&tx, limits)?;
+        let mut rejected = RejectedTables::open(&tx, &shared.folder, limits)?;
         tx.open_table(KEYS).map_err(unavailable)?;
         let mut meta = tx.open_table(META).map_err(unavailable)?;
         let mut bad = Vec::new();
@@ -506,10 +551,12 @@ fn open_database(shared: &Shared) -> Result<Arc<Database>, StoreError> {
         // the disk takes writes: a transaction that changes nothing commits even on a dead one.
         let opened = u64::try_from(millis(SystemTime::now())).unwrap_or(0);
         meta.insert("opened_at_ms", opened).map_err(unavailable)?;
-        rejected.take_dropped()
+        rejected.finish()?
     };
     tx.commit().map_err(unavailable)?;
-    dropped.report(&limits, &shared.rejected_dropped);
+    settle.committed(&shared.folder, &limits, &shared.rejected_dropped);
+    // Once the headers are committed: a file none of them names was left by a crash.
+    rejected::sweep(&db, &shared.folder, first)?;
     Ok(Arc::new(db))
 }
 
@@ -531,7 +578,9 @@ impl Quarantine<'_, '_> {
         self.shared.quarantined.fetch_add(1, Ordering::Relaxed);
         let reason = format!("corrupt stored record {id}: {why}");
         let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
-        match self.rejected.keep(self.meta, 0, reason, envelope, &raw)? {
+        // Written by the writer itself: a quarantine is rare, and its record is in hand here.
+        let body = self.rejected.stage(&raw)?;
+        match self.rejected.keep(self.meta, 0, reason, envelope, body)? {
             Ok(rejected) => {
                 tracing::error!(record = id, rejected, error = %why, "corrupt stored notification: not handed to the handler, moved to the rejected bodies");
             }
@@ -735,7 +784,7 @@ fn reopen(shared: &Shared) -> Result<(), StoreError> {
             }
         }
     }
-    let db = open_database(shared)?;
+    let db = open_database(shared, false)?;
     *slot() = Some(db);
     Ok(())
 }
@@ -780,7 +829,7 @@ fn apply(
     let result = (|| {
         let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
         let mut keys = tx.open_table(KEYS).map_err(unavailable)?;
-        let mut rejected = RejectedTables::open(&tx, limits)?;
+        let mut rejected = RejectedTables::open(&tx, &shared.folder, limits)?;
         let mut meta = tx.open_table(META).map_err(unavailable)?;
         let mut tables = Tables {
             records: &mut records,
@@ -794,12 +843,13 @@ fn apply(
             answers.push(tables.apply(command)?);
         }
         tables.save_next_record()?;
-        Ok(rejected.take_dropped())
+        rejected.finish()
     })();
-    let dropped = result?;
+    // Not committed, the refused bodies' files placed for it go with `result` or `settle`.
+    let settle = result?;
     tx.commit().map_err(unavailable)?;
-    // Counted and logged once committed: a transaction that failed dropped nothing.
-    dropped.report(&limits, &shared.rejected_dropped);
+    // Counted, logged and deleted once committed: a transaction that failed dropped nothing.
+    settle.committed(&shared.folder, &limits, &shared.rejected_dropped);
     Ok(())
 }
 
@@ -922,7 +972,7 @@ impl Tables<'_, '_> {
                 // Over the cap alone answers that command; the group carries on.
                 let result = self
                     .rejected
-                    .keep(self.meta, status, reason, envelope, &body)?;
+                    .keep(self.meta, status, reason, envelope, body)?;
                 Answer::new(reply, result)
             }
             Command::RemoveRejected(id, reply) => {
@@ -1250,6 +1300,75 @@ mod tests {
             .block_on(future)
     }
 
+    /// The names in the refused bodies' folder, sorted.
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir.join("rejected"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_crash_leaves_files_that_open_sweeps_and_a_lost_file_reads_as_corrupt() {
+        let dir = temp_dir("rejected-crash");
+        let folder = dir.join("rejected");
+        async fn refuse(store: &RedbStore, body: &'static [u8]) -> Result<RecordId, StoreError> {
+            let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+            let body = Bytes::from_static(body);
+            store
+                .reject(400, "malformed JSON".into(), envelope, body)
+                .await
+        }
+        let (kept, lost) = block_on(async {
+            let store = RedbStore::open(&dir).unwrap();
+            let kept = refuse(&store, b"kept").await.unwrap();
+            let lost = refuse(&store, b"lost").await.unwrap();
+            assert_eq!(files_in(&dir), [kept.to_string(), lost.to_string()]);
+            (kept, lost)
+        });
+        // What a crash leaves: a body renamed whose header never committed (its id is the
+        // next one), a temporary file half written; and a file lost by hand. A name the store
+        // never writes is left alone.
+        std::fs::write(folder.join((lost + 1).to_string()), b"no header").unwrap();
+        std::fs::write(folder.join("incoming-0.tmp"), b"half").unwrap();
+        std::fs::write(folder.join("notes.txt"), b"not ours").unwrap();
+        std::fs::remove_file(folder.join(lost.to_string())).unwrap();
+
+        block_on(async {
+            let store = RedbStore::open(&dir).unwrap();
+            assert_eq!(files_in(&dir), [kept.to_string(), "notes.txt".into()]);
+            // Listed still, from its header; read, it is corrupt, and says which.
+            let page = store.rejected_page(0, 10).await.unwrap();
+            assert_eq!(
+                page.iter().map(|kept| kept.id).collect::<Vec<_>>(),
+                [kept, lost]
+            );
+            let err = store.get_rejected(lost).await.unwrap_err();
+            assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("rejected/{lost} is missing")),
+                "{err}"
+            );
+            assert_eq!(
+                store.rejected().await.unwrap_err().kind(),
+                StoreErrorKind::Corrupt
+            );
+            store.remove_rejected(lost).await.unwrap();
+            let one = store.get_rejected(kept).await.unwrap().unwrap();
+            assert_eq!(&one.body[..], b"kept");
+            // The swept file's id is given again, to a body of its own.
+            let next = refuse(&store, b"next").await.unwrap();
+            assert_eq!(next, lost + 1);
+            let again = store.get_rejected(next).await.unwrap().unwrap();
+            assert_eq!(&again.body[..], b"next");
+            assert_eq!(store.rejected().await.unwrap().len(), 2);
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn refused_bodies_of_the_old_format_move_to_their_own_tables_at_open() {
         use super::rejected::old_format::{exists, v1, v2, write};
@@ -1296,6 +1415,7 @@ mod tests {
             );
             let one = store.get_rejected(3).await.unwrap().unwrap();
             assert_eq!(&one.body[..], b"{one");
+            assert_eq!(std::fs::read(dir.join("rejected/3")).unwrap(), b"{one");
             assert_eq!(&store.rejected().await.unwrap()[2].body[..], &changed[..]);
             // New ids follow the old ones.
             let next = store
@@ -1339,6 +1459,12 @@ mod tests {
             assert_eq!(kept.len(), 500);
             assert_eq!((kept[0].id, kept[499].id), (1001, 1500));
         });
+        let files = files_in(&dir);
+        assert_eq!(
+            (files.len(), files.iter().min().map(String::as_str)),
+            (500, Some("1001")),
+            "the dropped ones' files are gone"
+        );
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }

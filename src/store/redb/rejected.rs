@@ -3,15 +3,13 @@
 //! ```text
 //! rejected_meta    id -> [FF 'M' 3 0][crc32 of the JSON, LE][header JSON]
 //!                        header: status, reason, envelope, body_len, body_crc
-//! rejected_bodies  (id, n) -> the raw bytes, as received, in chunks of CHUNK bytes
 //! rejected_by_age  (received_at_ms, id) -> ()
 //! meta             "rejected_bytes": the sum of body_len; "next_rejected": the next id
+//! rejected/<id>    (a file beside the database) the raw bytes, as received: `bodies.rs`
 //! ```
 //!
-//! redb reads a whole value to hand out any of it, so a header kept in the same value as its
-//! body would make every list read every body: headers and bodies live in tables of their own.
-//! A value takes a power-of-two run of redb's 4 KiB pages, so a 2 MiB body kept whole would take
-//! 4 MiB: bodies are cut in chunks that each fill a 64 KiB run.
+//! Listing reads the headers alone, never a body's file. A body's bytes are a file of their
+//! own, not redb values: deleting it gives its space back at once (see `bodies.rs`).
 //! The running total lets the cap be kept without a scan, and the age index lets the age limit
 //! read only what it drops. Before these tables, one table `rejected` held header and body in
 //! one value (versions 1 and 2, below); [`migrate`] moves its entries at open.
@@ -26,6 +24,7 @@ use ::redb::{
 };
 use bytes::Bytes;
 
+use super::bodies::{Folder, Staged, Unsettled};
 use super::format::{CHANGED, META, checksum, corrupt};
 use crate::store::{
     Envelope, RecordId, RejectedDrops, RejectedLimits, RejectedRecord, RejectedSummary, StoreError,
@@ -33,33 +32,9 @@ use crate::store::{
 };
 
 const HEADERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected_meta");
-const BODIES: TableDefinition<'_, (u64, u32), &[u8]> = TableDefinition::new("rejected_bodies");
 const BY_AGE: TableDefinition<'_, (i64, u64), ()> = TableDefinition::new("rejected_by_age");
 /// Versions 1 and 2: header and body in one value.
 const OLD: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected");
-
-/// The most bytes of a body in one value: with its leaf's header (20 bytes) it fits a 64 KiB
-/// run of pages, all but a few bytes of it used.
-const CHUNK: usize = 64 * 1024 - 64;
-
-/// The keys of a body's chunks.
-fn chunks_of(id: RecordId) -> std::ops::RangeInclusive<(u64, u32)> {
-    (id, 0)..=(id, u32::MAX)
-}
-
-/// A body, put together from its chunks; `len` is what its header says, to reserve memory.
-fn read_body<T>(bodies: &T, id: RecordId, len: u64) -> Result<Vec<u8>, StoreError>
-where
-    T: ReadableTable<(u64, u32), &'static [u8]>,
-{
-    // Reserved up front at most 64 MiB, whatever a header says.
-    let reserve = usize::try_from(len).unwrap_or(0).min(64 * 1024 * 1024);
-    let mut body = Vec::with_capacity(reserve);
-    for chunk in bodies.range(chunks_of(id)).map_err(unavailable)? {
-        body.extend_from_slice(chunk.map_err(unavailable)?.1.value());
-    }
-    Ok(body)
-}
 
 /// The meta entry holding the sum of the kept bodies' lengths.
 const KEPT_BYTES: &str = "rejected_bytes";
@@ -165,64 +140,117 @@ pub(super) fn page(
 }
 
 /// One refused body, bytes included.
-pub(super) fn get(db: &Database, id: RecordId) -> Result<Option<RejectedRecord>, StoreError> {
+pub(super) fn get(
+    db: &Database,
+    folder: &Folder,
+    id: RecordId,
+) -> Result<Option<RejectedRecord>, StoreError> {
     let tx = db.begin_read().map_err(unavailable)?;
     let headers = tx.open_table(HEADERS).map_err(unavailable)?;
     let Some(value) = headers.get(id).map_err(unavailable)? else {
         return Ok(None);
     };
     let header = decode_header(id, value.value())?;
-    let bodies = tx.open_table(BODIES).map_err(unavailable)?;
-    let body = read_body(&bodies, id, header.body_len)?;
-    record(id, header, body).map(Some)
+    with_body(db, folder, id, header)
 }
 
 /// Every refused body, bytes included.
-pub(super) fn all(db: &Database) -> Result<Vec<RejectedRecord>, StoreError> {
+pub(super) fn all(db: &Database, folder: &Folder) -> Result<Vec<RejectedRecord>, StoreError> {
     let tx = db.begin_read().map_err(unavailable)?;
     let headers = tx.open_table(HEADERS).map_err(unavailable)?;
-    let bodies = tx.open_table(BODIES).map_err(unavailable)?;
     let mut out = Vec::new();
     for entry in headers.iter().map_err(unavailable)? {
         let (id, value) = entry.map_err(unavailable)?;
         let id = id.value();
         let header = decode_header(id, value.value())?;
-        let body = read_body(&bodies, id, header.body_len)?;
-        out.push(record(id, header, body)?);
+        out.extend(with_body(db, folder, id, header)?);
     }
     Ok(out)
 }
 
+/// The record of a header read, with its body from its file, checked; `None` when it was
+/// dropped (and its file deleted) since the header was read.
+fn with_body(
+    db: &Database,
+    folder: &Folder,
+    id: RecordId,
+    header: Header,
+) -> Result<Option<RejectedRecord>, StoreError> {
+    if let Some(body) = folder.read(id)? {
+        return record(id, header, body).map(Some);
+    }
+    let tx = db.begin_read().map_err(unavailable)?;
+    let headers = tx.open_table(HEADERS).map_err(unavailable)?;
+    if headers.get(id).map_err(unavailable)?.is_none() {
+        return Ok(None);
+    }
+    Err(corrupt(
+        id,
+        &format!("the refused body's file rejected/{id} is missing"),
+    ))
+}
+
+/// Deletes the files in `folder` that no committed header names, and the temporary ones when
+/// `tmp_too` (at the first open only: later, a refusal may be writing one).
+pub(super) fn sweep(db: &Database, folder: &Folder, tmp_too: bool) -> Result<(), StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let headers = tx.open_table(HEADERS).map_err(unavailable)?;
+    folder.sweep(
+        |id| Ok(headers.get(id).map_err(unavailable)?.is_some()),
+        tmp_too,
+    )
+}
+
 // ---- Writes ------------------------------------------------------------------------------------
 
-/// The refused bodies' tables, open in a write transaction.
+/// The refused bodies' tables, open in a write transaction, and their files.
 pub(super) struct RejectedTables<'t> {
     headers: Table<'t, u64, &'static [u8]>,
-    bodies: Table<'t, (u64, u32), &'static [u8]>,
     by_age: Table<'t, (i64, u64), ()>,
+    folder: &'t Folder,
     limits: RejectedLimits,
     /// What this transaction dropped so far.
     dropped: RejectedDrops,
+    /// The files this transaction placed: deleted if it does not commit.
+    placed: Vec<Unsettled>,
+    /// The bodies this transaction dropped, whose files go once it commits.
+    unlink: Vec<RecordId>,
 }
 
 impl<'t> RejectedTables<'t> {
-    /// Opens (creates) the tables in `tx`.
+    /// Opens (creates) the tables in `tx`; the bodies' files are in `folder`.
     pub(super) fn open(
         tx: &'t WriteTransaction,
+        folder: &'t Folder,
         limits: RejectedLimits,
     ) -> Result<Self, StoreError> {
         Ok(Self {
             headers: tx.open_table(HEADERS).map_err(unavailable)?,
-            bodies: tx.open_table(BODIES).map_err(unavailable)?,
             by_age: tx.open_table(BY_AGE).map_err(unavailable)?,
+            folder,
             limits,
             dropped: RejectedDrops::default(),
+            placed: Vec::new(),
+            unlink: Vec::new(),
         })
     }
 
-    /// What was dropped since the tables were opened (or this was last called).
-    pub(super) fn take_dropped(&mut self) -> RejectedDrops {
-        std::mem::take(&mut self.dropped)
+    /// Writes `body` to a file of its own, for [`keep`](Self::keep).
+    pub(super) fn stage(&self, body: &[u8]) -> Result<Staged, StoreError> {
+        self.folder.stage(body)
+    }
+
+    /// Makes the files placed so far durable, and hands over what is left to do once the
+    /// transaction commits. Call it last, before the commit.
+    pub(super) fn finish(&mut self) -> Result<Settle, StoreError> {
+        if !self.placed.is_empty() {
+            self.folder.sync()?;
+        }
+        Ok(Settle {
+            placed: std::mem::take(&mut self.placed),
+            unlink: std::mem::take(&mut self.unlink),
+            dropped: std::mem::take(&mut self.dropped),
+        })
     }
 
     /// Keeps a refused body, then drops what the limits no longer allow. `Ok(Err(Invalid))`
@@ -233,9 +261,12 @@ impl<'t> RejectedTables<'t> {
         status: u16,
         reason: String,
         envelope: Envelope,
-        body: &[u8],
+        body: Staged,
     ) -> Result<Result<RecordId, StoreError>, StoreError> {
-        if let Err(refused) = self.limits.admit(body.len()) {
+        if let Err(refused) = self
+            .limits
+            .admit(usize::try_from(body.len).unwrap_or(usize::MAX))
+        {
             return Ok(Err(refused));
         }
         let id = meta
@@ -248,7 +279,8 @@ impl<'t> RejectedTables<'t> {
         Ok(Ok(id))
     }
 
-    /// Writes a refused body under `id` and adds it to the total; no limit checked.
+    /// Places a refused body's file under `id`, writes its header and adds it to the total;
+    /// no limit checked.
     fn insert(
         &mut self,
         meta: &mut Table<'_, &'static str, u64>,
@@ -256,22 +288,20 @@ impl<'t> RejectedTables<'t> {
         status: u16,
         reason: String,
         envelope: Envelope,
-        body: &[u8],
+        body: Staged,
     ) -> Result<(), StoreError> {
         let received_at = envelope.received_at_ms;
         let header = Header {
             status,
             reason,
             envelope,
-            body_len: body.len() as u64,
-            body_crc: crc32fast::hash(body),
+            body_len: body.len,
+            body_crc: body.crc,
         };
+        self.placed.push(body.place(self.folder, id)?);
         self.headers
             .insert(id, encode_header(&header).as_slice())
             .map_err(unavailable)?;
-        for (n, chunk) in (0u32..).zip(body.chunks(CHUNK)) {
-            self.bodies.insert((id, n), chunk).map_err(unavailable)?;
-        }
         self.by_age
             .insert((received_at, id), ())
             .map_err(unavailable)?;
@@ -326,8 +356,8 @@ impl<'t> RejectedTables<'t> {
         Ok(())
     }
 
-    /// Removes a refused body from the three tables and the total; its length, or `None`
-    /// when there was none with this id.
+    /// Removes a refused body from the tables and the total, and its file once the
+    /// transaction commits; its length, or `None` when there was none with this id.
     fn forget(
         &mut self,
         meta: &mut Table<'_, &'static str, u64>,
@@ -346,20 +376,39 @@ impl<'t> RejectedTables<'t> {
                 header.body_len
             }
             // A header changed on disk: its age entry is found by its id, and the body's
-            // length is what it holds (what the total counted, unless the body changed too).
+            // length is its file's (what the total counted, unless the body changed too).
             Err(_) => {
                 self.by_age
                     .retain(|(_, kept), ()| kept != id)
                     .map_err(unavailable)?;
-                read_body(&self.bodies, id, 0)?.len() as u64
+                self.folder.len(id)
             }
         };
-        self.bodies
-            .retain_in(chunks_of(id), |_, _| false)
-            .map_err(unavailable)?;
+        self.unlink.push(id);
         let total = kept_bytes(meta)?.saturating_sub(bytes);
         meta.insert(KEPT_BYTES, total).map_err(unavailable)?;
         Ok(Some(bytes))
+    }
+}
+
+/// What a transaction did to the refused bodies' files, to settle once it has committed.
+/// Dropped instead (the commit failed), it deletes the files placed for it.
+#[must_use]
+pub(super) struct Settle {
+    placed: Vec<Unsettled>,
+    unlink: Vec<RecordId>,
+    dropped: RejectedDrops,
+}
+
+impl Settle {
+    /// The transaction committed: keeps the files placed, deletes the dropped bodies' files,
+    /// and logs and counts the drops.
+    pub(super) fn committed(self, folder: &Folder, limits: &RejectedLimits, counter: &AtomicU64) {
+        for file in self.placed {
+            file.settle();
+        }
+        folder.delete(&self.unlink);
+        self.dropped.report(limits, counter);
     }
 }
 
@@ -372,8 +421,8 @@ fn kept_bytes(meta: &Table<'_, &'static str, u64>) -> Result<u64, StoreError> {
 
 // ---- Versions 1 and 2, moved at open -----------------------------------------------------------
 
-/// How much one transaction of the move carries at most: the file grows by about this much
-/// while the old entries' pages wait to be reused, and memory holds it until the commit.
+/// How much one transaction of the move carries at most: the database file grows by about
+/// this much while the old entries' pages wait to be reused.
 const MOVE_BYTES: u64 = 16 * 1024 * 1024;
 const MOVE_ENTRIES: usize = 1024;
 
@@ -384,6 +433,7 @@ const MOVE_ENTRIES: usize = 1024;
 /// of one that says why.
 pub(super) fn migrate(
     db: &Database,
+    folder: &Folder,
     limits: RejectedLimits,
     dropped: &AtomicU64,
 ) -> Result<(), StoreError> {
@@ -406,7 +456,7 @@ pub(super) fn migrate(
         let done = {
             let mut old = tx.open_table(OLD).map_err(unavailable)?;
             let mut meta = tx.open_table(META).map_err(unavailable)?;
-            let mut tables = RejectedTables::open(&tx, limits)?;
+            let mut tables = RejectedTables::open(&tx, folder, limits)?;
             let (mut entries, mut bytes) = (0, 0);
             while entries < MOVE_ENTRIES && bytes < MOVE_BYTES {
                 let Some((id, value)) = old.pop_first().map_err(unavailable)? else {
@@ -427,28 +477,22 @@ pub(super) fn migrate(
                     }
                 };
                 bytes += kept.body.len() as u64;
-                tables.insert(
-                    &mut meta,
-                    id,
-                    kept.status,
-                    kept.reason,
-                    kept.envelope,
-                    &kept.body,
-                )?;
+                let body = tables.stage(&kept.body)?;
+                tables.insert(&mut meta, id, kept.status, kept.reason, kept.envelope, body)?;
                 entries += 1;
             }
             moved += entries as u64;
             // Limits applied as it goes: the file never holds more than the cap and a group.
             tables.trim(&mut meta, SystemTime::now())?;
-            let report = tables.take_dropped();
+            let settle = tables.finish()?;
             let done = old.is_empty().map_err(unavailable)?;
-            (done, report)
+            (done, settle)
         };
         if done.0 {
             tx.delete_table(OLD).map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
-        done.1.report(&limits, dropped);
+        done.1.committed(folder, &limits, dropped);
     }
 }
 
