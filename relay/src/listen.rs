@@ -90,10 +90,11 @@ fn cap(door: Door, max_connections: Option<usize>, files: FileLimit) -> (usize, 
         (Door::Main, None) => (
             files.main_cap(),
             format!(
-                "file limit {}{} less {} kept for the rest",
+                "file limit {}{} less {} kept for the rest, at most {}",
                 files.soft,
                 if files.read { "" } else { " (assumed)" },
-                limit::RESERVE
+                limit::RESERVE,
+                limit::MAX_DEFAULT
             ),
         ),
     };
@@ -256,7 +257,7 @@ mod tests {
             cap(Door::Main, None, files),
             (
                 896,
-                "main listener: at most 896 connections (file limit 1024 less 128 kept for the rest), the idle longest closed first to make room; request heads within 10s".to_owned()
+                "main listener: at most 896 connections (file limit 1024 less 128 kept for the rest, at most 8192), the idle longest closed first to make room; request heads within 10s".to_owned()
             )
         );
         assert_eq!(cap(Door::Admin, None, files).0, 64);

@@ -442,3 +442,117 @@ async fn without_an_admin_token_a_browser_page_gets_nothing_from_the_admin_api()
     assert_eq!(post("application/json", Some(admin.clone())).await, 404);
     relay.terminate().await;
 }
+
+/// The relay's resident memory, from /proc.
+fn rss_bytes(relay: &Relay) -> u64 {
+    let pid = relay.child.id().expect("running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_bodies_stay_within_their_cap_and_listing_them_reads_none() {
+    use std::os::unix::fs::PermissionsExt;
+
+    const MIB: u64 = 1024 * 1024;
+    let data = DataDir::new();
+    let mut relay = start(&data, &[("AIRUDDER_ADMIN_TOKEN", ADMIN_TOKEN)]).await;
+    // Only the relay can read what it keeps: every body, phone numbers included.
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let file = data.0.join("airudder.redb");
+    assert_eq!(mode(&data.0), 0o700, "the data folder");
+    assert_eq!(mode(&file), 0o600, "the store's file");
+
+    // 40 malformed bodies of 8 MiB, each answered 400 and kept for replay, at the default cap
+    // of 64 MiB.
+    let mut body = br#"{"task_id": ""#.to_vec();
+    body.resize(8 * MIB as usize, b'x');
+    // What the store's folder holds on disk: its database file and a file a kept body.
+    let used = || -> u64 {
+        let mut total = 0;
+        let mut folders = vec![data.0.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+                let meta = entry.metadata().unwrap();
+                if meta.is_dir() {
+                    folders.push(entry.path());
+                } else {
+                    total += meta.len();
+                }
+            }
+        }
+        total
+    };
+    let mut sizes = Vec::new();
+    for i in 0..40 {
+        let status = client()
+            .post(format!("http://{}/airudder/task", relay.addr))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 400, "body {i}");
+        sizes.push(used());
+    }
+    eprintln!(
+        "the store's folder after each body, in MiB: {:?}",
+        sizes.iter().map(|s| s / MIB).collect::<Vec<_>>()
+    );
+    // The 400 goes out before the body is kept: the last ones may still be on their way in,
+    // their files written before the oldest are dropped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin_get(&relay, "/admin/rejected?limit=1000").await["items"]
+        .as_array()
+        .and_then(|items| items.last())
+        .is_none_or(|last| last["id"] != 40)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the 40th body is kept within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The cap, the bodies being written, and the database file (it held 20 MiB of 40 before:
+    // the 8 MiB bodies grew the store without bound).
+    for size in &sizes {
+        assert!(*size <= 64 * MIB + 2 * 8 * MIB + MIB, "{} MiB", size / MIB);
+    }
+    assert!(used() <= 64 * MIB + MIB, "settled: {} bytes", used());
+    assert!(
+        std::fs::metadata(&file).unwrap().len() < MIB,
+        "the database file"
+    );
+
+    let before = rss_bytes(&relay);
+    let page = admin_get(&relay, "/admin/rejected?limit=1000").await;
+    let grown = rss_bytes(&relay).saturating_sub(before);
+    let items = page["items"].as_array().unwrap();
+    let ids: Vec<u64> = items.iter().map(|i| i["id"].as_u64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        (33..=40).collect::<Vec<_>>(),
+        "the newest eight: 64 MiB, within the cap"
+    );
+    assert!(items.iter().all(|i| i["bytes"] == 8 * MIB));
+    assert!(
+        grown < 16 * MIB,
+        "listing grew the relay by {} MiB",
+        grown / MIB
+    );
+    let one = admin_get(&relay, "/admin/rejected/40").await;
+    assert_eq!(one["body"].as_str().map(str::len), Some(8 * MIB as usize));
+    relay.terminate().await;
+    let logs = relay.logs().await;
+    assert!(
+        logs.contains("dropped the oldest refused bodies: over the refused bodies' cap"),
+        "the drops are logged: {logs}"
+    );
+}
