@@ -234,13 +234,7 @@ pub(crate) struct Service {
 impl Service {
     /// Listens on `port` of 127.0.0.1 until the test ends.
     pub(crate) async fn start(port: u16) -> Self {
-        let service = Self {
-            received: Arc::default(),
-            status: Arc::new(AtomicU16::new(200)),
-            delay_ms: Arc::new(AtomicU64::new(0)),
-            headers: Arc::default(),
-        };
-        Self::serve(service, SocketAddr::from(([127, 0, 0, 1], port))).await
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], port))).await
     }
 
     /// Listens on `addr` (127.0.0.2 may stand for another host) until the test ends.
@@ -251,10 +245,6 @@ impl Service {
             delay_ms: Arc::new(AtomicU64::new(0)),
             headers: Arc::default(),
         };
-        Self::serve(service, addr).await
-    }
-
-    async fn serve(service: Self, addr: SocketAddr) -> Self {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let this = service.clone();
         tokio::spawn(async move {
