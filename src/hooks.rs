@@ -39,10 +39,14 @@ impl OnRejected for DefaultOnRejected {
         tracing::debug!(
             status = rejected.rejection.status().as_u16(),
             error = rejected.rejection.code(),
-            path = rejected.rejection.path(),
+            path = rejected
+                .rejection
+                .path()
+                .map(crate::redact::log_field)
+                .as_deref(),
             bytes = rejected.body.as_ref().map(Bytes::len),
             "refused a body: {}",
-            rejected.rejection,
+            crate::LogSafe::new(&rejected.rejection.to_string()).limit(1024),
         );
     }
 }
@@ -117,7 +121,7 @@ impl<E: Event> OnFailed<E> for DefaultOnFailed {
     fn on_failed(&self, failed: FailedDelivery<E>) {
         tracing::error!(
             event = E::NAME,
-            task_id = %crate::LogSafe::new(failed.delivery.log_id()),
+            task_id = &*crate::redact::log_field(failed.delivery.log_id()),
             attempts = failed.delivery.attempt(),
             error = %failed.error,
             "handler gave up on a notification",

@@ -1,6 +1,7 @@
 //! Masking of personal data in `Debug` output and logs, and [`LogSafe`]: text from a request
 //! made safe for a log line or a terminal.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Text from a request (or from anyone else not to be trusted), made safe to write on a log
@@ -11,9 +12,11 @@ use std::fmt;
 /// screen or sets its title. Every value of a request that this crate logs goes through it;
 /// use it for what your handler logs too.
 ///
-/// - Escaped: every control character (C0, DEL, C1) as `\n`, `\r`, `\t` or `\u{1b}`, and the
+/// - Escaped: every control character (C0, DEL, C1) as `\n`, `\r`, `\t` or `\u{1b}`, the
 ///   characters that reorder or break a line on screen (bidirectional overrides and isolates,
-///   U+2028 and U+2029). Everything else, Chinese task names included, is kept as it is.
+///   U+2028 and U+2029), and the backslash itself (`\\`), so that an escape written by the
+///   sender never reads as one made here. Everything else, Chinese task names included, is kept
+///   as it is.
 /// - Cut after [`LogSafe::DEFAULT_LIMIT`] bytes (at a character boundary), followed by
 ///   `…[cut: N bytes]` with the whole text's length.
 ///
@@ -21,6 +24,7 @@ use std::fmt;
 /// use airudder_webhook::LogSafe;
 ///
 /// assert_eq!(LogSafe::new("ic1a\r\nERROR forged").to_string(), r"ic1a\r\nERROR forged");
+/// assert_eq!(LogSafe::new(r"typed \r").to_string(), r"typed \\r");
 /// assert_eq!(LogSafe::new("\u{1b}]0;title\u{7}").to_string(), r"\u{1b}]0;title\u{7}");
 /// let long = "x".repeat(1_000_000);
 /// assert_eq!(LogSafe::new(&long).to_string().len(), 256 + "…[cut: 1000000 bytes]".len());
@@ -55,7 +59,19 @@ impl<'a> LogSafe<'a> {
 /// Whether `c` must not reach a log line or a terminal as it is.
 fn unsafe_char(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        || matches!(c, '\\' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+/// A request's text for a log field: borrowed as it is when nothing needs escaping or cutting
+/// (an ordinary id costs no allocation), else [`LogSafe`]'s form. Recorded as a `&str`, a
+/// subscriber quotes it (text) or writes it as a JSON string: a space in it cannot pose as
+/// another field.
+pub(crate) fn log_field(text: &str) -> Cow<'_, str> {
+    if text.len() <= LogSafe::DEFAULT_LIMIT && !text.contains(unsafe_char) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(LogSafe::new(text).to_string())
+    }
 }
 
 impl fmt::Display for LogSafe<'_> {
@@ -77,6 +93,7 @@ impl fmt::Display for LogSafe<'_> {
                 '\n' => f.write_str("\\n")?,
                 '\r' => f.write_str("\\r")?,
                 '\t' => f.write_str("\\t")?,
+                '\\' => f.write_str("\\\\")?,
                 other => write!(f, "\\u{{{:x}}}", u32::from(other))?,
             }
             rest = &rest[at + c.len_utf8()..];
@@ -90,8 +107,17 @@ impl fmt::Display for LogSafe<'_> {
 }
 
 impl fmt::Debug for LogSafe<'_> {
+    /// Quoted, a quote inside escaped: one token however many spaces and quotes it holds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{self}\"")
+        f.write_str("\"")?;
+        let shown = self.to_string();
+        let mut parts = shown.split('"');
+        f.write_str(parts.next().unwrap_or_default())?;
+        for part in parts {
+            f.write_str("\\\"")?;
+            f.write_str(part)?;
+        }
+        f.write_str("\"")
     }
 }
 
@@ -141,6 +167,7 @@ mod tests {
             ("\u{1b}[2J\u{7f}\u{9b}", r"\u{1b}[2J\u{7f}\u{9b}"),
             ("\u{202e}cod.exe\u{2028}", r"\u{202e}cod.exe\u{2028}"),
             ("\0", r"\u{0}"),
+            (r"C:\dir \n", r"C:\\dir \\n"),
         ] {
             assert_eq!(LogSafe::new(text).to_string(), shown, "{text:?}");
         }
@@ -154,6 +181,21 @@ mod tests {
         assert_eq!(shown, format!("{}…[cut: 300 bytes]", "任".repeat(85)));
         assert_eq!(LogSafe::new("short").limit(5).to_string(), "short");
         assert_eq!(format!("{:?}", LogSafe::new("a\nb")), r#""a\nb""#);
+        assert_eq!(
+            format!("{:?}", LogSafe::new(r#"x" outcome="accepted"#)),
+            r#""x\" outcome=\"accepted""#
+        );
+    }
+
+    #[test]
+    fn an_ordinary_id_is_logged_without_a_copy() {
+        assert!(matches!(log_field("ic1a7a8f2b"), Cow::Borrowed(_)));
+        assert!(matches!(log_field("任务-1"), Cow::Borrowed(_)));
+        assert_eq!(log_field("a\rb"), r"a\rb");
+        assert_eq!(
+            log_field(&"x".repeat(300)).len(),
+            256 + "…[cut: 300 bytes]".len()
+        );
     }
 
     #[test]

@@ -290,9 +290,7 @@ impl Counters {
         tracing::warn!(
             status = rejection.status().as_u16(),
             outcome = rejection.code(),
-            path = rejection
-                .path()
-                .map(|path| tracing::field::display(crate::LogSafe::new(path))),
+            path = rejection.path().map(crate::redact::log_field).as_deref(),
             suppressed,
             "refused: {}",
             crate::LogSafe::new(&rejection.to_string()).limit(1024)

@@ -46,7 +46,7 @@ async fn main() -> ExitCode {
     match config.log_format {
         LogFormat::Json => log.json().flatten_event(true).init(),
         LogFormat::Text => log
-            .fmt_fields(shown::log_fields())
+            .fmt_fields(shown::LogFields)
             .with_ansi(std::io::stderr().is_terminal())
             .init(),
     }

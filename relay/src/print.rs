@@ -21,10 +21,12 @@ impl<E: Event> HandleNotification<Relayed<E>> for Printer {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
-        let mut line = serde_json::to_vec(&delivery.event)?;
-        line.push(b'\n');
+        // The same JSON, with DEL, the C1 controls and the line-reordering characters written
+        // `\uXXXX`: stdout is often a terminal, and serde_json leaves those raw.
+        let mut line = crate::shown::json(&serde_json::to_string(&delivery.event)?);
+        line.push('\n');
         let mut stdout = std::io::stdout().lock();
-        stdout.write_all(&line)?;
+        stdout.write_all(line.as_bytes())?;
         stdout.flush()
     }
 }

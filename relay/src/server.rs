@@ -207,10 +207,8 @@ pub(crate) async fn run(
     say(&format!("and on {}", others.join(", ")));
     match &config.forward {
         Some(forward) => say(&format!(
-            "forwarding to {}://{}{}{}",
-            forward.url.scheme(),
-            forward.url.host_str().unwrap_or_default(),
-            forward.url.path(),
+            "forwarding to {}{}",
+            crate::shown::url(forward.url.as_str()),
             if forward.urls.is_empty() {
                 String::new()
             } else {

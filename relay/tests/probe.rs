@@ -261,8 +261,10 @@ async fn a_huge_retry_after_waits_only_until_the_deadline_and_panics_nothing() {
         "dead within its 2 s and a try"
     );
     assert!(dead[0]["last_error"].as_str().unwrap().contains("503"));
-    // The first try, and one more at the deadline.
-    assert_eq!(service.received().len(), 2);
+    // The first try, and one more at the deadline (a third only if the wall clock and the
+    // timer disagree by the length of a try).
+    let tries = service.received().len();
+    assert!((2..=3).contains(&tries), "{tries} tries");
     relay.terminate().await;
     let logs = relay.logs().await;
     assert!(!logs.contains("panic"), "{logs}");

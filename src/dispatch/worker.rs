@@ -151,7 +151,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         let span = tracing::info_span!(
             "airudder_delivery",
             event = E::NAME,
-            task_id = %crate::LogSafe::new(job.event.log_id()),
+            task_id = &*crate::redact::log_field(job.event.log_id()),
             record = job.record(),
             attempt = tracing::field::Empty,
         );

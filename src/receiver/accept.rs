@@ -69,7 +69,7 @@ where
     let span = tracing::Span::current();
     span.record(
         "task_id",
-        tracing::field::display(crate::LogSafe::new(decoded.event.log_id())),
+        &*crate::redact::log_field(decoded.event.log_id()),
     );
     span.record("calls", decoded.event.item_count());
     let memory = in_flight.into_permit();

@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 
 use crate::server::Endpoint;
 
+mod guard;
+
 /// The store behind the relay, for reading.
 #[derive(Clone)]
 pub(crate) enum Stored {
@@ -158,78 +160,12 @@ pub(crate) fn router(
     // Outermost: a request from a browser is refused before anything else looks at it.
     Ok(routes.layer(middleware::from_fn(
         move |request: Request, next: Next| async move {
-            match browser_guard(&request, guarded) {
+            match guard::browser_guard(&request, guarded) {
                 Ok(()) => next.run(request).await,
-                Err(refusal) => refusal,
+                Err(refused) => error(refused.status, refused.message),
             }
         },
     )))
-}
-
-/// What keeps a web page in the operator's browser away from the admin API.
-///
-/// - Without a token (loopback only), any page could reach `127.0.0.1:3001` through a name it
-///   controls that resolves to loopback (DNS rebinding) and read the dead letters: so the
-///   `Host` must be a loopback name or address.
-/// - A change (anything but GET and HEAD) must say `Content-Type: application/json`, which a
-///   cross-site form or a simple `fetch` cannot send without the browser asking first, and
-///   must carry no `Origin` but the admin API's own.
-#[allow(clippy::result_large_err)]
-fn browser_guard(request: &Request, loopback_only: bool) -> Result<(), Response> {
-    use axum::http::{Method, header};
-    let headers = request.headers();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    if loopback_only && !is_loopback_authority(host) {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "without AIRUDDER_ADMIN_TOKEN the admin API answers only requests to a loopback host (127.0.0.1, [::1], localhost)",
-        ));
-    }
-    if matches!(*request.method(), Method::GET | Method::HEAD) {
-        return Ok(());
-    }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let own = origin
-            .to_str()
-            .ok()
-            .and_then(|origin| origin.split_once("://"))
-            .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host));
-        if !own {
-            return Err(error(
-                StatusCode::FORBIDDEN,
-                "a change from another origin is refused: send it from the CLI or a script",
-            ));
-        }
-    }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
-        return Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "a change must be sent with Content-Type: application/json",
-        ));
-    }
-    Ok(())
-}
-
-/// Whether a `Host` names loopback: `localhost`, 127.0.0.0/8 or `[::1]`, with any port.
-fn is_loopback_authority(authority: &str) -> bool {
-    let host = match authority.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -546,36 +482,5 @@ async fn replay_rejected(State(admin): State<Admin>, Path(id): Path<RecordId>) -
             format!("refused body {id} is still not a valid notification: {err}"),
         ),
         Err(err) => store_error(err),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_hosts_are_told_apart_from_the_rest() {
-        for host in [
-            "127.0.0.1:3001",
-            "127.8.9.10",
-            "localhost:3001",
-            "LOCALHOST",
-            "[::1]:3001",
-            "[::1]",
-        ] {
-            assert!(is_loopback_authority(host), "{host}");
-        }
-        for host in [
-            "",
-            "attacker.example",
-            "attacker.example:3001",
-            "localhost.attacker.example",
-            "127.0.0.1.nip.io",
-            "10.0.0.1:3001",
-            "[::2]:3001",
-            "::1",
-        ] {
-            assert!(!is_loopback_authority(host), "{host}");
-        }
     }
 }
