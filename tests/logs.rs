@@ -75,3 +75,61 @@ async fn refusals_are_logged_at_warn_once_a_second_per_reason_with_the_count_lef
     );
     assert_eq!(receiver.stats().answers().get("unauthorized"), 200);
 }
+
+#[tokio::test]
+async fn a_request_value_forges_no_line_and_no_field_under_a_plain_subscriber() {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let logs = Arc::clone(&logs);
+        move || support::Capture(Arc::clone(&logs))
+    };
+    // What a user of the library runs: tracing-subscriber's text format, every level.
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let receiver = Receiver::builder(|_: airudder_webhook::Delivery<TaskNotification>| async {
+        Ok::<_, std::io::Error>(())
+    })
+    .allow_unauthenticated()
+    .build()
+    .unwrap();
+
+    let forged = "t1\r\nERROR forged \u{1b}]0;x\u{7} outcome=\"accepted\"";
+    let accepted = support::post(support::example_with_task_id(forged));
+    assert_eq!(
+        receiver.clone().oneshot(accepted).await.unwrap().status(),
+        200
+    );
+    let mut value = support::example_value();
+    value["task_id"] = serde_json::json!(1);
+    let member = "m\r\nERROR forged by a member";
+    let text = serde_json::to_string(&value).unwrap().replacen(
+        '{',
+        &format!("{{{key}: 1, {key}: 2, ", key = serde_json::json!(member)),
+        1,
+    );
+    let refused = support::post(text.into_bytes());
+    assert_eq!(
+        receiver.clone().oneshot(refused).await.unwrap().status(),
+        422
+    );
+    let huge = support::post(support::example_with_task_id(&"h".repeat(1 << 20)));
+    assert_eq!(receiver.clone().oneshot(huge).await.unwrap().status(), 200);
+    receiver.idle().await;
+
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    for line in text.lines() {
+        assert!(!line.starts_with("ERROR forged"), "a forged line: {line:?}");
+        assert!(line.len() < 4096, "a line of {} bytes", line.len());
+    }
+    assert!(!text.contains(['\r', '\u{1b}', '\u{7}']), "{text:?}");
+    // The task id is one quoted value: its `outcome="accepted"` is inside the quotes.
+    assert!(
+        text.contains(r#"task_id="t1\\r\\nERROR forged \\u{1b}]0;x\\u{7} outcome=\"accepted\"""#),
+        "{text}"
+    );
+    assert!(text.contains("…[cut: 1048576 bytes]"), "{text}");
+}
