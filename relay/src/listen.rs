@@ -203,6 +203,8 @@ mod tests {
     #[tokio::test]
     async fn requests_carry_the_peer_and_a_stop_closes_idle_connections_and_answers_the_rest() {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let started = Arc::new(tokio::sync::Notify::new());
+        let slow_started = Arc::clone(&started);
         let app = Router::new()
             .route(
                 "/peer",
@@ -210,7 +212,9 @@ mod tests {
             )
             .route(
                 "/slow",
-                get(|| async {
+                get(|| async move {
+                    // A permit: the test may wait after this has run.
+                    slow_started.notify_one();
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     "done"
                 }),
@@ -235,7 +239,9 @@ mod tests {
 
         let mut idle = TcpStream::connect(addr).await.unwrap();
         let slow = tokio::spawn(client.get(format!("http://{addr}/slow")).send());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::timeout(Duration::from_secs(10), started.notified())
+            .await
+            .expect("/slow reached its handler");
         stop.send(()).unwrap();
         let closed = tokio::time::timeout(Duration::from_secs(1), idle.read(&mut [0; 8])).await;
         assert!(matches!(closed, Ok(Ok(0) | Err(_))), "{closed:?}");
