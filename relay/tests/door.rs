@@ -18,7 +18,7 @@ const IDLE: usize = 1_100;
 const SLOW: usize = 100;
 /// The relay's header timeout, and how late a loaded machine may close after it.
 const HEAD_WITHIN: Duration = Duration::from_secs(10);
-const SLACK: Duration = Duration::from_millis(2_500);
+const SLACK: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_idle_and_slow_connections_neither_shuts_the_door_nor_stays_open() {
