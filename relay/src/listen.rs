@@ -8,13 +8,16 @@
 //! it is the idle timeout too. On top, a cap on open connections below the file limit (its
 //! default: [`limit`]): at the cap, the connection idle the longest (no request in flight:
 //! nothing sent yet, a head still arriving, or kept alive between requests) is closed to make
-//! room for the new one; when every one is busy the new one is closed at once, and its sender
-//! retries. What was closed is counted in `airudder_connections_closed_for_room_total` and
-//! logged at WARN at most once every 10 s.
+//! room for the new one; if none is idle, the one reading a request's body the longest (a body
+//! trickling in holds a file as long as the library's body deadline, and the request is not
+//! acknowledged yet, so its sender retries); when every one is handling a request read whole,
+//! the new one is closed at once, and its sender retries. What was closed is counted in
+//! `airudder_connections_closed_for_room_total` (`closed`: `oldest_idle`, `slow_body`, `new`)
+//! and logged at WARN at most once every 10 s.
 //!
 //! - [`limit`]: the file limit and the default caps.
-//! - [`room`]: the open connections, idle and busy, and which to close.
-//! - [`service`]: the router as each connection's service, marking it busy per request.
+//! - [`room`]: the open connections, idle, reading a body or handling, and which to close.
+//! - [`service`]: the router as each connection's service, marking its phase per request.
 
 mod limit;
 mod room;
@@ -34,7 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use self::limit::FileLimit;
-use self::room::{Room, Seat};
+use self::room::{Close, Room, Seat};
 use self::service::Tracked;
 
 /// How long a connection may take to send a request's head (or, between requests, to start
@@ -175,18 +178,24 @@ fn connection(
         let mut connection = pin!(connection);
         let (mut evicted, mut stopped) = (false, false);
         loop {
-            tokio::select! {
+            let why = tokio::select! {
                 // Errors are the peer's (a reset, a header timeout): nothing to do but close.
                 _ = connection.as_mut() => return,
-                () = seat.evicted(), if !evicted => evicted = true,
-                Ok(()) = stopping.changed(), if !stopped => stopped = true,
-            }
-            // Idle: no request to lose, and a head still arriving would keep hyper's graceful
-            // close waiting for it; dropping the connection closes it now.
-            if seat.is_idle() {
+                () = seat.evicted(), if !evicted => {
+                    evicted = true;
+                    Close::ForRoom
+                }
+                Ok(()) = stopping.changed(), if !stopped => {
+                    stopped = true;
+                    Close::Stop
+                }
+            };
+            // Idle, or (for room) a body still arriving: no request acknowledged to lose, and
+            // hyper's graceful close would wait for the head or body; dropping closes it now.
+            if seat.close_now(why) {
                 return;
             }
-            // A request began as the order came: it is answered, then the connection closes.
+            // A request is being handled: it is answered, then the connection closes.
             connection.as_mut().graceful_shutdown();
         }
     }
@@ -203,6 +212,8 @@ mod tests {
     #[tokio::test]
     async fn requests_carry_the_peer_and_a_stop_closes_idle_connections_and_answers_the_rest() {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let started = Arc::new(tokio::sync::Notify::new());
+        let slow_started = Arc::clone(&started);
         let app = Router::new()
             .route(
                 "/peer",
@@ -210,7 +221,9 @@ mod tests {
             )
             .route(
                 "/slow",
-                get(|| async {
+                get(|| async move {
+                    // A permit: the test may wait after this has run.
+                    slow_started.notify_one();
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     "done"
                 }),
@@ -235,7 +248,9 @@ mod tests {
 
         let mut idle = TcpStream::connect(addr).await.unwrap();
         let slow = tokio::spawn(client.get(format!("http://{addr}/slow")).send());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::timeout(Duration::from_secs(10), started.notified())
+            .await
+            .expect("/slow reached its handler");
         stop.send(()).unwrap();
         let closed = tokio::time::timeout(Duration::from_secs(1), idle.read(&mut [0; 8])).await;
         assert!(matches!(closed, Ok(Ok(0) | Err(_))), "{closed:?}");

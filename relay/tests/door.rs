@@ -2,7 +2,8 @@
 //! service's default): 1,100 connections that send nothing and 100 that send a request head one
 //! byte every 4 s. Airudder's POST, `/health` and the admin API still answer at once, and the
 //! relay closes a connection that sends nothing, a head that keeps trickling, and a kept-alive
-//! connection between requests, after its 10 s header timeout.
+//! connection between requests, after its 10 s header timeout. Then 900 connections that send a
+//! whole head and their body one byte every 2 s: Airudder's POST and `/health` still answer.
 
 mod common;
 
@@ -18,10 +19,15 @@ const IDLE: usize = 1_100;
 const SLOW: usize = 100;
 /// The relay's header timeout, and how late a loaded machine may close after it.
 const HEAD_WITHIN: Duration = Duration::from_secs(10);
-const SLACK: Duration = Duration::from_millis(2_500);
+const SLACK: Duration = Duration::from_secs(5);
+const SLOW_BODIES: usize = 900;
+
+/// One flood at a time: two would share this process' files and the machine's cores.
+static FLOODS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_idle_and_slow_connections_neither_shuts_the_door_nor_stays_open() {
+    let _alone = FLOODS.lock().await;
     own_file_limit_at_least(IDLE + SLOW + 300);
     let data = DataDir::new();
     let mut relay = start_quiet_with_file_limit(&data, &[], RELAY_FILES).await;
@@ -193,6 +199,118 @@ async fn a_flood_of_idle_and_slow_connections_neither_shuts_the_door_nor_stays_o
         })
         .sum();
     assert_eq!(counted, closed_for_room, "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_slow_bodies_does_not_shut_the_door() {
+    // 100 kB each: 900 of them stay under the library's 256 MiB of bodies in flight, above
+    // which a head is answered 503 at once and frees its seat.
+    const HEAD: &[u8] = b"POST /airudder/task HTTP/1.1\r\nHost: relay\r\n\
+        Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{";
+    let _alone = FLOODS.lock().await;
+    own_file_limit_at_least(SLOW_BODIES + 300);
+    let data = DataDir::new();
+    let mut relay = start_quiet_with_file_limit(&data, &[], RELAY_FILES).await;
+
+    let flood = Instant::now();
+    let mut bodies = Vec::with_capacity(SLOW_BODIES);
+    for _ in 0..SLOW_BODIES {
+        let mut stream = connect(&relay.addr).await;
+        stream.write_all(HEAD).await.unwrap();
+        bodies.push(stream);
+    }
+    let flood_took = flood.elapsed();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let trickle = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+            let mut open = Vec::with_capacity(bodies.len());
+            for mut stream in bodies {
+                if stream.write_all(b" ").await.is_ok() {
+                    open.push(stream);
+                }
+            }
+            bodies = open;
+        }
+    });
+    // Every head read, every seat reading its body, and a first byte of each trickled.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    let posted = Instant::now();
+    let status = within(
+        Duration::from_secs(15),
+        relay.post(EXAMPLE.to_vec()),
+        "the POST",
+    )
+    .await;
+    let post_took = posted.elapsed();
+    assert_eq!(status, 200);
+    let health = within(
+        Duration::from_secs(15),
+        client().get(format!("http://{}/health", relay.addr)).send(),
+        "GET /health",
+    )
+    .await
+    .unwrap();
+    assert_eq!(health.status(), 200);
+    // Answered while every body of the flood was still within the library's 30 s deadline: no
+    // seat was freed by a 408.
+    let answered = flood.elapsed();
+    assert!(answered < Duration::from_secs(30), "{answered:?}");
+    let metrics = within(
+        Duration::from_secs(15),
+        client()
+            .get(format!("http://{}/metrics", relay.admin))
+            .send(),
+        "GET /metrics",
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let closed = |which: &str| {
+        let which = format!(r#"closed="{which}""#);
+        sample(
+            &metrics,
+            "airudder_connections_closed_for_room_total",
+            &[r#"listener="main""#, &which],
+        )
+    };
+    let (slow_body, new) = (closed("slow_body"), closed("new"));
+    assert!(
+        slow_body >= 1.0,
+        "{slow_body} slow bodies closed to make room"
+    );
+    assert_eq!(new, 0.0, "no new connection closed while bodies trickle");
+
+    stop.send(()).unwrap();
+    within(Duration::from_secs(15), trickle, "the trickle's end")
+        .await
+        .unwrap();
+    eprintln!(
+        "flood of {SLOW_BODIES} slow bodies opened in {flood_took:?}; POST under it: {post_took:?}; \
+         {slow_body} reading a body closed to make room"
+    );
+
+    assert!(relay.terminate().await.success());
+    let logs = relay.logs().await;
+    let counted: f64 = logs
+        .lines()
+        .filter(|line| line.contains("closed connections to make room"))
+        .filter_map(|line| {
+            line.split("closed_slow_body=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(counted, slow_body, "{logs}");
 }
 
 /// `future`'s output, or a failure naming `what` after `limit`.
