@@ -88,6 +88,14 @@ pub(crate) fn serve(
 fn cap(door: Door, max_connections: Option<usize>, files: FileLimit) -> (usize, String) {
     let head = HEAD_WITHIN.as_secs();
     let (cap, why) = match (door, max_connections) {
+        (_, Some(cap)) if cap > files.main_cap_without_ceiling() => (
+            cap,
+            format!(
+                "as set; WARNING: over the file limit {} less {}, the process may run out of files and refuse Airudder: raise the limit (LimitNOFILE) or lower the cap",
+                files.soft,
+                limit::RESERVE
+            ),
+        ),
         (_, Some(cap)) => (cap.max(1), format!("as set; file limit {}", files.soft)),
         (Door::Admin, None) => (limit::ADMIN, "its own".to_owned()),
         (Door::Main, None) => (
@@ -276,7 +284,14 @@ mod tests {
             )
         );
         assert_eq!(cap(Door::Admin, None, files).0, 64);
-        assert_eq!(cap(Door::Main, Some(5000), files).0, 5000);
+        let (over, line) = cap(Door::Main, Some(5000), files);
+        assert_eq!(over, 5000, "as set, however unwise");
+        assert!(
+            line.contains("WARNING: over the file limit 1024 less 128"),
+            "{line}"
+        );
+        let (under, line) = cap(Door::Main, Some(500), files);
+        assert!(under == 500 && !line.contains("WARNING"), "{line}");
         assert_eq!(cap(Door::Main, Some(0), files).0, 1);
     }
 }

@@ -61,7 +61,7 @@ fn describe() {
     );
     describe_counter!(
         "airudder_connections_closed_for_room_total",
-        "Connections closed at the cap, by listener and which (oldest_idle: the one idle the longest, for a new one; new: the new one, every other busy)."
+        "Connections closed at the cap, by listener and which (oldest_idle: the one idle the longest, for a new one; slow_body: the one reading its body the longest, none being idle; new: the new one, every other handling a request)."
     );
 }
 

@@ -43,12 +43,17 @@ impl FileLimit {
     /// The main listener's default cap: the limit less [`RESERVE`] (half of a limit too small
     /// for that), at most [`MAX_DEFAULT`].
     pub(super) fn main_cap(self) -> usize {
-        let cap = if self.soft > 2 * RESERVE {
+        self.main_cap_without_ceiling().min(MAX_DEFAULT)
+    }
+
+    /// The most connections the file limit leaves room for: the limit less [`RESERVE`], half
+    /// of a limit too small for that.
+    pub(super) fn main_cap_without_ceiling(self) -> usize {
+        if self.soft > 2 * RESERVE {
             self.soft - RESERVE
         } else {
             (self.soft / 2).max(1)
-        };
-        cap.min(MAX_DEFAULT)
+        }
     }
 }
 
