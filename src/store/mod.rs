@@ -846,13 +846,6 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
     fn summary(&self) -> BoxFuture<'_, Result<StoreSummary, StoreError>>;
     fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>>;
-    // Not called by the receiver yet: it is here for an admin page listing through it.
-    #[allow(dead_code)]
-    fn rejected_page(
-        &self,
-        after: RecordId,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<RejectedSummary>, StoreError>>;
     fn get_rejected(
         &self,
         id: RecordId,
@@ -905,13 +898,6 @@ impl<S: Store> ErasedStore for S {
     }
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>> {
         Box::pin(Store::replay(self, id))
-    }
-    fn rejected_page(
-        &self,
-        after: RecordId,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<RejectedSummary>, StoreError>> {
-        Box::pin(Store::rejected_page(self, after, limit))
     }
     fn get_rejected(
         &self,
