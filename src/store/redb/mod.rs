@@ -404,8 +404,11 @@ impl Store for RedbStore {
         envelope: Envelope,
         body: Bytes,
     ) -> Result<RecordId, StoreError> {
-        // Checked before the body is written: one over the cap is never kept.
-        self.inner.shared.options.rejected.admit(body.len())?;
+        // Checked before the body is written: one over the cap is never kept. Its header's
+        // length is known to the writer alone, which checks again with it.
+        let len = body.len() as u64;
+        let at_least = RejectedLimits::charge(len, reason.len() as u64);
+        self.inner.shared.options.rejected.admit(len, at_least)?;
         let Some(writer) = self.inner.writer.clone() else {
             return Err(StoreError::bare(StoreErrorKind::Closed));
         };
@@ -521,6 +524,7 @@ fn open_database(shared: &Shared, first: bool) -> Result<Arc<Database>, StoreErr
             other => unavailable(other),
         })?;
     let limits = shared.options.rejected;
+    rejected::recount(&db, &shared.folder)?;
     rejected::migrate(&db, &shared.folder, limits, &shared.rejected_dropped)?;
     let tx = db.begin_write().map_err(unavailable)?;
     let settle = {
@@ -1434,25 +1438,26 @@ mod tests {
 
     #[test]
     fn an_old_table_longer_than_a_move_group_moves_whole_within_the_limits() {
-        use super::rejected::old_format::{exists, v2, write};
+        use super::rejected::old_format::{charge, exists, v2, write};
         let dir = temp_dir("rejected-move-capped");
         let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
         // More entries than one transaction of the move carries.
         let entries: Vec<_> = (1..=1500u64)
-            .map(|id| (id, v2(400, "malformed JSON", &envelope, &[id as u8; 10])))
+            .map(|id| (id, v2(400, "malformed JSON", &envelope, &[7; 10])))
             .collect();
+        let each = charge(400, "malformed JSON", &envelope, &[7; 10]);
         {
             let store = RedbStore::open(&dir).unwrap();
             write(&store.inner.shared.db().unwrap(), &entries);
         }
-        let limits = RejectedLimits::new(5000, RejectedLimits::DEFAULT_MAX_AGE);
+        let limits = RejectedLimits::new(500 * each + each / 2, RejectedLimits::DEFAULT_MAX_AGE);
         let store =
             RedbStore::open_with(&dir, RedbOptions::default().keep_rejected(limits)).unwrap();
         assert!(!exists(&store.inner.shared.db().unwrap()));
         assert_eq!(
             store.rejected_dropped(),
             1000,
-            "the newest 500 fit in 5,000 bytes"
+            "the newest 500 fit in 500 entries' charges"
         );
         block_on(async {
             let kept = store.rejected_page(0, 1000).await.unwrap();

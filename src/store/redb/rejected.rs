@@ -4,7 +4,8 @@
 //! rejected_meta    id -> [FF 'M' 3 0][crc32 of the JSON, LE][header JSON]
 //!                        header: status, reason, envelope, body_len, body_crc
 //! rejected_by_age  (received_at_ms, id) -> ()
-//! meta             "rejected_bytes": the sum of body_len; "next_rejected": the next id
+//! meta             "rejected_charged": the sum of the charges (body_len + header length +
+//!                        ENTRY_COST); "next_rejected": the next id
 //! rejected/<id>    (a file beside the database) the raw bytes, as received: `bodies.rs`
 //! ```
 //!
@@ -36,8 +37,11 @@ const BY_AGE: TableDefinition<'_, (i64, u64), ()> = TableDefinition::new("reject
 /// Versions 1 and 2: header and body in one value.
 const OLD: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected");
 
-/// The meta entry holding the sum of the kept bodies' lengths.
-const KEPT_BYTES: &str = "rejected_bytes";
+/// The meta entry holding the sum of the kept bodies' charges (see [`charge`]).
+const KEPT_BYTES: &str = "rejected_charged";
+/// Before each entry was charged its header and [`RejectedLimits::ENTRY_COST`]: the sum of
+/// the bodies' lengths alone, replaced at open ([`recount`]).
+const OLD_KEPT_BYTES: &str = "rejected_bytes";
 /// The meta entry holding the next refused body's id.
 const NEXT_REJECTED: &str = "next_rejected";
 
@@ -85,6 +89,11 @@ fn decode_header(id: RecordId, bytes: &[u8]) -> Result<Header, StoreError> {
         return Err(corrupt(id, CHANGED));
     }
     serde_json::from_slice(json).map_err(|_| corrupt(id, "unreadable refused body header"))
+}
+
+/// What an entry counts toward the cap: its body, its encoded header, and the fixed cost.
+fn charge(body_len: u64, header: &[u8]) -> u64 {
+    RejectedLimits::charge(body_len, header.len() as u64)
 }
 
 fn summary(id: RecordId, header: Header) -> RejectedSummary {
@@ -254,7 +263,8 @@ impl<'t> RejectedTables<'t> {
     }
 
     /// Keeps a refused body, then drops what the limits no longer allow. `Ok(Err(Invalid))`
-    /// when the body is over the cap on its own: not kept, and nothing else dropped for it.
+    /// when the body is over the cap on its own (charged with its header): not kept, and
+    /// nothing else dropped for it.
     pub(super) fn keep(
         &mut self,
         meta: &mut Table<'_, &'static str, u64>,
@@ -263,34 +273,6 @@ impl<'t> RejectedTables<'t> {
         envelope: Envelope,
         body: Staged,
     ) -> Result<Result<RecordId, StoreError>, StoreError> {
-        if let Err(refused) = self
-            .limits
-            .admit(usize::try_from(body.len).unwrap_or(usize::MAX))
-        {
-            return Ok(Err(refused));
-        }
-        let id = meta
-            .get(NEXT_REJECTED)
-            .map_err(unavailable)?
-            .map_or(1, |v| v.value());
-        meta.insert(NEXT_REJECTED, id + 1).map_err(unavailable)?;
-        self.insert(meta, id, status, reason, envelope, body)?;
-        self.trim(meta, SystemTime::now())?;
-        Ok(Ok(id))
-    }
-
-    /// Places a refused body's file under `id`, writes its header and adds it to the total;
-    /// no limit checked.
-    fn insert(
-        &mut self,
-        meta: &mut Table<'_, &'static str, u64>,
-        id: RecordId,
-        status: u16,
-        reason: String,
-        envelope: Envelope,
-        body: Staged,
-    ) -> Result<(), StoreError> {
-        let received_at = envelope.received_at_ms;
         let header = Header {
             status,
             reason,
@@ -298,14 +280,36 @@ impl<'t> RejectedTables<'t> {
             body_len: body.len,
             body_crc: body.crc,
         };
+        let encoded = encode_header(&header);
+        if let Err(refused) = self.limits.admit(body.len, charge(body.len, &encoded)) {
+            return Ok(Err(refused));
+        }
+        let id = meta
+            .get(NEXT_REJECTED)
+            .map_err(unavailable)?
+            .map_or(1, |v| v.value());
+        meta.insert(NEXT_REJECTED, id + 1).map_err(unavailable)?;
+        self.insert(meta, id, &header, &encoded, body)?;
+        self.trim(meta, SystemTime::now())?;
+        Ok(Ok(id))
+    }
+
+    /// Places a refused body's file under `id`, writes its header and adds its charge to the
+    /// total; no limit checked.
+    fn insert(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        id: RecordId,
+        header: &Header,
+        encoded: &[u8],
+        body: Staged,
+    ) -> Result<(), StoreError> {
         self.placed.push(body.place(self.folder, id)?);
-        self.headers
-            .insert(id, encode_header(&header).as_slice())
-            .map_err(unavailable)?;
+        self.headers.insert(id, encoded).map_err(unavailable)?;
         self.by_age
-            .insert((received_at, id), ())
+            .insert((header.envelope.received_at_ms, id), ())
             .map_err(unavailable)?;
-        let total = kept_bytes(meta)?.saturating_add(header.body_len);
+        let total = kept_bytes(meta)?.saturating_add(charge(header.body_len, encoded));
         meta.insert(KEPT_BYTES, total).map_err(unavailable)?;
         Ok(())
     }
@@ -356,8 +360,8 @@ impl<'t> RejectedTables<'t> {
         Ok(())
     }
 
-    /// Removes a refused body from the tables and the total, and its file once the
-    /// transaction commits; its length, or `None` when there was none with this id.
+    /// Removes a refused body from the tables and its charge from the total, and its file
+    /// once the transaction commits; its length, or `None` when there was none with this id.
     fn forget(
         &mut self,
         meta: &mut Table<'_, &'static str, u64>,
@@ -366,6 +370,7 @@ impl<'t> RejectedTables<'t> {
         let Some(value) = self.headers.remove(id).map_err(unavailable)? else {
             return Ok(None);
         };
+        let header_len = value.value().len() as u64;
         let header = decode_header(id, value.value());
         drop(value);
         let bytes = match header {
@@ -385,7 +390,8 @@ impl<'t> RejectedTables<'t> {
             }
         };
         self.unlink.push(id);
-        let total = kept_bytes(meta)?.saturating_sub(bytes);
+        let charged = RejectedLimits::charge(bytes, header_len);
+        let total = kept_bytes(meta)?.saturating_sub(charged);
         meta.insert(KEPT_BYTES, total).map_err(unavailable)?;
         Ok(Some(bytes))
     }
@@ -410,6 +416,32 @@ impl Settle {
         folder.delete(&self.unlink);
         self.dropped.report(limits, counter);
     }
+}
+
+/// Counts the total afresh from the headers when it was kept as the bodies' lengths alone
+/// (before each entry was charged its header and a fixed cost); once, at open.
+pub(super) fn recount(db: &Database, folder: &Folder) -> Result<(), StoreError> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    {
+        let mut meta = tx.open_table(META).map_err(unavailable)?;
+        if meta.get(KEPT_BYTES).map_err(unavailable)?.is_some() {
+            return Ok(());
+        }
+        let headers = tx.open_table(HEADERS).map_err(unavailable)?;
+        let mut total = 0u64;
+        for entry in headers.iter().map_err(unavailable)? {
+            let (id, value) = entry.map_err(unavailable)?;
+            let (id, value) = (id.value(), value.value());
+            let body_len = match decode_header(id, value) {
+                Ok(header) => header.body_len,
+                Err(_) => folder.len(id),
+            };
+            total = total.saturating_add(charge(body_len, value));
+        }
+        meta.remove(OLD_KEPT_BYTES).map_err(unavailable)?;
+        meta.insert(KEPT_BYTES, total).map_err(unavailable)?;
+    }
+    tx.commit().map_err(unavailable)
 }
 
 fn kept_bytes(meta: &Table<'_, &'static str, u64>) -> Result<u64, StoreError> {
@@ -478,7 +510,15 @@ pub(super) fn migrate(
                 };
                 bytes += kept.body.len() as u64;
                 let body = tables.stage(&kept.body)?;
-                tables.insert(&mut meta, id, kept.status, kept.reason, kept.envelope, body)?;
+                let header = Header {
+                    status: kept.status,
+                    reason: kept.reason,
+                    envelope: kept.envelope,
+                    body_len: body.len,
+                    body_crc: body.crc,
+                };
+                let encoded = encode_header(&header);
+                tables.insert(&mut meta, id, &header, &encoded, body)?;
                 entries += 1;
             }
             moved += entries as u64;
@@ -596,6 +636,23 @@ pub(super) mod old_format {
             }
         }
         tx.commit().unwrap();
+    }
+
+    /// What a body moved from the old table is charged (its header as version 3 writes it).
+    pub(in crate::store::redb) fn charge(
+        status: u16,
+        reason: &str,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> u64 {
+        let header = Header {
+            status,
+            reason: reason.to_owned(),
+            envelope: envelope.clone(),
+            body_len: body.len() as u64,
+            body_crc: crc32fast::hash(body),
+        };
+        super::charge(body.len() as u64, &encode_header(&header))
     }
 
     /// Whether the old table is still there.
