@@ -11,7 +11,8 @@
 //! 3. the files of the bodies a transaction dropped are deleted once it has committed.
 //!
 //! A crash (or a failed commit) leaves at worst a file without a header, or a `.tmp`:
-//! [`Folder::sweep`] deletes them at open.
+//! [`Folder::sweep`] deletes them at open, and at the reopen after a failed commit. A failed
+//! commit deletes nothing itself: it may have reached the disk all the same.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -169,7 +170,8 @@ impl Staged {
     }
 }
 
-/// A file no committed header names yet: deleted when dropped, unless settled.
+/// A file no committed header names yet: deleted when dropped (its transaction never reached
+/// a commit), unless settled.
 pub(super) struct Unsettled(Option<PathBuf>);
 
 impl Unsettled {

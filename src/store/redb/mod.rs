@@ -434,6 +434,8 @@ impl Store for RedbStore {
             .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?
     }
 
+    /// A body that cannot be read (its file lost, its bytes changed) is left out, with a WARN
+    /// naming it: [`get_rejected`](Store::get_rejected) says why.
     async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
         let shared = Arc::clone(&self.inner.shared);
         self.read(move |db| rejected::all(db, &shared.folder)).await
@@ -557,7 +559,10 @@ fn open_database(shared: &Shared, first: bool) -> Result<Arc<Database>, StoreErr
         meta.insert("opened_at_ms", opened).map_err(unavailable)?;
         rejected.finish()?
     };
-    tx.commit().map_err(unavailable)?;
+    if let Err(err) = tx.commit() {
+        settle.failed();
+        return Err(unavailable(err));
+    }
     settle.committed(&shared.folder, &limits, &shared.rejected_dropped);
     // Once the headers are committed: a file none of them names was left by a crash.
     rejected::sweep(&db, &shared.folder, first)?;
@@ -849,9 +854,12 @@ fn apply(
         tables.save_next_record()?;
         rejected.finish()
     })();
-    // Not committed, the refused bodies' files placed for it go with `result` or `settle`.
+    // Never committed, the refused bodies' files placed for it go with `result`.
     let settle = result?;
-    tx.commit().map_err(unavailable)?;
+    if let Err(err) = tx.commit() {
+        settle.failed();
+        return Err(unavailable(err));
+    }
     // Counted, logged and deleted once committed: a transaction that failed dropped nothing.
     settle.committed(&shared.folder, &limits, &shared.rejected_dropped);
     Ok(())
@@ -1356,10 +1364,9 @@ mod tests {
                     .contains(&format!("rejected/{lost} is missing")),
                 "{err}"
             );
-            assert_eq!(
-                store.rejected().await.unwrap_err().kind(),
-                StoreErrorKind::Corrupt
-            );
+            // Read all, it is left out; the others are still read.
+            let all = store.rejected().await.unwrap();
+            assert_eq!(all.iter().map(|one| one.id).collect::<Vec<_>>(), [kept]);
             store.remove_rejected(lost).await.unwrap();
             let one = store.get_rejected(kept).await.unwrap().unwrap();
             assert_eq!(&one.body[..], b"kept");
@@ -1370,6 +1377,67 @@ mod tests {
             assert_eq!(&again.body[..], b"next");
             assert_eq!(store.rejected().await.unwrap().len(), 2);
         });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_flood_of_empty_refused_bodies_keeps_the_cap_over_what_each_entry_costs() {
+        use super::rejected::old_format::charge;
+        let dir = temp_dir("rejected-flood");
+        let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+        // Each entry costs its header and 4 KiB besides its bytes: 15 of them fit in 16 × 4 KiB.
+        let each = charge(400, "malformed JSON", &envelope, b"");
+        let cap = 16 * RejectedLimits::ENTRY_COST;
+        assert_eq!(cap / each, 15);
+        let limits = RejectedLimits::new(cap, RejectedLimits::DEFAULT_MAX_AGE);
+        let options = RedbOptions::default().keep_rejected(limits);
+        let store = RedbStore::open_with(&dir, options.clone()).unwrap();
+        let refuse = |store: &RedbStore| {
+            let reject = store.reject(400, "malformed JSON".into(), envelope.clone(), Bytes::new());
+            block_on(reject).unwrap()
+        };
+        let ids: Vec<_> = (0..100).map(|_| refuse(&store)).collect();
+        let kept = block_on(store.rejected_page(0, 1000)).unwrap();
+        assert_eq!(kept.iter().map(|one| one.id).collect::<Vec<_>>(), ids[85..]);
+        assert_eq!(store.rejected_dropped(), 85);
+        assert_eq!(files_in(&dir).len(), 15, "a file each, and no more");
+        drop(store);
+        // The total holds across a reopen.
+        let store = RedbStore::open_with(&dir, options).unwrap();
+        refuse(&store);
+        assert_eq!(block_on(store.rejected_page(0, 1000)).unwrap().len(), 15);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_its_files_to_the_sweep_at_the_reopen() {
+        let dir = temp_dir("rejected-failed-commit");
+        let store = RedbStore::open(&dir).unwrap();
+        let shared = &store.inner.shared;
+        let db = shared.db().unwrap();
+        let tx = db.begin_write().unwrap();
+        let settle = {
+            let mut meta = tx.open_table(META).unwrap();
+            let mut tables =
+                RejectedTables::open(&tx, &shared.folder, shared.options.rejected).unwrap();
+            let body = tables.stage(b"placed").unwrap();
+            let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+            let id = tables
+                .keep(&mut meta, 400, "malformed JSON".into(), envelope, body)
+                .unwrap()
+                .unwrap();
+            assert_eq!(id, 1);
+            tables.finish().unwrap()
+        };
+        // The commit failed: perhaps before the disk, perhaps after (here: before).
+        tx.abort().unwrap();
+        settle.failed();
+        assert_eq!(files_in(&dir), ["1"], "left for the sweep to decide");
+        rejected::sweep(&db, &shared.folder, false).unwrap();
+        assert!(files_in(&dir).is_empty(), "no header names it: swept");
+        drop(db);
+        drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -163,7 +163,8 @@ pub(super) fn get(
     with_body(db, folder, id, header)
 }
 
-/// Every refused body, bytes included.
+/// Every refused body that can be read, bytes included. One that cannot (its file missing,
+/// its bytes changed) is left out with a WARN: [`get`] answers `Corrupt` for it alone.
 pub(super) fn all(db: &Database, folder: &Folder) -> Result<Vec<RejectedRecord>, StoreError> {
     let tx = db.begin_read().map_err(unavailable)?;
     let headers = tx.open_table(HEADERS).map_err(unavailable)?;
@@ -171,8 +172,15 @@ pub(super) fn all(db: &Database, folder: &Folder) -> Result<Vec<RejectedRecord>,
     for entry in headers.iter().map_err(unavailable)? {
         let (id, value) = entry.map_err(unavailable)?;
         let id = id.value();
-        let header = decode_header(id, value.value())?;
-        out.extend(with_body(db, folder, id, header)?);
+        let read =
+            decode_header(id, value.value()).and_then(|header| with_body(db, folder, id, header));
+        match read {
+            Ok(found) => out.extend(found),
+            Err(err) if err.kind() == StoreErrorKind::Corrupt => {
+                tracing::warn!(rejected = id, error = %err, "a refused body cannot be read: left out of the list");
+            }
+            Err(err) => return Err(err),
+        }
     }
     Ok(out)
 }
@@ -265,6 +273,11 @@ impl<'t> RejectedTables<'t> {
     /// Keeps a refused body, then drops what the limits no longer allow. `Ok(Err(Invalid))`
     /// when the body is over the cap on its own (charged with its header): not kept, and
     /// nothing else dropped for it.
+    ///
+    /// The body just kept is never dropped for its age here, as on PostgreSQL (where its age
+    /// is its insert's): one whose envelope is already past the age (a clock stepped, a tiny
+    /// age) is kept until the next refusal or prune, so that the id answered names a body
+    /// that can be read, and the trim never undoes the write it follows.
     pub(super) fn keep(
         &mut self,
         meta: &mut Table<'_, &'static str, u64>,
@@ -290,7 +303,18 @@ impl<'t> RejectedTables<'t> {
             .map_or(1, |v| v.value());
         meta.insert(NEXT_REJECTED, id + 1).map_err(unavailable)?;
         self.insert(meta, id, &header, &encoded, body)?;
-        self.trim(meta, SystemTime::now())?;
+        self.trim_but(meta, SystemTime::now(), Some(id))?;
+        // Admitted, it fits the cap alone; a total that drifted may still push it out.
+        if self.headers.get(id).map_err(unavailable)?.is_none() {
+            return Ok(Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                format!(
+                    "a refused body of {} bytes did not fit the refused bodies' cap of {} \
+                     bytes: not kept",
+                    header.body_len, self.limits.max_bytes
+                ),
+            )));
+        }
         Ok(Ok(id))
     }
 
@@ -330,6 +354,16 @@ impl<'t> RejectedTables<'t> {
         meta: &mut Table<'_, &'static str, u64>,
         now: SystemTime,
     ) -> Result<(), StoreError> {
+        self.trim_but(meta, now, None)
+    }
+
+    /// [`trim`](Self::trim), sparing `young` from the age limit.
+    fn trim_but(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        now: SystemTime,
+        young: Option<RecordId>,
+    ) -> Result<(), StoreError> {
         let oldest_kept = self.limits.oldest_kept_ms(now);
         let mut too_old = Vec::new();
         for entry in self
@@ -337,7 +371,10 @@ impl<'t> RejectedTables<'t> {
             .range::<(i64, u64)>(..(oldest_kept, 0))
             .map_err(unavailable)?
         {
-            too_old.push(entry.map_err(unavailable)?.0.value().1);
+            let id = entry.map_err(unavailable)?.0.value().1;
+            if Some(id) != young {
+                too_old.push(id);
+            }
         }
         for id in too_old {
             if let Some(bytes) = self.forget(meta, id)? {
@@ -397,8 +434,8 @@ impl<'t> RejectedTables<'t> {
     }
 }
 
-/// What a transaction did to the refused bodies' files, to settle once it has committed.
-/// Dropped instead (the commit failed), it deletes the files placed for it.
+/// What a transaction did to the refused bodies' files, to settle once it has committed, or
+/// once its commit failed.
 #[must_use]
 pub(super) struct Settle {
     placed: Vec<Unsettled>,
@@ -415,6 +452,17 @@ impl Settle {
         }
         folder.delete(&self.unlink);
         self.dropped.report(limits, counter);
+    }
+
+    /// The commit failed: the files placed stay, and the dropped bodies' files too. A failed
+    /// commit may still be on disk (its last fsync failed after the data reached it), and
+    /// deleting a file its header may name would break the promise that a header never
+    /// names nothing; the sweep at the reopen deletes the files that no committed header
+    /// names, whichever way it went.
+    pub(super) fn failed(self) {
+        for file in self.placed {
+            file.settle();
+        }
     }
 }
 
@@ -528,11 +576,15 @@ pub(super) fn migrate(
             let done = old.is_empty().map_err(unavailable)?;
             (done, settle)
         };
-        if done.0 {
+        let (done, settle) = done;
+        if done {
             tx.delete_table(OLD).map_err(unavailable)?;
         }
-        tx.commit().map_err(unavailable)?;
-        done.1.committed(folder, &limits, dropped);
+        if let Err(err) = tx.commit() {
+            settle.failed();
+            return Err(unavailable(err));
+        }
+        settle.committed(folder, &limits, dropped);
     }
 }
 
