@@ -26,6 +26,9 @@ fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
 /// The `rejected/` folder.
 pub(super) struct Folder {
     path: PathBuf,
+    /// The folder itself, opened once at each (re)open and fsynced through: opened at every
+    /// commit, a process out of file handles (a flood of refusals) failed every commit.
+    handle: std::sync::Mutex<Option<std::fs::File>>,
     /// Names the temporary files: unique within the process, and the sweep at open deletes
     /// those of an earlier one.
     next_tmp: AtomicU64,
@@ -36,8 +39,23 @@ impl Folder {
     pub(super) fn new(dir: &Path) -> Self {
         Self {
             path: dir.join("rejected"),
+            handle: std::sync::Mutex::new(None),
             next_tmp: AtomicU64::new(0),
         }
+    }
+
+    /// Opens the folder (it exists) for [`sync`](Self::sync), at open and at each reopen.
+    pub(super) fn open(&self) -> Result<(), StoreError> {
+        // Elsewhere a folder cannot be opened to be fsynced; a rename there is durable or not.
+        #[cfg(unix)]
+        {
+            let dir = std::fs::File::open(&self.path).map_err(unavailable)?;
+            *self
+                .handle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dir);
+        }
+        Ok(())
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -86,12 +104,15 @@ impl Folder {
 
     /// Makes the renames into the folder durable, before the headers that name them commit.
     pub(super) fn sync(&self) -> Result<(), StoreError> {
-        // Elsewhere a folder cannot be opened to be fsynced; a rename there is durable or not.
-        #[cfg(unix)]
-        std::fs::File::open(&self.path)
-            .and_then(|dir| dir.sync_all())
-            .map_err(unavailable)?;
-        Ok(())
+        let handle = self
+            .handle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*handle {
+            Some(dir) => dir.sync_all().map_err(unavailable),
+            // Not opened (not Unix): nothing to fsync.
+            None => Ok(()),
+        }
     }
 
     /// Deletes the files of bodies whose headers are gone (committed). One that cannot be
@@ -187,5 +208,22 @@ impl Drop for Unsettled {
             // Best effort: what stays is swept at the next open.
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_folder_is_opened_once_and_fsynced_through_that_handle() {
+        let dir = std::env::temp_dir().join(format!("airudder-folder-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("rejected")).unwrap();
+        let folder = Folder::new(&dir);
+        folder.open().unwrap();
+        // Its path gone (as good as a process out of file handles): the handle still syncs.
+        std::fs::remove_dir(folder.path()).unwrap();
+        folder.sync().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

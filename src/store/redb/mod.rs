@@ -30,6 +30,10 @@ use super::{
 /// The most commands one transaction commits together.
 const MAX_GROUP: usize = 1024;
 
+/// The most refused bodies written at once: each holds a file open while it is written and
+/// fsynced, and a flood of refusals must not take every file handle the process has.
+const BODY_WRITES: usize = 4;
+
 /// The embedded [`Store`]: a redb database in a directory, fsynced on every commit, with
 /// concurrent writes committed together (group commit).
 ///
@@ -117,6 +121,8 @@ struct Shared {
     quarantined: AtomicU64,
     /// Refused bodies dropped for the limits.
     rejected_dropped: AtomicU64,
+    /// Refused bodies being written: [`BODY_WRITES`] at most.
+    body_writes: Arc<tokio::sync::Semaphore>,
     /// The last counted summary and when: receivers sharing the store sample it at once, and
     /// one scan serves them all.
     summary: std::sync::Mutex<Option<(Instant, StoreSummary)>>,
@@ -214,6 +220,7 @@ impl RedbStore {
             recoveries: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
             rejected_dropped: AtomicU64::new(0),
+            body_writes: Arc::new(tokio::sync::Semaphore::new(BODY_WRITES)),
             summary: std::sync::Mutex::new(None),
         });
         let db = open_database(&shared, true)?;
@@ -416,18 +423,29 @@ impl Store for RedbStore {
         let (reply, answer) = oneshot::channel();
         // The body is written and fsynced here, not by the writer: an 8 MiB write and fsync
         // would hold up every append of its group commit. The writer only renames it and
-        // commits its header. One blocking task writes and sends, so that the refusal is kept
-        // even if this future is dropped, as other commands are.
-        drop(tokio::task::spawn_blocking(move || {
-            match shared.folder.stage(&body) {
-                Ok(staged) => {
-                    // Unsent (the writer is gone), the file is deleted and the reply dropped.
-                    let _ = writer.send(Command::Reject(status, reason, envelope, staged, reply));
+        // commits its header. A task of its own waits its turn, writes and sends, so that the
+        // refusal is kept even if this future is dropped, as other commands are.
+        let writes = Arc::clone(&shared.body_writes);
+        drop(tokio::spawn(async move {
+            // Never closed: the permit always comes.
+            let Ok(permit) = writes.acquire_owned().await else {
+                return;
+            };
+            drop(tokio::task::spawn_blocking(move || {
+                let staged = shared.folder.stage(&body);
+                drop(permit);
+                match staged {
+                    Ok(staged) => {
+                        // Unsent (the writer is gone), the file is deleted and the reply dropped.
+                        let _ =
+                            writer.send(Command::Reject(status, reason, envelope, staged, reply));
+                    }
+                    // This refusal alone: not kept (the receiver logs it).
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
                 }
-                Err(err) => {
-                    let _ = reply.send(Err(err));
-                }
-            }
+            }));
         }));
         answer
             .await
@@ -516,6 +534,7 @@ fn summary(db: &Database) -> Result<StoreSummary, StoreError> {
 fn open_database(shared: &Shared, first: bool) -> Result<Arc<Database>, StoreError> {
     private_file(&shared.path)?;
     private_dir(shared.folder.path())?;
+    shared.folder.open()?;
     let db = Builder::new()
         .set_cache_size(shared.options.cache_size)
         .create(&shared.path)
@@ -1406,6 +1425,42 @@ mod tests {
         let store = RedbStore::open_with(&dir, options).unwrap();
         refuse(&store);
         assert_eq!(block_on(store.rejected_page(0, 1000)).unwrap().len(), 15);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_body_that_cannot_be_placed_fails_alone_and_the_appends_of_its_group_commit() {
+        let dir = temp_dir("rejected-unplaced");
+        let store = RedbStore::open(&dir).unwrap();
+        let shared = &store.inner.shared;
+        let staged = shared.folder.stage(b"lost").unwrap();
+        // Its file gone before the writer renames it, as a rename into a broken folder fails.
+        for name in files_in(&dir) {
+            std::fs::remove_file(dir.join("rejected").join(name)).unwrap();
+        }
+        let (append, appended) = oneshot::channel();
+        let (reject, rejected) = oneshot::channel();
+        let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+        let group = vec![
+            Command::Append(new_record(1, "kept"), append),
+            Command::Reject(400, "malformed JSON".into(), envelope, staged, reject),
+        ];
+        let db = shared.db().unwrap();
+        let mut answers = Vec::new();
+        apply(&db, shared, group, &mut answers).expect("the group commits");
+        for answer in answers {
+            answer.send(None);
+        }
+        let Ok(Ok(Appended::Stored(id))) = block_on(appended) else {
+            panic!("the append is stored")
+        };
+        let err = block_on(rejected).unwrap().unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+        drop(db);
+        assert!(block_on(store.get(id)).unwrap().is_some());
+        assert!(block_on(store.rejected_page(0, 10)).unwrap().is_empty());
+        assert!(!store.is_recovering());
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }

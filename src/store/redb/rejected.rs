@@ -302,7 +302,12 @@ impl<'t> RejectedTables<'t> {
             .map_err(unavailable)?
             .map_or(1, |v| v.value());
         meta.insert(NEXT_REJECTED, id + 1).map_err(unavailable)?;
-        self.insert(meta, id, &header, &encoded, body)?;
+        // A rename that fails (a full folder) fails this refusal alone, not the group.
+        let placed = match body.place(self.folder, id) {
+            Ok(placed) => placed,
+            Err(err) => return Ok(Err(err)),
+        };
+        self.insert(meta, id, &header, &encoded, placed)?;
         self.trim_but(meta, SystemTime::now(), Some(id))?;
         // Admitted, it fits the cap alone; a total that drifted may still push it out.
         if self.headers.get(id).map_err(unavailable)?.is_none() {
@@ -326,9 +331,9 @@ impl<'t> RejectedTables<'t> {
         id: RecordId,
         header: &Header,
         encoded: &[u8],
-        body: Staged,
+        placed: Unsettled,
     ) -> Result<(), StoreError> {
-        self.placed.push(body.place(self.folder, id)?);
+        self.placed.push(placed);
         self.headers.insert(id, encoded).map_err(unavailable)?;
         self.by_age
             .insert((header.envelope.received_at_ms, id), ())
@@ -566,7 +571,8 @@ pub(super) fn migrate(
                     body_crc: body.crc,
                 };
                 let encoded = encode_header(&header);
-                tables.insert(&mut meta, id, &header, &encoded, body)?;
+                let placed = body.place(folder, id)?;
+                tables.insert(&mut meta, id, &header, &encoded, placed)?;
                 entries += 1;
             }
             moved += entries as u64;
