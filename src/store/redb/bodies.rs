@@ -102,6 +102,17 @@ impl Folder {
         std::fs::metadata(self.file(id)).map_or(0, |found| found.len())
     }
 
+    /// Closes the handle [`open`](Self::open) took, with the database, so that a failed file
+    /// system can be detached and mounted again before the reopen.
+    pub(super) fn close(&self) {
+        drop(
+            self.handle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+    }
+
     /// Makes the renames into the folder durable, before the headers that name them commit.
     pub(super) fn sync(&self) -> Result<(), StoreError> {
         let handle = self
@@ -110,7 +121,9 @@ impl Folder {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &*handle {
             Some(dir) => dir.sync_all().map_err(unavailable),
-            // Not opened (not Unix): nothing to fsync.
+            // Closed for a reopen: no rename may count as durable.
+            None if cfg!(unix) => Err(unavailable("the refused bodies' folder is closed")),
+            // Elsewhere never opened: nothing to fsync.
             None => Ok(()),
         }
     }

@@ -799,6 +799,7 @@ fn reopen(shared: &Shared) -> Result<(), StoreError> {
             match Arc::try_unwrap(old) {
                 Ok(db) => {
                     drop(db); // closes the file and its lock
+                    shared.folder.close();
                     break;
                 }
                 Err(held) if Instant::now() < deadline => {
