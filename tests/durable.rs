@@ -487,7 +487,8 @@ fn bytes_under(dir: &std::path::Path) -> u64 {
 #[tokio::test]
 async fn refused_bodies_over_the_cap_push_out_the_oldest_and_the_disk_stays_within_it() {
     let dir = DataDir::new();
-    let (cap, body) = (16 * MIB, 2 * MIB);
+    // Eight bodies and their records: each counts its header and 4 KiB besides its bytes.
+    let (cap, body) = (16 * MIB + 8 * 8192, 2 * MIB);
     let store = limited(&dir, cap, RejectedLimits::DEFAULT_MAX_AGE);
     let path = store.path().to_owned();
     let (mut ids, mut used, mut database) = (Vec::new(), Vec::new(), Vec::new());
@@ -497,11 +498,11 @@ async fn refused_bodies_over_the_cap_push_out_the_oldest_and_the_disk_stays_with
         database.push(std::fs::metadata(&path).unwrap().len());
     }
 
-    // The newest eight fill the cap exactly; the 32 before them went, oldest first.
+    // The newest eight fill the cap; the 32 before them went, oldest first.
     assert_eq!(kept_ids(&store).await, ids[32..]);
     assert_eq!(store.rejected_dropped(), 32);
     let page = store.rejected_page(0, 100).await.unwrap();
-    assert_eq!(page.iter().map(|kept| kept.bytes).sum::<u64>(), cap);
+    assert_eq!(page.iter().map(|kept| kept.bytes).sum::<u64>(), 8 * body);
     let newest = store.get_rejected(ids[39]).await.unwrap().unwrap();
     assert_eq!(newest.body, malformed(39, body), "the newest kept whole");
     assert!(store.get_rejected(ids[31]).await.unwrap().is_none());
@@ -589,13 +590,20 @@ async fn a_request_whose_body_is_over_the_cap_is_answered_and_its_body_not_kept(
 #[tokio::test]
 async fn a_refused_body_over_the_cap_alone_is_not_kept_and_a_cap_of_zero_keeps_none() {
     let dir = DataDir::new();
-    let store = limited(&dir, 1000, RejectedLimits::DEFAULT_MAX_AGE);
+    // Three entries' fixed cost: each body counts its bytes, its header and 4 KiB.
+    let cap = 3 * RejectedLimits::ENTRY_COST;
+    let store = limited(&dir, cap, RejectedLimits::DEFAULT_MAX_AGE);
     let first = reject(&store, malformed(1, 600)).await.unwrap();
-    let err = reject(&store, malformed(2, 1001)).await.unwrap_err();
+    // Its bytes alone are under the cap; with its entry's cost, over.
+    let err = reject(&store, malformed(2, cap - 100)).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Invalid);
     assert!(
-        err.to_string()
-            .contains("a refused body of 1001 bytes is over the refused bodies' cap of 1000 bytes"),
+        err.to_string().contains(&format!(
+            "a refused body of {} bytes ({} with its record) is over the refused bodies' cap of \
+             {cap} bytes",
+            cap - 100,
+            cap - 100 + RejectedLimits::ENTRY_COST + "malformed JSON".len() as u64
+        )),
         "{err}"
     );
     assert_eq!(kept_ids(&store).await, [first], "nothing dropped for it");
@@ -607,9 +615,9 @@ async fn a_refused_body_over_the_cap_alone_is_not_kept_and_a_cap_of_zero_keeps_n
     let third = reject(&store, malformed(4, 600)).await.unwrap();
     assert_eq!(kept_ids(&store).await, [second, third]);
     assert_eq!(store.rejected_dropped(), 0);
-    // Exactly the cap fits, and pushes out the rest.
+    // One that fills the cap with its header fits, and pushes out the rest.
     let mut full = b"{\"callee\": \"+8613800138000\"".to_vec();
-    full.resize(1000, b' ');
+    full.resize(1000 + RejectedLimits::ENTRY_COST as usize, b' ');
     let full = reject(&store, Bytes::from(full)).await.unwrap();
     assert_eq!(kept_ids(&store).await, [full]);
     assert_eq!(store.rejected_dropped(), 2);
@@ -624,7 +632,7 @@ async fn a_refused_body_over_the_cap_alone_is_not_kept_and_a_cap_of_zero_keeps_n
         logs.contains("WARN")
             && logs.contains("over the refused bodies' cap")
             && logs.contains("count=1")
-            && logs.contains("bytes=1000")
+            && logs.contains("bytes=5096")
             && logs.contains("max_bytes=0")
             && !logs.contains("8613800138000"),
         "{logs}"
@@ -641,32 +649,30 @@ async fn refused_bodies_past_their_age_go_at_the_next_refusal_and_at_the_hourly_
     let dir = DataDir::new();
     let hour = Duration::from_secs(3600);
     let store = limited(&dir, RejectedLimits::DEFAULT_MAX_BYTES, hour);
-    // What counts is when the request arrived, not when the body was kept.
-    let almost_an_hour_ago = || {
-        let at = SystemTime::now() - hour + Duration::from_millis(500);
+    // What counts is when the request arrived, not when the body was kept: an hour before
+    // the age, whatever the disk's speed. Already too old, a body is still kept by its own
+    // refusal (the id answered names a body), and goes at the next.
+    let two_hours_ago = || {
+        let at = SystemTime::now() - 2 * hour;
         Envelope::new(at, None, Vec::new())
     };
     let body = || Bytes::from_static(b"{not json");
     let old = store
-        .reject(400, "malformed JSON".into(), almost_an_hour_ago(), body())
+        .reject(400, "malformed JSON".into(), two_hours_ago(), body())
         .await
         .unwrap();
+    assert!(store.get_rejected(old).await.unwrap().is_some(), "kept");
     let young = reject(&store, body()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let next = reject(&store, body()).await.unwrap();
-    assert_eq!(
-        kept_ids(&store).await,
-        [young, next],
-        "gone at the next refusal"
-    );
+    assert_eq!(kept_ids(&store).await, [young], "gone at the next refusal");
     assert_eq!(store.rejected_dropped(), 1);
+    let next = reject(&store, body()).await.unwrap();
+    assert_eq!(kept_ids(&store).await, [young, next]);
 
     let aging = store
-        .reject(400, "malformed JSON".into(), almost_an_hour_ago(), body())
+        .reject(400, "malformed JSON".into(), two_hours_ago(), body())
         .await
         .unwrap();
     assert_eq!(kept_ids(&store).await, [young, next, aging]);
-    tokio::time::sleep(Duration::from_millis(700)).await;
     // No refusal since; the receiver prunes hourly, and the age goes with it.
     assert_eq!(store.prune(SystemTime::UNIX_EPOCH).await.unwrap(), 0);
     assert_eq!(kept_ids(&store).await, [young, next], "gone at the prune");

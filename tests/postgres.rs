@@ -582,13 +582,9 @@ async fn kept_ids(store: &PostgresStore) -> Vec<RecordId> {
 #[tokio::test]
 async fn refused_bodies_over_the_cap_push_out_the_oldest_and_are_listed_a_page_at_a_time() {
     let url = shared_cluster().url();
-    let store = limited(
-        &url,
-        "rejected_cap",
-        10_000,
-        RejectedLimits::DEFAULT_MAX_AGE,
-    )
-    .await;
+    // Ten bodies of 1,000 bytes, each with its record (reason, envelope) and 4 KiB.
+    let cap = 10 * (1000 + RejectedLimits::ENTRY_COST + 500);
+    let store = limited(&url, "rejected_cap", cap, RejectedLimits::DEFAULT_MAX_AGE).await;
     let mut ids = Vec::new();
     for n in 0..25u8 {
         ids.push(reject(&store, n, 1000).await.unwrap());
@@ -600,12 +596,13 @@ async fn refused_bodies_over_the_cap_push_out_the_oldest_and_are_listed_a_page_a
     );
     assert_eq!(store.rejected_dropped(), 15);
 
-    let err = reject(&store, 99, 10_001).await.unwrap_err();
+    // Under the cap by its bytes, over it with its record's.
+    let err = reject(&store, 99, cap as usize - 1000).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Invalid);
+    let message = err.to_string();
     assert!(
-        err.to_string().contains(
-            "a refused body of 10001 bytes is over the refused bodies' cap of 10000 bytes"
-        ),
+        message.contains(&format!("a refused body of {} bytes (", cap - 1000))
+            && message.contains(&format!("is over the refused bodies' cap of {cap} bytes")),
         "{err}"
     );
     assert_eq!(store.rejected_dropped(), 15, "nothing dropped for it");
@@ -649,6 +646,20 @@ async fn refused_bodies_over_the_cap_push_out_the_oldest_and_are_listed_a_page_a
         reject(&none, 1, 0).await.unwrap_err().kind(),
         StoreErrorKind::Invalid
     );
+}
+
+#[tokio::test]
+async fn a_flood_of_empty_refused_bodies_keeps_the_cap_over_what_each_entry_costs() {
+    let url = shared_cluster().url();
+    // Each row costs 4 KiB and its reason and envelope (about 60 bytes here): 15 fit.
+    let cap = 16 * RejectedLimits::ENTRY_COST;
+    let store = limited(&url, "rejected_flood", cap, RejectedLimits::DEFAULT_MAX_AGE).await;
+    let mut ids = Vec::new();
+    for n in 0..100u8 {
+        ids.push(reject(&store, n, usize::from(n % 2)).await.unwrap());
+    }
+    assert_eq!(kept_ids(&store).await, ids[85..], "the newest 15");
+    assert_eq!(store.rejected_dropped(), 85);
 }
 
 #[tokio::test]
@@ -723,7 +734,9 @@ async fn refused_bodies_kept_before_their_byte_counts_are_counted_at_the_migrati
             .unwrap();
     }
 
-    let store = limited(&url, "rejected_v1", 1000, RejectedLimits::DEFAULT_MAX_AGE).await;
+    // Two of them with their records, not three.
+    let cap = 2 * RejectedLimits::ENTRY_COST + 1300;
+    let store = limited(&url, "rejected_v1", cap, RejectedLimits::DEFAULT_MAX_AGE).await;
     let page = store.rejected_page(0, 10).await.unwrap();
     let listed: Vec<_> = page.iter().map(|kept| (kept.id, kept.bytes)).collect();
     assert_eq!(listed, [(1, 600), (2, 300)]);

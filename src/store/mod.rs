@@ -71,7 +71,8 @@
 //! # Refused bodies are bounded
 //!
 //! Refused bodies come from senders that got something wrong, in any number and size, so a
-//! store keeps at most [`RejectedLimits::max_bytes`] of them in all (64 MiB by default) and
+//! store keeps at most [`RejectedLimits::max_bytes`] of them in all (64 MiB by default; each
+//! counted with its record, at least 4 KiB, so that empty bodies are bounded too) and
 //! none received more than [`RejectedLimits::max_age`] ago (7 days; on PostgreSQL, stored
 //! more than that ago), set with [`RedbOptions::keep_rejected`] (or
 //! `PostgresOptions::keep_rejected`). A new refused body that takes the total over the cap
@@ -416,8 +417,8 @@ pub struct RejectedSummary {
     pub reason: String,
     /// The request's envelope.
     pub envelope: Envelope,
-    /// The length of the kept body, in bytes: what it counts toward
-    /// [`RejectedLimits::max_bytes`].
+    /// The length of the kept body, in bytes; it counts toward [`RejectedLimits::max_bytes`]
+    /// with its record.
     pub bytes: u64,
 }
 
@@ -457,7 +458,9 @@ impl From<RejectedRecord> for RejectedSummary {
 #[non_exhaustive]
 pub struct RejectedLimits {
     /// The most bytes of refused bodies kept, in all (default
-    /// [`DEFAULT_MAX_BYTES`](Self::DEFAULT_MAX_BYTES)).
+    /// [`DEFAULT_MAX_BYTES`](Self::DEFAULT_MAX_BYTES)), counted as each body's bytes plus its
+    /// record, at least 4 KiB an entry ([`ENTRY_COST`](Self::ENTRY_COST)), so that tiny bodies
+    /// are bounded too: a flood of empty ones keeps at most `max_bytes / 4 KiB` of them.
     pub max_bytes: u64,
     /// How long after it was received a refused body is kept at most (default
     /// [`DEFAULT_MAX_AGE`](Self::DEFAULT_MAX_AGE)).
@@ -471,26 +474,35 @@ impl RejectedLimits {
     /// 7 days: a week to notice and fix what refused them.
     pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+    /// What each kept refused body counts toward [`max_bytes`](Self::max_bytes) beyond its
+    /// bytes and its record (status, reason, envelope): a file, an inode, an index entry.
+    pub const ENTRY_COST: u64 = 4096;
+
     /// Limits of `max_bytes` in all and `max_age` each.
     pub fn new(max_bytes: u64, max_age: Duration) -> Self {
         Self { max_bytes, max_age }
     }
 
-    /// Whether a body of `len` bytes may be kept at all; the error says why not.
-    pub(crate) fn admit(&self, len: usize) -> Result<(), StoreError> {
-        let len = len as u64;
+    /// What a body of `body` bytes with a record of `record` bytes counts toward the cap.
+    pub(crate) fn charge(body: u64, record: u64) -> u64 {
+        body.saturating_add(record).saturating_add(Self::ENTRY_COST)
+    }
+
+    /// Whether a body of `len` bytes, charged `charge` with its record, may be kept at all;
+    /// the error says why not.
+    pub(crate) fn admit(&self, len: u64, charge: u64) -> Result<(), StoreError> {
         if self.max_bytes == 0 {
             return Err(StoreError::new(
                 StoreErrorKind::Invalid,
                 "the refused bodies' cap is 0 bytes: not kept",
             ));
         }
-        if len > self.max_bytes {
+        if charge > self.max_bytes {
             return Err(StoreError::new(
                 StoreErrorKind::Invalid,
                 format!(
-                    "a refused body of {len} bytes is over the refused bodies' cap of {} bytes: \
-                     not kept",
+                    "a refused body of {len} bytes ({charge} with its record) is over the \
+                     refused bodies' cap of {} bytes: not kept",
                     self.max_bytes
                 ),
             ));
@@ -846,13 +858,6 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
     fn summary(&self) -> BoxFuture<'_, Result<StoreSummary, StoreError>>;
     fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>>;
-    // Not called by the receiver yet: it is here for an admin page listing through it.
-    #[allow(dead_code)]
-    fn rejected_page(
-        &self,
-        after: RecordId,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<RejectedSummary>, StoreError>>;
     fn get_rejected(
         &self,
         id: RecordId,
@@ -905,13 +910,6 @@ impl<S: Store> ErasedStore for S {
     }
     fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<Record, StoreError>> {
         Box::pin(Store::replay(self, id))
-    }
-    fn rejected_page(
-        &self,
-        after: RecordId,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<RejectedSummary>, StoreError>> {
-        Box::pin(Store::rejected_page(self, after, limit))
     }
     fn get_rejected(
         &self,

@@ -234,6 +234,7 @@ impl Sql {
         let t = format!("{schema}.notifications");
         let r = format!("{schema}.rejected");
         let lease = format!("now() + interval '{} milliseconds'", lease.as_millis());
+        const ENTRY_COST: u64 = RejectedLimits::ENTRY_COST;
         Self {
             insert: format!(
                 "INSERT INTO {t} (dedup_key, state, attempts, envelope, body, claimed_by, lease_until) \
@@ -268,14 +269,16 @@ impl Sql {
                  VALUES ($1, $2, $3, $4, $5) RETURNING id"
             ),
             // In the transaction of the insert, whose now() is the new body's stored_at: the
-            // ones past the age, then the oldest of the rest beyond the cap (the byte counts
-            // of newer ones summed, newest first). Reads no body.
+            // ones past the age, then the oldest of the rest beyond the cap (the charges of
+            // newer ones summed, newest first: body, reason, envelope and a fixed cost, so
+            // that empty bodies count too). Reads no body.
             trim_rejected: format!(
                 "DELETE FROM {r} WHERE id IN ( \
                    SELECT id FROM {r} WHERE stored_at < now() - $2::float8 * interval '1 millisecond' \
                    UNION ALL \
                    SELECT id FROM ( \
-                     SELECT id, sum(bytes) OVER (ORDER BY id DESC) AS newer FROM {r} \
+                     SELECT id, sum(bytes + octet_length(reason) + octet_length(envelope) \
+                       + {ENTRY_COST}) OVER (ORDER BY id DESC) AS newer FROM {r} \
                      WHERE stored_at >= now() - $2::float8 * interval '1 millisecond') kept \
                    WHERE newer > $1::bigint) \
                  RETURNING bytes, stored_at < now() - $2::float8 * interval '1 millisecond'"
@@ -753,9 +756,14 @@ impl Store for PostgresStore {
         body: Bytes,
     ) -> Result<RecordId, StoreError> {
         let limits = self.inner.options.rejected;
-        limits.admit(body.len())?;
         let status = i16::try_from(status).unwrap_or(i16::MAX);
         let envelope = envelope_json(&envelope)?;
+        // As `trim_rejected` charges it: the body, its reason and envelope, the fixed cost.
+        let len = body.len() as u64;
+        limits.admit(
+            len,
+            RejectedLimits::charge(len, (reason.len() + envelope.len()) as u64),
+        )?;
         let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
         let max_bytes = i64::try_from(limits.max_bytes).unwrap_or(i64::MAX);
         let max_age_ms = self.max_age_ms();

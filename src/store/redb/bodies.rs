@@ -11,7 +11,8 @@
 //! 3. the files of the bodies a transaction dropped are deleted once it has committed.
 //!
 //! A crash (or a failed commit) leaves at worst a file without a header, or a `.tmp`:
-//! [`Folder::sweep`] deletes them at open.
+//! [`Folder::sweep`] deletes them at open, and at the reopen after a failed commit. A failed
+//! commit deletes nothing itself: it may have reached the disk all the same.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,9 @@ fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
 /// The `rejected/` folder.
 pub(super) struct Folder {
     path: PathBuf,
+    /// The folder itself, opened once at each (re)open and fsynced through: opened at every
+    /// commit, a process out of file handles (a flood of refusals) failed every commit.
+    handle: std::sync::Mutex<Option<std::fs::File>>,
     /// Names the temporary files: unique within the process, and the sweep at open deletes
     /// those of an earlier one.
     next_tmp: AtomicU64,
@@ -35,8 +39,23 @@ impl Folder {
     pub(super) fn new(dir: &Path) -> Self {
         Self {
             path: dir.join("rejected"),
+            handle: std::sync::Mutex::new(None),
             next_tmp: AtomicU64::new(0),
         }
+    }
+
+    /// Opens the folder (it exists) for [`sync`](Self::sync), at open and at each reopen.
+    pub(super) fn open(&self) -> Result<(), StoreError> {
+        // Elsewhere a folder cannot be opened to be fsynced; a rename there is durable or not.
+        #[cfg(unix)]
+        {
+            let dir = std::fs::File::open(&self.path).map_err(unavailable)?;
+            *self
+                .handle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dir);
+        }
+        Ok(())
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -83,14 +102,30 @@ impl Folder {
         std::fs::metadata(self.file(id)).map_or(0, |found| found.len())
     }
 
+    /// Closes the handle [`open`](Self::open) took, with the database, so that a failed file
+    /// system can be detached and mounted again before the reopen.
+    pub(super) fn close(&self) {
+        drop(
+            self.handle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+    }
+
     /// Makes the renames into the folder durable, before the headers that name them commit.
     pub(super) fn sync(&self) -> Result<(), StoreError> {
-        // Elsewhere a folder cannot be opened to be fsynced; a rename there is durable or not.
-        #[cfg(unix)]
-        std::fs::File::open(&self.path)
-            .and_then(|dir| dir.sync_all())
-            .map_err(unavailable)?;
-        Ok(())
+        let handle = self
+            .handle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*handle {
+            Some(dir) => dir.sync_all().map_err(unavailable),
+            // Closed for a reopen: no rename may count as durable.
+            None if cfg!(unix) => Err(unavailable("the refused bodies' folder is closed")),
+            // Elsewhere never opened: nothing to fsync.
+            None => Ok(()),
+        }
     }
 
     /// Deletes the files of bodies whose headers are gone (committed). One that cannot be
@@ -169,7 +204,8 @@ impl Staged {
     }
 }
 
-/// A file no committed header names yet: deleted when dropped, unless settled.
+/// A file no committed header names yet: deleted when dropped (its transaction never reached
+/// a commit), unless settled.
 pub(super) struct Unsettled(Option<PathBuf>);
 
 impl Unsettled {
@@ -185,5 +221,22 @@ impl Drop for Unsettled {
             // Best effort: what stays is swept at the next open.
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_folder_is_opened_once_and_fsynced_through_that_handle() {
+        let dir = std::env::temp_dir().join(format!("airudder-folder-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("rejected")).unwrap();
+        let folder = Folder::new(&dir);
+        folder.open().unwrap();
+        // Its path gone (as good as a process out of file handles): the handle still syncs.
+        std::fs::remove_dir(folder.path()).unwrap();
+        folder.sync().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -30,6 +30,10 @@ use super::{
 /// The most commands one transaction commits together.
 const MAX_GROUP: usize = 1024;
 
+/// The most refused bodies written at once: each holds a file open while it is written and
+/// fsynced, and a flood of refusals must not take every file handle the process has.
+const BODY_WRITES: usize = 4;
+
 /// The embedded [`Store`]: a redb database in a directory, fsynced on every commit, with
 /// concurrent writes committed together (group commit).
 ///
@@ -117,6 +121,8 @@ struct Shared {
     quarantined: AtomicU64,
     /// Refused bodies dropped for the limits.
     rejected_dropped: AtomicU64,
+    /// Refused bodies being written: [`BODY_WRITES`] at most.
+    body_writes: Arc<tokio::sync::Semaphore>,
     /// The last counted summary and when: receivers sharing the store sample it at once, and
     /// one scan serves them all.
     summary: std::sync::Mutex<Option<(Instant, StoreSummary)>>,
@@ -214,6 +220,7 @@ impl RedbStore {
             recoveries: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
             rejected_dropped: AtomicU64::new(0),
+            body_writes: Arc::new(tokio::sync::Semaphore::new(BODY_WRITES)),
             summary: std::sync::Mutex::new(None),
         });
         let db = open_database(&shared, true)?;
@@ -404,8 +411,11 @@ impl Store for RedbStore {
         envelope: Envelope,
         body: Bytes,
     ) -> Result<RecordId, StoreError> {
-        // Checked before the body is written: one over the cap is never kept.
-        self.inner.shared.options.rejected.admit(body.len())?;
+        // Checked before the body is written: one over the cap is never kept. Its header's
+        // length is known to the writer alone, which checks again with it.
+        let len = body.len() as u64;
+        let at_least = RejectedLimits::charge(len, reason.len() as u64);
+        self.inner.shared.options.rejected.admit(len, at_least)?;
         let Some(writer) = self.inner.writer.clone() else {
             return Err(StoreError::bare(StoreErrorKind::Closed));
         };
@@ -413,24 +423,37 @@ impl Store for RedbStore {
         let (reply, answer) = oneshot::channel();
         // The body is written and fsynced here, not by the writer: an 8 MiB write and fsync
         // would hold up every append of its group commit. The writer only renames it and
-        // commits its header. One blocking task writes and sends, so that the refusal is kept
-        // even if this future is dropped, as other commands are.
-        drop(tokio::task::spawn_blocking(move || {
-            match shared.folder.stage(&body) {
-                Ok(staged) => {
-                    // Unsent (the writer is gone), the file is deleted and the reply dropped.
-                    let _ = writer.send(Command::Reject(status, reason, envelope, staged, reply));
+        // commits its header. A task of its own waits its turn, writes and sends, so that the
+        // refusal is kept even if this future is dropped, as other commands are.
+        let writes = Arc::clone(&shared.body_writes);
+        drop(tokio::spawn(async move {
+            // Never closed: the permit always comes.
+            let Ok(permit) = writes.acquire_owned().await else {
+                return;
+            };
+            drop(tokio::task::spawn_blocking(move || {
+                let staged = shared.folder.stage(&body);
+                drop(permit);
+                match staged {
+                    Ok(staged) => {
+                        // Unsent (the writer is gone), the file is deleted and the reply dropped.
+                        let _ =
+                            writer.send(Command::Reject(status, reason, envelope, staged, reply));
+                    }
+                    // This refusal alone: not kept (the receiver logs it).
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
                 }
-                Err(err) => {
-                    let _ = reply.send(Err(err));
-                }
-            }
+            }));
         }));
         answer
             .await
             .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?
     }
 
+    /// A body that cannot be read (its file lost, its bytes changed) is left out, with a WARN
+    /// naming it: [`get_rejected`](Store::get_rejected) says why.
     async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
         let shared = Arc::clone(&self.inner.shared);
         self.read(move |db| rejected::all(db, &shared.folder)).await
@@ -511,6 +534,7 @@ fn summary(db: &Database) -> Result<StoreSummary, StoreError> {
 fn open_database(shared: &Shared, first: bool) -> Result<Arc<Database>, StoreError> {
     private_file(&shared.path)?;
     private_dir(shared.folder.path())?;
+    shared.folder.open()?;
     let db = Builder::new()
         .set_cache_size(shared.options.cache_size)
         .create(&shared.path)
@@ -521,6 +545,7 @@ fn open_database(shared: &Shared, first: bool) -> Result<Arc<Database>, StoreErr
             other => unavailable(other),
         })?;
     let limits = shared.options.rejected;
+    rejected::recount(&db, &shared.folder)?;
     rejected::migrate(&db, &shared.folder, limits, &shared.rejected_dropped)?;
     let tx = db.begin_write().map_err(unavailable)?;
     let settle = {
@@ -553,7 +578,10 @@ fn open_database(shared: &Shared, first: bool) -> Result<Arc<Database>, StoreErr
         meta.insert("opened_at_ms", opened).map_err(unavailable)?;
         rejected.finish()?
     };
-    tx.commit().map_err(unavailable)?;
+    if let Err(err) = tx.commit() {
+        settle.failed();
+        return Err(unavailable(err));
+    }
     settle.committed(&shared.folder, &limits, &shared.rejected_dropped);
     // Once the headers are committed: a file none of them names was left by a crash.
     rejected::sweep(&db, &shared.folder, first)?;
@@ -771,6 +799,7 @@ fn reopen(shared: &Shared) -> Result<(), StoreError> {
             match Arc::try_unwrap(old) {
                 Ok(db) => {
                     drop(db); // closes the file and its lock
+                    shared.folder.close();
                     break;
                 }
                 Err(held) if Instant::now() < deadline => {
@@ -845,9 +874,12 @@ fn apply(
         tables.save_next_record()?;
         rejected.finish()
     })();
-    // Not committed, the refused bodies' files placed for it go with `result` or `settle`.
+    // Never committed, the refused bodies' files placed for it go with `result`.
     let settle = result?;
-    tx.commit().map_err(unavailable)?;
+    if let Err(err) = tx.commit() {
+        settle.failed();
+        return Err(unavailable(err));
+    }
     // Counted, logged and deleted once committed: a transaction that failed dropped nothing.
     settle.committed(&shared.folder, &limits, &shared.rejected_dropped);
     Ok(())
@@ -1352,10 +1384,9 @@ mod tests {
                     .contains(&format!("rejected/{lost} is missing")),
                 "{err}"
             );
-            assert_eq!(
-                store.rejected().await.unwrap_err().kind(),
-                StoreErrorKind::Corrupt
-            );
+            // Read all, it is left out; the others are still read.
+            let all = store.rejected().await.unwrap();
+            assert_eq!(all.iter().map(|one| one.id).collect::<Vec<_>>(), [kept]);
             store.remove_rejected(lost).await.unwrap();
             let one = store.get_rejected(kept).await.unwrap().unwrap();
             assert_eq!(&one.body[..], b"kept");
@@ -1366,6 +1397,103 @@ mod tests {
             assert_eq!(&again.body[..], b"next");
             assert_eq!(store.rejected().await.unwrap().len(), 2);
         });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_flood_of_empty_refused_bodies_keeps_the_cap_over_what_each_entry_costs() {
+        use super::rejected::old_format::charge;
+        let dir = temp_dir("rejected-flood");
+        let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+        // Each entry costs its header and 4 KiB besides its bytes: 15 of them fit in 16 × 4 KiB.
+        let each = charge(400, "malformed JSON", &envelope, b"");
+        let cap = 16 * RejectedLimits::ENTRY_COST;
+        assert_eq!(cap / each, 15);
+        let limits = RejectedLimits::new(cap, RejectedLimits::DEFAULT_MAX_AGE);
+        let options = RedbOptions::default().keep_rejected(limits);
+        let store = RedbStore::open_with(&dir, options.clone()).unwrap();
+        let refuse = |store: &RedbStore| {
+            let reject = store.reject(400, "malformed JSON".into(), envelope.clone(), Bytes::new());
+            block_on(reject).unwrap()
+        };
+        let ids: Vec<_> = (0..100).map(|_| refuse(&store)).collect();
+        let kept = block_on(store.rejected_page(0, 1000)).unwrap();
+        assert_eq!(kept.iter().map(|one| one.id).collect::<Vec<_>>(), ids[85..]);
+        assert_eq!(store.rejected_dropped(), 85);
+        assert_eq!(files_in(&dir).len(), 15, "a file each, and no more");
+        drop(store);
+        // The total holds across a reopen.
+        let store = RedbStore::open_with(&dir, options).unwrap();
+        refuse(&store);
+        assert_eq!(block_on(store.rejected_page(0, 1000)).unwrap().len(), 15);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_body_that_cannot_be_placed_fails_alone_and_the_appends_of_its_group_commit() {
+        let dir = temp_dir("rejected-unplaced");
+        let store = RedbStore::open(&dir).unwrap();
+        let shared = &store.inner.shared;
+        let staged = shared.folder.stage(b"lost").unwrap();
+        // Its file gone before the writer renames it, as a rename into a broken folder fails.
+        for name in files_in(&dir) {
+            std::fs::remove_file(dir.join("rejected").join(name)).unwrap();
+        }
+        let (append, appended) = oneshot::channel();
+        let (reject, rejected) = oneshot::channel();
+        let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+        let group = vec![
+            Command::Append(new_record(1, "kept"), append),
+            Command::Reject(400, "malformed JSON".into(), envelope, staged, reject),
+        ];
+        let db = shared.db().unwrap();
+        let mut answers = Vec::new();
+        apply(&db, shared, group, &mut answers).expect("the group commits");
+        for answer in answers {
+            answer.send(None);
+        }
+        let Ok(Ok(Appended::Stored(id))) = block_on(appended) else {
+            panic!("the append is stored")
+        };
+        let err = block_on(rejected).unwrap().unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+        drop(db);
+        assert!(block_on(store.get(id)).unwrap().is_some());
+        assert!(block_on(store.rejected_page(0, 10)).unwrap().is_empty());
+        assert!(!store.is_recovering());
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_its_files_to_the_sweep_at_the_reopen() {
+        let dir = temp_dir("rejected-failed-commit");
+        let store = RedbStore::open(&dir).unwrap();
+        let shared = &store.inner.shared;
+        let db = shared.db().unwrap();
+        let tx = db.begin_write().unwrap();
+        let settle = {
+            let mut meta = tx.open_table(META).unwrap();
+            let mut tables =
+                RejectedTables::open(&tx, &shared.folder, shared.options.rejected).unwrap();
+            let body = tables.stage(b"placed").unwrap();
+            let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+            let id = tables
+                .keep(&mut meta, 400, "malformed JSON".into(), envelope, body)
+                .unwrap()
+                .unwrap();
+            assert_eq!(id, 1);
+            tables.finish().unwrap()
+        };
+        // The commit failed: perhaps before the disk, perhaps after (here: before).
+        tx.abort().unwrap();
+        settle.failed();
+        assert_eq!(files_in(&dir), ["1"], "left for the sweep to decide");
+        rejected::sweep(&db, &shared.folder, false).unwrap();
+        assert!(files_in(&dir).is_empty(), "no header names it: swept");
+        drop(db);
+        drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1434,25 +1562,26 @@ mod tests {
 
     #[test]
     fn an_old_table_longer_than_a_move_group_moves_whole_within_the_limits() {
-        use super::rejected::old_format::{exists, v2, write};
+        use super::rejected::old_format::{charge, exists, v2, write};
         let dir = temp_dir("rejected-move-capped");
         let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
         // More entries than one transaction of the move carries.
         let entries: Vec<_> = (1..=1500u64)
-            .map(|id| (id, v2(400, "malformed JSON", &envelope, &[id as u8; 10])))
+            .map(|id| (id, v2(400, "malformed JSON", &envelope, &[7; 10])))
             .collect();
+        let each = charge(400, "malformed JSON", &envelope, &[7; 10]);
         {
             let store = RedbStore::open(&dir).unwrap();
             write(&store.inner.shared.db().unwrap(), &entries);
         }
-        let limits = RejectedLimits::new(5000, RejectedLimits::DEFAULT_MAX_AGE);
+        let limits = RejectedLimits::new(500 * each + each / 2, RejectedLimits::DEFAULT_MAX_AGE);
         let store =
             RedbStore::open_with(&dir, RedbOptions::default().keep_rejected(limits)).unwrap();
         assert!(!exists(&store.inner.shared.db().unwrap()));
         assert_eq!(
             store.rejected_dropped(),
             1000,
-            "the newest 500 fit in 5,000 bytes"
+            "the newest 500 fit in 500 entries' charges"
         );
         block_on(async {
             let kept = store.rejected_page(0, 1000).await.unwrap();

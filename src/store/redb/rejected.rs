@@ -4,7 +4,8 @@
 //! rejected_meta    id -> [FF 'M' 3 0][crc32 of the JSON, LE][header JSON]
 //!                        header: status, reason, envelope, body_len, body_crc
 //! rejected_by_age  (received_at_ms, id) -> ()
-//! meta             "rejected_bytes": the sum of body_len; "next_rejected": the next id
+//! meta             "rejected_charged": the sum of the charges (body_len + header length +
+//!                        ENTRY_COST); "next_rejected": the next id
 //! rejected/<id>    (a file beside the database) the raw bytes, as received: `bodies.rs`
 //! ```
 //!
@@ -36,8 +37,11 @@ const BY_AGE: TableDefinition<'_, (i64, u64), ()> = TableDefinition::new("reject
 /// Versions 1 and 2: header and body in one value.
 const OLD: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected");
 
-/// The meta entry holding the sum of the kept bodies' lengths.
-const KEPT_BYTES: &str = "rejected_bytes";
+/// The meta entry holding the sum of the kept bodies' charges (see [`charge`]).
+const KEPT_BYTES: &str = "rejected_charged";
+/// Before each entry was charged its header and [`RejectedLimits::ENTRY_COST`]: the sum of
+/// the bodies' lengths alone, replaced at open ([`recount`]).
+const OLD_KEPT_BYTES: &str = "rejected_bytes";
 /// The meta entry holding the next refused body's id.
 const NEXT_REJECTED: &str = "next_rejected";
 
@@ -85,6 +89,11 @@ fn decode_header(id: RecordId, bytes: &[u8]) -> Result<Header, StoreError> {
         return Err(corrupt(id, CHANGED));
     }
     serde_json::from_slice(json).map_err(|_| corrupt(id, "unreadable refused body header"))
+}
+
+/// What an entry counts toward the cap: its body, its encoded header, and the fixed cost.
+fn charge(body_len: u64, header: &[u8]) -> u64 {
+    RejectedLimits::charge(body_len, header.len() as u64)
 }
 
 fn summary(id: RecordId, header: Header) -> RejectedSummary {
@@ -154,7 +163,8 @@ pub(super) fn get(
     with_body(db, folder, id, header)
 }
 
-/// Every refused body, bytes included.
+/// Every refused body that can be read, bytes included. One that cannot (its file missing,
+/// its bytes changed) is left out with a WARN: [`get`] answers `Corrupt` for it alone.
 pub(super) fn all(db: &Database, folder: &Folder) -> Result<Vec<RejectedRecord>, StoreError> {
     let tx = db.begin_read().map_err(unavailable)?;
     let headers = tx.open_table(HEADERS).map_err(unavailable)?;
@@ -162,8 +172,15 @@ pub(super) fn all(db: &Database, folder: &Folder) -> Result<Vec<RejectedRecord>,
     for entry in headers.iter().map_err(unavailable)? {
         let (id, value) = entry.map_err(unavailable)?;
         let id = id.value();
-        let header = decode_header(id, value.value())?;
-        out.extend(with_body(db, folder, id, header)?);
+        let read =
+            decode_header(id, value.value()).and_then(|header| with_body(db, folder, id, header));
+        match read {
+            Ok(found) => out.extend(found),
+            Err(err) if err.kind() == StoreErrorKind::Corrupt => {
+                tracing::warn!(rejected = id, error = %err, "a refused body cannot be read: left out of the list");
+            }
+            Err(err) => return Err(err),
+        }
     }
     Ok(out)
 }
@@ -254,7 +271,13 @@ impl<'t> RejectedTables<'t> {
     }
 
     /// Keeps a refused body, then drops what the limits no longer allow. `Ok(Err(Invalid))`
-    /// when the body is over the cap on its own: not kept, and nothing else dropped for it.
+    /// when the body is over the cap on its own (charged with its header): not kept, and
+    /// nothing else dropped for it.
+    ///
+    /// The body just kept is never dropped for its age here, as on PostgreSQL (where its age
+    /// is its insert's): one whose envelope is already past the age (a clock stepped, a tiny
+    /// age) is kept until the next refusal or prune, so that the id answered names a body
+    /// that can be read, and the trim never undoes the write it follows.
     pub(super) fn keep(
         &mut self,
         meta: &mut Table<'_, &'static str, u64>,
@@ -263,34 +286,6 @@ impl<'t> RejectedTables<'t> {
         envelope: Envelope,
         body: Staged,
     ) -> Result<Result<RecordId, StoreError>, StoreError> {
-        if let Err(refused) = self
-            .limits
-            .admit(usize::try_from(body.len).unwrap_or(usize::MAX))
-        {
-            return Ok(Err(refused));
-        }
-        let id = meta
-            .get(NEXT_REJECTED)
-            .map_err(unavailable)?
-            .map_or(1, |v| v.value());
-        meta.insert(NEXT_REJECTED, id + 1).map_err(unavailable)?;
-        self.insert(meta, id, status, reason, envelope, body)?;
-        self.trim(meta, SystemTime::now())?;
-        Ok(Ok(id))
-    }
-
-    /// Places a refused body's file under `id`, writes its header and adds it to the total;
-    /// no limit checked.
-    fn insert(
-        &mut self,
-        meta: &mut Table<'_, &'static str, u64>,
-        id: RecordId,
-        status: u16,
-        reason: String,
-        envelope: Envelope,
-        body: Staged,
-    ) -> Result<(), StoreError> {
-        let received_at = envelope.received_at_ms;
         let header = Header {
             status,
             reason,
@@ -298,14 +293,52 @@ impl<'t> RejectedTables<'t> {
             body_len: body.len,
             body_crc: body.crc,
         };
-        self.placed.push(body.place(self.folder, id)?);
-        self.headers
-            .insert(id, encode_header(&header).as_slice())
-            .map_err(unavailable)?;
+        let encoded = encode_header(&header);
+        if let Err(refused) = self.limits.admit(body.len, charge(body.len, &encoded)) {
+            return Ok(Err(refused));
+        }
+        let id = meta
+            .get(NEXT_REJECTED)
+            .map_err(unavailable)?
+            .map_or(1, |v| v.value());
+        meta.insert(NEXT_REJECTED, id + 1).map_err(unavailable)?;
+        // A rename that fails (a full folder) fails this refusal alone, not the group.
+        let placed = match body.place(self.folder, id) {
+            Ok(placed) => placed,
+            Err(err) => return Ok(Err(err)),
+        };
+        self.insert(meta, id, &header, &encoded, placed)?;
+        self.trim_but(meta, SystemTime::now(), Some(id))?;
+        // Admitted, it fits the cap alone; a total that drifted may still push it out.
+        if self.headers.get(id).map_err(unavailable)?.is_none() {
+            return Ok(Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                format!(
+                    "a refused body of {} bytes did not fit the refused bodies' cap of {} \
+                     bytes: not kept",
+                    header.body_len, self.limits.max_bytes
+                ),
+            )));
+        }
+        Ok(Ok(id))
+    }
+
+    /// Places a refused body's file under `id`, writes its header and adds its charge to the
+    /// total; no limit checked.
+    fn insert(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        id: RecordId,
+        header: &Header,
+        encoded: &[u8],
+        placed: Unsettled,
+    ) -> Result<(), StoreError> {
+        self.placed.push(placed);
+        self.headers.insert(id, encoded).map_err(unavailable)?;
         self.by_age
-            .insert((received_at, id), ())
+            .insert((header.envelope.received_at_ms, id), ())
             .map_err(unavailable)?;
-        let total = kept_bytes(meta)?.saturating_add(header.body_len);
+        let total = kept_bytes(meta)?.saturating_add(charge(header.body_len, encoded));
         meta.insert(KEPT_BYTES, total).map_err(unavailable)?;
         Ok(())
     }
@@ -326,6 +359,16 @@ impl<'t> RejectedTables<'t> {
         meta: &mut Table<'_, &'static str, u64>,
         now: SystemTime,
     ) -> Result<(), StoreError> {
+        self.trim_but(meta, now, None)
+    }
+
+    /// [`trim`](Self::trim), sparing `young` from the age limit.
+    fn trim_but(
+        &mut self,
+        meta: &mut Table<'_, &'static str, u64>,
+        now: SystemTime,
+        young: Option<RecordId>,
+    ) -> Result<(), StoreError> {
         let oldest_kept = self.limits.oldest_kept_ms(now);
         let mut too_old = Vec::new();
         for entry in self
@@ -333,7 +376,10 @@ impl<'t> RejectedTables<'t> {
             .range::<(i64, u64)>(..(oldest_kept, 0))
             .map_err(unavailable)?
         {
-            too_old.push(entry.map_err(unavailable)?.0.value().1);
+            let id = entry.map_err(unavailable)?.0.value().1;
+            if Some(id) != young {
+                too_old.push(id);
+            }
         }
         for id in too_old {
             if let Some(bytes) = self.forget(meta, id)? {
@@ -356,8 +402,8 @@ impl<'t> RejectedTables<'t> {
         Ok(())
     }
 
-    /// Removes a refused body from the tables and the total, and its file once the
-    /// transaction commits; its length, or `None` when there was none with this id.
+    /// Removes a refused body from the tables and its charge from the total, and its file
+    /// once the transaction commits; its length, or `None` when there was none with this id.
     fn forget(
         &mut self,
         meta: &mut Table<'_, &'static str, u64>,
@@ -366,6 +412,7 @@ impl<'t> RejectedTables<'t> {
         let Some(value) = self.headers.remove(id).map_err(unavailable)? else {
             return Ok(None);
         };
+        let header_len = value.value().len() as u64;
         let header = decode_header(id, value.value());
         drop(value);
         let bytes = match header {
@@ -385,14 +432,15 @@ impl<'t> RejectedTables<'t> {
             }
         };
         self.unlink.push(id);
-        let total = kept_bytes(meta)?.saturating_sub(bytes);
+        let charged = RejectedLimits::charge(bytes, header_len);
+        let total = kept_bytes(meta)?.saturating_sub(charged);
         meta.insert(KEPT_BYTES, total).map_err(unavailable)?;
         Ok(Some(bytes))
     }
 }
 
-/// What a transaction did to the refused bodies' files, to settle once it has committed.
-/// Dropped instead (the commit failed), it deletes the files placed for it.
+/// What a transaction did to the refused bodies' files, to settle once it has committed, or
+/// once its commit failed.
 #[must_use]
 pub(super) struct Settle {
     placed: Vec<Unsettled>,
@@ -410,6 +458,43 @@ impl Settle {
         folder.delete(&self.unlink);
         self.dropped.report(limits, counter);
     }
+
+    /// The commit failed: the files placed stay, and the dropped bodies' files too. A failed
+    /// commit may still be on disk (its last fsync failed after the data reached it), and
+    /// deleting a file its header may name would break the promise that a header never
+    /// names nothing; the sweep at the reopen deletes the files that no committed header
+    /// names, whichever way it went.
+    pub(super) fn failed(self) {
+        for file in self.placed {
+            file.settle();
+        }
+    }
+}
+
+/// Counts the total afresh from the headers when it was kept as the bodies' lengths alone
+/// (before each entry was charged its header and a fixed cost); once, at open.
+pub(super) fn recount(db: &Database, folder: &Folder) -> Result<(), StoreError> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    {
+        let mut meta = tx.open_table(META).map_err(unavailable)?;
+        if meta.get(KEPT_BYTES).map_err(unavailable)?.is_some() {
+            return Ok(());
+        }
+        let headers = tx.open_table(HEADERS).map_err(unavailable)?;
+        let mut total = 0u64;
+        for entry in headers.iter().map_err(unavailable)? {
+            let (id, value) = entry.map_err(unavailable)?;
+            let (id, value) = (id.value(), value.value());
+            let body_len = match decode_header(id, value) {
+                Ok(header) => header.body_len,
+                Err(_) => folder.len(id),
+            };
+            total = total.saturating_add(charge(body_len, value));
+        }
+        meta.remove(OLD_KEPT_BYTES).map_err(unavailable)?;
+        meta.insert(KEPT_BYTES, total).map_err(unavailable)?;
+    }
+    tx.commit().map_err(unavailable)
 }
 
 fn kept_bytes(meta: &Table<'_, &'static str, u64>) -> Result<u64, StoreError> {
@@ -478,7 +563,16 @@ pub(super) fn migrate(
                 };
                 bytes += kept.body.len() as u64;
                 let body = tables.stage(&kept.body)?;
-                tables.insert(&mut meta, id, kept.status, kept.reason, kept.envelope, body)?;
+                let header = Header {
+                    status: kept.status,
+                    reason: kept.reason,
+                    envelope: kept.envelope,
+                    body_len: body.len,
+                    body_crc: body.crc,
+                };
+                let encoded = encode_header(&header);
+                let placed = body.place(folder, id)?;
+                tables.insert(&mut meta, id, &header, &encoded, placed)?;
                 entries += 1;
             }
             moved += entries as u64;
@@ -488,11 +582,15 @@ pub(super) fn migrate(
             let done = old.is_empty().map_err(unavailable)?;
             (done, settle)
         };
-        if done.0 {
+        let (done, settle) = done;
+        if done {
             tx.delete_table(OLD).map_err(unavailable)?;
         }
-        tx.commit().map_err(unavailable)?;
-        done.1.committed(folder, &limits, dropped);
+        if let Err(err) = tx.commit() {
+            settle.failed();
+            return Err(unavailable(err));
+        }
+        settle.committed(folder, &limits, dropped);
     }
 }
 
@@ -596,6 +694,23 @@ pub(super) mod old_format {
             }
         }
         tx.commit().unwrap();
+    }
+
+    /// What a body moved from the old table is charged (its header as version 3 writes it).
+    pub(in crate::store::redb) fn charge(
+        status: u16,
+        reason: &str,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> u64 {
+        let header = Header {
+            status,
+            reason: reason.to_owned(),
+            envelope: envelope.clone(),
+            body_len: body.len() as u64,
+            body_crc: crc32fast::hash(body),
+        };
+        super::charge(body.len() as u64, &encode_header(&header))
     }
 
     /// Whether the old table is still there.
