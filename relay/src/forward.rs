@@ -248,19 +248,14 @@ impl<E: Event> HandleNotification<Relayed<E>> for Forwarder {
                 _ => jittered(backoff),
             };
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            // The service's Retry-After (any number it likes) is clamped to the time left: one
-            // last try at the deadline, then a dead letter. No instant is ever added to.
+            // Any wait, the backoff or the service's Retry-After (whatever number it gives), is
+            // cut short to the time left: a last try at the deadline, then a dead letter, never
+            // one while time is left. No instant is ever added to.
             let left = deadline
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO);
-            let wait = match failure {
-                Failure::Status {
-                    retry_after: Some(_),
-                    ..
-                } => wait.min(left),
-                _ => wait,
-            };
-            if wait > left || left.is_zero() {
+            let wait = wait.min(left);
+            if left.is_zero() {
                 tracing::error!(webhook_id = %id, attempt, error = %failure, "not forwarded in time: a dead letter now");
                 return Err(GiveUp::new(format!(
                     "not forwarded within {} of receipt, after {attempt} tries; the last: {failure}",

@@ -154,7 +154,7 @@ async fn a_notification_refused_until_fixed_is_a_dead_letter_listed_live_and_rep
     )
     .await;
     assert_eq!(relay.post(notification("refused-until-fixed")).await, 200);
-    // Tries at about 0, 1 and 3 s; the next would be past the 3 s.
+    // Tries at about 0, 1 and 2.5 s, and a last one at the 3 s deadline.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let tries = service.received();
     assert!((2..=4).contains(&tries.len()), "{} tries", tries.len());
@@ -215,6 +215,68 @@ async fn a_notification_refused_until_fixed_is_a_dead_letter_listed_live_and_rep
     );
     let store = RedbStore::open(&data.0).unwrap();
     assert!(store.dead_letters().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_back_before_the_deadline_gets_everything_and_leaves_no_dead_letter() {
+    let data = DataDir::new();
+    let port = free_port();
+    let service = Service::start(port).await;
+    service.status.store(503, Ordering::SeqCst);
+    let url = format!("http://127.0.0.1:{port}/hooks");
+    let relay = start(
+        &data,
+        &[
+            ("AIRUDDER_FORWARD_URL", url.as_str()),
+            ("AIRUDDER_RETRY_FOR", "4s"),
+            ("AIRUDDER_ADMIN_TOKEN", ADMIN_TOKEN),
+        ],
+    )
+    .await;
+    let tasks: Vec<String> = (0..20).map(|i| format!("back-in-time-{i}")).collect();
+    for task in &tasks {
+        assert_eq!(relay.post(notification(task)).await, 200);
+    }
+    // Down for the first half of the retry time: the backoffs (up to 4 s by then) would reach
+    // past the deadline, and are cut short to it instead of giving up early.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    service.status.store(200, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let handled = loop {
+        let stats: serde_json::Value = common::client()
+            .get(format!("http://{}/admin/stats", relay.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+            .unwrap();
+        let (handled, failed) = (stats["handled"].as_u64(), stats["failed"].as_u64());
+        if handled.unwrap_or(0) + failed.unwrap_or(0) >= tasks.len() as u64
+            || std::time::Instant::now() > deadline
+        {
+            break (handled, failed);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        handled,
+        (Some(20), Some(0)),
+        "every one forwarded, none given up"
+    );
+    let (ok, listed, _) = operate(&relay, &["dead-letters"]).await;
+    assert_eq!((ok, listed.trim()), (true, "No dead letters."));
+    let retried = service
+        .received()
+        .iter()
+        .filter(|r| r.header("airudder-attempt") != "1")
+        .count();
+    assert!(
+        retried >= tasks.len(),
+        "each was tried again: {retried} retries"
+    );
 }
 
 #[tokio::test]
