@@ -7,8 +7,8 @@ use std::sync::Arc;
 use airudder_webhook::Stats;
 use airudder_webhook::auth::{Authorize, HeaderToken};
 use airudder_webhook::store::{
-    PostgresStore, Record, RecordId, RedbStore, RejectedRecord, RejectedSummary, Store, StoreError,
-    StoreErrorKind,
+    PostgresStore, Record, RecordId, RecordState, RedbStore, RejectedRecord, RejectedSummary,
+    Store, StoreError, StoreErrorKind,
 };
 use axum::Json;
 use axum::Router;
@@ -361,39 +361,24 @@ fn list<T>(
     }
 }
 
-/// One item of `read`, its summary with its body; `missing` says where to look instead.
-fn one<T>(
-    read: Result<Vec<T>, StoreError>,
-    wanted: impl Fn(&T) -> bool,
-    summary: impl Fn(&T) -> Value,
-    body: impl Fn(&T) -> &[u8],
-    missing: String,
-) -> Response {
-    match read {
-        Ok(all) => match all.iter().find(|item| wanted(item)) {
-            Some(item) => {
-                let mut json = summary(item);
-                json["body"] = body_value(body(item));
-                Json(json).into_response()
-            }
-            None => error(StatusCode::NOT_FOUND, missing),
-        },
-        Err(err) => store_error(err),
-    }
-}
-
 fn records(read: Result<Vec<Record>, StoreError>, query: &HashMap<String, String>) -> Response {
     list(read, |record| record.id, summary, query)
 }
 
+/// One dead letter, the only record read.
 async fn dead_letter(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    one(
-        admin.store.dead_letters().await,
-        |record| record.id == id,
-        summary,
-        |record| &record.body,
-        format!("no dead letter {id}: see GET /admin/dead-letters"),
-    )
+    match admin.store.get(id).await {
+        Ok(Some(record)) if record.state == RecordState::Dead => {
+            let mut json = summary(&record);
+            json["body"] = body_value(&record.body);
+            Json(json).into_response()
+        }
+        Ok(_) => error(
+            StatusCode::NOT_FOUND,
+            format!("no dead letter {id}: see GET /admin/dead-letters"),
+        ),
+        Err(err) => store_error(err),
+    }
 }
 
 async fn replay(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
