@@ -1,0 +1,189 @@
+//! Records and their envelopes: what a store keeps of a notification.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+/// A stored notification's id, unique within its store.
+pub type RecordId = u64;
+
+/// What the receiver knew of a request besides its body.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Envelope {
+    /// When the request arrived, in milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+    /// The peer address of the connection, when the server told it.
+    pub peer: Option<String>,
+    /// The headers that matter: `content-type`, `user-agent`, `content-length`.
+    pub headers: Vec<(String, String)>,
+    /// The name of the receiver that took it in (its [`name`](crate::ReceiverBuilder::name)),
+    /// so that receivers sharing a store each hand on their own records. `None` in records
+    /// stored before kinds existed: those are task notifications ([`DEFAULT_KIND`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// The kind of a record stored without one: the task notification receiver's default name.
+pub const DEFAULT_KIND: &str = "task_notification";
+
+/// The de-duplication key a record of `kind` is stored under: the event's key mixed with the
+/// kind (SHA-256 of the kind, a zero byte and the key), so that receivers sharing a store never
+/// take each other's notifications for duplicates. The default kind keeps the bare key, as
+/// stored before kinds existed.
+pub fn kind_key(kind: &str, key: [u8; 32]) -> [u8; 32] {
+    if kind == DEFAULT_KIND {
+        return key;
+    }
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(kind.as_bytes());
+    hasher.update([0]);
+    hasher.update(key);
+    hasher.finalize().into()
+}
+
+impl Envelope {
+    /// An envelope (for a [`Store`](crate::store::Store) implementation reading one back).
+    pub fn new(
+        received_at: SystemTime,
+        peer: Option<String>,
+        headers: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            received_at_ms: millis(received_at),
+            peer,
+            headers,
+            kind: None,
+        }
+    }
+
+    /// The same envelope, of the receiver named `kind`.
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// The record's kind: the name of the receiver that took it in ([`DEFAULT_KIND`] for a
+    /// record stored without one).
+    pub fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or(DEFAULT_KIND)
+    }
+
+    /// When the request arrived.
+    pub fn received_at(&self) -> SystemTime {
+        from_millis(self.received_at_ms)
+    }
+}
+
+pub(crate) fn millis(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+pub(crate) fn from_millis(ms: i64) -> SystemTime {
+    let magnitude = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        SystemTime::UNIX_EPOCH + magnitude
+    } else {
+        SystemTime::UNIX_EPOCH - magnitude
+    }
+}
+
+/// A notification to store.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewRecord {
+    /// The de-duplication key.
+    pub key: [u8; 32],
+    /// The body as decoded (after the body hook, if any).
+    pub body: Bytes,
+    /// The request's envelope.
+    pub envelope: Envelope,
+}
+
+impl NewRecord {
+    /// A notification to store under its de-duplication key.
+    pub fn new(key: [u8; 32], body: Bytes, envelope: Envelope) -> Self {
+        Self {
+            key,
+            body,
+            envelope,
+        }
+    }
+}
+
+/// What [`Store::append`](crate::store::Store::append) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored under this id, durably.
+    Stored(RecordId),
+    /// The key was already claimed: the notification was stored before (under this id).
+    Duplicate(RecordId),
+}
+
+/// The state of a stored notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum RecordState {
+    /// Waiting for the handler, or being handled.
+    Pending,
+    /// The handler failed every attempt: kept until replayed.
+    Dead,
+}
+
+/// A stored notification.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Record {
+    /// Its id.
+    pub id: RecordId,
+    /// Pending or dead.
+    pub state: RecordState,
+    /// Attempts started so far, across restarts.
+    pub attempts: u32,
+    /// The error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// The request's envelope.
+    pub envelope: Envelope,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Record {
+    /// A record (for a [`Store`](crate::store::Store) implementation reading one back).
+    pub fn new(
+        id: RecordId,
+        state: RecordState,
+        attempts: u32,
+        last_error: Option<String>,
+        envelope: Envelope,
+        body: Bytes,
+    ) -> Self {
+        Self {
+            id,
+            state,
+            attempts,
+            last_error,
+            envelope,
+            body,
+        }
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The body holds personal data: its size only.
+        f.debug_struct("Record")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("attempts", &self.attempts)
+            .field("last_error", &self.last_error)
+            .field("envelope", &self.envelope)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
