@@ -1,0 +1,924 @@
+//! The embedded store itself: [`RedbStore`] and its [`Store`] implementation.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime};
+
+use ::redb::{Database, ReadableDatabase, ReadableTable};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::bodies::Folder;
+use super::format::{RECORDS, decode_record};
+use super::options::RedbOptions;
+use super::recovery::{open_database, private_dir};
+use super::rejected;
+use super::shared::{BODY_WRITES, SUMMARY_FRESH, Shared, unavailable};
+use super::writer::{Command, Reply, write_loop};
+use crate::store::{
+    Appended, Envelope, NewRecord, Record, RecordId, RecordState, RejectedLimits, RejectedRecord,
+    RejectedSummary, Store, StoreError, StoreErrorKind, StoreSummary, millis,
+};
+
+/// The embedded [`Store`]: a redb database in a directory, fsynced on every commit, with
+/// concurrent writes committed together (group commit).
+///
+/// The directory holds the database file, `airudder.redb`, and a folder `rejected/` with a
+/// file for each kept refused body (`0700` and `0600`, as the directory and the database).
+///
+/// - **It recovers by itself.** After an I/O error (a full disk, a file system remounted
+///   read-only) every operation answers [`StoreErrorKind::Unavailable`] (the receiver: 503, the
+///   sender retries) while the store reopens the database with backoff, as soon as the disk
+///   allows, without a restart. The outage is logged once when it starts and once when it
+///   ends, and counted ([`recoveries`](Self::recoveries)).
+/// - **It checks what it reads.** Every record carries a CRC-32 of its bytes, checked on every
+///   read: a record changed on disk (after a clean stop, where redb checks nothing) is logged
+///   with its id, moved with its raw bytes to the [rejected](Store::rejected) bodies, counted
+///   ([`quarantined`](Self::quarantined)), and never handed to the handler.
+/// - **Its memory is bounded** by its page cache ([`RedbOptions::cache_size`]).
+/// - **Its refused bodies are bounded** in size and age ([`RedbOptions::keep_rejected`]), and
+///   listed without reading a body ([`Store::rejected_page`]). Each is a file of its own, so
+///   that a dropped one gives its disk space back at once: the folder holds at most the cap,
+///   and the bodies being written.
+///
+/// Cloning is cheap; clones share the database. The database file is locked while open: a
+/// second process opening the same directory gets [`StoreErrorKind::Unavailable`].
+#[derive(Clone)]
+pub struct RedbStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    writer: Option<mpsc::UnboundedSender<Command>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    /// Lets the writer finish what it was given, so that the file is closed when the last
+    /// clone is gone and can be opened again at once.
+    fn drop(&mut self) {
+        drop(self.writer.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.inner.shared.path)
+            .field("recovering", &self.is_recovering())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store in `dir`, as the file `airudder.redb` and the folder
+    /// `rejected/`, with the default [`RedbOptions`].
+    ///
+    /// A record that cannot be read back (a corrupt write, or bytes changed on disk) is
+    /// reported in the log and moved to the [rejected](Store::rejected) bodies with its raw
+    /// bytes, never skipped silently.
+    ///
+    /// # Errors
+    /// When the directory, the file or the folder cannot be created or opened, the file is corrupt beyond
+    /// repair ([`StoreErrorKind::Corrupt`]), or another process has it open.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(dir, RedbOptions::default())
+    }
+
+    /// Opens (or creates) the store in `dir` with these options.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(dir: impl AsRef<Path>, options: RedbOptions) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        private_dir(dir)?;
+        let shared = Arc::new(Shared {
+            path: dir.join("airudder.redb"),
+            folder: Folder::new(dir),
+            options,
+            db: RwLock::new(None),
+            recovering: AtomicBool::new(false),
+            recoveries: AtomicU64::new(0),
+            quarantined: AtomicU64::new(0),
+            rejected_dropped: AtomicU64::new(0),
+            body_writes: Arc::new(tokio::sync::Semaphore::new(BODY_WRITES)),
+            summary: std::sync::Mutex::new(None),
+        });
+        let db = open_database(&shared, true)?;
+        *shared
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(db);
+        let (writer, commands) = mpsc::unbounded_channel();
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("airudder-store".into())
+            .spawn(move || write_loop(&thread_shared, commands))
+            .map_err(unavailable)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                writer: Some(writer),
+                thread: Some(thread),
+            }),
+        })
+    }
+
+    /// How many times the store reopened itself after an I/O error.
+    pub fn recoveries(&self) -> u64 {
+        self.inner.shared.recoveries.load(Ordering::Relaxed)
+    }
+
+    /// How many corrupt records were moved to the rejected bodies since the store was opened.
+    pub fn quarantined(&self) -> u64 {
+        self.inner.shared.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// How many kept refused bodies the store dropped for its
+    /// [limits](RedbOptions::keep_rejected) since it was opened.
+    pub fn rejected_dropped(&self) -> u64 {
+        self.inner.shared.rejected_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the store is down after an I/O error, reopening.
+    pub fn is_recovering(&self) -> bool {
+        self.inner.shared.recovering.load(Ordering::Relaxed)
+    }
+
+    /// The database file (the refused bodies' files are in `rejected/` beside it).
+    pub fn path(&self) -> &Path {
+        &self.inner.shared.path
+    }
+
+    /// Hands the command to the writer at once (so that it is committed even if the returned
+    /// future is dropped), and returns the wait for its answer.
+    fn send<T: Send + 'static>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = match self.inner.writer.as_ref() {
+            Some(writer) => writer.send(command(reply)).is_ok(),
+            None => false,
+        };
+        async move {
+            if !sent {
+                return Err(StoreError::bare(StoreErrorKind::Closed));
+            }
+            answer
+                .await
+                .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?
+        }
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.inner.shared.db()?;
+        tokio::task::spawn_blocking(move || read(&db))
+            .await
+            .map_err(unavailable)?
+    }
+
+    /// Reads the records in `state`; a corrupt one is left out and sent to be quarantined,
+    /// never returned.
+    async fn records_in(&self, state: RecordState) -> Result<Vec<Record>, StoreError> {
+        let (records, corrupt) = self.read(move |db| records_in(db, state)).await?;
+        for (id, _) in corrupt {
+            self.quarantine(id);
+        }
+        Ok(records)
+    }
+
+    /// Has the writer move a record found corrupt to the rejected bodies (it logs it).
+    fn quarantine(&self, id: RecordId) {
+        if let Some(writer) = &self.inner.writer {
+            let _ = writer.send(Command::Quarantine(id));
+        }
+    }
+}
+
+impl Store for RedbStore {
+    fn append(
+        &self,
+        record: NewRecord,
+    ) -> impl std::future::Future<Output = Result<Appended, StoreError>> + Send {
+        self.send(move |reply| Command::Append(record, reply))
+    }
+
+    fn begin_attempt(
+        &self,
+        id: RecordId,
+    ) -> impl std::future::Future<Output = Result<u32, StoreError>> + Send {
+        self.send(move |reply| Command::BeginAttempt(id, reply))
+    }
+
+    fn complete(
+        &self,
+        id: RecordId,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.send(move |reply| Command::Complete(id, reply))
+    }
+
+    async fn fail(&self, id: RecordId, error: String) -> Result<(), StoreError> {
+        self.send(|reply| Command::Fail(id, error, reply)).await
+    }
+
+    async fn dead_letter(&self, id: RecordId, error: String) -> Result<(), StoreError> {
+        self.send(|reply| Command::Dead(id, error, reply)).await
+    }
+
+    async fn pending(&self) -> Result<Vec<Record>, StoreError> {
+        self.records_in(RecordState::Pending).await
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<Record>, StoreError> {
+        self.records_in(RecordState::Dead).await
+    }
+
+    /// Counts at most half a second old: receivers that share the store sample it together.
+    async fn summary(&self) -> Result<StoreSummary, StoreError> {
+        let shared = &self.inner.shared;
+        let (recoveries, recovering) = (
+            shared.recoveries.load(Ordering::Relaxed),
+            shared.recovering.load(Ordering::Relaxed),
+        );
+        let cached = *shared
+            .summary
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let counted = match cached {
+            Some((at, counted)) if at.elapsed() < SUMMARY_FRESH => counted,
+            _ => {
+                let counted = self.read(summary).await?;
+                *shared
+                    .summary
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((Instant::now(), counted));
+                counted
+            }
+        };
+        Ok(counted.with_recovery(recoveries, recovering))
+    }
+
+    async fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
+        let read = self
+            .read(move |db| {
+                let tx = db.begin_read().map_err(unavailable)?;
+                let table = tx.open_table(RECORDS).map_err(unavailable)?;
+                let value = table.get(id).map_err(unavailable)?;
+                Ok(value.map(|v| decode_record(id, v.value())).transpose())
+            })
+            .await?;
+        if read
+            .as_ref()
+            .is_err_and(|err| err.kind() == StoreErrorKind::Corrupt)
+        {
+            self.quarantine(id);
+        }
+        read
+    }
+
+    async fn replay(&self, id: RecordId) -> Result<Record, StoreError> {
+        self.send(|reply| Command::Replay(id, reply)).await
+    }
+
+    async fn reject(
+        &self,
+        status: u16,
+        reason: String,
+        envelope: Envelope,
+        body: Bytes,
+    ) -> Result<RecordId, StoreError> {
+        // Checked before the body is written: one over the cap is never kept. Its header's
+        // length is known to the writer alone, which checks again with it.
+        let len = body.len() as u64;
+        let at_least = RejectedLimits::charge(len, reason.len() as u64);
+        self.inner.shared.options.rejected.admit(len, at_least)?;
+        let Some(writer) = self.inner.writer.clone() else {
+            return Err(StoreError::bare(StoreErrorKind::Closed));
+        };
+        let shared = Arc::clone(&self.inner.shared);
+        let (reply, answer) = oneshot::channel();
+        // The body is written and fsynced here, not by the writer: an 8 MiB write and fsync
+        // would hold up every append of its group commit. The writer only renames it and
+        // commits its header. A task of its own waits its turn, writes and sends, so that the
+        // refusal is kept even if this future is dropped, as other commands are.
+        let writes = Arc::clone(&shared.body_writes);
+        drop(tokio::spawn(async move {
+            // Never closed: the permit always comes.
+            let Ok(permit) = writes.acquire_owned().await else {
+                return;
+            };
+            drop(tokio::task::spawn_blocking(move || {
+                let staged = shared.folder.stage(&body);
+                drop(permit);
+                match staged {
+                    Ok(staged) => {
+                        // Unsent (the writer is gone), the file is deleted and the reply dropped.
+                        let _ =
+                            writer.send(Command::Reject(status, reason, envelope, staged, reply));
+                    }
+                    // This refusal alone: not kept (the receiver logs it).
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }));
+        }));
+        answer
+            .await
+            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?
+    }
+
+    /// A body that cannot be read (its file lost, its bytes changed) is left out, with a WARN
+    /// naming it: [`get_rejected`](Store::get_rejected) says why.
+    async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
+        let shared = Arc::clone(&self.inner.shared);
+        self.read(move |db| rejected::all(db, &shared.folder)).await
+    }
+
+    /// Reads the headers alone: no body is loaded.
+    async fn rejected_page(
+        &self,
+        after: RecordId,
+        limit: usize,
+    ) -> Result<Vec<RejectedSummary>, StoreError> {
+        self.read(move |db| rejected::page(db, after, limit)).await
+    }
+
+    async fn get_rejected(&self, id: RecordId) -> Result<Option<RejectedRecord>, StoreError> {
+        let shared = Arc::clone(&self.inner.shared);
+        self.read(move |db| rejected::get(db, &shared.folder, id))
+            .await
+    }
+
+    async fn remove_rejected(&self, id: RecordId) -> Result<(), StoreError> {
+        self.send(|reply| Command::RemoveRejected(id, reply)).await
+    }
+
+    async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
+        let before = millis(before);
+        self.send(|reply| Command::Prune(before, reply)).await
+    }
+}
+
+/// The records in `state`, and the ids of those that cannot be read back, with why.
+#[allow(clippy::type_complexity)]
+fn records_in(
+    db: &Database,
+    state: RecordState,
+) -> Result<(Vec<Record>, Vec<(RecordId, StoreError)>), StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(RECORDS).map_err(unavailable)?;
+    let (mut out, mut corrupt) = (Vec::new(), Vec::new());
+    for entry in table.iter().map_err(unavailable)? {
+        let (id, value) = entry.map_err(unavailable)?;
+        match decode_record(id.value(), value.value()) {
+            Ok(record) if record.state == state => out.push(record),
+            Ok(_) => {}
+            Err(err) => corrupt.push((id.value(), err)),
+        }
+    }
+    Ok((out, corrupt))
+}
+
+/// Counts the records by their state byte alone; only the oldest pending one is decoded, for
+/// its arrival. A record that cannot be read is left out (reading it quarantines it).
+fn summary(db: &Database) -> Result<StoreSummary, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(RECORDS).map_err(unavailable)?;
+    let (mut pending, mut dead, mut oldest) = (0, 0, None);
+    for entry in table.iter().map_err(unavailable)? {
+        let (id, value) = entry.map_err(unavailable)?;
+        match value.value().get(1) {
+            Some(0) => {
+                pending += 1;
+                if oldest.is_none() {
+                    oldest = decode_record(id.value(), value.value())
+                        .ok()
+                        .map(|record| record.envelope.received_at());
+                }
+            }
+            Some(1) => dead += 1,
+            _ => {}
+        }
+    }
+    Ok(StoreSummary::new(pending, dead, oldest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    use crate::store::redb::format::{Header, META, encode_record};
+    use crate::store::redb::rejected::RejectedTables;
+    use crate::store::redb::writer::apply;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("airudder-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn new_record(key: u8, body: &str) -> NewRecord {
+        NewRecord {
+            key: [key; 32],
+            body: Bytes::from(body.to_owned()),
+            envelope: Envelope::new(
+                SystemTime::now(),
+                Some("127.0.0.1:1".into()),
+                vec![("user-agent".into(), "Airudder".into())],
+            ),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ids_are_new_across_groups_transactions_and_reopens() {
+        let dir = temp_dir("ids");
+        let mut ids = std::collections::BTreeSet::new();
+        for round in 0..3u8 {
+            let store = Arc::new(RedbStore::open(&dir).unwrap());
+            // One at a time (a transaction each), then 40 at once (in groups).
+            for n in 0..3u8 {
+                let Appended::Stored(id) = store
+                    .append(new_record(round * 50 + n, "one"))
+                    .await
+                    .unwrap()
+                else {
+                    panic!("a new key is stored")
+                };
+                assert!(ids.insert(id), "id {id} given twice");
+            }
+            let appends: Vec<_> = (3..43u8)
+                .map(|n| {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(
+                        async move { store.append(new_record(round * 50 + n, "many")).await },
+                    )
+                })
+                .collect();
+            for append in appends {
+                let Appended::Stored(id) = append.await.unwrap().unwrap() else {
+                    panic!("a new key is stored")
+                };
+                assert!(ids.insert(id), "id {id} given twice");
+            }
+            drop(store);
+        }
+        let store = RedbStore::open(&dir).unwrap();
+        for &id in &ids {
+            assert!(store.get(id).await.unwrap().is_some(), "record {id} kept");
+        }
+        assert_eq!(ids.len(), 3 * 43);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_lives_through_its_states_and_a_reopen() {
+        let dir = temp_dir("states");
+        let store = RedbStore::open(&dir).unwrap();
+        let Appended::Stored(a) = store.append(new_record(1, "a")).await.unwrap() else {
+            panic!()
+        };
+        let Appended::Stored(b) = store.append(new_record(2, "b")).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            store.append(new_record(1, "a again")).await.unwrap(),
+            Appended::Duplicate(a)
+        );
+        let first = store.get(a).await.unwrap().unwrap();
+        assert_eq!(first.attempts, 1, "the first attempt counts at append");
+        store.fail(a, "boom".into()).await.unwrap();
+        assert_eq!(store.begin_attempt(a).await.unwrap(), 2);
+        store.dead_letter(a, "boom twice".into()).await.unwrap();
+        store.complete(b).await.unwrap();
+        assert_eq!(
+            store.complete(b).await.unwrap_err().kind(),
+            StoreErrorKind::NotFound
+        );
+        drop(store);
+
+        let store = RedbStore::open(&dir).unwrap();
+        assert!(store.pending().await.unwrap().is_empty());
+        let dead = store.dead_letters().await.unwrap();
+        assert_eq!(
+            (dead.len(), dead[0].attempts, dead[0].last_error.as_deref()),
+            (1, 2, Some("boom twice"))
+        );
+        assert_eq!(&dead[0].body[..], b"a");
+        assert_eq!(dead[0].envelope.peer.as_deref(), Some("127.0.0.1:1"));
+        let replayed = store.replay(a).await.unwrap();
+        assert_eq!(
+            (replayed.state, replayed.attempts),
+            (RecordState::Pending, 0)
+        );
+        assert_eq!(store.pending().await.unwrap().len(), 1);
+        assert_eq!(
+            store.replay(a).await.unwrap_err().kind(),
+            StoreErrorKind::NotFound,
+            "only a dead letter replays"
+        );
+        // The done notification's key is still claimed until pruned.
+        assert_eq!(
+            store.append(new_record(2, "b again")).await.unwrap(),
+            Appended::Duplicate(b)
+        );
+        assert_eq!(
+            store
+                .prune(SystemTime::now() + std::time::Duration::from_secs(1))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(matches!(
+            store.append(new_record(2, "b again")).await.unwrap(),
+            Appended::Stored(_)
+        ));
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_of_one_key_store_once_and_commit_in_groups() {
+        let dir = temp_dir("concurrent");
+        let store = RedbStore::open(&dir).unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .append(new_record(if i % 2 == 0 { 7 } else { 100 + i as u8 }, "x"))
+                        .await
+                })
+            })
+            .collect();
+        let mut stored = 0;
+        for task in tasks {
+            if let Appended::Stored(_) = task.await.unwrap().unwrap() {
+                stored += 1;
+            }
+        }
+        assert_eq!(
+            stored,
+            1 + 32,
+            "one for the shared key, one for each distinct key"
+        );
+        assert_eq!(store.pending().await.unwrap().len(), 33);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_process_or_a_garbage_file_is_an_error() {
+        let dir = temp_dir("locked");
+        let store = RedbStore::open(&dir).unwrap();
+        assert_eq!(
+            RedbStore::open(&dir).unwrap_err().kind(),
+            StoreErrorKind::Unavailable
+        );
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::write(dir.join("airudder.redb"), vec![0xA5; 64 * 1024]).unwrap();
+        assert!(RedbStore::open(&dir).is_err(), "a garbage file is reported");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_record_is_reported_and_kept_not_skipped() {
+        let dir = temp_dir("corrupt");
+        {
+            let store = RedbStore::open(&dir).unwrap();
+            let tx = store.inner.shared.db().unwrap().begin_write().unwrap();
+            tx.open_table(RECORDS)
+                .unwrap()
+                .insert(42, &b"\x01\x00half"[..])
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store = RedbStore::open(&dir).unwrap();
+            assert!(store.pending().await.unwrap().is_empty());
+            let rejected = store.rejected().await.unwrap();
+            assert_eq!(rejected.len(), 1);
+            assert!(
+                rejected[0].reason.contains("corrupt stored record 42"),
+                "{}",
+                rejected[0].reason
+            );
+            assert_eq!(&rejected[0].body[..], b"\x01\x00half");
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    /// The names in the refused bodies' folder, sorted.
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir.join("rejected"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_crash_leaves_files_that_open_sweeps_and_a_lost_file_reads_as_corrupt() {
+        let dir = temp_dir("rejected-crash");
+        let folder = dir.join("rejected");
+        async fn refuse(store: &RedbStore, body: &'static [u8]) -> Result<RecordId, StoreError> {
+            let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+            let body = Bytes::from_static(body);
+            store
+                .reject(400, "malformed JSON".into(), envelope, body)
+                .await
+        }
+        let (kept, lost) = block_on(async {
+            let store = RedbStore::open(&dir).unwrap();
+            let kept = refuse(&store, b"kept").await.unwrap();
+            let lost = refuse(&store, b"lost").await.unwrap();
+            assert_eq!(files_in(&dir), [kept.to_string(), lost.to_string()]);
+            (kept, lost)
+        });
+        // What a crash leaves: a body renamed whose header never committed (its id is the
+        // next one), a temporary file half written; and a file lost by hand. A name the store
+        // never writes is left alone.
+        std::fs::write(folder.join((lost + 1).to_string()), b"no header").unwrap();
+        std::fs::write(folder.join("incoming-0.tmp"), b"half").unwrap();
+        std::fs::write(folder.join("notes.txt"), b"not ours").unwrap();
+        std::fs::remove_file(folder.join(lost.to_string())).unwrap();
+
+        block_on(async {
+            let store = RedbStore::open(&dir).unwrap();
+            assert_eq!(files_in(&dir), [kept.to_string(), "notes.txt".into()]);
+            // Listed still, from its header; read, it is corrupt, and says which.
+            let page = store.rejected_page(0, 10).await.unwrap();
+            assert_eq!(
+                page.iter().map(|kept| kept.id).collect::<Vec<_>>(),
+                [kept, lost]
+            );
+            let err = store.get_rejected(lost).await.unwrap_err();
+            assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("rejected/{lost} is missing")),
+                "{err}"
+            );
+            // Read all, it is left out; the others are still read.
+            let all = store.rejected().await.unwrap();
+            assert_eq!(all.iter().map(|one| one.id).collect::<Vec<_>>(), [kept]);
+            store.remove_rejected(lost).await.unwrap();
+            let one = store.get_rejected(kept).await.unwrap().unwrap();
+            assert_eq!(&one.body[..], b"kept");
+            // The swept file's id is given again, to a body of its own.
+            let next = refuse(&store, b"next").await.unwrap();
+            assert_eq!(next, lost + 1);
+            let again = store.get_rejected(next).await.unwrap().unwrap();
+            assert_eq!(&again.body[..], b"next");
+            assert_eq!(store.rejected().await.unwrap().len(), 2);
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_flood_of_empty_refused_bodies_keeps_the_cap_over_what_each_entry_costs() {
+        use super::rejected::old_format::charge;
+        let dir = temp_dir("rejected-flood");
+        let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+        // Each entry costs its header and 4 KiB besides its bytes: 15 of them fit in 16 × 4 KiB.
+        let each = charge(400, "malformed JSON", &envelope, b"");
+        let cap = 16 * RejectedLimits::ENTRY_COST;
+        assert_eq!(cap / each, 15);
+        let limits = RejectedLimits::new(cap, RejectedLimits::DEFAULT_MAX_AGE);
+        let options = RedbOptions::default().keep_rejected(limits);
+        let store = RedbStore::open_with(&dir, options.clone()).unwrap();
+        let refuse = |store: &RedbStore| {
+            let reject = store.reject(400, "malformed JSON".into(), envelope.clone(), Bytes::new());
+            block_on(reject).unwrap()
+        };
+        let ids: Vec<_> = (0..100).map(|_| refuse(&store)).collect();
+        let kept = block_on(store.rejected_page(0, 1000)).unwrap();
+        assert_eq!(kept.iter().map(|one| one.id).collect::<Vec<_>>(), ids[85..]);
+        assert_eq!(store.rejected_dropped(), 85);
+        assert_eq!(files_in(&dir).len(), 15, "a file each, and no more");
+        drop(store);
+        // The total holds across a reopen.
+        let store = RedbStore::open_with(&dir, options).unwrap();
+        refuse(&store);
+        assert_eq!(block_on(store.rejected_page(0, 1000)).unwrap().len(), 15);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_body_that_cannot_be_placed_fails_alone_and_the_appends_of_its_group_commit() {
+        let dir = temp_dir("rejected-unplaced");
+        let store = RedbStore::open(&dir).unwrap();
+        let shared = &store.inner.shared;
+        let staged = shared.folder.stage(b"lost").unwrap();
+        // Its file gone before the writer renames it, as a rename into a broken folder fails.
+        for name in files_in(&dir) {
+            std::fs::remove_file(dir.join("rejected").join(name)).unwrap();
+        }
+        let (append, appended) = oneshot::channel();
+        let (reject, rejected) = oneshot::channel();
+        let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+        let group = vec![
+            Command::Append(new_record(1, "kept"), append),
+            Command::Reject(400, "malformed JSON".into(), envelope, staged, reject),
+        ];
+        let db = shared.db().unwrap();
+        let mut answers = Vec::new();
+        apply(&db, shared, group, &mut answers).expect("the group commits");
+        for answer in answers {
+            answer.send(None);
+        }
+        let Ok(Ok(Appended::Stored(id))) = block_on(appended) else {
+            panic!("the append is stored")
+        };
+        let err = block_on(rejected).unwrap().unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+        drop(db);
+        assert!(block_on(store.get(id)).unwrap().is_some());
+        assert!(block_on(store.rejected_page(0, 10)).unwrap().is_empty());
+        assert!(!store.is_recovering());
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_its_files_to_the_sweep_at_the_reopen() {
+        let dir = temp_dir("rejected-failed-commit");
+        let store = RedbStore::open(&dir).unwrap();
+        let shared = &store.inner.shared;
+        let db = shared.db().unwrap();
+        let tx = db.begin_write().unwrap();
+        let settle = {
+            let mut meta = tx.open_table(META).unwrap();
+            let mut tables =
+                RejectedTables::open(&tx, &shared.folder, shared.options.rejected).unwrap();
+            let body = tables.stage(b"placed").unwrap();
+            let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+            let id = tables
+                .keep(&mut meta, 400, "malformed JSON".into(), envelope, body)
+                .unwrap()
+                .unwrap();
+            assert_eq!(id, 1);
+            tables.finish().unwrap()
+        };
+        // The commit failed: perhaps before the disk, perhaps after (here: before).
+        tx.abort().unwrap();
+        settle.failed();
+        assert_eq!(files_in(&dir), ["1"], "left for the sweep to decide");
+        rejected::sweep(&db, &shared.folder, false).unwrap();
+        assert!(files_in(&dir).is_empty(), "no header names it: swept");
+        drop(db);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refused_bodies_of_the_old_format_move_to_their_own_tables_at_open() {
+        use super::rejected::old_format::{exists, v1, v2, write};
+        let dir = temp_dir("rejected-v2");
+        let envelope = Envelope::new(SystemTime::now(), Some("127.0.0.1:5".into()), Vec::new());
+        let mut changed = v2(413, "too large", &envelope, b"five");
+        let last = changed.len() - 1;
+        changed[last] ^= 0x01;
+        {
+            let store = RedbStore::open(&dir).unwrap();
+            write(
+                &store.inner.shared.db().unwrap(),
+                &[
+                    (3, v1(400, "malformed JSON", &envelope, b"{one")),
+                    (4, v2(422, "wrong shape", &envelope, b"[2]")),
+                    (5, changed.clone()),
+                ],
+            );
+        }
+        block_on(async {
+            let store = RedbStore::open(&dir).unwrap();
+            assert!(
+                !exists(&store.inner.shared.db().unwrap()),
+                "the old table is gone"
+            );
+            let page = store.rejected_page(0, 10).await.unwrap();
+            let listed: Vec<_> = page
+                .iter()
+                .map(|kept| (kept.id, kept.status, kept.bytes))
+                .collect();
+            assert_eq!(
+                listed,
+                [(3, 400, 4), (4, 422, 3), (5, 0, changed.len() as u64)]
+            );
+            assert_eq!(
+                (&page[0].reason[..], &page[0].envelope),
+                ("malformed JSON", &envelope)
+            );
+            assert!(
+                page[2].reason.contains("unreadable refused body 5")
+                    && page[2].reason.contains("checksum"),
+                "kept whole, saying why: {}",
+                page[2].reason
+            );
+            let one = store.get_rejected(3).await.unwrap().unwrap();
+            assert_eq!(&one.body[..], b"{one");
+            assert_eq!(std::fs::read(dir.join("rejected/3")).unwrap(), b"{one");
+            assert_eq!(&store.rejected().await.unwrap()[2].body[..], &changed[..]);
+            // New ids follow the old ones.
+            let next = store
+                .reject(
+                    400,
+                    "again".into(),
+                    envelope.clone(),
+                    Bytes::from_static(b"x"),
+                )
+                .await
+                .unwrap();
+            assert_eq!(next, 6);
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_old_table_longer_than_a_move_group_moves_whole_within_the_limits() {
+        use super::rejected::old_format::{charge, exists, v2, write};
+        let dir = temp_dir("rejected-move-capped");
+        let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+        // More entries than one transaction of the move carries.
+        let entries: Vec<_> = (1..=1500u64)
+            .map(|id| (id, v2(400, "malformed JSON", &envelope, &[7; 10])))
+            .collect();
+        let each = charge(400, "malformed JSON", &envelope, &[7; 10]);
+        {
+            let store = RedbStore::open(&dir).unwrap();
+            write(&store.inner.shared.db().unwrap(), &entries);
+        }
+        let limits = RejectedLimits::new(500 * each + each / 2, RejectedLimits::DEFAULT_MAX_AGE);
+        let store =
+            RedbStore::open_with(&dir, RedbOptions::default().keep_rejected(limits)).unwrap();
+        assert!(!exists(&store.inner.shared.db().unwrap()));
+        assert_eq!(
+            store.rejected_dropped(),
+            1000,
+            "the newest 500 fit in 500 entries' charges"
+        );
+        block_on(async {
+            let kept = store.rejected_page(0, 1000).await.unwrap();
+            assert_eq!(kept.len(), 500);
+            assert_eq!((kept[0].id, kept[499].id), (1001, 1500));
+        });
+        let files = files_in(&dir);
+        assert_eq!(
+            (files.len(), files.iter().min().map(String::as_str)),
+            (500, Some("1001")),
+            "the dropped ones' files are gone"
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn records_round_trip_and_truncation_is_detected() {
+        let header = Header {
+            envelope: Envelope::new(SystemTime::UNIX_EPOCH, None, vec![]),
+            last_error: Some("e".into()),
+            body_len: 4,
+        };
+        let encoded = encode_record(RecordState::Dead, 3, &header, b"body");
+        let record = decode_record(9, &encoded).unwrap();
+        assert_eq!(
+            (record.state, record.attempts, &record.body[..]),
+            (RecordState::Dead, 3, &b"body"[..])
+        );
+        for cut in 0..encoded.len() {
+            assert_eq!(
+                decode_record(9, &encoded[..cut]).unwrap_err().kind(),
+                StoreErrorKind::Corrupt,
+                "cut at {cut}"
+            );
+        }
+    }
+}
