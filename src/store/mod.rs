@@ -167,8 +167,6 @@ mod erased;
 mod error;
 #[cfg(feature = "postgres")]
 mod postgres;
-#[cfg(feature = "postgres")]
-mod postgres_batch;
 mod record;
 mod redb;
 mod rejected;

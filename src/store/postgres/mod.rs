@@ -1,5 +1,9 @@
 //! The shared store: PostgreSQL, for several receivers behind one URL.
 
+mod batch;
+mod row;
+mod sql;
+
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,55 +14,15 @@ use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, Recycling
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{NoTls, Row, Socket};
 
-use super::{
-    Appended, DEFAULT_KIND, Envelope, NewRecord, Record, RecordId, RecordState, RejectedDrops,
-    RejectedLimits, RejectedRecord, RejectedSummary, Store, StoreError, StoreErrorKind,
-    StoreSummary,
+use self::row::{
+    DEAD, PENDING, corrupt, db_id, envelope_json, record_from, record_id, records_from,
+    rejected_from, unavailable,
 };
-
-/// States as stored in the `state` column.
-const PENDING: i16 = 0;
-const DEAD: i16 = 1;
-const DONE: i16 = 2;
-
-/// The schema versions this crate knows, each applied once, in order, under an advisory lock.
-/// Append only: a shipped migration is never edited.
-const MIGRATIONS: &[&str] = &[
-    // 1: notifications with their de-duplication key and claim; refused bodies.
-    r"
-    CREATE TABLE {schema}.notifications (
-        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        dedup_key   BYTEA NOT NULL UNIQUE,
-        state       SMALLINT NOT NULL,
-        attempts    INTEGER NOT NULL,
-        last_error  TEXT,
-        envelope    TEXT NOT NULL,
-        body        BYTEA,
-        stored_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-        claimed_by  TEXT,
-        lease_until TIMESTAMPTZ
-    );
-    CREATE INDEX notifications_claimable ON {schema}.notifications (lease_until, id)
-        WHERE state = 0;
-    CREATE INDEX notifications_done ON {schema}.notifications (stored_at) WHERE state = 2;
-    CREATE TABLE {schema}.rejected (
-        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        status      SMALLINT NOT NULL,
-        reason      TEXT NOT NULL,
-        envelope    TEXT NOT NULL,
-        body        BYTEA NOT NULL,
-        stored_at   TIMESTAMPTZ NOT NULL DEFAULT now()
-    );
-    ",
-    // 2: each refused body's length, so that its limits are kept and it is listed without
-    // reading a body; its age is its stored_at.
-    r"
-    ALTER TABLE {schema}.rejected ADD COLUMN bytes BIGINT;
-    UPDATE {schema}.rejected SET bytes = octet_length(body);
-    ALTER TABLE {schema}.rejected ALTER COLUMN bytes SET NOT NULL;
-    CREATE INDEX rejected_stored_at ON {schema}.rejected (stored_at);
-    ",
-];
+use self::sql::{MIGRATIONS, Sql};
+use crate::store::{
+    Appended, Envelope, NewRecord, Record, RecordId, RejectedDrops, RejectedLimits, RejectedRecord,
+    RejectedSummary, Store, StoreError, StoreErrorKind, StoreSummary,
+};
 
 /// How a [`PostgresStore`] connects and shares its records. See
 /// [`PostgresStore::connect_with`].
@@ -167,8 +131,8 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: Pool,
-    /// Appends, to be written in groups (see `postgres_batch`).
-    appends: tokio::sync::mpsc::UnboundedSender<super::postgres_batch::Append>,
+    /// Appends, to be written in groups (see `batch`).
+    appends: tokio::sync::mpsc::UnboundedSender<batch::Append>,
     /// Who claims: unique to this store (process id, time, and a counter).
     owner: String,
     options: PostgresOptions,
@@ -195,149 +159,9 @@ fn new_owner() -> String {
     format!(
         "{}-{}-{}",
         std::process::id(),
-        super::millis(SystemTime::now()),
+        crate::store::millis(SystemTime::now()),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// The statements, with the schema and the lease written in.
-#[derive(Clone)]
-struct Sql {
-    insert: String,
-    find_key: String,
-    begin_attempt: String,
-    complete_all: String,
-    fail: String,
-    dead_letter: String,
-    in_state: String,
-    get: String,
-    replay: String,
-    reject: String,
-    trim_rejected: String,
-    age_rejected: String,
-    rejected: String,
-    rejected_page: String,
-    get_rejected: String,
-    remove_rejected: String,
-    prune: String,
-    claim: String,
-    group: super::postgres_batch::GroupSql,
-    summary: String,
-    renew: String,
-    release: String,
-}
-
-const COLUMNS: &str = "id, state, attempts, last_error, envelope, body";
-
-impl Sql {
-    fn new(schema: &str, lease: Duration) -> Self {
-        let t = format!("{schema}.notifications");
-        let r = format!("{schema}.rejected");
-        let lease = format!("now() + interval '{} milliseconds'", lease.as_millis());
-        const ENTRY_COST: u64 = RejectedLimits::ENTRY_COST;
-        Self {
-            insert: format!(
-                "INSERT INTO {t} (dedup_key, state, attempts, envelope, body, claimed_by, lease_until) \
-                 VALUES ($1, {PENDING}, 1, $2, $3, $4, {lease}) \
-                 ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
-            ),
-            find_key: format!("SELECT id FROM {t} WHERE dedup_key = $1"),
-            begin_attempt: format!(
-                "UPDATE {t} SET attempts = attempts + 1, lease_until = {lease} \
-                 WHERE id = $1 AND state = {PENDING} AND claimed_by = $2 RETURNING attempts"
-            ),
-            complete_all: format!(
-                "UPDATE {t} SET state = {DONE}, body = NULL, last_error = NULL, \
-                 claimed_by = NULL, lease_until = NULL \
-                 WHERE id = ANY($1) AND state = {PENDING}"
-            ),
-            fail: format!("UPDATE {t} SET last_error = $2 WHERE id = $1 AND state = {PENDING}"),
-            dead_letter: format!(
-                "UPDATE {t} SET state = {DEAD}, last_error = $2, claimed_by = NULL, \
-                 lease_until = NULL WHERE id = $1 AND state = {PENDING}"
-            ),
-            in_state: format!("SELECT {COLUMNS} FROM {t} WHERE state = $1 ORDER BY id"),
-            get: format!(
-                "SELECT {COLUMNS} FROM {t} WHERE id = $1 AND state IN ({PENDING}, {DEAD})"
-            ),
-            replay: format!(
-                "UPDATE {t} SET state = {PENDING}, attempts = 0, claimed_by = $2, \
-                 lease_until = {lease} WHERE id = $1 AND state = {DEAD} RETURNING {COLUMNS}"
-            ),
-            reject: format!(
-                "INSERT INTO {r} (status, reason, envelope, body, bytes) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id"
-            ),
-            // In the transaction of the insert, whose now() is the new body's stored_at: the
-            // ones past the age, then the oldest of the rest beyond the cap (the charges of
-            // newer ones summed, newest first: body, reason, envelope and a fixed cost, so
-            // that empty bodies count too). Reads no body.
-            trim_rejected: format!(
-                "DELETE FROM {r} WHERE id IN ( \
-                   SELECT id FROM {r} WHERE stored_at < now() - $2::float8 * interval '1 millisecond' \
-                   UNION ALL \
-                   SELECT id FROM ( \
-                     SELECT id, sum(bytes + octet_length(reason) + octet_length(envelope) \
-                       + {ENTRY_COST}) OVER (ORDER BY id DESC) AS newer FROM {r} \
-                     WHERE stored_at >= now() - $2::float8 * interval '1 millisecond') kept \
-                   WHERE newer > $1::bigint) \
-                 RETURNING bytes, stored_at < now() - $2::float8 * interval '1 millisecond'"
-            ),
-            age_rejected: format!(
-                "DELETE FROM {r} WHERE stored_at < now() - $1::float8 * interval '1 millisecond' \
-                 RETURNING bytes"
-            ),
-            rejected: format!("SELECT id, status, reason, envelope, body FROM {r} ORDER BY id"),
-            rejected_page: format!(
-                "SELECT id, status, reason, envelope, bytes FROM {r} WHERE id > $1 \
-                 ORDER BY id LIMIT $2"
-            ),
-            get_rejected: format!(
-                "SELECT id, status, reason, envelope, body FROM {r} WHERE id = $1"
-            ),
-            remove_rejected: format!("DELETE FROM {r} WHERE id = $1"),
-            prune: format!("DELETE FROM {t} WHERE state = {DONE} AND stored_at < to_timestamp($1)"),
-            claim: format!(
-                "UPDATE {t} SET claimed_by = $1, lease_until = {lease} WHERE id IN ( \
-                   SELECT id FROM {t} WHERE state = {PENDING} \
-                   AND (lease_until IS NULL OR lease_until < now()) \
-                   AND coalesce(envelope::jsonb ->> 'kind', '{DEFAULT_KIND}') = $3 \
-                   ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 RETURNING {COLUMNS}"
-            ),
-            group: super::postgres_batch::GroupSql::new(&t, &lease, PENDING),
-            summary: format!(
-                "SELECT count(*) FILTER (WHERE state = {PENDING}), \
-                 count(*) FILTER (WHERE state = {DEAD}), \
-                 (extract(epoch FROM min(stored_at) FILTER (WHERE state = {PENDING})) * 1000)::float8 \
-                 FROM {t} WHERE state IN ({PENDING}, {DEAD})"
-            ),
-            renew: format!(
-                "UPDATE {t} SET lease_until = {lease} WHERE claimed_by = $1 AND state = {PENDING}"
-            ),
-            release: format!(
-                "UPDATE {t} SET claimed_by = NULL, lease_until = NULL \
-                 WHERE claimed_by = $1 AND state = {PENDING}"
-            ),
-        }
-    }
-}
-
-pub(super) fn unavailable(err: impl Into<crate::BoxError>) -> StoreError {
-    StoreError::new(StoreErrorKind::Unavailable, err)
-}
-
-fn corrupt(id: i64, what: impl fmt::Display) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, format!("record {id}: {what}"))
-}
-
-/// Database ids are positive; a negative one would be a corrupt row, never a wrap.
-pub(super) fn record_id(id: i64) -> Result<RecordId, StoreError> {
-    RecordId::try_from(id).map_err(|_| corrupt(id, "negative id"))
-}
-
-fn db_id(id: RecordId) -> Result<i64, StoreError> {
-    i64::try_from(id).map_err(|_| StoreError::bare(StoreErrorKind::NotFound))
 }
 
 impl PostgresStore {
@@ -413,8 +237,7 @@ impl PostgresStore {
             .build()
             .map_err(unavailable)?;
         let sql = Sql::new(&options.schema, options.lease);
-        let appends =
-            super::postgres_batch::start(pool.clone(), sql.group.clone(), options.timeout);
+        let appends = batch::start(pool.clone(), sql.group.clone(), options.timeout);
         let store = Self {
             inner: Arc::new(Inner {
                 pool,
@@ -583,56 +406,11 @@ impl PostgresStore {
     }
 }
 
-fn envelope_json(envelope: &Envelope) -> Result<String, StoreError> {
-    serde_json::to_string(envelope).map_err(unavailable)
-}
-
-fn record_from(row: &Row) -> Result<Record, StoreError> {
-    let id: i64 = row.get(0);
-    let state = match row.get::<_, i16>(1) {
-        PENDING => RecordState::Pending,
-        DEAD => RecordState::Dead,
-        other => return Err(corrupt(id, format_args!("unexpected state {other}"))),
-    };
-    let attempts: i32 = row.get(2);
-    let envelope: String = row.get(4);
-    let envelope = serde_json::from_str(&envelope).map_err(|err| corrupt(id, err))?;
-    let body: Option<Vec<u8>> = row.get(5);
-    let body = body.ok_or_else(|| corrupt(id, "a pending record without its body"))?;
-    Ok(Record::new(
-        record_id(id)?,
-        state,
-        u32::try_from(attempts).unwrap_or(0),
-        row.get(3),
-        envelope,
-        Bytes::from(body),
-    ))
-}
-
-fn records_from(rows: &[Row]) -> Result<Vec<Record>, StoreError> {
-    rows.iter().map(record_from).collect()
-}
-
-/// A row of `id, status, reason, envelope, body` from the refused bodies.
-fn rejected_from(row: &Row) -> Result<RejectedRecord, StoreError> {
-    let id: i64 = row.get(0);
-    let envelope: String = row.get(3);
-    let envelope = serde_json::from_str(&envelope).map_err(|err| corrupt(id, err))?;
-    let body: Vec<u8> = row.get(4);
-    Ok(RejectedRecord::new(
-        record_id(id)?,
-        u16::try_from(row.get::<_, i16>(1)).unwrap_or(0),
-        row.get(2),
-        envelope,
-        Bytes::from(body),
-    ))
-}
-
 impl Store for PostgresStore {
     async fn append(&self, record: NewRecord) -> Result<Appended, StoreError> {
-        // Written in a group with the appends that arrive together (see `postgres_batch`).
+        // Written in a group with the appends that arrive together (see `batch`).
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let sent = self.inner.appends.send(super::postgres_batch::Append {
+        let sent = self.inner.appends.send(batch::Append {
             key: record.key.to_vec(),
             envelope: envelope_json(&record.envelope)?,
             body: record.body.clone(),
@@ -724,7 +502,7 @@ impl Store for PostgresStore {
         let oldest = row
             .try_get::<_, Option<f64>>(2)
             .map_err(unavailable)?
-            .map(|ms| super::from_millis(ms as i64));
+            .map(|ms| crate::store::from_millis(ms as i64));
         Ok(StoreSummary::new(
             count(0)?.max(0) as u64,
             count(1)?.max(0) as u64,
@@ -851,7 +629,7 @@ impl Store for PostgresStore {
     /// refusal comes.
     async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
         #[allow(clippy::cast_precision_loss)] // milliseconds since 1970 fit an f64 exactly
-        let seconds = super::millis(before) as f64 / 1000.0;
+        let seconds = crate::store::millis(before) as f64 / 1000.0;
         let pruned = self.execute(&self.inner.sql.prune, &[&seconds]).await?;
         let aged = self
             .query(&self.inner.sql.age_rejected, &[&self.max_age_ms()])

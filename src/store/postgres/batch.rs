@@ -15,7 +15,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::postgres::{record_id, unavailable};
+use super::row::{record_id, unavailable};
 use crate::store::{Appended, StoreError, StoreErrorKind};
 
 /// The most appends in one statement.
