@@ -177,10 +177,10 @@ pub(crate) use self::erased::ErasedStore;
 pub use self::error::{StoreError, StoreErrorKind};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore};
+pub(crate) use self::record::millis;
 pub use self::record::{
     Appended, DEFAULT_KIND, Envelope, NewRecord, Record, RecordId, RecordState, kind_key,
 };
-pub(crate) use self::record::{from_millis, millis};
 pub use self::redb::{RedbOptions, RedbStore};
 pub(crate) use self::rejected::RejectedDrops;
 pub use self::rejected::{RejectedLimits, RejectedRecord, RejectedSummary};

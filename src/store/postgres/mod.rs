@@ -502,7 +502,7 @@ impl Store for PostgresStore {
         let oldest = row
             .try_get::<_, Option<f64>>(2)
             .map_err(unavailable)?
-            .map(|ms| crate::store::from_millis(ms as i64));
+            .map(|ms| crate::store::record::from_millis(ms as i64));
         Ok(StoreSummary::new(
             count(0)?.max(0) as u64,
             count(1)?.max(0) as u64,
