@@ -535,17 +535,7 @@ fn capture_warnings() -> (
     tracing::subscriber::DefaultGuard,
     Arc<std::sync::Mutex<Vec<u8>>>,
 ) {
-    let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let writer = {
-        let logs = Arc::clone(&logs);
-        move || support::Capture(Arc::clone(&logs))
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .finish();
-    (tracing::subscriber::set_default(subscriber), logs)
+    support::capture_logs(tracing::Level::WARN)
 }
 
 /// The WARN lines logged on this thread while `f` runs.

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airudder_webhook::Receiver;
@@ -15,17 +14,7 @@ use tower::ServiceExt;
 
 #[tokio::test]
 async fn refusals_are_logged_at_warn_once_a_second_per_reason_with_the_count_left_out() {
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let writer = {
-        let logs = Arc::clone(&logs);
-        move || support::Capture(Arc::clone(&logs))
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_guard, logs) = support::capture_logs(tracing::Level::WARN);
 
     let receiver = Receiver::builder(|_: airudder_webhook::Delivery<TaskNotification>| async {
         Ok::<_, std::convert::Infallible>(())
@@ -78,18 +67,8 @@ async fn refusals_are_logged_at_warn_once_a_second_per_reason_with_the_count_lef
 
 #[tokio::test]
 async fn a_request_value_forges_no_line_and_no_field_under_a_plain_subscriber() {
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let writer = {
-        let logs = Arc::clone(&logs);
-        move || support::Capture(Arc::clone(&logs))
-    };
     // What a user of the library runs: tracing-subscriber's text format, every level.
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_guard, logs) = support::capture_logs(tracing::Level::DEBUG);
     let receiver = Receiver::builder(|_: airudder_webhook::Delivery<TaskNotification>| async {
         Ok::<_, std::io::Error>(())
     })

@@ -74,23 +74,7 @@ async fn a_flood_of_idle_and_slow_connections_neither_shuts_the_door_nor_stays_o
     let kept_closed = tokio::spawn(closed_after(kept, Instant::now()));
 
     // Airudder's POST, the load balancer's check and the operator's stats, under the flood.
-    let posted = Instant::now();
-    let status = within(
-        Duration::from_secs(15),
-        relay.post(EXAMPLE.to_vec()),
-        "the POST",
-    )
-    .await;
-    let post_took = posted.elapsed();
-    assert_eq!(status, 200);
-    let health = within(
-        Duration::from_secs(15),
-        client().get(format!("http://{}/health", relay.addr)).send(),
-        "GET /health",
-    )
-    .await
-    .unwrap();
-    assert_eq!(health.status(), 200);
+    let post_took = post_and_check_health(&relay).await;
     let stats = within(
         Duration::from_secs(15),
         client()
@@ -101,18 +85,7 @@ async fn a_flood_of_idle_and_slow_connections_neither_shuts_the_door_nor_stays_o
     .await
     .unwrap();
     assert_eq!(stats.status(), 200);
-    let metrics = within(
-        Duration::from_secs(15),
-        client()
-            .get(format!("http://{}/metrics", relay.admin))
-            .send(),
-        "GET /metrics",
-    )
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = scrape(&relay).await;
     let closed_for_room = sample(
         &metrics,
         "airudder_connections_closed_for_room_total",
@@ -239,39 +212,12 @@ async fn a_flood_of_slow_bodies_does_not_shut_the_door() {
     // Every head read, every seat reading its body, and a first byte of each trickled.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
 
-    let posted = Instant::now();
-    let status = within(
-        Duration::from_secs(15),
-        relay.post(EXAMPLE.to_vec()),
-        "the POST",
-    )
-    .await;
-    let post_took = posted.elapsed();
-    assert_eq!(status, 200);
-    let health = within(
-        Duration::from_secs(15),
-        client().get(format!("http://{}/health", relay.addr)).send(),
-        "GET /health",
-    )
-    .await
-    .unwrap();
-    assert_eq!(health.status(), 200);
+    let post_took = post_and_check_health(&relay).await;
     // Answered while every body of the flood was still within the library's 30 s deadline: no
     // seat was freed by a 408.
     let answered = flood.elapsed();
     assert!(answered < Duration::from_secs(30), "{answered:?}");
-    let metrics = within(
-        Duration::from_secs(15),
-        client()
-            .get(format!("http://{}/metrics", relay.admin))
-            .send(),
-        "GET /metrics",
-    )
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics = scrape(&relay).await;
     let closed = |which: &str| {
         let which = format!(r#"closed="{which}""#);
         sample(
@@ -314,6 +260,45 @@ async fn a_flood_of_slow_bodies_does_not_shut_the_door() {
 }
 
 /// `future`'s output, or a failure naming `what` after `limit`.
+/// Airudder's POST gets its 200, and the load balancer's check answers, each within 15 s;
+/// returns how long the POST took.
+async fn post_and_check_health(relay: &common::Relay) -> Duration {
+    let posted = Instant::now();
+    let status = within(
+        Duration::from_secs(15),
+        relay.post(EXAMPLE.to_vec()),
+        "the POST",
+    )
+    .await;
+    let post_took = posted.elapsed();
+    assert_eq!(status, 200);
+    let health = within(
+        Duration::from_secs(15),
+        client().get(format!("http://{}/health", relay.addr)).send(),
+        "GET /health",
+    )
+    .await
+    .unwrap();
+    assert_eq!(health.status(), 200);
+    post_took
+}
+
+/// The relay's metrics, within 15 s.
+async fn scrape(relay: &common::Relay) -> String {
+    within(
+        Duration::from_secs(15),
+        client()
+            .get(format!("http://{}/metrics", relay.admin))
+            .send(),
+        "GET /metrics",
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap()
+}
+
 async fn within<T>(limit: Duration, future: impl Future<Output = T>, what: &str) -> T {
     tokio::time::timeout(limit, future)
         .await

@@ -114,6 +114,27 @@ pub(crate) async fn try_send(
     Ok(status)
 }
 
+/// Captures, as tracing-subscriber's text (no colours), what is logged on this thread at
+/// `level` and above, until the guard drops.
+pub(crate) fn capture_logs(
+    level: tracing::Level,
+) -> (
+    tracing::subscriber::DefaultGuard,
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = {
+        let logs = std::sync::Arc::clone(&logs);
+        move || Capture(std::sync::Arc::clone(&logs))
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_max_level(level)
+        .with_ansi(false)
+        .finish();
+    (tracing::subscriber::set_default(subscriber), logs)
+}
+
 /// A log writer that keeps every line, for tests that read the logs.
 pub(crate) struct Capture(pub(crate) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
