@@ -243,12 +243,9 @@ const MAX_ERROR_TEXT: usize = 256;
 
 /// `text`, cut after [`MAX_ERROR_TEXT`] bytes at a character boundary, the cut marked `…`.
 fn bounded(mut text: String) -> String {
-    if text.len() > MAX_ERROR_TEXT {
-        let mut end = MAX_ERROR_TEXT;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
+    let kept = crate::redact::prefix(&text, MAX_ERROR_TEXT).len();
+    if kept < text.len() {
+        text.truncate(kept);
         text.push('…');
     }
     text

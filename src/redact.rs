@@ -48,12 +48,31 @@ impl<'a> LogSafe<'a> {
         }
     }
 
+    /// Whether `c` is written escaped: a control character, a character that reorders or
+    /// breaks a line on screen, or the backslash. (For output that escapes in a syntax of its
+    /// own, JSON for one, and must leave the same characters out.)
+    pub fn escapes(c: char) -> bool {
+        unsafe_char(c)
+    }
+
     /// Cut after `bytes` instead (`usize::MAX`: never).
     #[must_use]
     pub fn limit(mut self, bytes: usize) -> Self {
         self.limit = bytes;
         self
     }
+}
+
+/// The longest start of `text` at most `max` bytes long that ends at a character boundary.
+pub(crate) fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Whether `c` must not reach a log line or a terminal as it is.
@@ -76,15 +95,8 @@ pub(crate) fn log_field(text: &str) -> Cow<'_, str> {
 
 impl fmt::Display for LogSafe<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.text;
-        let cut = shown.len() > self.limit;
-        if cut {
-            let mut end = self.limit;
-            while !shown.is_char_boundary(end) {
-                end -= 1;
-            }
-            shown = &shown[..end];
-        }
+        let shown = prefix(self.text, self.limit);
+        let cut = shown.len() < self.text.len();
         let mut rest = shown;
         while let Some(at) = rest.find(unsafe_char) {
             f.write_str(&rest[..at])?;

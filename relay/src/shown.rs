@@ -154,14 +154,9 @@ pub(crate) fn lines(text: &str) -> String {
 pub(crate) fn json(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control()
-            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
-        {
-            if c == '\n' {
-                out.push(c);
-            } else {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
+        // JSON escapes its own backslashes, and its pretty-printed lines are meant.
+        if LogSafe::escapes(c) && !matches!(c, '\\' | '\n') {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
             out.push(c);
         }

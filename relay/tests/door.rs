@@ -162,14 +162,7 @@ async fn a_flood_of_idle_and_slow_connections_neither_shuts_the_door_nor_stays_o
     assert!((1..=windows).contains(&warned.len()), "{logs}");
     let counted: f64 = warned
         .iter()
-        .filter_map(|line| {
-            line.split("closed_idle=")
-                .nth(1)?
-                .split(' ')
-                .next()?
-                .parse::<f64>()
-                .ok()
-        })
+        .filter_map(|line| logged_number(line, "closed_idle"))
         .sum();
     assert_eq!(counted, closed_for_room, "{logs}");
 }
@@ -247,16 +240,19 @@ async fn a_flood_of_slow_bodies_does_not_shut_the_door() {
     let counted: f64 = logs
         .lines()
         .filter(|line| line.contains("closed connections to make room"))
-        .filter_map(|line| {
-            line.split("closed_slow_body=")
-                .nth(1)?
-                .split(' ')
-                .next()?
-                .parse::<f64>()
-                .ok()
-        })
+        .filter_map(|line| logged_number(line, "closed_slow_body"))
         .sum();
     assert_eq!(counted, slow_body, "{logs}");
+}
+
+/// The number a log line gives `field` (`field=N`).
+fn logged_number(line: &str, field: &str) -> Option<f64> {
+    line.split(&format!("{field}="))
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `future`'s output, or a failure naming `what` after `limit`.

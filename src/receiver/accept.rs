@@ -67,10 +67,12 @@ where
     };
     drop(raw);
     let span = tracing::Span::current();
-    span.record(
-        "task_id",
-        &*crate::redact::log_field(decoded.event.log_id()),
-    );
+    if !span.is_disabled() {
+        span.record(
+            "task_id",
+            &*crate::redact::log_field(decoded.event.log_id()),
+        );
+    }
     span.record("calls", decoded.event.item_count());
     let memory = in_flight.into_permit();
     let ack = inner.ack;
