@@ -49,9 +49,11 @@ async fn a_flood_of_idle_and_slow_connections_neither_shuts_the_door_nor_stays_o
     let slow: Vec<_> = (0..SLOW)
         .map(|_| tokio::spawn(trickle(relay.addr.clone())))
         .collect();
-    // Each connected before the probes, so that the probes are the newest: closed by the
-    // timeout, not to make room.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each accepted by the relay before the probes, so that the probes are the newest: closed
+    // by the timeout, not to make room. A connect returns once the kernel has answered, which
+    // can be before the relay accepts (a full accept queue holds the handshake's end back), so
+    // the relay's own counts say when all are in.
+    accepted_at_least(&relay, IDLE + SLOW).await;
     let flood_took = flood.elapsed();
 
     let fresh = connect(&relay.addr).await;
@@ -277,6 +279,32 @@ async fn post_and_check_health(relay: &common::Relay) -> Duration {
     .unwrap();
     assert_eq!(health.status(), 200);
     post_took
+}
+
+/// Waits until the main listener has accepted at least `count` connections: those open and
+/// those closed to make room (none has reached its header timeout yet).
+async fn accepted_at_least(relay: &common::Relay, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let metrics = scrape(relay).await;
+        let closed = |which: &str| {
+            sample(
+                &metrics,
+                "airudder_connections_closed_for_room_total",
+                &[r#"listener="main""#, &format!(r#"closed="{which}""#)],
+            )
+        };
+        let open = sample(&metrics, "airudder_connections_open", &[r#"listener="main""#]);
+        let accepted = open + closed("oldest_idle") + closed("slow_body") + closed("new");
+        if accepted >= count as f64 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the relay accepted {accepted} of {count} connections"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The relay's metrics, within 15 s.
