@@ -4,7 +4,8 @@ use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, SystemTime};
 
 use crate::BoxError;
 use crate::model::TaskNotification;
@@ -98,6 +99,57 @@ impl std::error::Error for GiveUp {
     }
 }
 
+/// A failed attempt that asks for its next one after a given wait instead of the retry
+/// policy's backoff: what a handler returns when the service it calls said when to come back
+/// (the relay passes on a `Retry-After`). The wait still ends at the policy's
+/// [`retry_for`](crate::RetryPolicy::retry_for) deadline, and the retries still count.
+///
+/// ```
+/// use std::time::Duration;
+/// use airudder_webhook::{BoxError, Delivery, RetryLater, TaskNotification};
+///
+/// async fn handle(delivery: Delivery<TaskNotification>) -> Result<(), BoxError> {
+///     let busy = true; // the service answered 429 with `Retry-After: 30`
+///     if busy {
+///         return Err(RetryLater::after(Duration::from_secs(30), "the service answered 429").into());
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct RetryLater {
+    wait: Duration,
+    reason: BoxError,
+}
+
+impl RetryLater {
+    /// Fails this attempt for `reason` (kept as the record's last error); the next one comes
+    /// after `wait`.
+    pub fn after(wait: Duration, reason: impl Into<BoxError>) -> Self {
+        Self {
+            wait,
+            reason: reason.into(),
+        }
+    }
+
+    /// The wait asked for.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+}
+
+impl fmt::Display for RetryLater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.reason, f)
+    }
+}
+
+impl std::error::Error for RetryLater {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.reason.source()
+    }
+}
+
 /// One delivery of a notification to the handler: the event, and which attempt this is.
 ///
 /// It dereferences to the event, so `delivery.task_id` reads the notification's field. Cloning
@@ -106,6 +158,8 @@ pub struct Delivery<E = TaskNotification> {
     event: Arc<E>,
     attempt: u32,
     received_at: SystemTime,
+    /// Where [`report_status`](Self::report_status) writes, for a stored notification.
+    status: Option<Arc<AtomicU16>>,
 }
 
 impl<E> Delivery<E> {
@@ -114,6 +168,23 @@ impl<E> Delivery<E> {
             event,
             attempt,
             received_at,
+            status: None,
+        }
+    }
+
+    /// The same delivery, keeping the status the handler reports in `status`.
+    pub(crate) fn reporting_to(mut self, status: Arc<AtomicU16>) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Tells the receiver what the service this handler called answered (an HTTP status):
+    /// with the durable ack it is kept in the attempt's history, beside its outcome, so that
+    /// an operator can see what the service said. Elsewhere it is ignored. The last report of
+    /// an attempt counts.
+    pub fn report_status(&self, status: u16) {
+        if let Some(cell) = &self.status {
+            cell.store(status, Ordering::Relaxed);
         }
     }
 
@@ -178,6 +249,7 @@ impl<E> Clone for Delivery<E> {
             event: Arc::clone(&self.event),
             attempt: self.attempt,
             received_at: self.received_at,
+            status: self.status.clone(),
         }
     }
 }

@@ -205,7 +205,7 @@ pub mod test_util;
 pub use decode::{DecodeBody, DecodeError, DecodeErrorKind, decode};
 pub use dispatch::{RetryPolicy, ShutdownHandle, ShutdownReport, shutdown_signal};
 pub use event::Event;
-pub use handler::{Delivery, GiveUp, HandleNotification};
+pub use handler::{Delivery, GiveUp, HandleNotification, RetryLater};
 pub use hooks::{
     DefaultOnFailed, DefaultOnRejected, FailedDelivery, OnFailed, OnRejected, Rejected,
 };

@@ -294,7 +294,11 @@ async fn accepted_at_least(relay: &common::Relay, count: usize) {
                 &[r#"listener="main""#, &format!(r#"closed="{which}""#)],
             )
         };
-        let open = sample(&metrics, "airudder_connections_open", &[r#"listener="main""#]);
+        let open = sample(
+            &metrics,
+            "airudder_connections_open",
+            &[r#"listener="main""#],
+        );
         let accepted = open + closed("oldest_idle") + closed("slow_body") + closed("new");
         if accepted >= count as f64 {
             return;

@@ -181,7 +181,23 @@ async fn complete(
         while let Ok(id) = done.try_recv() {
             ids.push(id);
         }
-        match store.complete_all(ids.clone()).await {
+        match store
+            .complete_all(
+                ids.iter()
+                    .map(|id| {
+                        (
+                            *id,
+                            crate::store::Attempt::new(
+                                SystemTime::now(),
+                                Duration::ZERO,
+                                crate::store::AttemptOutcome::Ok,
+                            ),
+                        )
+                    })
+                    .collect(),
+            )
+            .await
+        {
             Ok(()) => {
                 if failing {
                     tracing::info!(count = ids.len(), "marked the handled notifications done");

@@ -269,7 +269,9 @@ impl<E: Event> Queue<E> {
             Err(err) => {
                 let error = format!("the stored body is not a valid notification: {err}");
                 if let Some(store) = &self.store {
-                    store.dead_letter(record.id, error.clone()).await?;
+                    store
+                        .dead_letter(record.id, crate::store::Attempt::failed_now(error.clone()))
+                        .await?;
                 }
                 return Err(StoreError::new(StoreErrorKind::Invalid, error));
             }

@@ -263,7 +263,11 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 let failed = FailedDelivery::new(delivery, err);
                 crate::hooks::contain("on_failed", || self.on_failed.on_failed(failed));
                 if let Some((id, store, _)) = stored {
-                    record_outcome(store.dead_letter(id, error).await);
+                    record_outcome(
+                        store
+                            .dead_letter(id, crate::store::Attempt::failed_now(error))
+                            .await,
+                    );
                 }
                 // Counted once it is a dead letter, so that `idle` means "listed".
                 counters.count(Fate::Failed);
@@ -272,7 +276,15 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             let backoff = self.retry.backoff(attempt);
             tracing::warn!(error = %error, ?backoff, "handler failed; retrying");
             if let Some((id, store, _)) = stored {
-                record_outcome(store.fail(id, error).await);
+                record_outcome(
+                    store
+                        .fail(
+                            id,
+                            crate::store::Attempt::failed_now(error),
+                            std::time::SystemTime::now() + backoff,
+                        )
+                        .await,
+                );
             }
             tokio::time::sleep(backoff).await;
             next = attempt + 1;

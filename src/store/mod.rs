@@ -167,16 +167,20 @@ mod erased;
 mod error;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod query;
 mod record;
 mod redb;
 mod rejected;
 mod summary;
 mod traits;
 
-pub(crate) use self::erased::ErasedStore;
+pub use self::erased::{BoxFuture, ErasedStore};
 pub use self::error::{StoreError, StoreErrorKind};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore};
+pub use self::query::{
+    Attempt, AttemptOutcome, MAX_ERROR_LEN, MAX_HISTORY, RecordQuery, RecordSummary, push_attempt,
+};
 pub(crate) use self::record::millis;
 pub use self::record::{
     Appended, DEFAULT_KIND, Envelope, NewRecord, Record, RecordId, RecordState, kind_key,

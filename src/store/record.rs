@@ -5,6 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use super::error::{StoreError, StoreErrorKind};
+use super::query::Attempt;
+
 /// A stored notification's id, unique within its store.
 pub type RecordId = u64;
 
@@ -103,16 +106,41 @@ pub struct NewRecord {
     pub body: Bytes,
     /// The request's envelope.
     pub envelope: Envelope,
+    /// The event's id (a task id, a session id), kept beside the body so that records can be
+    /// found by it without reading bodies.
+    pub task_id: Option<String>,
+    /// Whether the receiver hands it to its handler at once: the store counts the first
+    /// attempt as started and holds the record for this receiver (see
+    /// [`Store::claim`](crate::store::Store::claim)). Otherwise it waits, due at once, for a
+    /// worker to claim it.
+    pub started: bool,
 }
 
 impl NewRecord {
-    /// A notification to store under its de-duplication key.
+    /// A notification to store under its de-duplication key, handed to the handler at once.
     pub fn new(key: [u8; 32], body: Bytes, envelope: Envelope) -> Self {
         Self {
             key,
             body,
             envelope,
+            task_id: None,
+            started: true,
         }
+    }
+
+    /// The same notification, with the event's id.
+    #[must_use]
+    pub fn with_task_id(mut self, task_id: impl Into<String>) -> Self {
+        self.task_id = Some(task_id.into());
+        self
+    }
+
+    /// The same notification, left in the store for a worker to claim (`started == false`)
+    /// or handed on at once (`true`, the default).
+    #[must_use]
+    pub fn started(mut self, started: bool) -> Self {
+        self.started = started;
+        self
     }
 }
 
@@ -129,10 +157,39 @@ pub enum Appended {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum RecordState {
-    /// Waiting for the handler, or being handled.
+    /// Waiting for the handler (until its due time), or being handled.
     Pending,
-    /// The handler failed every attempt: kept until replayed.
+    /// The handler failed every attempt: kept until replayed or purged.
     Dead,
+    /// The handler succeeded: kept for the retention window, to be found and replayed.
+    Handled,
+}
+
+impl RecordState {
+    /// Its name, as the admin API and the CLI show it: `pending`, `dead`, `handled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Dead => "dead",
+            Self::Handled => "handled",
+        }
+    }
+}
+
+impl std::str::FromStr for RecordState {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "pending" => Ok(Self::Pending),
+            "dead" => Ok(Self::Dead),
+            "handled" => Ok(Self::Handled),
+            _ => Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                "a state is one of pending, dead, handled",
+            )),
+        }
+    }
 }
 
 /// A stored notification.
@@ -141,7 +198,7 @@ pub enum RecordState {
 pub struct Record {
     /// Its id.
     pub id: RecordId,
-    /// Pending or dead.
+    /// Pending, dead or handled.
     pub state: RecordState,
     /// Attempts started so far, across restarts.
     pub attempts: u32,
@@ -151,6 +208,14 @@ pub struct Record {
     pub envelope: Envelope,
     /// The body.
     pub body: Bytes,
+    /// The event's id (a task id, a session id), when it has one.
+    pub task_id: Option<String>,
+    /// When a pending record is next due, in milliseconds since the Unix epoch (for another
+    /// state, when it last changed state).
+    pub due_at_ms: i64,
+    /// Its finished attempts, oldest first: the first and the newest, at most
+    /// [`MAX_HISTORY`](crate::store::MAX_HISTORY).
+    pub history: Vec<Attempt>,
 }
 
 impl Record {
@@ -163,6 +228,7 @@ impl Record {
         envelope: Envelope,
         body: Bytes,
     ) -> Self {
+        let due_at_ms = envelope.received_at_ms;
         Self {
             id,
             state,
@@ -170,7 +236,36 @@ impl Record {
             last_error,
             envelope,
             body,
+            task_id: None,
+            due_at_ms,
+            history: Vec::new(),
         }
+    }
+
+    /// The same record, with the event's id.
+    #[must_use]
+    pub fn with_task_id(mut self, task_id: Option<String>) -> Self {
+        self.task_id = task_id;
+        self
+    }
+
+    /// The same record, next due at `due_at_ms`.
+    #[must_use]
+    pub fn with_due_at_ms(mut self, due_at_ms: i64) -> Self {
+        self.due_at_ms = due_at_ms;
+        self
+    }
+
+    /// The same record, with its attempts' history.
+    #[must_use]
+    pub fn with_history(mut self, history: Vec<Attempt>) -> Self {
+        self.history = history;
+        self
+    }
+
+    /// When a pending record is next due.
+    pub fn due_at(&self) -> SystemTime {
+        from_millis(self.due_at_ms)
     }
 }
 
@@ -182,6 +277,8 @@ impl fmt::Debug for Record {
             .field("state", &self.state)
             .field("attempts", &self.attempts)
             .field("last_error", &self.last_error)
+            .field("due_at_ms", &self.due_at_ms)
+            .field("history", &self.history.len())
             .field("envelope", &self.envelope)
             .field("body_len", &self.body.len())
             .finish()

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::error::{StoreError, StoreErrorKind};
-use super::record::{Appended, Envelope, NewRecord, Record, RecordId};
+use super::query::{Attempt, RecordQuery, RecordSummary};
+use super::record::{Appended, Envelope, NewRecord, Record, RecordId, RecordState};
 use super::rejected::{RejectedRecord, RejectedSummary};
 use super::summary::StoreSummary;
 
@@ -15,30 +16,52 @@ use super::summary::StoreSummary;
 /// Every method that changes the store is durable when its future completes. Implementations
 /// must make [`append`](Store::append) atomic: of two appends with the same key, at the same
 /// instant or not, one stores and the other reports [`Appended::Duplicate`].
+///
+/// The store is the queue. A pending record has a due time; a receiver [claims](Store::claim)
+/// the due ones a page at a time, as its workers free up, and writes each attempt's outcome
+/// back: [done](Store::complete), [due again later](Store::fail), or
+/// [dead](Store::dead_letter). A record waiting for its due time waits on disk, not in memory.
+///
+/// A record handed to a receiver is *held* until its outcome is written: no other claim takes
+/// it. A store of one receiver holds in memory (a restart frees every hold, so what was being
+/// handled at a crash is due again); a shared store ([`lease`](Store::lease)) holds by a claim
+/// that lapses unless renewed.
 pub trait Store: Send + Sync + 'static {
-    /// Stores a notification unless its key is already claimed. A stored notification counts
-    /// its first attempt as started (the receiver hands it to the handler at once).
+    /// Stores a notification unless its key is already claimed, due at once. A record
+    /// [`started`](NewRecord::started) counts its first attempt as started and is held for
+    /// this receiver (it hands it to the handler at once); otherwise it waits for a
+    /// [claim](Store::claim).
     fn append(
         &self,
         record: NewRecord,
     ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
 
-    /// Counts a started attempt after the first (a retry, or a redelivery after a restart, so
-    /// that a crash mid-attempt still counts); returns the attempt number.
+    /// Counts a started attempt of a claimed record (so that a crash mid-attempt still
+    /// counts); returns the attempt number. Fails with [`StoreErrorKind::NotFound`] when the
+    /// record is not pending, or (shared store) its claim was taken over.
     fn begin_attempt(&self, id: RecordId) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
-    /// The handler succeeded: the record is done (its key stays claimed). The receiver does not
-    /// wait for this one: lost to a crash, it means one more delivery, never a lost one.
-    fn complete(&self, id: RecordId) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The handler succeeded: the record is [handled](RecordState::Handled), kept with its
+    /// history until [`prune_handled`](Store::prune_handled) (its key stays claimed), and no
+    /// longer held. The receiver does not wait for this one: lost to a crash, it means one
+    /// more delivery, never a lost one.
+    fn complete(
+        &self,
+        id: RecordId,
+        attempt: Attempt,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// [`complete`](Store::complete) for several records, ideally in one write. The default
     /// starts every completion before it awaits any, so a store that commits in groups commits
     /// them together. A record already done is no error.
     fn complete_all(
         &self,
-        ids: Vec<RecordId>,
+        done: Vec<(RecordId, Attempt)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let writes: Vec<_> = ids.into_iter().map(|id| self.complete(id)).collect();
+        let writes: Vec<_> = done
+            .into_iter()
+            .map(|(id, attempt)| self.complete(id, attempt))
+            .collect();
         async move {
             let mut first_error = None;
             for write in writes {
@@ -53,25 +76,81 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
-    /// An attempt failed; the record stays pending, with the error kept.
+    /// An attempt failed: the record stays pending, due again at `due`, with the attempt in
+    /// its history and its error as the last; no longer held.
     fn fail(
         &self,
         id: RecordId,
-        error: String,
+        attempt: Attempt,
+        due: SystemTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The last attempt failed: the record becomes a dead letter, with the error kept.
+    /// The last attempt failed: the record becomes a dead letter, with the attempt in its
+    /// history; no longer held.
     fn dead_letter(
         &self,
         id: RecordId,
-        error: String,
+        attempt: Attempt,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Every pending record, oldest first: what a restart hands to the handler again.
+    /// Claims up to `max` pending records of `kind` ([`Envelope::kind`]) that are due, held
+    /// by nobody, and whose kind is not [paused](Store::set_paused): soonest due first, then
+    /// oldest. Each is held for this store (a shared store's claim lasts one
+    /// [lease](Store::lease)) until its outcome is written. The receiver calls it as its
+    /// workers free up, so memory holds what is being handled, never the backlog.
+    fn claim(
+        &self,
+        kind: &str,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+
+    /// Every pending record, oldest first, bodies included: it reads the whole backlog, so it
+    /// suits tests and small stores. Lists for people page with [`list`](Store::list).
     fn pending(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
 
-    /// Every dead letter, oldest first.
+    /// Every dead letter, oldest first, bodies included (see [`pending`](Store::pending)).
     fn dead_letters(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+
+    /// One page of records matching `query`, in id order, without their bodies.
+    ///
+    /// The default filters [`pending`](Store::pending) and
+    /// [`dead_letters`](Store::dead_letters), reading every body and no handled record; a
+    /// store that can page should (the bundled stores do, reading no body).
+    fn list(
+        &self,
+        query: RecordQuery,
+    ) -> impl Future<Output = Result<Vec<RecordSummary>, StoreError>> + Send {
+        async move {
+            let mut records = self.pending().await?;
+            records.extend(self.dead_letters().await?);
+            records.sort_by_key(|record| record.id);
+            let limit = query.page_size();
+            Ok(records
+                .iter()
+                .filter(|record| record.id > query.after)
+                .map(RecordSummary::from)
+                .filter(|summary| query.matches(summary))
+                .take(limit)
+                .collect())
+        }
+    }
+
+    /// How many records match `query` (its `after` and `limit` aside). The default pages
+    /// through [`list`](Store::list).
+    fn count(&self, query: RecordQuery) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let mut query = query.after(0).limit(RecordQuery::MAX_LIMIT);
+            let mut count = 0;
+            loop {
+                let page = self.list(query.clone()).await?;
+                count += page.len() as u64;
+                match page.last() {
+                    Some(last) if page.len() == RecordQuery::MAX_LIMIT => query.after = last.id,
+                    _ => return Ok(count),
+                }
+            }
+        }
+    }
 
     /// How many records are pending and dead, and since when the oldest pending one waits. The
     /// receiver samples it in the background for its gauges (feature `metrics`). The default
@@ -93,11 +172,122 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
-    /// One record, pending or dead.
+    /// One record, in any state, with its body and history.
     fn get(&self, id: RecordId) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
 
-    /// Makes a dead letter pending again, attempts reset; returns it.
+    /// Makes a dead letter or a handled record pending again, due at once, attempts reset
+    /// (its history kept); returns it. [`StoreErrorKind::NotFound`] when no dead or handled
+    /// record has this id.
     fn replay(&self, id: RecordId) -> impl Future<Output = Result<Record, StoreError>> + Send;
+
+    /// Makes a pending record due at once, unless it is held (being handled); returns whether
+    /// it did. For when the service is back and the backoff has grown to minutes.
+    fn make_due(&self, id: RecordId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets a dead letter or a handled record, body and history (its de-duplication key
+    /// stays until [`prune`](Store::prune)); returns whether there was one.
+    fn purge(&self, id: RecordId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// [Makes due](Store::make_due) every pending record matching `query` (its state, `after`
+    /// and `limit` aside); returns how many. The default pages through [`list`](Store::list).
+    fn retry_now(
+        &self,
+        query: RecordQuery,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let mut query = query
+                .state(RecordState::Pending)
+                .after(0)
+                .limit(RecordQuery::MAX_LIMIT);
+            let mut done = 0;
+            loop {
+                let page = self.list(query.clone()).await?;
+                for summary in &page {
+                    done += u64::from(self.make_due(summary.id).await?);
+                }
+                match page.last() {
+                    Some(last) if page.len() == RecordQuery::MAX_LIMIT => query.after = last.id,
+                    _ => return Ok(done),
+                }
+            }
+        }
+    }
+
+    /// [Replays](Store::replay) every dead letter matching `query` (its state, `after` and
+    /// `limit` aside); returns how many. The default pages through [`list`](Store::list).
+    fn replay_dead(
+        &self,
+        query: RecordQuery,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let mut query = query
+                .state(RecordState::Dead)
+                .after(0)
+                .limit(RecordQuery::MAX_LIMIT);
+            let mut done = 0;
+            loop {
+                let page = self.list(query.clone()).await?;
+                for summary in &page {
+                    match self.replay(summary.id).await {
+                        Ok(_) => done += 1,
+                        // Replayed or purged meanwhile.
+                        Err(err) if err.kind() == StoreErrorKind::NotFound => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                match page.last() {
+                    Some(last) if page.len() == RecordQuery::MAX_LIMIT => query.after = last.id,
+                    _ => return Ok(done),
+                }
+            }
+        }
+    }
+
+    /// [Purges](Store::purge) every record in `state` (dead or handled) that changed to it
+    /// before `before` (for a dead letter, when it died; for a handled one, when it was
+    /// handled); returns how many. Handled records past the retention window go this way.
+    /// The default pages through [`list`](Store::list); the bundled stores read an index by
+    /// time instead.
+    fn purge_before(
+        &self,
+        state: RecordState,
+        before: SystemTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let before_ms = super::record::millis(before);
+            let mut query = RecordQuery::new()
+                .state(state)
+                .limit(RecordQuery::MAX_LIMIT);
+            let mut done = 0;
+            loop {
+                let page = self.list(query.clone()).await?;
+                for summary in &page {
+                    if summary.state == state
+                        && summary.due_at_ms < before_ms
+                        && self.purge(summary.id).await?
+                    {
+                        done += 1;
+                    }
+                }
+                match page.last() {
+                    Some(last) if page.len() == RecordQuery::MAX_LIMIT => query.after = last.id,
+                    _ => return Ok(done),
+                }
+            }
+        }
+    }
+
+    /// Pauses (or resumes) handing on records of `kind`: while paused, [`claim`](Store::claim)
+    /// takes none of them; they are still stored. Kept in the store, so it holds across
+    /// restarts and for every receiver sharing it.
+    fn set_paused(
+        &self,
+        kind: &str,
+        paused: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The paused kinds.
+    fn paused(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// Keeps a refused body. A store with [limits](crate::store::RejectedLimits) drops the
     /// oldest kept ones to make room, and refuses a body over its cap on its own with
@@ -157,33 +347,42 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets a kept refused body (after it was recovered).
     fn remove_rejected(&self, id: RecordId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Forgets every kept refused body received before `before`; returns how many. The
+    /// default pages through [`rejected_page`](Store::rejected_page).
+    fn purge_rejected(
+        &self,
+        before: SystemTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let before_ms = super::record::millis(before);
+            let (mut after, mut done) = (0, 0);
+            loop {
+                let page = self.rejected_page(after, RecordQuery::MAX_LIMIT).await?;
+                for kept in &page {
+                    if kept.envelope.received_at_ms < before_ms {
+                        self.remove_rejected(kept.id).await?;
+                        done += 1;
+                    }
+                }
+                match page.last() {
+                    Some(last) if page.len() == RecordQuery::MAX_LIMIT => after = last.id,
+                    _ => return Ok(done),
+                }
+            }
+        }
+    }
+
     /// Forgets de-duplication keys of done notifications claimed before `before`; returns how
     /// many.
     fn prune(&self, before: SystemTime) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// How long a claim lasts, for a store that several receivers share (`None`, the
-    /// default, for a store of one receiver alone).
+    /// default, for a store of one receiver alone, which holds its claims in memory).
     ///
-    /// A shared store's records are claimed: [`append`](Store::append) and
-    /// [`replay`](Store::replay) claim for this store, [`begin_attempt`](Store::begin_attempt)
-    /// fails with [`StoreErrorKind::NotFound`] once the claim was taken over. The receiver
-    /// then [renews](Store::renew) its claims every third of the lease,
-    /// [claims](Store::claim) the records whose claim lapsed (instead of reading
-    /// [`pending`](Store::pending) once at start), and [releases](Store::release) its claims
-    /// when it shuts down.
+    /// The receiver then [renews](Store::renew) its claims every third of the lease and
+    /// [releases](Store::release) them when it shuts down.
     fn lease(&self) -> Option<Duration> {
         None
-    }
-
-    /// Claims up to `max` pending records of `kind` ([`Envelope::kind`]) that nobody holds a
-    /// live claim on, oldest first: each receiver of a shared store claims only its own.
-    fn claim(
-        &self,
-        kind: &str,
-        max: usize,
-    ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
-        let _ = (kind, max);
-        async { Ok(Vec::new()) }
     }
 
     /// Extends every claim this store holds by one lease; returns how many.

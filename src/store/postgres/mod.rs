@@ -463,26 +463,61 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn complete(&self, id: RecordId) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        id: RecordId,
+        _attempt: crate::store::Attempt,
+    ) -> Result<(), StoreError> {
         let ids = vec![db_id(id)?];
         self.update_one(&self.inner.sql.complete_all, &[&ids]).await
     }
 
-    async fn complete_all(&self, ids: Vec<RecordId>) -> Result<(), StoreError> {
+    async fn complete_all(
+        &self,
+        done: Vec<(RecordId, crate::store::Attempt)>,
+    ) -> Result<(), StoreError> {
+        let ids: Vec<RecordId> = done.into_iter().map(|(id, _)| id).collect();
         // An id beyond i64 names no record.
         let ids: Vec<i64> = ids.into_iter().filter_map(|id| db_id(id).ok()).collect();
         self.execute(&self.inner.sql.complete_all, &[&ids]).await?;
         Ok(())
     }
 
-    async fn fail(&self, id: RecordId, error: String) -> Result<(), StoreError> {
+    async fn fail(
+        &self,
+        id: RecordId,
+        attempt: crate::store::Attempt,
+        _due: std::time::SystemTime,
+    ) -> Result<(), StoreError> {
+        let error = attempt.error.unwrap_or_default();
         self.update_one(&self.inner.sql.fail, &[&db_id(id)?, &error])
             .await
     }
 
-    async fn dead_letter(&self, id: RecordId, error: String) -> Result<(), StoreError> {
+    async fn dead_letter(
+        &self,
+        id: RecordId,
+        attempt: crate::store::Attempt,
+    ) -> Result<(), StoreError> {
+        let error = attempt.error.unwrap_or_default();
         self.update_one(&self.inner.sql.dead_letter, &[&db_id(id)?, &error])
             .await
+    }
+
+    async fn make_due(&self, _id: RecordId) -> Result<bool, StoreError> {
+        todo!("queue: postgres make_due")
+    }
+
+    async fn purge(&self, _id: RecordId) -> Result<bool, StoreError> {
+        todo!("queue: postgres purge")
+    }
+
+    async fn set_paused(&self, _kind: &str, _paused: bool) -> Result<(), StoreError> {
+        todo!("queue: postgres set_paused")
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        todo!("queue: postgres paused")
     }
 
     async fn pending(&self) -> Result<Vec<Record>, StoreError> {

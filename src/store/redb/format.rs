@@ -57,6 +57,7 @@ pub(super) fn encode_record(
     out.push(match state {
         RecordState::Pending => 0,
         RecordState::Dead => 1,
+        RecordState::Handled => todo!("queue: redb format v3"),
     });
     out.extend_from_slice(&attempts.to_le_bytes());
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
@@ -108,14 +109,14 @@ pub(super) fn decode_record(id: RecordId, bytes: &[u8]) -> Result<Record, StoreE
             "the body is not the length it was written with",
         ));
     }
-    Ok(Record {
+    Ok(Record::new(
         id,
         state,
-        attempts: u32::from_le_bytes(*attempts),
-        last_error: header.last_error,
-        envelope: header.envelope,
-        body: Bytes::copy_from_slice(body),
-    })
+        u32::from_le_bytes(*attempts),
+        header.last_error,
+        header.envelope,
+        Bytes::copy_from_slice(body),
+    ))
 }
 
 pub(super) const CHANGED: &str = "the checksum does not match: its bytes changed on disk";

@@ -222,16 +222,48 @@ impl Store for RedbStore {
     fn complete(
         &self,
         id: RecordId,
+        _attempt: crate::store::Attempt,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
         self.send(move |reply| Command::Complete(id, reply))
     }
 
-    async fn fail(&self, id: RecordId, error: String) -> Result<(), StoreError> {
+    async fn fail(
+        &self,
+        id: RecordId,
+        attempt: crate::store::Attempt,
+        _due: std::time::SystemTime,
+    ) -> Result<(), StoreError> {
+        let error = attempt.error.unwrap_or_default();
         self.send(|reply| Command::Fail(id, error, reply)).await
     }
 
-    async fn dead_letter(&self, id: RecordId, error: String) -> Result<(), StoreError> {
+    async fn dead_letter(
+        &self,
+        id: RecordId,
+        attempt: crate::store::Attempt,
+    ) -> Result<(), StoreError> {
+        let error = attempt.error.unwrap_or_default();
         self.send(|reply| Command::Dead(id, error, reply)).await
+    }
+
+    async fn claim(&self, _kind: &str, _max: usize) -> Result<Vec<Record>, StoreError> {
+        todo!("queue: redb claim")
+    }
+
+    async fn make_due(&self, _id: RecordId) -> Result<bool, StoreError> {
+        todo!("queue: redb make_due")
+    }
+
+    async fn purge(&self, _id: RecordId) -> Result<bool, StoreError> {
+        todo!("queue: redb purge")
+    }
+
+    async fn set_paused(&self, _kind: &str, _paused: bool) -> Result<(), StoreError> {
+        todo!("queue: redb set_paused")
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        todo!("queue: redb paused")
     }
 
     async fn pending(&self) -> Result<Vec<Record>, StoreError> {
