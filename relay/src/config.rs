@@ -130,10 +130,16 @@ pub(crate) struct Settings {
     #[serde(default, deserialize_with = "scalar")]
     retry_for: Option<String>,
 
-    /// The most forwards in flight at once [default: 16]
+    /// The most forwards in flight at once, to each destination URL [default: 16]
     #[arg(long, env = "AIRUDDER_FORWARD_CONCURRENCY", value_name = "N")]
     #[serde(default, deserialize_with = "scalar")]
     forward_concurrency: Option<String>,
+
+    /// The most forwards started to each destination URL, per second, minute or hour (`50/s`,
+    /// `600/min`), spaced evenly [default: unset, no cap but the concurrency]
+    #[arg(long, env = "AIRUDDER_FORWARD_RATE", value_name = "RATE")]
+    #[serde(default, deserialize_with = "scalar")]
+    forward_rate: Option<String>,
 
     /// Sign each forward per Standard Webhooks with this key (`whsec_` and base64)
     /// [default: unset, unsigned]
@@ -256,6 +262,8 @@ pub(crate) struct Forward {
     pub(crate) timeout: Duration,
     pub(crate) retry_for: Duration,
     pub(crate) concurrency: usize,
+    /// The most forwards started per second, minute or hour, to each destination.
+    pub(crate) rate: Option<crate::pace::Rate>,
     /// The signing key, decoded from `whsec_…`.
     pub(crate) secret: Option<Vec<u8>>,
     /// Kinds sent elsewhere than `url` (`AIRUDDER_FORWARD_URL_<KIND>`).
@@ -279,6 +287,7 @@ impl fmt::Debug for Forward {
             .field("timeout", &self.timeout)
             .field("retry_for", &self.retry_for)
             .field("concurrency", &self.concurrency)
+            .field("rate", &self.rate)
             .field("signed", &self.secret.is_some())
             .field(
                 "kinds_elsewhere",
@@ -385,6 +394,7 @@ impl Settings {
             forward_timeout: self.forward_timeout.or(file.forward_timeout),
             retry_for: self.retry_for.or(file.retry_for),
             forward_concurrency: self.forward_concurrency.or(file.forward_concurrency),
+            forward_rate: self.forward_rate.or(file.forward_rate),
             forward_secret: self.forward_secret.or(file.forward_secret),
             admin_listen: self.admin_listen.or(file.admin_listen),
             admin_token: self.admin_token.or(file.admin_token),
@@ -568,6 +578,7 @@ impl Settings {
                         "AIRUDDER_FORWARD_CONCURRENCY",
                         self.forward_concurrency.is_some(),
                     ),
+                    ("AIRUDDER_FORWARD_RATE", self.forward_rate.is_some()),
                 ] {
                     if set {
                         return Err(ConfigError::new(
@@ -601,6 +612,14 @@ impl Settings {
                     16,
                     1,
                 )? as usize,
+                rate: self
+                    .forward_rate
+                    .as_deref()
+                    .map(|rate| {
+                        rate.parse()
+                            .map_err(|err| ConfigError::new("AIRUDDER_FORWARD_RATE", err))
+                    })
+                    .transpose()?,
                 secret: self
                     .forward_secret
                     .as_deref()
@@ -847,7 +866,15 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_key_and_what_it_accepts() {
-        let cases: [(&[&str], &str); 9] = [
+        let cases: [(&[&str], &str); 11] = [
+            (
+                &["--forward-url", "http://x", "--forward-rate", "fast"],
+                "AIRUDDER_FORWARD_RATE (forward_rate in the file): \"fast\" is not a rate: use a whole number per second, minute or hour, like 50/s or 600/min",
+            ),
+            (
+                &["--forward-rate", "50/s"],
+                "AIRUDDER_FORWARD_RATE (forward_rate in the file): is set, but AIRUDDER_FORWARD_URL is not",
+            ),
             (
                 &["--listen", "nowhere"],
                 "AIRUDDER_LISTEN (listen in the file): \"nowhere\" is not an address",
@@ -1031,6 +1058,10 @@ mod tests {
             (4, Duration::from_secs(10))
         );
         assert_eq!(forward.secret.unwrap().len(), 24);
+        assert_eq!(forward.rate, None);
+        let config = parse(&["--config", path, "--forward-rate", "600/min"]).unwrap();
+        let rate = config.forward.unwrap().rate.map(|rate| rate.to_string());
+        assert_eq!(rate.as_deref(), Some("600/min"));
 
         std::fs::write(&file, "listen = \"0.0.0.0:8080\"\nforwrd_url = \"x\"\n").unwrap();
         let err = parse(&["--config", path]).unwrap_err().to_string();

@@ -1,24 +1,22 @@
 //! Forwarding: each notification POSTed to the team's service, signed per Standard Webhooks,
-//! retried with backoff and jitter until it is accepted or its time is up.
+//! one attempt per call. The store does the waiting: a failed attempt goes back to it with its
+//! next due time (the receiver's retry policy, or the service's `Retry-After`), and comes back
+//! when due, until it is accepted or its time (`AIRUDDER_RETRY_FOR`) is up.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use airudder_webhook::{Delivery, Event, GiveUp, HandleNotification};
+use airudder_webhook::{BoxError, Delivery, Event, HandleNotification, RetryLater};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use sha2::Sha256;
-use tokio::sync::Semaphore;
 
 use crate::config::Forward;
 use crate::event::{Relayed, webhook_id};
-use crate::metrics::{Forwarded, WaitingRetry};
-
-/// The longest wait between two tries.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// The wait after the first failed try; it doubles after each.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+use crate::metrics::Forwarded;
+use crate::pace::Pace;
 
 /// The handler of a forwarding relay, for one kind of event.
 #[derive(Clone)]
@@ -28,13 +26,16 @@ pub(crate) struct Forwarder {
     kind: Arc<str>,
     /// Where this kind goes (`AIRUDDER_FORWARD_URL_<KIND>`, or the common URL).
     url: reqwest::Url,
+    /// The limits of that destination, shared by every kind posted to it.
+    pace: Arc<Pace>,
 }
 
 struct Inner {
+    /// One client for every kind and destination, so that connections are reused.
     client: reqwest::Client,
     config: Forward,
-    /// One per forward in flight.
-    slots: Semaphore,
+    /// Each destination's limits, by URL.
+    paces: std::sync::Mutex<HashMap<reqwest::Url, Arc<Pace>>>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -82,12 +83,27 @@ impl std::fmt::Display for Failure {
 }
 
 impl Forwarder {
-    /// The same forwarder (its client, its concurrency) for events of `kind`, posted to `url`.
+    /// The same forwarder (its client) for events of `kind`, posted to `url` within that
+    /// destination's limits.
     pub(crate) fn for_kind(&self, kind: &str, url: reqwest::Url) -> Self {
+        let pace = {
+            let mut paces = self
+                .inner
+                .paces
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let config = &self.inner.config;
+            Arc::clone(
+                paces
+                    .entry(url.clone())
+                    .or_insert_with(|| Arc::new(Pace::new(config.concurrency, config.rate))),
+            )
+        };
         Self {
             inner: Arc::clone(&self.inner),
             kind: Arc::from(kind),
             url,
+            pace,
         }
     }
 
@@ -95,21 +111,32 @@ impl Forwarder {
     pub(crate) fn new(config: Forward) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            // Connections are kept and reused: as many idle per host as may be in flight,
+            // closed after 90 s unused (under most servers' own idle timeout of a few minutes,
+            // over the gaps of a steady flow).
+            .pool_max_idle_per_host(config.concurrency)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(60))
             // A 3xx is a failed attempt, never a hop (see `Failure::Redirect`); and no
             // `Referer`, which would carry the forward URL's query.
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)
             .user_agent(concat!("airudder-relay/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self {
+        let url = config.url.clone();
+        let forwarder = Self {
             kind: Arc::from(airudder_webhook::store::DEFAULT_KIND),
-            url: config.url.clone(),
+            url: url.clone(),
+            pace: Arc::new(Pace::new(config.concurrency, config.rate)),
             inner: Arc::new(Inner {
-                slots: Semaphore::new(config.concurrency),
                 client,
                 config,
+                paces: std::sync::Mutex::default(),
             }),
-        })
+        };
+        Ok(forwarder.for_kind(airudder_webhook::store::DEFAULT_KIND, url))
     }
 
     /// One try: 2xx is done (its status returned).
@@ -151,15 +178,11 @@ impl Forwarder {
                 to,
             });
         }
-        let retry_after = match status.as_u16() {
-            429 | 503 => response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.trim().parse::<u64>().ok())
-                .map(Duration::from_secs),
-            _ => None,
-        };
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(retry_after);
         Err(Failure::Status {
             status: status.as_u16(),
             retry_after,
@@ -202,69 +225,75 @@ pub(crate) fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String 
     format!("v1,{signature}")
 }
 
-/// Half the backoff, and a random part of the other half: tries of many notifications spread
-/// out instead of hitting a recovering service at once.
-fn jittered(backoff: Duration) -> Duration {
-    let half = backoff / 2;
-    half + half.mul_f64(fastrand::f64())
+/// A `Retry-After`: seconds, or an HTTP date (a date past is no wait).
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 impl<E: Event> HandleNotification<Relayed<E>> for Forwarder {
-    type Error = GiveUp;
+    type Error = BoxError;
 
-    async fn handle(&self, delivery: Delivery<Relayed<E>>) -> Result<(), GiveUp> {
+    /// One attempt. A failure goes back to the store, due again after the policy's backoff, or
+    /// after the service's `Retry-After` (either cut short to the deadline by the receiver).
+    async fn handle(&self, delivery: Delivery<Relayed<E>>) -> Result<(), BoxError> {
         let id = webhook_id(&self.kind, delivery.event());
-        let deadline = delivery.received_at() + self.inner.config.retry_for;
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let tried = {
-                let _slot = self.inner.slots.acquire().await;
-                let started = Instant::now();
-                let tried = self.post(&delivery.event().body, &id, attempt).await;
-                let outcome = match &tried {
-                    Ok(status) => Forwarded::Ok(*status),
-                    Err(Failure::Status { status, .. } | Failure::Redirect { status, .. }) => {
-                        Forwarded::Rejected(*status)
-                    }
-                    Err(Failure::Transport(_)) => Forwarded::Error,
-                };
-                crate::metrics::forwarded(outcome, started.elapsed());
-                tried
-            };
-            let failure = match tried {
-                Ok(_) => {
-                    tracing::info!(webhook_id = %id, attempt, "forwarded");
-                    return Ok(());
+        // Counted by the store before this call: across restarts.
+        let attempt = delivery.attempt();
+        let tried = {
+            let _turn = self.pace.turn().await;
+            let started = Instant::now();
+            let tried = self.post(&delivery.event().body, &id, attempt).await;
+            let outcome = match &tried {
+                Ok(status) => Forwarded::Ok(*status),
+                Err(Failure::Status { status, .. } | Failure::Redirect { status, .. }) => {
+                    Forwarded::Rejected(*status)
                 }
-                Err(failure) => failure,
+                Err(Failure::Transport(_)) => Forwarded::Error,
             };
-            let wait = match &failure {
-                Failure::Status {
-                    retry_after: Some(after),
-                    ..
-                } => *after,
-                _ => jittered(backoff),
-            };
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            // Any wait, the backoff or the service's Retry-After (whatever number it gives), is
-            // cut short to the time left: a last try at the deadline, then a dead letter, never
-            // one while time is left. No instant is ever added to.
-            let left = deadline
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO);
-            let wait = wait.min(left);
-            if left.is_zero() {
-                tracing::error!(webhook_id = %id, attempt, error = %failure, "not forwarded in time: a dead letter now");
-                return Err(GiveUp::new(format!(
-                    "not forwarded within {} of receipt, after {attempt} tries; the last: {failure}",
-                    humantime::format_duration(self.inner.config.retry_for)
-                )));
+            crate::metrics::forwarded(outcome, started.elapsed());
+            tried
+        };
+        let failure = match tried {
+            Ok(status) => {
+                delivery.report_status(status);
+                tracing::info!(webhook_id = %id, attempt, status, "forwarded");
+                return Ok(());
             }
-            tracing::warn!(webhook_id = %id, attempt, error = %failure, retry_in_ms = wait.as_millis() as u64, "forward failed; retrying");
-            let _waiting = WaitingRetry::start();
-            tokio::time::sleep(wait).await;
+            Err(failure) => failure,
+        };
+        if let Failure::Status { status, .. } | Failure::Redirect { status, .. } = &failure {
+            delivery.report_status(*status);
+        }
+        let retry_for = self.inner.config.retry_for;
+        let late = SystemTime::now()
+            .duration_since(delivery.received_at())
+            .is_ok_and(|since| since >= retry_for);
+        if late {
+            // The receiver makes it a dead letter: this was the try at or past the deadline.
+            tracing::error!(webhook_id = %id, attempt, error = %failure, "not forwarded in time: a dead letter now");
+            return Err(format!(
+                "not forwarded within {} of receipt, after {attempt} tries; the last: {failure}",
+                humantime::format_duration(retry_for)
+            )
+            .into());
+        }
+        tracing::warn!(webhook_id = %id, attempt, error = %failure, "forward failed; the store retries it");
+        match failure {
+            // The service's wait, whatever number it gives, is at most the retry time (the
+            // receiver cuts it to the deadline): no instant is ever added to past its range.
+            Failure::Status {
+                retry_after: Some(wait),
+                ..
+            } => Err(RetryLater::after(wait.min(retry_for), failure.to_string()).into()),
+            failure => Err(failure.to_string().into()),
         }
     }
 }
@@ -289,10 +318,15 @@ mod tests {
     }
 
     #[test]
-    fn the_jitter_stays_between_half_and_the_whole_backoff() {
-        for _ in 0..1000 {
-            let wait = jittered(Duration::from_secs(8));
-            assert!(wait >= Duration::from_secs(4) && wait <= Duration::from_secs(8));
-        }
+    fn a_retry_after_is_seconds_or_a_date() {
+        assert_eq!(retry_after(" 30 "), Some(Duration::from_secs(30)));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let wait = retry_after(&later).unwrap();
+        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
+        assert_eq!(retry_after("soon"), None);
     }
 }

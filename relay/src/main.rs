@@ -12,10 +12,13 @@ mod kinds;
 mod listen;
 mod metrics;
 mod operate;
+mod pace;
 mod print;
 mod rehearse;
 mod server;
 mod shown;
+mod store;
+mod time;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -1,7 +1,10 @@
 //! The relay's metrics: the library's (through the `metrics` facade) and the forwarder's,
 //! exported in Prometheus' text format at `GET /metrics` on the admin listener.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use airudder_webhook::store::{ErasedStore, RecordQuery, RecordState, Store};
 
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
@@ -53,7 +56,11 @@ fn describe() {
     );
     describe_gauge!(
         "airudder_forward_retries_waiting",
-        "Notifications waiting for their next forward after a failed one."
+        "Notifications waiting in the store for their next forward after a failed one (sampled every AIRUDDER_METRICS_INTERVAL)."
+    );
+    describe_gauge!(
+        "airudder_kind_paused",
+        "1 while forwarding of the kind is paused (airudder-relay pause KIND), else 0; notifications are still taken in and stored."
     );
     describe_gauge!(
         "airudder_connections_open",
@@ -85,18 +92,30 @@ pub(crate) fn forwarded(outcome: Forwarded, took: Duration) {
     histogram!("airudder_forward_seconds", "result" => result).record(took.as_secs_f64());
 }
 
-/// Counts a notification waiting for its next forward while the guard lives.
-pub(crate) struct WaitingRetry(());
-
-impl WaitingRetry {
-    pub(crate) fn start() -> Self {
-        gauge!("airudder_forward_retries_waiting").increment(1.0);
-        Self(())
-    }
+/// Shows whether `kind` is paused (`airudder_kind_paused`).
+pub(crate) fn kind_paused(kind: &str, paused: bool) {
+    gauge!("airudder_kind_paused", "kind" => kind.to_owned()).set(if paused { 1.0 } else { 0.0 });
 }
 
-impl Drop for WaitingRetry {
-    fn drop(&mut self) {
-        gauge!("airudder_forward_retries_waiting").decrement(1.0);
-    }
+/// Samples, every `every`, what the store alone knows: which of `kinds` are paused (another
+/// relay sharing PostgreSQL may pause one) and how many notifications wait for their next
+/// forward after a failed one (pending with a last error; read without bodies).
+pub(crate) fn sample_store(store: Arc<dyn ErasedStore>, kinds: Vec<String>, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Ok(paused) = Store::paused(&store).await {
+                for kind in &kinds {
+                    kind_paused(kind, paused.contains(kind));
+                }
+            }
+            // An empty text is in every last error, and in no record without one.
+            let waiting = RecordQuery::new().state(RecordState::Pending).error("");
+            if let Ok(count) = Store::count(&store, waiting).await {
+                gauge!("airudder_forward_retries_waiting").set(count as f64);
+            }
+        }
+    });
 }

@@ -24,13 +24,14 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::admin::{self, Stored};
+use crate::admin;
 use crate::config::{Ack, Config};
 use crate::event::Relayed;
 use crate::forward::Forwarder;
 use crate::kinds;
 use crate::listen::{self, Door};
 use crate::print::Printer;
+use crate::store::Backend;
 
 /// How long a stop waits for the handlers (forwards in flight) before it leaves the rest
 /// stored for the next start.
@@ -45,7 +46,6 @@ pub(crate) trait Endpoint: Send + Sync {
     fn stats(&self) -> Stats;
     fn is_ready(&self) -> bool;
     fn shutdown_handle(&self) -> ShutdownHandle;
-    fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
     fn replay_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<RecordId, StoreError>>;
 }
 
@@ -66,9 +66,6 @@ impl<E: Event> Endpoint for Served<E> {
     }
     fn shutdown_handle(&self) -> ShutdownHandle {
         self.receiver.shutdown_handle()
-    }
-    fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.receiver.replay(id))
     }
     fn replay_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<RecordId, StoreError>> {
         Box::pin(self.receiver.replay_rejected(id))
@@ -101,14 +98,14 @@ pub(crate) async fn run(
                     .schema(config.database_schema.clone())?
                     .lease(config.lease)
                     .keep_rejected(kept);
-                Stored::Postgres(PostgresStore::connect_with(url, options).await?)
+                Backend::Postgres(PostgresStore::connect_with(url, options).await?)
             }
-            None => Stored::Redb(RedbStore::open_with(
+            None => Backend::Redb(RedbStore::open_with(
                 &config.data_dir,
                 RedbOptions::default().keep_rejected(kept),
             )?),
         },
-        Ack::Memory | Ack::Handled => Stored::Nothing,
+        Ack::Memory | Ack::Handled => Backend::Nothing,
     };
     if config.token.is_none() {
         say("AIRUDDER_TOKEN is not set: running open, without authentication");
@@ -156,9 +153,14 @@ pub(crate) async fn run(
     }
     let endpoints = Arc::new(endpoints);
 
+    let erased = stored.erased();
+    if let Some(store) = &erased {
+        let kinds: Vec<String> = endpoints.iter().map(|e| e.kind().to_owned()).collect();
+        crate::metrics::sample_store(Arc::clone(store), kinds, config.metrics_interval);
+    }
     let admin = admin::router(
         Arc::clone(&endpoints),
-        stored.clone(),
+        erased,
         config.admin_token.clone(),
         metrics.clone(),
     )?;
@@ -266,7 +268,7 @@ async fn futures_join<T: Send + 'static>(
 /// What every receiver is built from.
 struct Build<'a> {
     config: &'a Config,
-    stored: &'a Stored,
+    stored: &'a Backend,
     mode: &'a Mode,
 }
 
@@ -282,18 +284,18 @@ impl Build<'_> {
             Mode::Forward(forwarder) => {
                 let forward = self.config.forward.as_ref().ok_or("no forward settings")?;
                 let handler = forwarder.for_kind(kind, forward.url_for(kind));
-                let retry_for = forward.retry_for;
                 let ack = self.config.ack;
-                // Forwards retry inside the handler, for as long as `retry_for`: every event
-                // waiting for the service holds a handler (cheap: a sleeping task), not a
-                // worker, so that intake never waits for the service. The store's attempt
-                // count only guards against an event that crashes the relay at every start.
+                let kinds = kinds::all(&self.config.raw_names).len() as u32;
+                let (workers, policy, timeout) = forwarding(forward, kinds);
+                // One attempt per call: a failed one goes back to the store, due again after
+                // the backoff (or the service's Retry-After), and leaves memory until then. So
+                // the workers are as many as may be in flight, not one per waiting event.
                 self.receiver::<E, _>(path, kind, handler, move |builder| match ack {
                     Ack::Handled => builder,
                     _ => builder
-                        .workers(1_000_000)
-                        .retry(RetryPolicy::new(100).initial_backoff(Duration::from_secs(1)))
-                        .handler_timeout(retry_for + Duration::from_secs(600)),
+                        .workers(workers)
+                        .retry(policy)
+                        .handler_timeout(timeout),
                 })
             }
         }
@@ -320,10 +322,10 @@ impl Build<'_> {
             None => builder,
         };
         let builder = match self.stored {
-            Stored::Redb(store) => builder.durable(store.clone()),
+            Backend::Redb(store) => builder.durable(store.clone()),
             // Claims of its own, so that one receiver's shutdown never releases another's.
-            Stored::Postgres(store) => builder.durable(store.for_another_receiver()),
-            Stored::Nothing => match config.ack {
+            Backend::Postgres(store) => builder.durable(store.for_another_receiver()),
+            Backend::Nothing => match config.ack {
                 Ack::Handled => builder.ack(AckPolicy::handled(Duration::from_secs(10))),
                 _ => builder.ack(AckPolicy::Memory),
             },
@@ -342,6 +344,33 @@ impl Build<'_> {
         };
         Ok((routes, Arc::new(endpoint)))
     }
+}
+
+/// The wait before the first retry of a forward; it doubles after each.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between two tries of a forward.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// A forwarding receiver's workers, retry policy and handler timeout, among `kinds` receivers.
+///
+/// The handler timeout is a backstop behind the client's own (`AIRUDDER_FORWARD_TIMEOUT`): an
+/// attempt also waits for its destination's slot and rate turn, which every kind's workers
+/// share. At worst each of the `kinds × concurrency` workers ahead of it holds a slot for a
+/// whole timeout, `concurrency` at a time, and takes one turn of the rate.
+fn forwarding(forward: &crate::config::Forward, kinds: u32) -> (usize, RetryPolicy, Duration) {
+    let workers = forward.concurrency;
+    let policy = RetryPolicy::for_duration(forward.retry_for)
+        .initial_backoff(FIRST_BACKOFF)
+        .max_backoff(MAX_BACKOFF);
+    let ahead = u32::try_from(workers)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(kinds);
+    let for_slots = forward.timeout.saturating_mul(kinds);
+    let for_rate = forward
+        .rate
+        .map_or(Duration::ZERO, |rate| rate.interval().saturating_mul(ahead));
+    let timeout = forward.timeout + for_slots + for_rate + Duration::from_secs(5);
+    (workers, policy, timeout)
 }
 
 /// A line on stderr; a closed stderr is no reason to fail.

@@ -1,14 +1,14 @@
-//! The admin API, live while the relay runs: counters, pending notifications, dead letters and
-//! refused bodies, and replays, as JSON behind a bearer token.
+//! The admin API, live while the relay runs: counters, notifications in any state by page
+//! and filter, dead letters and refused bodies, replays, bulk actions and pauses, as JSON
+//! behind a bearer token (and the browser guard, for every change).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use airudder_webhook::Stats;
 use airudder_webhook::auth::{Authorize, HeaderToken};
 use airudder_webhook::store::{
-    PostgresStore, Record, RecordId, RecordState, RedbStore, RejectedRecord, RejectedSummary,
-    Store, StoreError, StoreErrorKind,
+    ErasedStore, RecordId, RecordState, RecordSummary, RejectedSummary, Store, StoreError,
+    StoreErrorKind,
 };
 use axum::Json;
 use axum::Router;
@@ -23,80 +23,17 @@ use serde_json::{Value, json};
 use crate::server::Endpoint;
 
 mod guard;
+mod kinds;
+mod notifications;
+mod params;
 
-/// The store behind the relay, for reading.
-#[derive(Clone)]
-pub(crate) enum Stored {
-    Redb(RedbStore),
-    Postgres(PostgresStore),
-    /// The memory and "handled" acks keep nothing.
-    Nothing,
-}
-
-impl Stored {
-    /// Whether the store answers now: the embedded one is not recovering from an I/O error;
-    /// PostgreSQL answers a read by key within 2 s.
-    pub(crate) async fn answers(&self) -> bool {
-        match self {
-            Self::Redb(store) => !store.is_recovering(),
-            Self::Postgres(store) => matches!(
-                tokio::time::timeout(std::time::Duration::from_secs(2), store.get(0)).await,
-                Ok(Ok(_))
-            ),
-            Self::Nothing => true,
-        }
-    }
-
-    async fn pending(&self) -> Result<Vec<Record>, StoreError> {
-        match self {
-            Self::Redb(store) => store.pending().await,
-            Self::Postgres(store) => store.pending().await,
-            Self::Nothing => Ok(Vec::new()),
-        }
-    }
-
-    async fn dead_letters(&self) -> Result<Vec<Record>, StoreError> {
-        match self {
-            Self::Redb(store) => store.dead_letters().await,
-            Self::Postgres(store) => store.dead_letters().await,
-            Self::Nothing => Ok(Vec::new()),
-        }
-    }
-
-    async fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
-        match self {
-            Self::Redb(store) => store.get(id).await,
-            Self::Postgres(store) => store.get(id).await,
-            Self::Nothing => Ok(None),
-        }
-    }
-
-    /// A page of refused bodies, without their bytes: read by the store, not here.
-    async fn rejected_page(
-        &self,
-        after: RecordId,
-        limit: usize,
-    ) -> Result<Vec<RejectedSummary>, StoreError> {
-        match self {
-            Self::Redb(store) => store.rejected_page(after, limit).await,
-            Self::Postgres(store) => store.rejected_page(after, limit).await,
-            Self::Nothing => Ok(Vec::new()),
-        }
-    }
-
-    async fn get_rejected(&self, id: RecordId) -> Result<Option<RejectedRecord>, StoreError> {
-        match self {
-            Self::Redb(store) => store.get_rejected(id).await,
-            Self::Postgres(store) => store.get_rejected(id).await,
-            Self::Nothing => Ok(None),
-        }
-    }
-}
+use params::{FILTERS, PAGE, Params};
 
 #[derive(Clone)]
 struct Admin {
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
-    store: Stored,
+    /// `None` for the memory and "handled" acks, which keep nothing.
+    store: Option<Arc<dyn ErasedStore>>,
     metrics: Option<PrometheusHandle>,
 }
 
@@ -110,7 +47,7 @@ impl Admin {
 /// The admin routes, behind `token` when there is one.
 pub(crate) fn router(
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
-    store: Stored,
+    store: Option<Arc<dyn ErasedStore>>,
     token: Option<String>,
     metrics: Option<PrometheusHandle>,
 ) -> Result<Router, String> {
@@ -126,6 +63,24 @@ pub(crate) fn router(
         .route("/admin/dead-letters", get(dead_letters))
         .route("/admin/dead-letters/{id}", get(dead_letter))
         .route("/admin/dead-letters/{id}/replay", post(replay))
+        .route("/admin/notifications", get(notifications::list))
+        .route(
+            "/admin/notifications/retry-now",
+            post(notifications::retry_now),
+        )
+        .route("/admin/notifications/{id}", get(notifications::one))
+        .route(
+            "/admin/notifications/{id}/replay",
+            post(notifications::replay),
+        )
+        .route(
+            "/admin/dead-letters/replay",
+            post(notifications::replay_dead),
+        )
+        .route("/admin/dead-letters/purge", post(notifications::purge_dead))
+        .route("/admin/kinds", get(kinds::list))
+        .route("/admin/kinds/{kind}/pause", post(kinds::pause))
+        .route("/admin/kinds/{kind}/resume", post(kinds::resume))
         .route("/admin/rejected", get(rejected))
         .route("/admin/rejected/{id}", get(rejected_one))
         .route("/admin/rejected/{id}/replay", post(replay_rejected))
@@ -170,6 +125,10 @@ pub(crate) fn router(
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, message)
 }
 
 fn store_error(err: StoreError) -> Response {
@@ -253,31 +212,10 @@ async fn stats(State(admin): State<Admin>) -> Response {
     Json(body).into_response()
 }
 
-/// `?after=ID&limit=N`: the page after `after`, in id order, `limit` (1 to 1000, default 100)
-/// long.
-fn page<T>(
-    items: Vec<T>,
-    id: impl Fn(&T) -> RecordId,
-    query: &HashMap<String, String>,
-) -> Result<(Vec<T>, Option<RecordId>), String> {
-    let (after, limit) = page_query(query)?;
-    let mut items: Vec<T> = items.into_iter().filter(|item| id(item) > after).collect();
-    items.sort_by_key(|item| id(item));
-    Ok(cut(items, limit, id))
-}
-
 /// The page asked for: `after` (default 0) and `limit` (1 to 1000, default 100).
-fn page_query(query: &HashMap<String, String>) -> Result<(RecordId, usize), String> {
-    let number = |name: &str, default: u64| match query.get(name) {
-        None => Ok(default),
-        Some(value) => value
-            .parse::<u64>()
-            .map_err(|_| format!("{name}={value:?} is not a whole number")),
-    };
-    Ok((
-        number("after", 0)?,
-        number("limit", 100)?.clamp(1, 1000) as usize,
-    ))
+fn page_query(pairs: &[(String, String)]) -> Result<(RecordId, usize), String> {
+    let query = Params::new(pairs, &[PAGE])?.page()?;
+    Ok((query.after, query.page_size()))
 }
 
 /// The first `limit` of `items` (in id order), and the id to ask the next page after when
@@ -293,21 +231,26 @@ fn cut<T>(
     (items, next)
 }
 
-fn summary(record: &Record) -> Value {
-    // The task id where the event has one (task notifications, workflow call completions).
-    let task_id = serde_json::from_slice::<Value>(&record.body)
-        .ok()
-        .and_then(|body| body.get("task_id")?.as_str().map(str::to_owned));
-    json!({
+/// A row of `/admin/pending` and `/admin/dead-letters`: the fields they always had, and the
+/// times as RFC 3339 (when a pending one is due next; since when a dead one is dead).
+fn summary(record: &RecordSummary) -> Value {
+    let mut json = json!({
         "id": record.id,
-        "kind": record.envelope.kind(),
-        "state": format!("{:?}", record.state).to_lowercase(),
+        "kind": record.kind,
+        "state": record.state.as_str(),
         "attempts": record.attempts,
         "last_error": record.last_error,
-        "received_at_ms": record.envelope.received_at_ms,
-        "task_id": task_id,
-        "bytes": record.body.len(),
-    })
+        "received_at_ms": record.received_at_ms,
+        "received_at": crate::time::format_ms(record.received_at_ms),
+        "task_id": record.task_id,
+        "bytes": record.body_len,
+    });
+    match record.state {
+        RecordState::Pending => json["due_at"] = json!(crate::time::format_ms(record.due_at_ms)),
+        RecordState::Dead => json["dead_since"] = json!(crate::time::format_ms(record.due_at_ms)),
+        _ => {}
+    }
+    json
 }
 
 fn rejected_summary(rejected: &RejectedSummary) -> Value {
@@ -332,44 +275,42 @@ fn listing(items: Vec<Value>, next: Option<RecordId>) -> Response {
 
 async fn pending(
     State(admin): State<Admin>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    records(admin.store.pending().await, &query)
+    records(&admin, &pairs, RecordState::Pending).await
 }
 
 async fn dead_letters(
     State(admin): State<Admin>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    records(admin.store.dead_letters().await, &query)
+    records(&admin, &pairs, RecordState::Dead).await
 }
 
-/// A page of `read`, each item as `summary` makes it.
-fn list<T>(
-    read: Result<Vec<T>, StoreError>,
-    id: impl Fn(&T) -> RecordId,
-    summary: impl Fn(&T) -> Value,
-    query: &HashMap<String, String>,
-) -> Response {
-    let all = match read {
-        Ok(all) => all,
-        Err(err) => return store_error(err),
+/// A page of the records in `state`, listed by the store: no body is read.
+async fn records(admin: &Admin, pairs: &[(String, String)], state: RecordState) -> Response {
+    let query = match Params::new(pairs, &[FILTERS, PAGE]).and_then(|params| params.page()) {
+        Ok(query) => query.state(state),
+        Err(message) => return bad_request(message),
     };
-    match page(all, id, query) {
+    let Some(store) = &admin.store else {
+        return listing(Vec::new(), None);
+    };
+    match notifications::page(store, query).await {
         Ok((items, next)) => listing(items.iter().map(summary).collect(), next),
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
+        Err(err) => store_error(err),
     }
-}
-
-fn records(read: Result<Vec<Record>, StoreError>, query: &HashMap<String, String>) -> Response {
-    list(read, |record| record.id, summary, query)
 }
 
 /// One dead letter, the only record read.
 async fn dead_letter(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    match admin.store.get(id).await {
+    let found = match &admin.store {
+        Some(store) => Store::get(store, id).await,
+        None => Ok(None),
+    };
+    match found {
         Ok(Some(record)) if record.state == RecordState::Dead => {
-            let mut json = summary(&record);
+            let mut json = summary(&RecordSummary::from(&record));
             json["body"] = body_value(&record.body);
             Json(json).into_response()
         }
@@ -382,43 +323,22 @@ async fn dead_letter(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Re
 }
 
 async fn replay(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    // To the receiver of the record's kind.
-    let kind = match admin.store.get(id).await {
-        Ok(Some(record)) => record.envelope.kind().to_owned(),
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("no dead letter {id}: see GET /admin/dead-letters"),
-            );
-        }
-        Err(err) => return store_error(err),
-    };
-    let Some(endpoint) = admin.endpoint(&kind) else {
-        return error(
-            StatusCode::CONFLICT,
-            format!("dead letter {id} is a {kind}, which this relay does not serve now"),
-        );
-    };
-    match endpoint.replay(id).await {
-        Ok(()) => Json(json!({ "replayed": id })).into_response(),
-        Err(err) if err.kind() == StoreErrorKind::NotFound => error(
-            StatusCode::NOT_FOUND,
-            format!("no dead letter {id}: see GET /admin/dead-letters"),
-        ),
-        Err(err) => store_error(err),
-    }
+    notifications::replay_one(&admin, id, "dead letter").await
 }
 
 /// A page of refused bodies, paged by the store: no body is read.
 async fn rejected(
     State(admin): State<Admin>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let (after, limit) = match page_query(&query) {
+    let (after, limit) = match page_query(&pairs) {
         Ok(asked) => asked,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match admin.store.rejected_page(after, limit + 1).await {
+    let Some(store) = &admin.store else {
+        return listing(Vec::new(), None);
+    };
+    match Store::rejected_page(store, after, limit + 1).await {
         Ok(items) => {
             let (items, next) = cut(items, limit, |rejected| rejected.id);
             listing(items.iter().map(rejected_summary).collect(), next)
@@ -429,7 +349,11 @@ async fn rejected(
 
 /// One refused body, the only one read.
 async fn rejected_one(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    match admin.store.get_rejected(id).await {
+    let found = match &admin.store {
+        Some(store) => Store::get_rejected(store, id).await,
+        None => Ok(None),
+    };
+    match found {
         Ok(Some(kept)) => {
             let mut json = rejected_summary(&RejectedSummary::from(kept.clone()));
             json["body"] = body_value(&kept.body);
@@ -444,7 +368,11 @@ async fn rejected_one(State(admin): State<Admin>, Path(id): Path<RecordId>) -> R
 }
 
 async fn replay_rejected(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
-    let kind = match admin.store.get_rejected(id).await {
+    let found = match &admin.store {
+        Some(store) => Store::get_rejected(store, id).await,
+        None => Ok(None),
+    };
+    let kind = match found {
         Ok(Some(kept)) => kept.envelope.kind().to_owned(),
         Ok(None) => {
             return error(

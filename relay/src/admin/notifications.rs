@@ -1,0 +1,276 @@
+//! Notifications in any state, by page and filter, one with its attempts, and the actions on
+//! them: replay one, replay the dead letters that match, purge old dead letters, make pending
+//! ones due now. Every list and count is the store's, reading no body.
+
+use std::sync::Arc;
+
+use airudder_webhook::store::{
+    Attempt, ErasedStore, Record, RecordId, RecordQuery, RecordState, RecordSummary, Store,
+};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::params::{FILTERS, PAGE, Params};
+use super::{Admin, bad_request, body_value, error, store_error};
+
+/// One row of a list, as the contract has it.
+pub(super) fn item(summary: &RecordSummary) -> Value {
+    json!({
+        "id": summary.id,
+        "kind": summary.kind,
+        "state": summary.state.as_str(),
+        "task_id": summary.task_id,
+        "received_at": crate::time::format_ms(summary.received_at_ms),
+        "attempts": summary.attempts,
+        "last_error": summary.last_error,
+    })
+}
+
+fn attempt(attempt: &Attempt) -> Value {
+    json!({
+        "at": crate::time::format_ms(attempt.at_ms),
+        "duration_ms": attempt.duration_ms,
+        "outcome": attempt.outcome.as_str(),
+        "status": attempt.status,
+        "error": attempt.error,
+    })
+}
+
+/// One page of `query`, and the id to ask the next one after (`None`: this was the last).
+pub(super) async fn page(
+    store: &Arc<dyn ErasedStore>,
+    query: RecordQuery,
+) -> Result<(Vec<RecordSummary>, Option<RecordId>), airudder_webhook::store::StoreError> {
+    let limit = query.page_size();
+    // One more than asked tells whether there is a next page; at the store's largest page, a
+    // second read of one record does.
+    let items = if limit < RecordQuery::MAX_LIMIT {
+        let mut items = Store::list(store, query.clone().limit(limit + 1)).await?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        return Ok(finish(items, more));
+    } else {
+        Store::list(store, query.clone()).await?
+    };
+    let more = match items.last() {
+        Some(last) if items.len() == limit => !Store::list(store, query.after(last.id).limit(1))
+            .await?
+            .is_empty(),
+        _ => false,
+    };
+    Ok(finish(items, more))
+}
+
+fn finish(items: Vec<RecordSummary>, more: bool) -> (Vec<RecordSummary>, Option<RecordId>) {
+    let next = more.then(|| items.last().map(|last| last.id)).flatten();
+    (items, next)
+}
+
+/// The store, or the answer that there is none (the memory and "handled" acks).
+fn store_for_change(admin: &Admin) -> Result<&Arc<dyn ErasedStore>, Response> {
+    admin.store.as_ref().ok_or_else(|| {
+        error(
+            StatusCode::CONFLICT,
+            "this relay keeps nothing (AIRUDDER_ACK is memory or handled): there is nothing to change",
+        )
+    })
+}
+
+/// `GET /admin/notifications?state=&kind=&task_id=&since=&until=&error=&after=&limit=`
+pub(super) async fn list(
+    State(admin): State<Admin>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let query = match Params::new(&pairs, &[&["state"], FILTERS, PAGE]).and_then(|params| {
+        let query = params.page()?;
+        Ok(match params.state()? {
+            Some(state) => query.state(state),
+            None => query,
+        })
+    }) {
+        Ok(query) => query,
+        Err(message) => return bad_request(message),
+    };
+    let Some(store) = &admin.store else {
+        return Json(json!({ "items": [], "next_after": null })).into_response();
+    };
+    match page(store, query).await {
+        Ok((items, next)) => Json(json!({
+            "items": items.iter().map(item).collect::<Vec<_>>(),
+            "next_after": next,
+        }))
+        .into_response(),
+        Err(err) => store_error(err),
+    }
+}
+
+/// The record `id`, or the answer that there is none.
+async fn record(admin: &Admin, id: RecordId) -> Result<Record, Response> {
+    let none = || {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no notification {id}: see GET /admin/notifications"),
+        )
+    };
+    let Some(store) = &admin.store else {
+        return Err(none());
+    };
+    match Store::get(store, id).await {
+        Ok(Some(record)) => Ok(record),
+        Ok(None) => Err(none()),
+        Err(err) => Err(store_error(err)),
+    }
+}
+
+/// `GET /admin/notifications/{id}`: the row, its attempts (oldest first, bounded) and its
+/// body. `attempts` is the history here; `attempts_started` the count a row shows as
+/// `attempts`.
+pub(super) async fn one(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
+    let record = match record(&admin, id).await {
+        Ok(record) => record,
+        Err(answer) => return answer,
+    };
+    let mut json = item(&RecordSummary::from(&record));
+    json["attempts_started"] = json!(record.attempts);
+    json["attempts"] = record.history.iter().map(attempt).collect();
+    if record.state == RecordState::Pending {
+        json["due_at"] = json!(crate::time::format_ms(record.due_at_ms));
+    }
+    json["body"] = body_value(&record.body);
+    Json(json).into_response()
+}
+
+/// Makes the dead or handled record `id` pending again, due now, for the receiver of its kind;
+/// `what` names it in the answers ("dead letter", "notification").
+pub(super) async fn replay_one(admin: &Admin, id: RecordId, what: &str) -> Response {
+    let record = match record(admin, id).await {
+        Ok(record) => record,
+        Err(_) if what != "notification" => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no {what} {id}: see GET /admin/dead-letters"),
+            );
+        }
+        Err(answer) => return answer,
+    };
+    let kind = record.envelope.kind();
+    if record.state == RecordState::Pending {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "{what} {id} is pending: it is forwarded when due (POST /admin/notifications/retry-now makes it due at once)"
+            ),
+        );
+    }
+    if admin.endpoint(kind).is_none() {
+        return error(
+            StatusCode::CONFLICT,
+            format!("{what} {id} is a {kind}, which this relay does not serve now"),
+        );
+    }
+    let Ok(store) = store_for_change(admin) else {
+        return error(StatusCode::NOT_FOUND, format!("no {what} {id}"));
+    };
+    match Store::replay(store, id).await {
+        Ok(_) => {
+            tracing::info!(id, kind, "replayed: pending again, due now");
+            Json(json!({ "replayed": id })).into_response()
+        }
+        Err(err) => store_error(err),
+    }
+}
+
+/// `POST /admin/notifications/{id}/replay`: a dead letter or a handled notification.
+pub(super) async fn replay(State(admin): State<Admin>, Path(id): Path<RecordId>) -> Response {
+    replay_one(&admin, id, "notification").await
+}
+
+/// The filters of a bulk action on records in `state` (a `state` given must be that one).
+fn bulk_filters(pairs: &[(String, String)], state: RecordState) -> Result<RecordQuery, String> {
+    let params = Params::new(pairs, &[&["state"], FILTERS])?;
+    match params.state()? {
+        Some(given) if given != state => Err(format!(
+            "state={} does not apply here: this acts on {} notifications only",
+            given.as_str(),
+            state.as_str()
+        )),
+        _ => Ok(params.filters()?.state(state)),
+    }
+}
+
+/// `POST /admin/dead-letters/replay?<filters>`: `{"replayed": N}`.
+pub(super) async fn replay_dead(
+    State(admin): State<Admin>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let query = match bulk_filters(&pairs, RecordState::Dead) {
+        Ok(query) => query,
+        Err(message) => return bad_request(message),
+    };
+    let store = match store_for_change(&admin) {
+        Ok(store) => store,
+        Err(answer) => return answer,
+    };
+    match Store::replay_dead(store, query).await {
+        Ok(replayed) => {
+            tracing::info!(replayed, "dead letters replayed: pending again, due now");
+            Json(json!({ "replayed": replayed })).into_response()
+        }
+        Err(err) => store_error(err),
+    }
+}
+
+/// `POST /admin/dead-letters/purge?before=T`: `{"purged": N}`, the dead letters that died
+/// before `T`.
+pub(super) async fn purge_dead(
+    State(admin): State<Admin>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let before = match Params::new(&pairs, &[&["before"]]).and_then(|params| params.time("before"))
+    {
+        Ok(Some(before)) => before,
+        Ok(None) => {
+            return bad_request(
+                "before= is required: an RFC 3339 time; the dead letters that died before it are purged",
+            );
+        }
+        Err(message) => return bad_request(message),
+    };
+    let store = match store_for_change(&admin) {
+        Ok(store) => store,
+        Err(answer) => return answer,
+    };
+    match Store::purge_before(store, RecordState::Dead, before).await {
+        Ok(purged) => {
+            tracing::info!(purged, "dead letters purged");
+            Json(json!({ "purged": purged })).into_response()
+        }
+        Err(err) => store_error(err),
+    }
+}
+
+/// `POST /admin/notifications/retry-now?<filters>`: `{"due_now": N}`, pending ones made due
+/// at once (those being forwarded now aside).
+pub(super) async fn retry_now(
+    State(admin): State<Admin>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let query = match bulk_filters(&pairs, RecordState::Pending) {
+        Ok(query) => query,
+        Err(message) => return bad_request(message),
+    };
+    let store = match store_for_change(&admin) {
+        Ok(store) => store,
+        Err(answer) => return answer,
+    };
+    match Store::retry_now(store, query).await {
+        Ok(due_now) => {
+            tracing::info!(due_now, "pending notifications made due now");
+            Json(json!({ "due_now": due_now })).into_response()
+        }
+        Err(err) => store_error(err),
+    }
+}
