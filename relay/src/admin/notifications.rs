@@ -69,14 +69,12 @@ fn finish(items: Vec<RecordSummary>, more: bool) -> (Vec<RecordSummary>, Option<
     (items, next)
 }
 
-/// The store, or the answer that there is none (the memory and "handled" acks).
-fn store_for_change(admin: &Admin) -> Result<&Arc<dyn ErasedStore>, Response> {
-    admin.store.as_ref().ok_or_else(|| {
-        error(
-            StatusCode::CONFLICT,
-            "this relay keeps nothing (AIRUDDER_ACK is memory or handled): there is nothing to change",
-        )
-    })
+/// The answer to a change without a store (the memory and "handled" acks).
+fn no_store() -> Response {
+    error(
+        StatusCode::CONFLICT,
+        "this relay keeps nothing (AIRUDDER_ACK is memory or handled): there is nothing to change",
+    )
 }
 
 /// `GET /admin/notifications?state=&kind=&task_id=&since=&until=&error=&after=&limit=`
@@ -171,8 +169,8 @@ pub(super) async fn replay_one(admin: &Admin, id: RecordId, what: &str) -> Respo
             format!("{what} {id} is a {kind}, which this relay does not serve now"),
         );
     }
-    let Ok(store) = store_for_change(admin) else {
-        return error(StatusCode::NOT_FOUND, format!("no {what} {id}"));
+    let Some(store) = &admin.store else {
+        return no_store();
     };
     match Store::replay(store, id).await {
         Ok(_) => {
@@ -210,9 +208,8 @@ pub(super) async fn replay_dead(
         Ok(query) => query,
         Err(message) => return bad_request(message),
     };
-    let store = match store_for_change(&admin) {
-        Ok(store) => store,
-        Err(answer) => return answer,
+    let Some(store) = &admin.store else {
+        return no_store();
     };
     match Store::replay_dead(store, query).await {
         Ok(replayed) => {
@@ -239,9 +236,8 @@ pub(super) async fn purge_dead(
         }
         Err(message) => return bad_request(message),
     };
-    let store = match store_for_change(&admin) {
-        Ok(store) => store,
-        Err(answer) => return answer,
+    let Some(store) = &admin.store else {
+        return no_store();
     };
     match Store::purge_before(store, RecordState::Dead, before).await {
         Ok(purged) => {
@@ -262,9 +258,8 @@ pub(super) async fn retry_now(
         Ok(query) => query,
         Err(message) => return bad_request(message),
     };
-    let store = match store_for_change(&admin) {
-        Ok(store) => store,
-        Err(answer) => return answer,
+    let Some(store) = &admin.store else {
+        return no_store();
     };
     match Store::retry_now(store, query).await {
         Ok(due_now) => {
