@@ -7,7 +7,7 @@ use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::background::Tasks;
 use crate::stats::{Counters, Stats};
@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     running: AtomicUsize,
     /// The receiver's name: the kind of the records it stores and the only kind it hands on.
     pub(crate) kind: Arc<str>,
+    /// Wakes the feeder: a record was stored without a free worker, replayed, or made due.
+    pub(crate) feed: Notify,
 }
 
 /// Counts one running handler in [`Shared`] while it lives.
@@ -64,8 +66,8 @@ impl Shared {
     ) -> Self {
         Self {
             accepting: AtomicBool::new(true),
-            // A shared store needs no snapshot at start: claims keep receivers apart.
-            ready: watch::channel(!durable || shared_store.is_some()).0,
+            // Nothing to read at start: the workers claim from the store as they go.
+            ready: watch::channel(true).0,
             durable,
             shared_store,
             stop: watch::channel(false).0,
@@ -75,6 +77,7 @@ impl Shared {
             counters: Counters::new(name),
             running: AtomicUsize::new(0),
             kind: Arc::from(name),
+            feed: Notify::new(),
         }
     }
 
