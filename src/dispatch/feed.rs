@@ -33,7 +33,20 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut failing = false;
+        let mut asked_paused: Option<tokio::time::Instant> = None;
         loop {
+            if asked_paused.is_none_or(|at| at.elapsed() >= POLL) {
+                match store.paused().await {
+                    Ok(paused) => {
+                        let ours = paused.iter().any(|kind| **kind == *self.shared.kind);
+                        self.shared.set_paused(ours);
+                    }
+                    Err(err) => {
+                        tracing::debug!(error = %err, "could not read the paused kinds");
+                    }
+                }
+                asked_paused = Some(tokio::time::Instant::now());
+            }
             // A slot first: what is claimed starts at once, never waits in memory.
             let first = tokio::select! {
                 slot = Arc::clone(&self.slots).acquire_owned() => match slot {

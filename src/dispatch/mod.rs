@@ -211,7 +211,10 @@ impl<E: Event> Queue<E> {
         }
         // A worker's slot first, so that a record stored as started is started at once.
         let launcher = self.launcher.as_ref().and_then(Weak::upgrade);
-        let slot = launcher.as_ref().and_then(|launcher| launcher.try_slot());
+        let slot = launcher
+            .as_ref()
+            .filter(|_| !self.shared.is_paused())
+            .and_then(|launcher| launcher.try_slot());
         let received_at = envelope.received_at();
         let record = decoded.record(envelope).started(slot.is_some());
         match store.append(record).await {

@@ -36,6 +36,10 @@ pub(crate) struct Shared {
     pub(crate) kind: Arc<str>,
     /// Wakes the feeder: a record was stored without a free worker, replayed, or made due.
     pub(crate) feed: Notify,
+    /// Whether this receiver's kind is paused, as the store last said (the feeder reads it
+    /// every poll; [`Receiver::set_paused`](crate::Receiver::set_paused) sets it at once).
+    /// Paused until first read, so that nothing is handed on before the store has said.
+    paused: AtomicBool,
 }
 
 /// Counts one running handler in [`Shared`] while it lives.
@@ -78,6 +82,7 @@ impl Shared {
             running: AtomicUsize::new(0),
             kind: Arc::from(name),
             feed: Notify::new(),
+            paused: AtomicBool::new(durable),
         }
     }
 
@@ -94,6 +99,20 @@ impl Shared {
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn running(&self) -> usize {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Whether this receiver's kind is paused: a stored notification then waits in the store
+    /// even when a worker is free.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Records what the store says of this receiver's kind; a resume wakes the feeder.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        let was = self.paused.swap(paused, Ordering::AcqRel);
+        if was && !paused {
+            self.feed.notify_one();
+        }
     }
 
     pub(crate) fn is_accepting(&self) -> bool {

@@ -101,6 +101,22 @@ impl<E: Event> Receiver<E> {
         Ok(())
     }
 
+    /// Pauses (or resumes) handing this receiver's notifications to its handler. While paused
+    /// they are still accepted, stored and answered 200, and the receiver stays ready; they
+    /// are handed on after the resume, in order of their due time. Kept in the store, so it
+    /// holds across restarts and for every receiver sharing the store (they see it within a
+    /// second); this receiver at once.
+    ///
+    /// # Errors
+    /// When the receiver has no store, or the store fails.
+    pub async fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
+        let store = self.store()?;
+        let shared = self.inner.queue.shared();
+        store.set_paused(&shared.kind, paused).await?;
+        shared.set_paused(paused);
+        Ok(())
+    }
+
     /// Runs a kept refused body through intake again (after a fix: of the sender, of the
     /// [body hook](crate::ReceiverBuilder::decode_body), of a key) and, if it is valid now,
     /// stores and queues it as a new notification, and forgets the refused copy. Returns the
