@@ -300,8 +300,9 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         self
     }
 
-    /// How many notifications wait for a worker before the receiver answers 503
-    /// ([default](defaults::QUEUE_CAPACITY)).
+    /// How many notifications wait in memory for a worker before the receiver answers 503
+    /// ([default](defaults::QUEUE_CAPACITY)). A durable receiver keeps its waiting
+    /// notifications in its store instead, whatever their number.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
         self
