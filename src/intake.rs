@@ -54,7 +54,11 @@ impl<E: Event> Decoded<E> {
     /// [`kind_key`]), the bytes, the envelope.
     pub(crate) fn record(&self, envelope: Envelope) -> NewRecord {
         let key = kind_key(envelope.kind(), self.event.dedup_key());
-        NewRecord::new(key, self.body.clone(), envelope)
+        let record = NewRecord::new(key, self.body.clone(), envelope);
+        match self.event.log_id() {
+            "" | "-" => record,
+            id => record.with_task_id(id),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
-    Appended, Envelope, NewRecord, Record, RecordId, RecordState, RedbOptions, RedbStore,
+    Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordState, RedbOptions, RedbStore,
     RejectedLimits, RejectedRecord, Store, StoreError, StoreErrorKind,
 };
 use airudder_webhook::{Delivery, HandleNotification, Receiver, RetryPolicy, ShutdownReport};
@@ -296,13 +296,28 @@ impl Store for BrokenStore {
     async fn begin_attempt(&self, _: RecordId) -> Result<u32, StoreError> {
         Err(broken())
     }
-    async fn complete(&self, _: RecordId) -> Result<(), StoreError> {
+    async fn complete(&self, _: RecordId, _: Attempt) -> Result<(), StoreError> {
         Err(broken())
     }
-    async fn fail(&self, _: RecordId, _: String) -> Result<(), StoreError> {
+    async fn fail(&self, _: RecordId, _: Attempt, _: SystemTime) -> Result<(), StoreError> {
         Err(broken())
     }
-    async fn dead_letter(&self, _: RecordId, _: String) -> Result<(), StoreError> {
+    async fn dead_letter(&self, _: RecordId, _: Attempt) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn claim(&self, _: &str, _: usize) -> Result<Vec<Record>, StoreError> {
+        Err(broken())
+    }
+    async fn make_due(&self, _: RecordId) -> Result<bool, StoreError> {
+        Err(broken())
+    }
+    async fn purge(&self, _: RecordId) -> Result<bool, StoreError> {
+        Err(broken())
+    }
+    async fn set_paused(&self, _: &str, _: bool) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
         Err(broken())
     }
     async fn pending(&self) -> Result<Vec<Record>, StoreError> {

@@ -200,7 +200,7 @@ fn lines(stdout: &str) -> Vec<Value> {
 async fn dead_letters_and_refused_bodies_are_listed_shown_and_replayed_from_the_command_line() {
     use airudder_webhook::Event;
     use airudder_webhook::model::TaskNotification;
-    use airudder_webhook::store::{Appended, Envelope, NewRecord, RedbStore, Store};
+    use airudder_webhook::store::{Appended, Attempt, Envelope, NewRecord, RedbStore, Store};
 
     let notification = |task: &str| {
         let mut body = support::example_value();
@@ -224,7 +224,7 @@ async fn dead_letters_and_refused_bodies_are_listed_shown_and_replayed_from_the_
         };
         store.begin_attempt(id).await.unwrap();
         store
-            .dead_letter(id, "ledger unavailable".into())
+            .dead_letter(id, Attempt::failed_now("ledger unavailable"))
             .await
             .unwrap();
         store

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
-    Appended, Envelope, NewRecord, Record, RecordId, RedbStore, RejectedRecord, Store, StoreError,
-    StoreErrorKind,
+    Appended, Attempt, Envelope, NewRecord, Record, RecordId, RedbStore, RejectedRecord, Store,
+    StoreError, StoreErrorKind,
 };
 use airudder_webhook::{Delivery, Receiver};
 use bytes::Bytes;
@@ -448,14 +448,34 @@ impl Store for Slow {
     async fn begin_attempt(&self, id: RecordId) -> Result<u32, StoreError> {
         self.0.begin_attempt(id).await
     }
-    async fn complete(&self, id: RecordId) -> Result<(), StoreError> {
-        self.0.complete(id).await
+    async fn complete(&self, id: RecordId, attempt: Attempt) -> Result<(), StoreError> {
+        self.0.complete(id, attempt).await
     }
-    async fn fail(&self, id: RecordId, error: String) -> Result<(), StoreError> {
-        self.0.fail(id, error).await
+    async fn fail(
+        &self,
+        id: RecordId,
+        attempt: Attempt,
+        due: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.0.fail(id, attempt, due).await
     }
-    async fn dead_letter(&self, id: RecordId, error: String) -> Result<(), StoreError> {
-        self.0.dead_letter(id, error).await
+    async fn dead_letter(&self, id: RecordId, attempt: Attempt) -> Result<(), StoreError> {
+        self.0.dead_letter(id, attempt).await
+    }
+    async fn claim(&self, kind: &str, max: usize) -> Result<Vec<Record>, StoreError> {
+        self.0.claim(kind, max).await
+    }
+    async fn make_due(&self, id: RecordId) -> Result<bool, StoreError> {
+        self.0.make_due(id).await
+    }
+    async fn purge(&self, id: RecordId) -> Result<bool, StoreError> {
+        self.0.purge(id).await
+    }
+    async fn set_paused(&self, kind: &str, paused: bool) -> Result<(), StoreError> {
+        self.0.set_paused(kind, paused).await
+    }
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        self.0.paused().await
     }
     async fn pending(&self) -> Result<Vec<Record>, StoreError> {
         self.0.pending().await

@@ -33,6 +33,8 @@ pub(crate) enum Origin {
         id: RecordId,
         /// The store already counts the first attempt (a notification just stored).
         first_counted: bool,
+        /// Attempts the store counted before this one.
+        attempts_before: u32,
     },
 }
 

@@ -9,6 +9,7 @@
 //! - [`shutdown`] stops it all; [`retry`] is the backoff policy.
 
 mod background;
+mod feed;
 mod job;
 mod retry;
 mod shared;
@@ -26,7 +27,7 @@ pub use self::retry::RetryPolicy;
 pub(crate) use self::shared::Shared;
 pub use self::shutdown::{ShutdownHandle, ShutdownReport, shutdown_signal};
 
-use self::background::{StoredTasks, Tasks};
+use self::background::{StoredTasks, Tasks, Windows};
 use self::job::{Job, Origin};
 use self::shared::lock;
 use self::worker::{Launch, Worker};
@@ -36,7 +37,7 @@ use crate::hooks::OnFailed;
 use crate::intake::Decoded;
 use crate::rejection::Rejection;
 use crate::stats::{Accepted, Fate};
-use crate::store::{Appended, Envelope, ErasedStore, Record, StoreError, StoreErrorKind};
+use crate::store::{Appended, Envelope, ErasedStore, StoreError, StoreErrorKind};
 
 /// The request path's end of the queue.
 pub(crate) struct Queue<E> {
@@ -68,6 +69,8 @@ pub(crate) struct WorkerConfig<E> {
     pub(crate) on_failed: Arc<dyn OnFailed<E>>,
     pub(crate) store: Option<Arc<dyn ErasedStore>>,
     pub(crate) dedup_window: Duration,
+    /// How long handled records stay in the store.
+    pub(crate) retention: Duration,
     /// The receiver's name, its `receiver` label in metrics.
     pub(crate) name: String,
 }
@@ -133,6 +136,19 @@ impl<E: Event> Queue<E> {
         let launcher: Arc<dyn Launch<E>> = Arc::clone(&worker) as Arc<dyn Launch<E>>;
         let launcher = Arc::downgrade(&launcher);
         let dispatcher = tokio::spawn(Arc::clone(&worker).dispatch(rx, shared.stop.subscribe()));
+        let stored = match (&config.store, done_rx) {
+            (Some(store), Some(done)) => {
+                let feeder = tokio::spawn(
+                    Arc::clone(&worker).feed(Arc::clone(store), shared.stop.subscribe()),
+                );
+                let windows = Windows {
+                    dedup: config.dedup_window,
+                    retention: config.retention,
+                };
+                Some(StoredTasks::start(&shared, store, done, feeder, windows))
+            }
+            _ => None,
+        };
         drop(worker); // the completer ends once the last worker is gone
         let queue = Self {
             tx,
@@ -140,28 +156,12 @@ impl<E: Event> Queue<E> {
             shared: Arc::clone(&shared),
             store: config.store,
         };
-        let stored = match (&queue.store, done_rx) {
-            (Some(store), Some(done)) => {
-                Some(StoredTasks::start(&queue, store, done, config.dedup_window))
-            }
-            _ => None,
-        };
         *lock(&shared.tasks) = Some(Tasks {
             dispatcher,
             stored,
             sampler: None,
         });
         queue
-    }
-
-    /// A sender for the background tasks: it starts nothing itself.
-    fn clone_sender(&self) -> Self {
-        Self {
-            launcher: None,
-            tx: self.tx.clone(),
-            shared: Arc::clone(&self.shared),
-            store: self.store.clone(),
-        }
     }
 
     /// The memory ack: queued (or started), so that the 200 may go out.
@@ -194,8 +194,9 @@ impl<E: Event> Queue<E> {
         Ok(outcome)
     }
 
-    /// The durable ack: stores the notification (fsynced, de-duplicated), then queues it.
-    /// Returns once it is safe to answer 200.
+    /// The durable ack: stores the notification (fsynced, de-duplicated) and starts it at once
+    /// when a worker is free; else it waits in the store, due now, for the feeder to claim it.
+    /// Returns once it is safe to answer 200, whatever the backlog.
     pub(crate) async fn submit_stored(
         &self,
         decoded: Decoded<E>,
@@ -205,17 +206,35 @@ impl<E: Event> Queue<E> {
         let Some(store) = &self.store else {
             return Err(Rejection::store_unavailable());
         };
-        // A slot first: a stored notification must never wait for room to be queued.
-        let slot = self.reserve()?;
+        if !self.shared.is_accepting() {
+            return Err(Rejection::shutting_down());
+        }
+        // A worker's slot first, so that a record stored as started is started at once.
+        let launcher = self.launcher.as_ref().and_then(Weak::upgrade);
+        let slot = launcher
+            .as_ref()
+            .filter(|_| !self.shared.is_paused())
+            .and_then(|launcher| launcher.try_slot());
         let received_at = envelope.received_at();
-        match store.append(decoded.record(envelope)).await {
+        let record = decoded.record(envelope).started(slot.is_some());
+        match store.append(record).await {
             Ok(Appended::Stored(id)) => {
-                self.shared.counters.count(Fate::Queued);
-                let origin = Origin::Stored {
-                    id,
-                    first_counted: true,
-                };
-                self.hand_off(slot, Job::new(decoded.event, received_at, memory, origin));
+                match (launcher, slot) {
+                    (Some(launcher), Some(slot)) => {
+                        self.shared.counters.count(Fate::Queued);
+                        let origin = Origin::Stored {
+                            id,
+                            first_counted: true,
+                            attempts_before: 0,
+                        };
+                        let job = Job::new(decoded.event, received_at, memory, origin);
+                        if launcher.launch_in(job, slot).is_err() {
+                            // Past the shutdown's deadline: it stays stored for the next start.
+                            self.shared.counters.count(Fate::Returned);
+                        }
+                    }
+                    _ => self.shared.feed.notify_one(),
+                }
                 Ok(Accepted::New)
             }
             Ok(Appended::Duplicate(id)) => {
@@ -232,66 +251,20 @@ impl<E: Event> Queue<E> {
         }
     }
 
-    /// Stores a notification that did not come from a request (a recovered refused body) and
-    /// queues it, waiting for room: what [`submit_stored`](Self::submit_stored) does, for an
-    /// operator instead of a sender.
+    /// Stores a notification that did not come from a request (a recovered refused body), due
+    /// at once, for the feeder to claim: what [`submit_stored`](Self::submit_stored) does, for
+    /// an operator instead of a sender.
     pub(crate) async fn store_and_enqueue(
         &self,
         decoded: Decoded<E>,
         envelope: Envelope,
     ) -> Result<Appended, StoreError> {
         let store = self.store.as_ref().ok_or_else(no_store)?;
-        let received_at = envelope.received_at();
-        let appended = store.append(decoded.record(envelope)).await?;
-        if let Appended::Stored(id) = appended {
-            let origin = Origin::Stored {
-                id,
-                first_counted: true,
-            };
-            self.enqueue(Job::new(decoded.event, received_at, None, origin))
-                .await?;
-        }
+        let appended = store
+            .append(decoded.record(envelope).started(false))
+            .await?;
+        self.shared.feed.notify_one();
         Ok(appended)
-    }
-
-    /// Hands a stored record to the workers, waiting for room in the queue. A body that no
-    /// longer decodes becomes a dead letter.
-    pub(crate) async fn enqueue_record(&self, record: Record) -> Result<(), StoreError> {
-        if lock(&self.shared.unmarked).contains(&record.id) {
-            tracing::debug!(
-                record = record.id,
-                "already handled; its done mark is on its way"
-            );
-            return Ok(());
-        }
-        let decoded = match Decoded::<E>::from_stored(&record) {
-            Ok(decoded) => decoded,
-            Err(err) => {
-                let error = format!("the stored body is not a valid notification: {err}");
-                if let Some(store) = &self.store {
-                    store
-                        .dead_letter(record.id, crate::store::Attempt::failed_now(error.clone()))
-                        .await?;
-                }
-                return Err(StoreError::new(StoreErrorKind::Invalid, error));
-            }
-        };
-        let origin = Origin::Stored {
-            id: record.id,
-            first_counted: false,
-        };
-        let received_at = record.envelope.received_at();
-        self.enqueue(Job::new(decoded.event, received_at, None, origin))
-            .await
-    }
-
-    async fn enqueue(&self, job: Job<E>) -> Result<(), StoreError> {
-        self.tx
-            .send(job)
-            .await
-            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?;
-        self.shared.counters.count(Fate::Queued);
-        Ok(())
     }
 
     /// Starts `job` at once, in a task of its own, when nothing waits in the queue and a worker

@@ -7,7 +7,7 @@ use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::background::Tasks;
 use crate::stats::{Counters, Stats};
@@ -34,6 +34,12 @@ pub(crate) struct Shared {
     running: AtomicUsize,
     /// The receiver's name: the kind of the records it stores and the only kind it hands on.
     pub(crate) kind: Arc<str>,
+    /// Wakes the feeder: a record was stored without a free worker, replayed, or made due.
+    pub(crate) feed: Notify,
+    /// Whether this receiver's kind is paused, as the store last said (the feeder reads it
+    /// every poll; [`Receiver::set_paused`](crate::Receiver::set_paused) sets it at once).
+    /// Paused until first read, so that nothing is handed on before the store has said.
+    paused: AtomicBool,
 }
 
 /// Counts one running handler in [`Shared`] while it lives.
@@ -64,8 +70,8 @@ impl Shared {
     ) -> Self {
         Self {
             accepting: AtomicBool::new(true),
-            // A shared store needs no snapshot at start: claims keep receivers apart.
-            ready: watch::channel(!durable || shared_store.is_some()).0,
+            // Nothing to read at start: the workers claim from the store as they go.
+            ready: watch::channel(true).0,
             durable,
             shared_store,
             stop: watch::channel(false).0,
@@ -75,6 +81,8 @@ impl Shared {
             counters: Counters::new(name),
             running: AtomicUsize::new(0),
             kind: Arc::from(name),
+            feed: Notify::new(),
+            paused: AtomicBool::new(durable),
         }
     }
 
@@ -91,6 +99,20 @@ impl Shared {
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn running(&self) -> usize {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Whether this receiver's kind is paused: a stored notification then waits in the store
+    /// even when a worker is free.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Records what the store says of this receiver's kind; a resume wakes the feeder.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        let was = self.paused.swap(paused, Ordering::AcqRel);
+        if was && !paused {
+            self.feed.notify_one();
+        }
     }
 
     pub(crate) fn is_accepting(&self) -> bool {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::background::StoredTasks;
 use super::shared::{Shared, lock};
 
 /// Resolves when the process is asked to stop: SIGTERM (what a deploy or `docker stop` sends)
@@ -98,9 +99,12 @@ impl ShutdownHandle {
             // then marks the last ones done; the other two end at the stop signal.
             let _ = (&mut dispatcher).await;
             if let Some(stored) = &mut stored {
-                let _ = (&mut stored.completer).await;
                 let _ = (&mut stored.feeder).await;
+                let _ = (&mut stored.completer).await;
                 let _ = (&mut stored.pruner).await;
+                if let Some(renewer) = &mut stored.renewer {
+                    let _ = renewer.await;
+                }
             }
             if let Some(sampler) = &mut sampler {
                 let _ = sampler.await;
@@ -114,7 +118,7 @@ impl ShutdownHandle {
         if !dispatcher.is_finished() {
             let _ = dispatcher.await;
         }
-        let stored_tasks = stored.map(|s| [s.completer, s.feeder, s.pruner]);
+        let stored_tasks = stored.map(StoredTasks::all);
         for task in stored_tasks.into_iter().flatten().chain(sampler) {
             task.abort();
             // One already awaited to its end must not be polled again.

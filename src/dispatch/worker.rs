@@ -5,8 +5,9 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -17,17 +18,23 @@ use super::retry::RetryPolicy;
 use super::shared::Shared;
 use crate::BoxError;
 use crate::event::Event;
-use crate::handler::{Delivery, GiveUp, HandleNotification};
+use crate::handler::{Delivery, GiveUp, HandleNotification, RetryLater};
 use crate::hooks::{FailedDelivery, OnFailed};
 use crate::meters::AttemptResult;
 use crate::rejection::Rejection;
 use crate::stats::Fate;
-use crate::store::{ErasedStore, RecordId, StoreErrorKind};
+use crate::store::{Attempt, AttemptOutcome, ErasedStore, RecordId, StoreErrorKind};
 
 /// Starts a job on the workers from outside the dispatcher.
 pub(super) trait Launch<E>: Send + Sync {
     /// Starts `job` in a task of its own if a worker is free, else gives it back.
     fn try_launch(self: Arc<Self>, job: Job<E>) -> Result<(), Job<E>>;
+
+    /// A worker's slot, if one is free now.
+    fn try_slot(&self) -> Option<OwnedSemaphorePermit>;
+
+    /// Starts `job` in `slot` (see [`Worker::launch`]).
+    fn launch_in(self: Arc<Self>, job: Job<E>, slot: OwnedSemaphorePermit) -> Result<(), Job<E>>;
 }
 
 pub(super) struct Worker<E, H> {
@@ -43,8 +50,27 @@ pub(super) struct Worker<E, H> {
     pub(super) handler_timeout: Duration,
     pub(super) shared: Arc<Shared>,
     pub(super) store: Option<Arc<dyn ErasedStore>>,
-    /// Handled records, for the completer to mark done.
-    pub(super) done: Option<mpsc::UnboundedSender<RecordId>>,
+    /// Every stored record's outcome, for the completer to write back.
+    pub(super) done: Option<mpsc::UnboundedSender<Outcome>>,
+}
+
+/// What becomes of a stored record after an attempt, for the completer to write.
+#[derive(Debug)]
+pub(super) struct Outcome {
+    pub(super) id: RecordId,
+    pub(super) attempt: Attempt,
+    pub(super) next: Next,
+}
+
+/// A stored record's next state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Handled.
+    Done,
+    /// Pending, due again then.
+    Retry(SystemTime),
+    /// A dead letter.
+    Dead,
 }
 
 /// Why one attempt failed, when it was not the handler's own error.
@@ -168,10 +194,19 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                     .instrument(span)
                     .await;
             }
-            Origin::Answered => self.deliver(delivery, None).instrument(span).await,
-            Origin::Stored { id, first_counted } => {
-                let store = self.store.as_ref().map(|store| (id, store, first_counted));
-                self.deliver(delivery, store).instrument(span).await;
+            Origin::Answered => self.deliver(delivery).instrument(span).await,
+            Origin::Stored {
+                id,
+                first_counted,
+                attempts_before,
+            } => {
+                let attempt = match first_counted {
+                    true => Some(1),
+                    false => None,
+                };
+                self.deliver_stored(delivery, id, attempt, attempts_before)
+                    .instrument(span)
+                    .await;
             }
         }
     }
@@ -192,7 +227,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         }
         tracing::Span::current().record("attempt", 1);
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let answer = match self.attempt(delivery, timeout).await {
+        let answer = match self.attempt(delivery, timeout).await.result {
             Ok(()) => {
                 counters.count(Fate::Handled);
                 Ok(())
@@ -209,90 +244,143 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         let _ = reply.send(answer);
     }
 
-    /// The memory and durable acks: attempts with backoff until one succeeds or the retries
-    /// are spent. With a stored record, each attempt is counted in the store before it runs
-    /// (so that a crash mid-attempt still counts) and each outcome is written there.
-    async fn deliver(
-        &self,
-        mut delivery: Delivery<E>,
-        stored: Option<(RecordId, &Arc<dyn ErasedStore>, bool)>,
-    ) {
+    /// The memory ack: attempts with backoff, in this task, until one succeeds or the retries
+    /// are spent (nothing is stored: a crash loses what is waiting here).
+    async fn deliver(&self, mut delivery: Delivery<E>) {
         let counters = &self.shared.counters;
         let span = tracing::Span::current();
-        let mut next = 1;
+        let mut attempt = 1;
         loop {
-            let attempt = match stored {
-                Some((_, _, true)) if next == 1 => 1,
-                Some((id, store, _)) => match store.begin_attempt(id).await {
-                    Ok(attempt) => attempt,
-                    Err(err) if err.kind() == StoreErrorKind::NotFound => {
-                        // Done, or claimed by another receiver after this one lost its claim.
-                        tracing::info!(error = %err, "not this receiver's to handle any more");
-                        counters.count(Fate::Returned);
-                        return;
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, "could not count the attempt in the store");
-                        next
-                    }
-                },
-                None => next,
-            };
             span.record("attempt", attempt);
             delivery.set_attempt(attempt);
-            let result = if attempt > self.retry.max_retries() + 1 {
-                // Attempts that ended in crashes: the notification may be what kills the process.
-                Err(Box::new(AttemptError::TooManyAttempts(attempt - 1)) as BoxError)
-            } else {
-                self.attempt(delivery.clone(), self.handler_timeout).await
-            };
-            let err = match result {
+            let err = match self
+                .attempt(delivery.clone(), self.handler_timeout)
+                .await
+                .result
+            {
                 Ok(()) => {
                     counters.count(Fate::Handled);
                     tracing::debug!("handled");
-                    if let (Some((id, _, _)), Some(done)) = (stored, &self.done) {
-                        super::shared::lock(&self.shared.unmarked).insert(id);
-                        let _ = done.send(id);
-                    }
                     return;
                 }
                 Err(err) => err,
             };
-            let error = err.to_string();
             if attempt > self.retry.max_retries() || err.is::<GiveUp>() {
                 let failed = FailedDelivery::new(delivery, err);
                 crate::hooks::contain("on_failed", || self.on_failed.on_failed(failed));
-                if let Some((id, store, _)) = stored {
-                    record_outcome(
-                        store
-                            .dead_letter(id, crate::store::Attempt::failed_now(error))
-                            .await,
-                    );
-                }
-                // Counted once it is a dead letter, so that `idle` means "listed".
                 counters.count(Fate::Failed);
                 return;
             }
-            let backoff = self.retry.backoff(attempt);
-            tracing::warn!(error = %error, ?backoff, "handler failed; retrying");
-            if let Some((id, store, _)) = stored {
-                record_outcome(
-                    store
-                        .fail(
-                            id,
-                            crate::store::Attempt::failed_now(error),
-                            std::time::SystemTime::now() + backoff,
-                        )
-                        .await,
-                );
-            }
+            let backoff = err
+                .downcast_ref::<RetryLater>()
+                .map_or_else(|| self.retry.backoff(attempt), RetryLater::wait);
+            tracing::warn!(error = %err, ?backoff, "handler failed; retrying");
             tokio::time::sleep(backoff).await;
-            next = attempt + 1;
+            attempt += 1;
         }
     }
 
+    /// The durable ack: one attempt of a stored record, counted in the store before it runs
+    /// (so that a crash mid-attempt still counts; `counted` when the store counted it on
+    /// append), its outcome handed to the completer, which writes it back: done, due again
+    /// after the policy's backoff (the record leaves memory until then), or dead.
+    async fn deliver_stored(
+        &self,
+        mut delivery: Delivery<E>,
+        id: RecordId,
+        counted: Option<u32>,
+        attempts_before: u32,
+    ) {
+        let counters = &self.shared.counters;
+        let (Some(store), Some(done)) = (&self.store, &self.done) else {
+            return;
+        };
+        let attempt = match counted {
+            Some(attempt) => attempt,
+            None => match store.begin_attempt(id).await {
+                Ok(attempt) => attempt,
+                Err(err) if err.kind() == StoreErrorKind::NotFound => {
+                    // Done, or claimed by another receiver after this one lost its claim.
+                    tracing::info!(error = %err, "not this receiver's to handle any more");
+                    counters.count(Fate::Returned);
+                    return;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "could not count the attempt in the store");
+                    attempts_before + 1
+                }
+            },
+        };
+        tracing::Span::current().record("attempt", attempt);
+        delivery.set_attempt(attempt);
+        let received_at = delivery.received_at();
+        let started = SystemTime::now();
+        let (result, attempt_record) = if attempt > self.retry.max_retries().saturating_add(1) {
+            // Attempts that ended in crashes: the notification may be what kills the process.
+            let err = AttemptError::TooManyAttempts(attempt - 1);
+            let record = Attempt::failed_now(err.to_string());
+            (Err(Box::new(err) as BoxError), record)
+        } else {
+            let status = Arc::new(AtomicU16::new(0));
+            let tried = self
+                .attempt(
+                    delivery.clone().reporting_to(Arc::clone(&status)),
+                    self.handler_timeout,
+                )
+                .await;
+            let status = match status.load(Ordering::Relaxed) {
+                0 => None,
+                status => Some(status),
+            };
+            let mut record =
+                Attempt::new(started, tried.elapsed, tried.outcome).with_status(status);
+            if let Err(err) = &tried.result {
+                record = record.with_error(err.to_string());
+            }
+            (tried.result, record)
+        };
+        let next = match &result {
+            Ok(()) => {
+                counters.count(Fate::Handled);
+                tracing::debug!("handled");
+                Next::Done
+            }
+            Err(err) if err.is::<GiveUp>() => Next::Dead,
+            Err(err) => {
+                let asked = err.downcast_ref::<RetryLater>().map(RetryLater::wait);
+                match self
+                    .retry
+                    .next_attempt(attempt, received_at, SystemTime::now(), asked)
+                {
+                    Some(due) => {
+                        let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
+                        tracing::warn!(error = %err, ?wait, "handler failed; due again after the wait");
+                        counters.count(Fate::Returned);
+                        Next::Retry(due)
+                    }
+                    None => Next::Dead,
+                }
+            }
+        };
+        if next == Next::Dead {
+            if let Err(err) = result {
+                let failed = FailedDelivery::new(delivery, err);
+                crate::hooks::contain("on_failed", || self.on_failed.on_failed(failed));
+            }
+            counters.count(Fate::Failed);
+        }
+        if next == Next::Done {
+            super::shared::lock(&self.shared.unmarked).insert(id);
+        }
+        let _ = done.send(Outcome {
+            id,
+            attempt: attempt_record,
+            next,
+        });
+    }
+
     /// Runs the handler once, catching a panic and cancelling it after `timeout`.
-    async fn attempt(&self, delivery: Delivery<E>, timeout: Duration) -> Result<(), BoxError> {
+    async fn attempt(&self, delivery: Delivery<E>, timeout: Duration) -> Tried {
         let started = Instant::now();
         let handled = CatchUnwind {
             inner: self.handler.handle(delivery),
@@ -309,15 +397,27 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 AttemptResult::Timeout,
             ),
         };
-        self.shared.counters.attempt(class, started.elapsed());
-        result
+        let elapsed = started.elapsed();
+        self.shared.counters.attempt(class, elapsed);
+        let outcome = match class {
+            AttemptResult::Ok => AttemptOutcome::Ok,
+            AttemptResult::Error => AttemptOutcome::Error,
+            AttemptResult::Panic => AttemptOutcome::Panic,
+            AttemptResult::Timeout => AttemptOutcome::Timeout,
+        };
+        Tried {
+            result,
+            outcome,
+            elapsed,
+        }
     }
 }
 
-fn record_outcome(written: Result<(), crate::store::StoreError>) {
-    if let Err(err) = written {
-        tracing::error!(error = %err, "could not record the outcome in the store; it may be delivered again after a restart");
-    }
+/// One attempt's result, how it ended and how long it ran.
+struct Tried {
+    result: Result<(), BoxError>,
+    outcome: AttemptOutcome,
+    elapsed: Duration,
 }
 
 impl<E: Event, H: HandleNotification<E>> Launch<E> for Worker<E, H> {
@@ -326,6 +426,14 @@ impl<E: Event, H: HandleNotification<E>> Launch<E> for Worker<E, H> {
             Ok(slot) => self.launch(job, slot),
             Err(_) => Err(job),
         }
+    }
+
+    fn try_slot(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
+    }
+
+    fn launch_in(self: Arc<Self>, job: Job<E>, slot: OwnedSemaphorePermit) -> Result<(), Job<E>> {
+        self.launch(job, slot)
     }
 }
 

@@ -7,7 +7,9 @@ use crate::dispatch::ShutdownHandle;
 use crate::event::Event;
 use crate::layer::WebhookLayer;
 use crate::stats::Stats;
-use crate::store::{Appended, Envelope, ErasedStore, RecordId, StoreError, StoreErrorKind};
+use crate::store::{
+    Appended, Envelope, ErasedStore, RecordId, RecordQuery, RecordState, StoreError, StoreErrorKind,
+};
 
 impl<E: Event> Receiver<E> {
     /// Refuses a record of another receiver's kind, naming the kind.
@@ -49,10 +51,30 @@ impl<E: Event> Receiver<E> {
     /// back (to the sender with a 503, or to another receiver of a shared store); retries with
     /// backoff count as not yet settled. The 200 comes before the handler runs: a test waits
     /// here before it looks at what the handler did. Keep a clone of the receiver to call it
-    /// once the receiver is mounted in a router. Notifications that a durable receiver is
-    /// still reading back from its store at start-up count once queued.
+    /// once the receiver is mounted in a router.
+    ///
+    /// A durable receiver also waits until its store holds no pending record of its kind
+    /// (asking the store every 10 ms): those waiting for a worker or for their next attempt,
+    /// and those whose outcome is still being written. While its kind is
+    /// [paused](crate::store::Store::set_paused), that is forever.
     pub async fn idle(&self) {
-        self.inner.queue.shared().counters.idle().await;
+        let shared = self.inner.queue.shared();
+        loop {
+            shared.counters.idle().await;
+            let Some(store) = self.inner.queue.store() else {
+                return;
+            };
+            let query = RecordQuery::new()
+                .state(RecordState::Pending)
+                .kind(&*shared.kind)
+                .limit(1);
+            match store.list(query).await {
+                Ok(pending) if pending.is_empty() => return,
+                Ok(_) => {}
+                Err(err) => tracing::debug!(error = %err, "idle: could not read the store"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// The receiver's counters: every answer by status and reason, every notification by
@@ -61,19 +83,38 @@ impl<E: Event> Receiver<E> {
         self.inner.queue.shared().stats()
     }
 
-    /// Makes a dead letter pending again and hands it to the handler (durable receivers).
+    /// Makes a dead letter (or a handled notification) pending again, due at once, attempts
+    /// reset; the workers claim it from the store at once (durable receivers). A body that is
+    /// no longer a valid notification becomes a dead letter again, with the reason.
     ///
     /// # Errors
-    /// When the receiver has no store, the store fails, no dead letter has this id, or the
-    /// stored body is no longer a valid notification.
+    /// When the receiver has no store, the store fails, or no dead letter or handled
+    /// notification of this receiver's kind has this id.
     pub async fn replay(&self, id: RecordId) -> Result<(), StoreError> {
         let store = self.store()?;
         // A store shared by several receivers: a record goes back to the receiver of its kind.
         if let Some(record) = store.get(id).await? {
             self.check_kind(id, &record.envelope)?;
         }
-        let record = store.replay(id).await?;
-        self.inner.queue.enqueue_record(record).await
+        store.replay(id).await?;
+        self.inner.queue.shared().feed.notify_one();
+        Ok(())
+    }
+
+    /// Pauses (or resumes) handing this receiver's notifications to its handler. While paused
+    /// they are still accepted, stored and answered 200, and the receiver stays ready; they
+    /// are handed on after the resume, in order of their due time. Kept in the store, so it
+    /// holds across restarts and for every receiver sharing the store (they see it within a
+    /// second); this receiver at once.
+    ///
+    /// # Errors
+    /// When the receiver has no store, or the store fails.
+    pub async fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
+        let store = self.store()?;
+        let shared = self.inner.queue.shared();
+        store.set_paused(&shared.kind, paused).await?;
+        shared.set_paused(paused);
+        Ok(())
     }
 
     /// Runs a kept refused body through intake again (after a fix: of the sender, of the

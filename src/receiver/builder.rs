@@ -39,6 +39,8 @@ pub mod defaults {
     pub const RETRY_AFTER: Duration = Duration::from_secs(60);
     /// How long a durable receiver remembers a handled notification's key.
     pub const DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+    /// How long a durable receiver keeps a handled notification, to be found and replayed.
+    pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
     /// How often the gauges are sampled (feature `metrics`).
     pub const METRICS_INTERVAL: Duration = Duration::from_secs(5);
 }
@@ -122,6 +124,7 @@ pub struct ReceiverBuilder<E, H> {
     keep_headers: Vec<HeaderName>,
     store: Option<Arc<dyn ErasedStore>>,
     dedup_window: Option<Duration>,
+    retention: Option<Duration>,
     name: Option<String>,
     metrics_interval: Duration,
 }
@@ -145,6 +148,7 @@ impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
             .field("keep_headers", &self.keep_headers)
             .field("durable", &self.store.is_some())
             .field("dedup_window", &self.dedup_window)
+            .field("retention", &self.retention)
             .field("name", &self.name)
             .field("metrics_interval", &self.metrics_interval)
             .finish_non_exhaustive()
@@ -178,6 +182,7 @@ impl<E: Event> Receiver<E> {
             keep_headers: Vec::new(),
             store: None,
             dedup_window: None,
+            retention: None,
             name: None,
             metrics_interval: defaults::METRICS_INTERVAL,
         }
@@ -257,6 +262,15 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         self
     }
 
+    /// How long a durable receiver keeps a handled notification in its store, with its
+    /// attempts, to be found ("did we receive task X on Monday, and what did our service
+    /// say?") and replayed ([default](defaults::RETENTION): 7 days). Pruned every hour by the
+    /// store's index by time. Only with [`durable`](Self::durable).
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
     /// Transforms the raw body before it is decoded, e.g. to decrypt it. An error answers
     /// 400; the rejected hook still receives the raw bytes, and a durable receiver keeps them,
     /// so that [`Receiver::replay_rejected`] can run them through the fixed hook later.
@@ -286,8 +300,9 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         self
     }
 
-    /// How many notifications wait for a worker before the receiver answers 503
-    /// ([default](defaults::QUEUE_CAPACITY)).
+    /// How many notifications wait in memory for a worker before the receiver answers 503
+    /// ([default](defaults::QUEUE_CAPACITY)). A durable receiver keeps its waiting
+    /// notifications in its store instead, whatever their number.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
         self
@@ -396,6 +411,9 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         if self.dedup_window.is_some() && self.store.is_none() {
             return fail("dedup_window(...) needs a store: use durable(store), or drop it");
         }
+        if self.retention.is_some() && self.store.is_none() {
+            return fail("retention(...) needs a store: use durable(store), or drop it");
+        }
         let auth: Option<Arc<dyn Authorize>> = match (self.check_count, self.unauthenticated) {
             (0, false) => {
                 return fail(
@@ -423,6 +441,7 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
                 on_failed: self.on_failed,
                 store: self.store,
                 dedup_window: self.dedup_window.unwrap_or(defaults::DEDUP_WINDOW),
+                retention: self.retention.unwrap_or(defaults::RETENTION),
                 name: name.clone(),
             },
         );

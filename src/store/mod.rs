@@ -32,14 +32,33 @@
 //!   [`keep_headers`](crate::ReceiverBuilder::keep_headers)) are written and fsynced before the
 //!   200. Concurrent requests commit together (group commit): durability costs one fsync per
 //!   group, not per request.
-//! - **Redelivery.** After a restart every stored notification not yet handled goes to the
-//!   handler again; [`Delivery::attempt`](crate::Delivery::attempt) counts attempts across
-//!   restarts (each is counted before the handler runs, so a crash mid-attempt counts). A
-//!   failure is retried with backoff ([`retry`](crate::ReceiverBuilder::retry)), then becomes a
-//!   **dead letter**, kept with its last error. A notification whose attempts keep ending in
-//!   crashes becomes a dead letter too, instead of crashing the receiver forever.
-//! - **Replay.** [`Receiver::replay`](crate::Receiver::replay) hands a dead letter to the
-//!   handler again. Bodies refused with a 400, 408, 413 or 422 are kept with their raw bytes,
+//! - **The store is the queue.** A pending record has a due time. As workers free up, the
+//!   receiver [claims](Store::claim) the due records of its kind, a page at a time; memory holds
+//!   what is being handled, never the backlog, so a backlog as large as the disk is answered
+//!   200 like any other notification. A notification that finds a worker free is handed on at
+//!   once, without a trip through the store's index. A restart reads nothing up front: what was
+//!   being handled at a crash is due again at once.
+//!   [`Delivery::attempt`](crate::Delivery::attempt) counts attempts across restarts (each is
+//!   counted before the handler runs, so a crash mid-attempt counts).
+//! - **Retries wait on disk.** A failed attempt is written back with its next due time
+//!   ([`retry`](crate::ReceiverBuilder::retry): backoff, a count and a
+//!   [deadline](crate::RetryPolicy::retry_for); a handler may ask for its wait with
+//!   [`RetryLater`](crate::RetryLater)) and leaves memory until then; after the last it becomes
+//!   a **dead letter**. A notification whose attempts keep ending in crashes becomes a dead
+//!   letter too, instead of crashing the receiver forever. Each record keeps its
+//!   [attempts](Attempt): when, how long, how it ended, the
+//!   [status](crate::Delivery::report_status) and the error (the first and the newest
+//!   [`MAX_HISTORY`]).
+//! - **Handled notifications are kept** for the
+//!   [retention window](crate::ReceiverBuilder::retention) (7 days), found with
+//!   [`Store::list`] (by state, kind, task id, time received, error text; a page at a time,
+//!   reading no body) and replayed like dead letters. Pruned hourly by an index by time.
+//! - **Pause.** [`Receiver::set_paused`](crate::Receiver::set_paused) stops handing a kind on
+//!   (kept in the store, for every receiver sharing it, across restarts); its notifications are
+//!   still stored and answered 200.
+//! - **Replay.** [`Receiver::replay`](crate::Receiver::replay) hands a dead letter (or a
+//!   handled notification) to the handler again; [`Store::replay_dead`] and
+//!   [`Store::retry_now`] do it in bulk, by filter. Bodies refused with a 400, 408, 413 or 422 are kept with their raw bytes,
 //!   within [limits](#refused-bodies-are-bounded) ([`Store::rejected_page`] lists them,
 //!   [`Store::get_rejected`] reads one);
 //!   [`Receiver::replay_rejected`](crate::Receiver::replay_rejected) runs one through intake
@@ -64,9 +83,11 @@
 //!
 //!   The embedded store's memory is its page cache, bounded ([`RedbOptions::cache_size`],
 //!   8 MiB by default): a 24-hour window of keys stays on disk, not in memory.
-//! - **The seam.** [`Store`] is a trait (append with atomic de-duplication, attempts, dead
-//!   letters, refused bodies, replay, prune, and for a shared store claims with a lease): a
-//!   backend of your own plugs in without touching the service.
+//! - **The seam.** [`Store`] is a trait (append with atomic de-duplication, claims of due
+//!   records, outcomes with their attempts, dead letters, paged lists, pause, refused bodies,
+//!   replay, prune, and for a shared store a lease): a backend of your own plugs in without
+//!   touching the service. [`ErasedStore`] is its object-safe form, for a program that holds a
+//!   store without being generic over it.
 //!
 //! # Refused bodies are bounded
 //!
@@ -92,7 +113,7 @@
 //!
 //! | setup | what it guarantees | what it costs |
 //! | --- | --- | --- |
-//! | one receiver, [`RedbStore`] (a database file and a `rejected/` folder in a directory) | acknowledged means fsynced on this machine's disk; a restart redelivers | nothing to run beside it; but while the receiver is down the sender's 5 retries are all there is, and a dead disk takes its notifications with it |
+//! | one receiver, [`RedbStore`] (a database file and a `rejected/` folder in a directory) | acknowledged means fsynced on this machine's disk; a restart hands on what was pending | nothing to run beside it; but while the receiver is down the sender's 5 retries are all there is, and a dead disk takes its notifications with it |
 //! | several receivers, `PostgresStore` (feature `postgres`) | acknowledged means committed (`synchronous_commit` on); a retry that lands on another receiver is still a duplicate; a receiver that dies loses its claims after the lease and the others handle its notifications | a database round trip per request and per handled notification; while PostgreSQL is unreachable every receiver answers 503 and recovers by itself |
 //!
 //! ```no_run
@@ -128,10 +149,11 @@
 //! - **De-duplication across receivers.** An append is one `INSERT … ON CONFLICT DO NOTHING`
 //!   on the key's unique index. Keys of handled notifications are pruned after the window,
 //!   hourly, by every receiver.
-//! - **Claims.** The receiver that stores a notification claims it for a lease and hands it to
-//!   its own handler at once. Every receiver renews its claims every third of the lease and,
-//!   once a second, claims (`FOR UPDATE SKIP LOCKED`) the pending notifications whose claim
-//!   lapsed. A receiver cut off longer than the lease stands down; one that stops cleanly
+//! - **Claims.** The receiver that stores a notification with a worker free claims it for a
+//!   lease and hands it to its own handler at once. Every receiver claims
+//!   (`FOR UPDATE SKIP LOCKED`, by due time) the due notifications nobody holds as its workers
+//!   free up, at least once a second, and renews its claims (only what it has in memory) every
+//!   third of the lease. A receiver cut off longer than the lease stands down; one that stops cleanly
 //!   releases its claims, so the others take them at once.
 //! - **Schema.** Tables live in their own schema, created and migrated at connect in one
 //!   transaction under an advisory lock, so receivers may start at the same instant; a schema
@@ -152,8 +174,8 @@
 //!   `task_notification`, `chatbot_session_end`, …), in [`Envelope::kind`]. Receivers sharing a
 //!   store need distinct names. A record stored before kinds existed is a task notification's
 //!   ([`DEFAULT_KIND`]).
-//! - **Each receiver hands on only its own**: at start it redelivers only the pending records of
-//!   its kind, on PostgreSQL it [claims](Store::claim) only those, and
+//! - **Each receiver hands on only its own**: it [claims](Store::claim) only the records of
+//!   its kind, and
 //!   [`Receiver::replay`](crate::Receiver::replay) refuses another kind's record, naming the
 //!   kind to replay it with.
 //! - **Duplicates stay within a kind**: the de-duplication key of every kind but the default is
