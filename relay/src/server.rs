@@ -46,6 +46,10 @@ pub(crate) trait Endpoint: Send + Sync {
     fn stats(&self) -> Stats;
     fn is_ready(&self) -> bool;
     fn shutdown_handle(&self) -> ShutdownHandle;
+    /// Makes a dead or handled record pending again and wakes the receiver to take it.
+    fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Pauses or resumes the kind, in the store and in this receiver at once.
+    fn set_paused(&self, paused: bool) -> BoxFuture<'_, Result<(), StoreError>>;
     fn replay_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<RecordId, StoreError>>;
 }
 
@@ -66,6 +70,12 @@ impl<E: Event> Endpoint for Served<E> {
     }
     fn shutdown_handle(&self) -> ShutdownHandle {
         self.receiver.shutdown_handle()
+    }
+    fn replay(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.receiver.replay(id))
+    }
+    fn set_paused(&self, paused: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.receiver.set_paused(paused))
     }
     fn replay_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<RecordId, StoreError>> {
         Box::pin(self.receiver.replay_rejected(id))

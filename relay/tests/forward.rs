@@ -204,7 +204,7 @@ async fn a_notification_refused_until_fixed_is_a_dead_letter_listed_live_and_rep
     let (ok, listed, _) = operate(&relay, &["dead-letters"]).await;
     assert_eq!((ok, listed.trim()), (true, "No dead letters."));
     let (ok, _, err) = operate(&relay, &["show", "999"]).await;
-    assert!(!ok && err.contains("no dead letter 999"), "{err}");
+    assert!(!ok && err.contains("no notification 999"), "{err}");
 
     let status = relay.terminate().await;
     assert!(status.success(), "exit {status}");

@@ -89,7 +89,13 @@ async fn set(admin: &Admin, kind: &str, paused: bool) -> Response {
             ),
         );
     }
-    if let Err(err) = Store::set_paused(store, kind, paused).await {
+    // The receiver of the kind, when it is served: it stops (or starts) at once, not at its
+    // next look at the store.
+    let set = match admin.endpoint(kind) {
+        Some(endpoint) => endpoint.set_paused(paused).await,
+        None => Store::set_paused(store, kind, paused).await,
+    };
+    if let Err(err) = set {
         return store_error(err);
     }
     crate::metrics::kind_paused(kind, paused);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use airudder_webhook::store::{
     Attempt, ErasedStore, Record, RecordId, RecordQuery, RecordState, RecordSummary, Store,
+    StoreErrorKind,
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -163,20 +164,21 @@ pub(super) async fn replay_one(admin: &Admin, id: RecordId, what: &str) -> Respo
             ),
         );
     }
-    if admin.endpoint(kind).is_none() {
+    let Some(endpoint) = admin.endpoint(kind) else {
         return error(
             StatusCode::CONFLICT,
             format!("{what} {id} is a {kind}, which this relay does not serve now"),
         );
-    }
-    let Some(store) = &admin.store else {
-        return no_store();
     };
-    match Store::replay(store, id).await {
-        Ok(_) => {
+    match endpoint.replay(id).await {
+        Ok(()) => {
             tracing::info!(id, kind, "replayed: pending again, due now");
             Json(json!({ "replayed": id })).into_response()
         }
+        Err(err) if err.kind() == StoreErrorKind::NotFound => error(
+            StatusCode::NOT_FOUND,
+            format!("no {what} {id} to replay: replayed meanwhile, or purged"),
+        ),
         Err(err) => store_error(err),
     }
 }

@@ -1,6 +1,7 @@
 //! The relay as a real process, a team's service as a real server, both on 127.0.0.1.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -210,6 +211,8 @@ pub(crate) struct Received {
     pub(crate) body: Bytes,
     /// When it arrived.
     pub(crate) at: Instant,
+    /// The status the service answered it (as set when it arrived).
+    pub(crate) status: u16,
 }
 
 impl Received {
@@ -265,10 +268,12 @@ impl Service {
                                     .await
                                     .map(|b| b.to_bytes())
                                     .unwrap_or_default();
+                                let status = this.status.load(Ordering::SeqCst);
                                 this.received.lock().unwrap().push(Received {
                                     headers: parts.headers,
                                     body,
                                     at,
+                                    status,
                                 });
                                 let delay = this.delay_ms.load(Ordering::SeqCst);
                                 if delay > 0 {
@@ -277,8 +282,7 @@ impl Service {
                                 let mut response =
                                     http::Response::new(Full::new(Bytes::from_static(b"{}")));
                                 *response.status_mut() =
-                                    http::StatusCode::from_u16(this.status.load(Ordering::SeqCst))
-                                        .unwrap();
+                                    http::StatusCode::from_u16(status).unwrap();
                                 for (name, value) in this.headers.lock().unwrap().iter() {
                                     response.headers_mut().insert(
                                         http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
@@ -300,6 +304,42 @@ impl Service {
 
     pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// The requests it answered 2xx: the deliveries.
+    pub(crate) fn delivered(&self) -> Vec<Received> {
+        let received = self.received.lock().unwrap();
+        received
+            .iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .cloned()
+            .collect()
+    }
+
+    /// How many times each task was delivered (answered 2xx).
+    pub(crate) fn deliveries(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for delivered in self.delivered() {
+            *counts.entry(task_id(&delivered.body)).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Waits until `count` deliveries (answered 2xx) have arrived.
+    pub(crate) async fn wait_for_delivered(&self, count: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let delivered = self.delivered();
+            if delivered.len() >= count {
+                return delivered;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} deliveries arrived within {within:?}",
+                delivered.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until `count` requests have arrived.
@@ -324,4 +364,132 @@ impl Service {
 pub(crate) fn task_id(body: &[u8]) -> String {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap();
     value["task_id"].as_str().unwrap().to_owned()
+}
+
+/// A relay's admin API, with its token when it has one.
+pub(crate) struct AdminApi {
+    base: String,
+    token: Option<String>,
+}
+
+impl Relay {
+    /// Its admin API, asked with `token`.
+    pub(crate) fn admin_api(&self, token: Option<&str>) -> AdminApi {
+        AdminApi {
+            base: format!("http://{}", self.admin),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    /// Posts each body, `at_once` at a time; panics unless each is answered 200.
+    pub(crate) async fn post_all(&self, bodies: Vec<Vec<u8>>, at_once: usize) {
+        let http = client();
+        let url = format!("http://{}/airudder/task", self.addr);
+        let mut bodies = bodies.into_iter();
+        loop {
+            let batch: Vec<_> = bodies
+                .by_ref()
+                .take(at_once)
+                .map(|body| {
+                    let (http, url) = (http.clone(), url.clone());
+                    tokio::spawn(async move {
+                        http.post(url)
+                            .header("content-type", "application/json")
+                            .body(body)
+                            .send()
+                            .await
+                            .map_or(0, |answer| answer.status().as_u16())
+                    })
+                })
+                .collect();
+            if batch.is_empty() {
+                return;
+            }
+            for posted in batch {
+                assert_eq!(posted.await.unwrap(), 200, "every post answered 200");
+            }
+        }
+    }
+}
+
+impl AdminApi {
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let answer = request.send().await.expect("the admin API answers");
+        let status = answer.status().as_u16();
+        let bytes = answer.bytes().await.unwrap();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{status}, not JSON: {}", String::from_utf8_lossy(&bytes)));
+        (status, value)
+    }
+
+    /// GET `path` (and query): the status and the JSON.
+    pub(crate) async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(client().get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// POST `path` (and query) as the CLI does, JSON: the status and the JSON.
+    pub(crate) async fn post(&self, path: &str) -> (u16, serde_json::Value) {
+        let request = client()
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body("{}");
+        self.send(request).await
+    }
+
+    /// GET `path`, which must answer 200.
+    pub(crate) async fn ok(&self, path: &str) -> serde_json::Value {
+        let (status, value) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {value}");
+        value
+    }
+
+    /// Waits until `path` answers a JSON for which `done` holds; returns it.
+    pub(crate) async fn until(
+        &self,
+        path: &str,
+        within: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let value = self.ok(path).await;
+            if done(&value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "GET {path} within {within:?}: {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Runs `airudder-relay ARGS --admin <relay's>` with `token` as AIRUDDER_ADMIN_TOKEN and no
+/// terminal on stdin: its exit success, stdout and stderr.
+pub(crate) async fn operate(
+    relay: &Relay,
+    token: Option<&str>,
+    args: &[&str],
+) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_airudder-relay"));
+    command
+        .args(args)
+        .args(["--admin", &format!("http://{}", relay.admin)])
+        .env_remove("AIRUDDER_ADMIN_TOKEN")
+        .stdin(Stdio::null());
+    if let Some(token) = token {
+        command.env("AIRUDDER_ADMIN_TOKEN", token);
+    }
+    let output = command.output().await.unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
