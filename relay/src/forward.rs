@@ -231,11 +231,25 @@ fn retry_after(value: &str) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = httpdate::parse_http_date(value).ok()?;
+    let at = http_date(value)?;
     Some(
         at.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// An HTTP date as servers send it today (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`),
+/// read as RFC 3339; the obsolete forms are not (a wait then follows the backoff).
+fn http_date(value: &str) -> Option<SystemTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = value.split_ascii_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts[..] else {
+        return None;
+    };
+    let month = MONTHS.iter().position(|m| *m == month)? + 1;
+    humantime::parse_rfc3339(&format!("{year}-{month:02}-{day:0>2}T{time}Z")).ok()
 }
 
 impl<E: Event> HandleNotification<Relayed<E>> for Forwarder {
@@ -324,9 +338,22 @@ mod tests {
             retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(Duration::ZERO)
         );
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
-        let wait = retry_after(&later).unwrap();
-        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
+        let later = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(120))
+            .to_string();
+        // 2026-12-02T13:02:00Z as Wed, 02 Dec 2026 13:02:00 GMT (the weekday is not read).
+        let (date, time) = later.trim_end_matches('Z').split_once('T').unwrap();
+        let [year, month, day] = date.split('-').collect::<Vec<_>>()[..] else {
+            panic!("{date}")
+        };
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let month = months[month.parse::<usize>().unwrap() - 1];
+        let wait = retry_after(&format!("Wed, {day} {month} {year} {time} GMT")).unwrap();
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
         assert_eq!(retry_after("soon"), None);
     }
 }
