@@ -22,6 +22,8 @@ async fn relay(data: &DataDir, port: u16) -> Relay {
             ("AIRUDDER_FORWARD_URL", url.as_str()),
             ("AIRUDDER_RETRY_FOR", "20s"),
             ("AIRUDDER_ADMIN_TOKEN", ADMIN_TOKEN),
+            // A warning a failed try: they would fill the pipe nobody reads.
+            ("RUST_LOG", "off"),
         ],
     )
     .await
