@@ -784,7 +784,7 @@ impl Store for PostgresStore {
     async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
         #[allow(clippy::cast_precision_loss)] // milliseconds since 1970 fit an f64 exactly
         let seconds = crate::store::millis(before) as f64 / 1000.0;
-        let pruned = self.execute(&self.inner.sql.prune, &[&seconds]).await?;
+        let pruned = self.count_of(&self.inner.sql.prune, &[&seconds]).await?;
         let aged = self
             .query(&self.inner.sql.age_rejected, &[&self.max_age_ms()])
             .await?;
