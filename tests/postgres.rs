@@ -1189,7 +1189,7 @@ async fn pages_through_ten_thousand_records_with_filters_each_once_in_order() {
     const N: u32 = 10_000;
     let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let kind = |n: u32| {
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             "chatbot_session_end"
         } else {
             DEFAULT_KIND
@@ -1223,14 +1223,15 @@ async fn pages_through_ten_thousand_records_with_filters_each_once_in_order() {
             .unwrap();
     }
     let state = |n: u32| {
-        if n % 50 == 0 {
+        if n.is_multiple_of(50) {
             RecordState::Dead
         } else {
             RecordState::Pending
         }
     };
 
-    let queries: Vec<(RecordQuery, Box<dyn Fn(u32) -> bool>)> = vec![
+    type Wanted = Box<dyn Fn(u32) -> bool>;
+    let queries: Vec<(RecordQuery, Wanted)> = vec![
         (RecordQuery::new(), Box::new(|_| true)),
         (
             RecordQuery::new()
@@ -1326,6 +1327,19 @@ async fn pages_through_ten_thousand_records_with_filters_each_once_in_order() {
     assert_eq!(summary.oldest_pending, Some(base + Duration::from_secs(1)));
 }
 
+/// A notification row as schema 2 kept it: key, state, attempts, last error, envelope, body,
+/// claim owner, claim end.
+type V2Row<'a> = (
+    &'a [u8],
+    i16,
+    i32,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a [u8]>,
+    Option<&'a str>,
+    Option<SystemTime>,
+);
+
 /// Migration 2 as it shipped.
 const MIGRATION_2: &str = r"
     ALTER TABLE {schema}.rejected ADD COLUMN bytes BIGINT;
@@ -1361,16 +1375,7 @@ async fn a_schema_at_version_2_migrates_and_its_records_are_read() {
          (dedup_key, state, attempts, last_error, envelope, body, stored_at, claimed_by, lease_until) \
          VALUES ($1, $2, $3, $4, $5, $6, now() - interval '1 hour', $7, $8) RETURNING id"
     );
-    let rows: [(
-        &[u8],
-        i16,
-        i32,
-        Option<&str>,
-        &str,
-        Option<&[u8]>,
-        Option<&str>,
-        Option<SystemTime>,
-    ); 5] = [
+    let rows: [V2Row<'_>; 5] = [
         (
             b"k-pending",
             0,

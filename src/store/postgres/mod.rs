@@ -111,10 +111,21 @@ impl PostgresOptions {
 /// - An append is one `INSERT … ON CONFLICT DO NOTHING` on the de-duplication key's unique
 ///   index, committed with `synchronous_commit` on before the receiver answers 200: two
 ///   receivers given the same notification at the same instant store it once.
-/// - The receiver that stores a notification claims it for a [lease](PostgresOptions::lease)
-///   and renews its claims while it lives. Every receiver also takes over, with
-///   `FOR UPDATE SKIP LOCKED`, the pending notifications whose claim lapsed: those of a
-///   receiver that died, or that was cut off from the database for longer than the lease.
+/// - The table is the queue. Each pending notification has a due time; a receiver
+///   [claims](Store::claim) the due ones of its kind a page at a time (`ORDER BY due_at, id …
+///   FOR UPDATE SKIP LOCKED` on a partial index of the pending ones), so that two receivers
+///   never take the same one, and holds each for a [lease](PostgresOptions::lease) that it
+///   renews while the notification is in memory. A notification whose claim lapsed (its
+///   receiver died, or was cut off for longer than the lease) is due to every receiver.
+/// - A receiver that hands a notification on as it stores it claims it in the same
+///   statement ([`NewRecord::started`]).
+/// - Each outcome is one statement: its attempt is added to the row's history (JSON, the
+///   first and the newest [`MAX_HISTORY`](crate::store::MAX_HISTORY)), and the claim ends.
+///   Completions that arrive together are written together. A handled notification keeps its
+///   body and history until [`purge_before`](Store::purge_before); its de-duplication key is
+///   forgotten at the [prune](Store::prune), its row kept.
+/// - Lists, counts and summaries read columns and indexes (kind, task id, receipt, due time,
+///   body length), never a body. Paused kinds are a table, shared by every receiver.
 /// - The tables live in their own schema, created and migrated at connect, under an advisory
 ///   lock, so receivers may start at the same instant.
 /// - Refused bodies are bounded in size and age ([`PostgresOptions::keep_rejected`]): each row
