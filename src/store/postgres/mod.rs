@@ -167,6 +167,10 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+/// How long the schema's migrations may take at connect (the receivers starting meanwhile
+/// wait for them on the advisory lock, each within its own).
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// The `last_error` a failed attempt leaves: its error, else how it ended (`timeout`, `panic`).
 fn last_error(attempt: &Attempt) -> String {
     attempt
@@ -329,7 +333,9 @@ impl PostgresStore {
     /// Creates the schema or brings it to the newest version, one receiver at a time.
     async fn migrate(&self) -> Result<(), StoreError> {
         let schema = self.inner.options.schema.clone();
-        self.run(async move |client| {
+        // A migration rewrites rows of a big table: it gets longer than one operation.
+        let timeout = self.inner.options.timeout.max(MIGRATION_TIMEOUT);
+        self.run_within(timeout, async move |client| {
             let tx = client.transaction().await.map_err(unavailable)?;
             tx.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
@@ -386,7 +392,15 @@ impl PostgresStore {
         &self,
         op: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let timeout = self.inner.options.timeout;
+        self.run_within(self.inner.options.timeout, op).await
+    }
+
+    /// Runs `op` on a pooled connection within `timeout`.
+    async fn run_within<T>(
+        &self,
+        timeout: Duration,
+        op: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let work = async {
             let mut client = self.inner.pool.get().await.map_err(unavailable)?;
             op(&mut client).await

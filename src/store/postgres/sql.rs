@@ -49,7 +49,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // lists, counts and purges read columns and indexes, never a body. A handled notification
     // (state 3) keeps its body and history for its retention; its key can be forgotten (NULL)
     // before it goes. Paused kinds have a table. Rows written before are read: their kind and
-    // receipt come from their envelope, their due time is when they were stored.
+    // receipt come from their envelope (a damaged one gives the default kind and the time it
+    // was stored), their due time is when they were stored. Bare keys (state 2), the bulk of
+    // a busy table, are not rewritten: the new columns' defaults are never read for them.
     r"
     CREATE OR REPLACE FUNCTION pg_temp.airudder_kind(envelope TEXT) RETURNS TEXT
         LANGUAGE plpgsql AS $$
@@ -76,10 +78,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     UPDATE {schema}.notifications SET
         due_at = stored_at,
         received_at_ms = coalesce(
-            CASE WHEN state <> 2 THEN pg_temp.airudder_received(envelope) END,
+            pg_temp.airudder_received(envelope),
             floor(extract(epoch FROM stored_at) * 1000)::bigint),
-        kind = CASE WHEN state <> 2 THEN pg_temp.airudder_kind(envelope)
-                    ELSE 'task_notification' END;
+        kind = pg_temp.airudder_kind(envelope)
+    WHERE state <> 2;
     DROP FUNCTION pg_temp.airudder_kind(TEXT);
     DROP FUNCTION pg_temp.airudder_received(TEXT);
     DROP INDEX {schema}.notifications_claimable;
