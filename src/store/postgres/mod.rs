@@ -566,6 +566,9 @@ impl Store for PostgresStore {
 
     /// One statement for them all.
     async fn complete_all(&self, done: Vec<(RecordId, Attempt)>) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
         let mut ids = Vec::with_capacity(done.len());
         let mut attempts = Vec::with_capacity(done.len());
         for (id, attempt) in &done {
