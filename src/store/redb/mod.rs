@@ -12,6 +12,8 @@ mod bodies;
 mod format;
 mod migrate;
 mod options;
+#[cfg(test)]
+mod queue_tests;
 mod reads;
 mod recovery;
 mod rejected;

@@ -250,6 +250,12 @@ impl RedbStore {
         }
     }
 
+    /// The database, for tests that write to it as an older version (or a fault) would.
+    #[cfg(test)]
+    pub(super) fn inner_db(&self) -> Arc<Database> {
+        self.inner.shared.db().expect("the database is open")
+    }
+
     /// How many records are held (being handled) now.
     #[cfg(test)]
     pub(super) fn held(&self) -> usize {
