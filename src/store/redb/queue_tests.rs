@@ -333,6 +333,14 @@ async fn pages_of_ten_thousand_records_list_each_match_once_in_order() {
         RecordQuery::MAX_LIMIT
     );
     assert_eq!(store.summary().await.unwrap().pending, 10_000);
+    // Counted from the indexes, and by reading metadata: the same.
+    let pending = RecordQuery::new().state(RecordState::Pending);
+    assert_eq!(store.count(pending.clone()).await.unwrap(), 10_000);
+    assert_eq!(store.count(pending.kind("odd")).await.unwrap(), 5_000);
+    let since = RecordQuery::new().kind("odd").since(ago(200));
+    assert_eq!(store.count(since).await.unwrap(), 5_000);
+    let dead = RecordQuery::new().state(RecordState::Dead);
+    assert_eq!(store.count(dead).await.unwrap(), 0);
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -164,9 +164,14 @@ fn summarize(
     }
 }
 
-/// How many records match `query` (its `after` and `limit` aside), reading metadata alone.
+/// How many records match `query` (its `after` and `limit` aside): from an index when the
+/// query asks for a state (and, for pending records, a kind) alone, else reading every
+/// record's metadata, never a body.
 pub(super) fn count(db: &Database, query: &RecordQuery) -> Result<(u64, Corrupt), StoreError> {
     let tx = begin(db)?;
+    if let Some(count) = count_by_index(&tx, query)? {
+        return Ok((count, Vec::new()));
+    }
     let records = tx.open_table(RECORDS).map_err(unavailable)?;
     let (mut count, mut corrupt) = (0, Vec::new());
     for entry in records.iter().map_err(unavailable)? {
@@ -178,19 +183,62 @@ pub(super) fn count(db: &Database, query: &RecordQuery) -> Result<(u64, Corrupt)
     Ok((count, corrupt))
 }
 
+/// The count an index answers alone: a query of a state only, or of pending records of a
+/// kind; `None` for any other query.
+fn count_by_index(tx: &ReadTransaction, query: &RecordQuery) -> Result<Option<u64>, StoreError> {
+    let state_only = query.task_id.is_none()
+        && query.since_ms.is_none()
+        && query.until_ms.is_none()
+        && query.error.is_none();
+    let Some(state) = query.state.filter(|_| state_only) else {
+        return Ok(None);
+    };
+    let count = match (state, query.kind.as_deref()) {
+        (RecordState::Pending, None) => tx
+            .open_table(DUE)
+            .map_err(unavailable)?
+            .len()
+            .map_err(unavailable)?,
+        (RecordState::Pending, Some(kind)) => {
+            let due = tx.open_table(DUE).map_err(unavailable)?;
+            let range = due
+                .range((kind, i64::MIN, 0)..=(kind, i64::MAX, u64::MAX))
+                .map_err(unavailable)?;
+            entries(range)?
+        }
+        (state, None) => finished_count(tx, state)?,
+        (_, Some(_)) => return Ok(None),
+    };
+    Ok(Some(count))
+}
+
+/// How many entries of the `finished` index are in `state`.
+fn finished_count(tx: &ReadTransaction, state: RecordState) -> Result<u64, StoreError> {
+    let finished = tx.open_table(FINISHED).map_err(unavailable)?;
+    let byte = state_byte(state);
+    let range = finished
+        .range((byte, i64::MIN, 0)..=(byte, i64::MAX, u64::MAX))
+        .map_err(unavailable)?;
+    entries(range)
+}
+
+/// How many entries an index range holds (keys alone are read).
+fn entries<K: ::redb::Key + 'static>(
+    mut range: ::redb::Range<'_, K, ()>,
+) -> Result<u64, StoreError> {
+    range.try_fold(0, |count, entry| {
+        entry.map(|_| count + 1).map_err(unavailable)
+    })
+}
+
 /// Counts from the indexes: pending (every entry of `due`), dead (the dead part of
 /// `finished`), and the arrival of the pending record of the lowest id. No body is read, and
 /// handled records are not looked at.
 pub(super) fn summary(db: &Database) -> Result<StoreSummary, StoreError> {
     let tx = begin(db)?;
     let due = tx.open_table(DUE).map_err(unavailable)?;
-    let finished = tx.open_table(FINISHED).map_err(unavailable)?;
     let pending = due.len().map_err(unavailable)?;
-    let dead_byte = state_byte(RecordState::Dead);
-    let dead = finished
-        .range((dead_byte, i64::MIN, 0)..=(dead_byte, i64::MAX, u64::MAX))
-        .map_err(unavailable)?
-        .count() as u64;
+    let dead = finished_count(&tx, RecordState::Dead)?;
     let mut first = None;
     for entry in due.iter().map_err(unavailable)? {
         let (key, _) = entry.map_err(unavailable)?;
