@@ -492,3 +492,43 @@ async fn a_store_of_format_2_opens_moves_to_format_3_and_reads_back() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_and_outcomes_hand_each_record_on_once() {
+    let dir = temp_dir("claim-race");
+    let store = RedbStore::open(&dir).unwrap();
+    for n in 0..300 {
+        stored(&store, waiting(n, "k", ago(5))).await;
+    }
+    let workers: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store.claim("k", 7).await.unwrap();
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    let done = claimed.iter().map(|record| (record.id, ok())).collect();
+                    mine.extend(ids(&claimed));
+                    // Written while other workers claim from older snapshots.
+                    store.complete_all(done).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!((before, all.len()), (300, 300), "each once");
+    assert_eq!(store.held(), 0);
+    let handled = RecordQuery::new().state(RecordState::Handled);
+    assert_eq!(store.count(handled).await.unwrap(), 300);
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
