@@ -123,7 +123,7 @@ pub(super) struct Meta {
 }
 
 impl Meta {
-    /// The metadata of a new record of `body`.
+    /// Metadata of this state and attempts count.
     pub(super) fn new(state: RecordState, attempts: u32, info: Info) -> Self {
         Self {
             state,

@@ -532,3 +532,38 @@ async fn concurrent_claims_and_outcomes_hand_each_record_on_once() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_stops_at_its_scan_cap_and_says_where_to_carry_on() {
+    let dir = temp_dir("scan-cap");
+    let store = RedbStore::open(&dir).unwrap();
+    let mut last = 0;
+    for n in 0..200 {
+        let kind = if n < 150 { "common" } else { "rare" };
+        last = stored(&store, waiting(n, kind, ago(5))).await;
+    }
+    let db = store.inner_db();
+    let rare = RecordQuery::new().kind("rare");
+    let page = super::reads::page(&db, &rare, 10, 50).unwrap();
+    assert!(page.rows.is_empty(), "50 looked at, none rare");
+    assert_eq!(page.next, Some(50));
+    let page = super::reads::page(&db, &rare.clone().after(150), 100, 1000).unwrap();
+    assert_eq!(page.rows.len(), 50);
+    assert_eq!(page.next, None, "the end");
+    drop(db);
+    // The store's own paging carries on: every rare one made due (each was due at arrival,
+    // so failed due in an hour first).
+    let claimed = store.claim("rare", 100).await.unwrap();
+    let hour = SystemTime::now() + Duration::from_secs(3600);
+    for record in &claimed {
+        let failed = Attempt::failed_now("later");
+        store.fail(record.id, failed, hour).await.unwrap();
+    }
+    assert_eq!(store.retry_now(rare).await.unwrap(), 50);
+    assert_eq!(
+        store.claim("rare", 100).await.unwrap().last().map(|r| r.id),
+        Some(last)
+    );
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -6,8 +6,10 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use ::redb::ReadableTable;
-use ::redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
+use ::redb::{
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata,
+};
 
 use super::format::{BODIES, DUE, FINISHED, PAUSED, RECORDS, peek_state, state_byte};
 use super::shared::{Holds, unavailable};

@@ -33,10 +33,13 @@ use crate::store::{
 ///   sender retries) while the store reopens the database with backoff, as soon as the disk
 ///   allows, without a restart. The outage is logged once when it starts and once when it
 ///   ends, and counted ([`recoveries`](Self::recoveries)).
-/// - **It checks what it reads.** Every record carries a CRC-32 of its bytes, checked on every
-///   read: a record changed on disk (after a clean stop, where redb checks nothing) is logged
-///   with its id, moved with its raw bytes to the [rejected](Store::rejected) bodies, counted
+/// - **It checks what it reads.** A record's metadata and its body each carry a CRC-32,
+///   checked on every read (the metadata's at every open too; a body's when it is read): a
+///   record changed on disk (after a clean stop, where redb checks nothing) is logged with its
+///   id, moved with its raw bytes to the [rejected](Store::rejected) bodies, counted
 ///   ([`quarantined`](Self::quarantined)), and never handed to the handler.
+/// - **It reads older stores.** Records of the formats before version 3 (body and metadata in
+///   one value) are moved to it at open, a bounded batch per transaction.
 /// - **It is the queue.** Pending records wait on disk, indexed by kind and due time, and are
 ///   [claimed](Store::claim) a page at a time; a claimed record is held in memory (shared by
 ///   every clone) until its outcome is written, and a restart frees every hold. A record's
@@ -341,8 +344,7 @@ impl Store for RedbStore {
         self.send(|reply| Command::Purge(id, reply)).await
     }
 
-    /// Reads the `finished` index by time; a transaction per
-    /// [batch](super::writer::PURGE_BATCH) of records.
+    /// Reads the `finished` index by time; a transaction per 10,000 records.
     async fn purge_before(
         &self,
         state: RecordState,
@@ -371,10 +373,11 @@ impl Store for RedbStore {
         self.read(reads::paused).await
     }
 
-    /// Reads metadata alone, never a body. A page looks at
-    /// [`LIST_SCAN_CAP`](super::reads::LIST_SCAN_CAP) (100,000) records at most: a page of
-    /// rare matches in a larger store can come back shorter than asked for, the next page
-    /// starting after its last row.
+    /// Reads metadata alone, never a body. A page looks at 100,000 records at most, so that
+    /// one request's work is bounded: with filters that match rarely in a larger store, a
+    /// page can come back shorter than asked for, even empty, though matches follow further
+    /// on. ([`count`](Store::count), [`retry_now`](Store::retry_now) and
+    /// [`replay_dead`](Store::replay_dead) are not limited so.)
     async fn list(&self, query: RecordQuery) -> Result<Vec<RecordSummary>, StoreError> {
         let limit = query.page_size();
         Ok(self.page(query, limit, LIST_SCAN_CAP).await?.rows)

@@ -270,7 +270,7 @@ struct Tables<'a, 't> {
     next_record: Option<u64>,
 }
 
-/// `Ok(Err(NotFound))`: the answer for a record missing or in the wrong state.
+/// `Err(NotFound)`: the answer for a record missing or in the wrong state.
 fn not_found<T>() -> Result<T, StoreError> {
     Err(StoreError::bare(StoreErrorKind::NotFound))
 }
