@@ -91,7 +91,9 @@ async fn stored_notifications_are_handled_after_a_restart_with_their_attempt_num
     {
         // A handler that never finishes: the process "dies" with everything pending.
         let store = RedbStore::open(&dir.0).unwrap();
-        let receiver = Receiver::builder(|_: Delivery<TaskNotification>| {
+        let (started_tx, mut started) = mpsc::unbounded_channel();
+        let receiver = Receiver::builder(move |d: Delivery<TaskNotification>| {
+            let _ = started_tx.send(d.task_id.to_string());
             std::future::pending::<Result<(), Infallible>>()
         })
         .allow_unauthenticated()
@@ -99,7 +101,10 @@ async fn stored_notifications_are_handled_after_a_restart_with_their_attempt_num
         .durable(store)
         .build()
         .unwrap();
-        for task in ["r-1", "r-2", "r-3"] {
+        assert_eq!(post(&receiver, notification("r-1")).await.0, StatusCode::OK);
+        let first = tokio::time::timeout(Duration::from_secs(5), started.recv()).await;
+        assert_eq!(first.unwrap().as_deref(), Some("r-1"));
+        for task in ["r-2", "r-3"] {
             assert_eq!(post(&receiver, notification(task)).await.0, StatusCode::OK);
         }
         let report = receiver
@@ -122,15 +127,15 @@ async fn stored_notifications_are_handled_after_a_restart_with_their_attempt_num
         next(&mut seen).await,
     ];
     got.sort();
-    // A stored notification counts its first attempt at once, so that a crash mid-attempt
-    // counts: after the "crash", each is on its second (r-2 and r-3 never reached the handler:
-    // the count errs on the side of "you may have seen this").
+    // An attempt is counted before it starts, so that a crash mid-attempt counts: after the
+    // "crash", r-1 is on its second; r-2 and r-3 waited in the store for the one worker and
+    // never started, so this is their first.
     assert_eq!(
         got,
         [
             ("r-1".to_owned(), 2),
-            ("r-2".to_owned(), 2),
-            ("r-3".to_owned(), 2)
+            ("r-2".to_owned(), 1),
+            ("r-3".to_owned(), 1)
         ]
     );
     stop(&receiver).await;
@@ -212,6 +217,10 @@ async fn failures_end_as_dead_letters_that_can_be_replayed() {
     assert!(
         store.dead_letters().await.unwrap().is_empty() && store.pending().await.unwrap().is_empty()
     );
+    // Handled, the record is kept as such; once purged, there is nothing to replay.
+    let handled = store.get(dead[0].id).await.unwrap().unwrap();
+    assert_eq!(handled.state, RecordState::Handled);
+    assert!(store.purge(dead[0].id).await.unwrap());
     assert_eq!(
         receiver.replay(dead[0].id).await.unwrap_err().kind(),
         StoreErrorKind::NotFound
@@ -449,8 +458,9 @@ async fn a_body_refused_by_a_wrong_key_is_recovered_through_the_fixed_hook_after
     drop(fixed);
     let store = RedbStore::open(&dir.0).unwrap();
     assert!(store.rejected().await.unwrap().is_empty());
-    // Handled, so no longer stored: neither pending nor dead.
-    assert!(store.get(stored).await.unwrap().is_none());
+    // Handled, so kept as handled: neither pending nor dead.
+    let record = store.get(stored).await.unwrap().unwrap();
+    assert_eq!(record.state, RecordState::Handled);
     assert!(store.pending().await.unwrap().is_empty());
 }
 

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use airudder_webhook::store::{
-    Appended, DEFAULT_KIND, Envelope, NewRecord, PostgresOptions, PostgresStore, RecordId,
-    RecordState, RejectedLimits, RejectedSummary, Store, StoreError, StoreErrorKind,
+    Appended, Attempt, AttemptOutcome, DEFAULT_KIND, Envelope, MAX_HISTORY, NewRecord,
+    PostgresOptions, PostgresStore, RecordId, RecordQuery, RecordState, RejectedLimits,
+    RejectedSummary, Store, StoreError, StoreErrorKind,
 };
 use bytes::Bytes;
 use support::postgres::Cluster;
@@ -38,6 +39,39 @@ fn record(key: u8, body: &'static [u8]) -> NewRecord {
     NewRecord::new([key; 32], Bytes::from_static(body), envelope)
 }
 
+/// A record under a 32-byte key made of `n`, not handed on at once (it waits for a claim).
+fn waiting(n: u32, kind: &str) -> NewRecord {
+    let mut key = [0u8; 32];
+    key[..4].copy_from_slice(&n.to_be_bytes());
+    let envelope = Envelope::new(SystemTime::now(), None, Vec::new()).with_kind(kind);
+    NewRecord::new(key, Bytes::from_static(b"{}"), envelope).started(false)
+}
+
+/// A successful attempt, now.
+fn ok() -> Attempt {
+    Attempt::new(
+        SystemTime::now(),
+        Duration::from_millis(3),
+        AttemptOutcome::Ok,
+    )
+}
+
+/// A failed attempt, now.
+fn failed(error: &str) -> Attempt {
+    Attempt::failed_now(error)
+}
+
+fn stored(appended: Appended) -> RecordId {
+    match appended {
+        Appended::Stored(id) => id,
+        Appended::Duplicate(id) => panic!("a duplicate of {id}"),
+    }
+}
+
+fn ids(records: &[airudder_webhook::store::Record]) -> Vec<RecordId> {
+    records.iter().map(|record| record.id).collect()
+}
+
 #[tokio::test]
 async fn the_store_keeps_its_contract() {
     let url = shared_cluster().url();
@@ -55,8 +89,11 @@ async fn the_store_keeps_its_contract() {
         2,
         "append counts the first"
     );
-    store.fail(id, "boom".into()).await.unwrap();
-    store.dead_letter(id, "gave up".into()).await.unwrap();
+    store
+        .fail(id, failed("boom"), SystemTime::now())
+        .await
+        .unwrap();
+    store.dead_letter(id, failed("gave up")).await.unwrap();
     let dead = store.dead_letters().await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(
@@ -66,6 +103,12 @@ async fn the_store_keeps_its_contract() {
     assert_eq!(dead[0].last_error.as_deref(), Some("gave up"));
     assert_eq!(&dead[0].body[..], b"{\"a\":1}");
     assert_eq!(dead[0].envelope.peer.as_deref(), Some("127.0.0.1:9"));
+    let errors: Vec<_> = dead[0].history.iter().map(|a| a.error.as_deref()).collect();
+    assert_eq!(
+        errors,
+        [Some("boom"), Some("gave up")],
+        "both attempts kept"
+    );
     assert!(store.pending().await.unwrap().is_empty());
 
     let replayed = store.replay(id).await.unwrap();
@@ -76,13 +119,26 @@ async fn the_store_keeps_its_contract() {
     assert_eq!(
         store.replay(id).await.unwrap_err().kind(),
         StoreErrorKind::NotFound,
-        "only a dead letter is replayed"
+        "only a dead letter or a handled record is replayed"
     );
-    assert_eq!(store.begin_attempt(id).await.unwrap(), 1);
-    store.complete_all(vec![id]).await.unwrap();
-    assert!(store.get(id).await.unwrap().is_none(), "done");
     assert_eq!(
-        store.complete(id).await.unwrap_err().kind(),
+        store.begin_attempt(id).await.unwrap_err().kind(),
+        StoreErrorKind::NotFound,
+        "a replayed record is not held: it waits for a claim"
+    );
+    assert_eq!(ids(&store.claim(DEFAULT_KIND, 10).await.unwrap()), [id]);
+    assert_eq!(store.begin_attempt(id).await.unwrap(), 1);
+    store.complete_all(vec![(id, ok())]).await.unwrap();
+    let done = store
+        .get(id)
+        .await
+        .unwrap()
+        .expect("a handled record is kept");
+    assert_eq!(done.state, RecordState::Handled, "done");
+    assert_eq!(done.history.len(), 3, "its history kept across the replay");
+    assert!(store.pending().await.unwrap().is_empty());
+    assert_eq!(
+        store.complete(id, ok()).await.unwrap_err().kind(),
         StoreErrorKind::NotFound,
         "done once"
     );
@@ -96,7 +152,12 @@ async fn the_store_keeps_its_contract() {
     assert_eq!(
         store.prune(later).await.unwrap(),
         1,
-        "done and old: forgotten"
+        "done and old: its key forgotten"
+    );
+    assert_eq!(
+        store.get(id).await.unwrap().map(|r| r.state),
+        Some(RecordState::Handled),
+        "the record stays for its retention"
     );
     assert!(matches!(
         store.append(record(1, b"{\"a\":1}")).await.unwrap(),
@@ -180,7 +241,7 @@ async fn a_lapsed_claim_is_taken_over_and_the_old_owner_stands_down() {
         .await
         .unwrap();
     assert_eq!(taken.len(), 1, "released: claimable at once");
-    first.complete_all(vec![id]).await.unwrap();
+    first.complete_all(vec![(id, ok())]).await.unwrap();
     assert!(
         second
             .claim(airudder_webhook::store::DEFAULT_KIND, 10)
@@ -744,4 +805,718 @@ async fn refused_bodies_kept_before_their_byte_counts_are_counted_at_the_migrati
     let next = reject(&store, 3, 300).await.unwrap();
     assert_eq!(kept_ids(&store).await, [2, next]);
     assert_eq!(store.rejected_dropped(), 1);
+}
+
+// ---- The store is the queue ---------------------------------------------------------------------
+
+/// A store on its own schema, dropped first so that a rerun starts empty.
+async fn fresh(url: &str, schema: &str, lease: Duration) -> PostgresStore {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+    store(url, schema, lease).await
+}
+
+#[tokio::test]
+async fn a_claim_takes_due_records_only_soonest_due_first() {
+    let url = shared_cluster().url();
+    let store = fresh(&url, "due_order", Duration::from_secs(30)).await;
+    let now = SystemTime::now();
+    // Held by this store (started), then each failed with its due time.
+    let mut id = Vec::new();
+    for n in 0..4 {
+        id.push(stored(store.append(record(n, b"{}")).await.unwrap()));
+    }
+    let due = [
+        now + Duration::from_secs(3600),
+        now - Duration::from_secs(1),
+        now - Duration::from_secs(3),
+        now - Duration::from_secs(2),
+    ];
+    for (id, due) in id.iter().zip(due) {
+        store.fail(*id, failed("later"), due).await.unwrap();
+    }
+    let first = store.claim(DEFAULT_KIND, 2).await.unwrap();
+    assert_eq!(ids(&first), [id[2], id[3]], "soonest due first, a page");
+    assert_eq!(
+        first[0].due_at_ms,
+        due[2]
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    );
+    assert_eq!(ids(&store.claim(DEFAULT_KIND, 10).await.unwrap()), [id[1]]);
+    assert!(
+        store.claim(DEFAULT_KIND, 10).await.unwrap().is_empty(),
+        "not due yet, or held"
+    );
+    assert!(!store.make_due(id[1]).await.unwrap(), "held: left alone");
+    assert!(store.make_due(id[0]).await.unwrap(), "due in an hour: now");
+    assert!(!store.make_due(id[0]).await.unwrap(), "already due");
+    assert_eq!(ids(&store.claim(DEFAULT_KIND, 10).await.unwrap()), [id[0]]);
+
+    // Waiting records (not started): unclaimed, attempts 0, due at once, in id order.
+    let a = stored(store.append(waiting(100, DEFAULT_KIND)).await.unwrap());
+    let b = stored(store.append(waiting(101, DEFAULT_KIND)).await.unwrap());
+    assert_eq!(
+        store.begin_attempt(a).await.unwrap_err().kind(),
+        StoreErrorKind::NotFound,
+        "not held until claimed"
+    );
+    let claimed = store.claim(DEFAULT_KIND, 10).await.unwrap();
+    assert_eq!(ids(&claimed), [a, b]);
+    assert_eq!(claimed[0].attempts, 0);
+    assert_eq!(store.begin_attempt(a).await.unwrap(), 1);
+    assert!(store.claim(DEFAULT_KIND, 0).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_claiming_at_once_never_take_the_same_record() {
+    let url = shared_cluster().url();
+    let first = fresh(&url, "skip_locked", Duration::from_secs(60)).await;
+    let second = store(&url, "skip_locked", Duration::from_secs(60)).await;
+    let appends: Vec<_> = (0..2000u32)
+        .map(|n| {
+            let first = first.clone();
+            tokio::spawn(
+                async move { stored(first.append(waiting(n, DEFAULT_KIND)).await.unwrap()) },
+            )
+        })
+        .collect();
+    let mut all = HashSet::new();
+    for append in appends {
+        all.insert(append.await.unwrap());
+    }
+    // Four claimers on each store, small pages, as fast as they can.
+    let claimers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(async move {
+                let mut taken = Vec::new();
+                loop {
+                    let page = store.claim(DEFAULT_KIND, 7).await.unwrap();
+                    if page.is_empty() {
+                        return taken;
+                    }
+                    taken.extend(ids(&page));
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for claimer in claimers {
+        for id in claimer.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(id), "record {id} claimed twice");
+        }
+    }
+    assert_eq!(total, all.len());
+    assert_eq!(seen, all, "every record claimed once");
+}
+
+#[tokio::test]
+async fn a_failed_record_is_not_claimed_before_its_due_time() {
+    let url = shared_cluster().url();
+    let store = fresh(&url, "due_later", Duration::from_secs(30)).await;
+    let id = stored(store.append(record(1, b"{}")).await.unwrap());
+    let due = SystemTime::now() + Duration::from_millis(1500);
+    store
+        .fail(id, failed("503 from the service"), due)
+        .await
+        .unwrap();
+    let pending = store.pending().await.unwrap();
+    assert_eq!(pending[0].attempts, 1);
+    assert_eq!(
+        pending[0].last_error.as_deref(),
+        Some("503 from the service")
+    );
+    assert!(
+        store.claim(DEFAULT_KIND, 10).await.unwrap().is_empty(),
+        "not yet"
+    );
+    // Another store neither: it is not held, only not due.
+    let other = store.for_another_receiver();
+    assert!(other.claim(DEFAULT_KIND, 10).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let claimed = other.claim(DEFAULT_KIND, 10).await.unwrap();
+    assert_eq!(ids(&claimed), [id], "due now");
+    assert_eq!(claimed[0].history.len(), 1);
+    assert_eq!(other.begin_attempt(id).await.unwrap(), 2);
+    // A timeout without a message leaves how it ended as the last error.
+    let timeout = Attempt::new(
+        SystemTime::now(),
+        Duration::from_secs(30),
+        AttemptOutcome::Timeout,
+    );
+    other.dead_letter(id, timeout).await.unwrap();
+    let dead = store.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (dead.state, dead.last_error.as_deref(), dead.history.len()),
+        (RecordState::Dead, Some("timeout"), 2)
+    );
+    assert_eq!(dead.history[1].outcome, AttemptOutcome::Timeout);
+}
+
+#[tokio::test]
+async fn a_paused_kind_is_not_claimed_and_the_pause_is_shared() {
+    let url = shared_cluster().url();
+    let first = fresh(&url, "paused", Duration::from_secs(30)).await;
+    let store = &first;
+    let task = stored(store.append(waiting(1, DEFAULT_KIND)).await.unwrap());
+    let chat = stored(
+        store
+            .append(waiting(2, "chatbot_session_end"))
+            .await
+            .unwrap(),
+    );
+    assert!(store.paused().await.unwrap().is_empty());
+    store.set_paused(DEFAULT_KIND, true).await.unwrap();
+    store.set_paused(DEFAULT_KIND, true).await.unwrap(); // twice is once
+    let other = self::store(&url, "paused", Duration::from_secs(30)).await;
+    assert_eq!(other.paused().await.unwrap(), [DEFAULT_KIND]);
+    assert!(
+        other.claim(DEFAULT_KIND, 10).await.unwrap().is_empty(),
+        "paused"
+    );
+    assert_eq!(
+        ids(&other.claim("chatbot_session_end", 10).await.unwrap()),
+        [chat],
+        "another kind goes on"
+    );
+    assert_eq!(store.pending().await.unwrap().len(), 2, "still stored");
+    other.set_paused(DEFAULT_KIND, false).await.unwrap();
+    assert!(store.paused().await.unwrap().is_empty());
+    assert_eq!(ids(&store.claim(DEFAULT_KIND, 10).await.unwrap()), [task]);
+}
+
+#[tokio::test]
+async fn a_handled_record_is_kept_with_its_history_and_found_by_its_task_id() {
+    let url = shared_cluster().url();
+    let store = fresh(&url, "handled", Duration::from_secs(30)).await;
+    let new = record(1, b"{\"task\":1}").with_task_id("task-42");
+    let id = stored(store.append(new).await.unwrap());
+    stored(
+        store
+            .append(record(2, b"{}").with_task_id("task-43"))
+            .await
+            .unwrap(),
+    );
+    store
+        .fail(id, failed("connection refused"), SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(ids(&store.claim(DEFAULT_KIND, 1).await.unwrap()), [id]);
+    assert_eq!(store.begin_attempt(id).await.unwrap(), 2);
+    store
+        .complete(id, ok().with_status(Some(204)))
+        .await
+        .unwrap();
+
+    let handled = store.get(id).await.unwrap().unwrap();
+    assert_eq!(handled.state, RecordState::Handled);
+    assert_eq!(handled.task_id.as_deref(), Some("task-42"));
+    assert_eq!(&handled.body[..], b"{\"task\":1}");
+    let outcomes: Vec<_> = handled
+        .history
+        .iter()
+        .map(|a| (a.outcome, a.status))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (AttemptOutcome::Error, None),
+            (AttemptOutcome::Ok, Some(204))
+        ]
+    );
+    assert!(
+        handled.due_at_ms >= handled.history[1].at_ms,
+        "its due time is when it was handled"
+    );
+    let found = store
+        .list(RecordQuery::new().task_id("task-42"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (
+            found[0].id,
+            found[0].state,
+            found[0].attempts,
+            found[0].body_len
+        ),
+        (id, RecordState::Handled, 2, 10)
+    );
+    assert_eq!(found[0].last_error.as_deref(), Some("connection refused"));
+    assert_eq!(
+        store
+            .count(RecordQuery::new().state(RecordState::Handled))
+            .await
+            .unwrap(),
+        1
+    );
+    let summary = store.summary().await.unwrap();
+    assert_eq!(
+        (summary.pending, summary.dead_letters),
+        (1, 0),
+        "a handled record is neither"
+    );
+
+    // Replayed: pending, not held, attempts from 0, history kept.
+    let replayed = store.replay(id).await.unwrap();
+    assert_eq!(
+        (replayed.state, replayed.attempts),
+        (RecordState::Pending, 0)
+    );
+    assert_eq!(replayed.history.len(), 2);
+    // The history keeps the first attempt and the newest ones.
+    for n in 0..(MAX_HISTORY + 3) {
+        assert_eq!(ids(&store.claim(DEFAULT_KIND, 1).await.unwrap()), [id]);
+        store
+            .fail(id, failed(&format!("again {n}")), SystemTime::now())
+            .await
+            .unwrap();
+    }
+    let record = store.get(id).await.unwrap().unwrap();
+    assert_eq!(record.history.len(), MAX_HISTORY);
+    assert_eq!(
+        record.history[0].error.as_deref(),
+        Some("connection refused")
+    );
+    let last = format!("again {}", MAX_HISTORY + 2);
+    assert_eq!(
+        record.history.last().unwrap().error.as_deref(),
+        Some(&last[..])
+    );
+    assert_eq!(record.last_error.as_deref(), Some(&last[..]));
+}
+
+#[tokio::test]
+async fn dead_and_handled_records_are_purged_by_time_and_their_keys_stay() {
+    let url = shared_cluster().url();
+    let store = fresh(&url, "purge_time", Duration::from_secs(30)).await;
+    let old_dead = stored(store.append(record(1, b"{}")).await.unwrap());
+    let old_done = stored(store.append(record(2, b"{}")).await.unwrap());
+    store.dead_letter(old_dead, failed("x")).await.unwrap();
+    store.complete(old_done, ok()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let cut = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let new_dead = stored(store.append(record(3, b"{}")).await.unwrap());
+    let new_done = stored(store.append(record(4, b"{}")).await.unwrap());
+    let pending = stored(store.append(record(5, b"{}")).await.unwrap());
+    store.dead_letter(new_dead, failed("y")).await.unwrap();
+    store.complete(new_done, ok()).await.unwrap();
+
+    assert_eq!(
+        store
+            .purge_before(RecordState::Pending, SystemTime::now())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.purge_before(RecordState::Dead, cut).await.unwrap(), 1);
+    assert!(store.get(old_dead).await.unwrap().is_none());
+    assert!(store.get(new_dead).await.unwrap().is_some());
+    assert!(
+        store.get(old_done).await.unwrap().is_some(),
+        "another state"
+    );
+    assert_eq!(
+        store.purge_before(RecordState::Handled, cut).await.unwrap(),
+        1
+    );
+    assert!(store.get(old_done).await.unwrap().is_none());
+    assert!(store.get(new_done).await.unwrap().is_some());
+    assert_eq!(
+        store.purge_before(RecordState::Dead, cut).await.unwrap(),
+        0,
+        "once"
+    );
+
+    assert!(
+        !store.purge(pending).await.unwrap(),
+        "a pending record stays"
+    );
+    assert!(store.purge(new_dead).await.unwrap());
+    assert!(!store.purge(new_dead).await.unwrap());
+    assert_eq!(
+        store.replay(new_dead).await.unwrap_err().kind(),
+        StoreErrorKind::NotFound
+    );
+    // Purged, their keys still claimed; the prune forgets them.
+    assert_eq!(
+        store.append(record(1, b"{}")).await.unwrap(),
+        Appended::Duplicate(old_dead)
+    );
+    assert_eq!(
+        store.count(RecordQuery::new()).await.unwrap(),
+        2,
+        "a purged record is not listed"
+    );
+    let later = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(
+        store.prune(later).await.unwrap(),
+        4,
+        "three bare keys, one handled record's"
+    );
+    assert!(
+        store.get(new_done).await.unwrap().is_some(),
+        "kept, its key forgotten"
+    );
+    assert!(matches!(
+        store.append(record(1, b"{}")).await.unwrap(),
+        Appended::Stored(_)
+    ));
+    // A handled record whose key is forgotten goes at its purge.
+    assert!(store.purge(new_done).await.unwrap());
+    assert!(store.get(new_done).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_through_ten_thousand_records_with_filters_each_once_in_order() {
+    let url = shared_cluster().url();
+    let store = fresh(&url, "paging", Duration::from_secs(60)).await;
+    const N: u32 = 10_000;
+    let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let kind = |n: u32| {
+        if n.is_multiple_of(3) {
+            "chatbot_session_end"
+        } else {
+            DEFAULT_KIND
+        }
+    };
+    let appends: Vec<_> = (0..N)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut key = [7u8; 32];
+                key[..4].copy_from_slice(&n.to_be_bytes());
+                let received = base + Duration::from_secs(u64::from(n));
+                let envelope = Envelope::new(received, None, Vec::new()).with_kind(kind(n));
+                let new = NewRecord::new(key, Bytes::from_static(b"{}"), envelope)
+                    .with_task_id(format!("task-{}", n % 7))
+                    .started(false);
+                (n, stored(store.append(new).await.unwrap()))
+            })
+        })
+        .collect();
+    let mut by_n = HashMap::new();
+    for append in appends {
+        let (n, id) = append.await.unwrap();
+        by_n.insert(n, id);
+    }
+    // Every 50th dead, with an error naming it.
+    for n in (0..N).step_by(50) {
+        store
+            .dead_letter(by_n[&n], failed(&format!("refused {}", n % 100)))
+            .await
+            .unwrap();
+    }
+    let state = |n: u32| {
+        if n.is_multiple_of(50) {
+            RecordState::Dead
+        } else {
+            RecordState::Pending
+        }
+    };
+
+    type Wanted = Box<dyn Fn(u32) -> bool>;
+    let queries: Vec<(RecordQuery, Wanted)> = vec![
+        (RecordQuery::new(), Box::new(|_| true)),
+        (
+            RecordQuery::new()
+                .kind(DEFAULT_KIND)
+                .state(RecordState::Pending),
+            Box::new(move |n| kind(n) == DEFAULT_KIND && state(n) == RecordState::Pending),
+        ),
+        (
+            RecordQuery::new()
+                .task_id("task-3")
+                .since(base + Duration::from_secs(2000))
+                .until(base + Duration::from_secs(8000)),
+            Box::new(|n| n % 7 == 3 && (2000..8000).contains(&n)),
+        ),
+        (
+            RecordQuery::new().error("refused 50"),
+            Box::new(|n| n % 100 == 50),
+        ),
+        (
+            RecordQuery::new()
+                .state(RecordState::Dead)
+                .kind("chatbot_session_end"),
+            Box::new(move |n| n % 50 == 0 && kind(n) == "chatbot_session_end"),
+        ),
+        (
+            RecordQuery::new().state(RecordState::Handled),
+            Box::new(|_| false),
+        ),
+    ];
+    for (query, wanted) in queries {
+        let mut expected: Vec<RecordId> = (0..N).filter(|n| wanted(*n)).map(|n| by_n[&n]).collect();
+        expected.sort_unstable();
+        let mut listed = Vec::new();
+        let mut page = query.clone().limit(333);
+        loop {
+            let items = store.list(page.clone()).await.unwrap();
+            assert!(items.len() <= 333);
+            for item in &items {
+                assert!(query.matches(item), "{item:?} does not match {query:?}");
+            }
+            listed.extend(items.iter().map(|item| item.id));
+            match items.last() {
+                Some(last) if items.len() == 333 => page = page.after(last.id),
+                _ => break,
+            }
+        }
+        assert_eq!(listed, expected, "{query:?}: each once, in order");
+        assert_eq!(
+            store.count(query.clone()).await.unwrap(),
+            expected.len() as u64,
+            "{query:?}"
+        );
+    }
+    // The default page and the cap.
+    assert_eq!(
+        store.list(RecordQuery::new()).await.unwrap().len(),
+        RecordQuery::DEFAULT_LIMIT
+    );
+    assert_eq!(
+        store
+            .list(RecordQuery::new().limit(100_000))
+            .await
+            .unwrap()
+            .len(),
+        RecordQuery::MAX_LIMIT
+    );
+    // Each summary as stored (appends raced: ids are not in the order of `n`).
+    let n_of: HashMap<RecordId, u32> = by_n.iter().map(|(n, id)| (*id, *n)).collect();
+    for item in store.list(RecordQuery::new().limit(1000)).await.unwrap() {
+        let n = n_of[&item.id];
+        assert_eq!(
+            (
+                item.kind.as_str(),
+                item.task_id.clone(),
+                item.received_at(),
+                item.state,
+                item.body_len
+            ),
+            (
+                kind(n),
+                Some(format!("task-{}", n % 7)),
+                base + Duration::from_secs(u64::from(n)),
+                state(n),
+                2
+            )
+        );
+    }
+    let summary = store.summary().await.unwrap();
+    assert_eq!(
+        (summary.pending, summary.dead_letters),
+        (u64::from(N) - 200, 200)
+    );
+    assert_eq!(summary.oldest_pending, Some(base + Duration::from_secs(1)));
+}
+
+/// A notification row as schema 2 kept it: key, state, attempts, last error, envelope, body,
+/// claim owner, claim end.
+type V2Row<'a> = (
+    &'a [u8],
+    i16,
+    i32,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a [u8]>,
+    Option<&'a str>,
+    Option<SystemTime>,
+);
+
+/// Migration 2 as it shipped.
+const MIGRATION_2: &str = r"
+    ALTER TABLE {schema}.rejected ADD COLUMN bytes BIGINT;
+    UPDATE {schema}.rejected SET bytes = octet_length(body);
+    ALTER TABLE {schema}.rejected ALTER COLUMN bytes SET NOT NULL;
+    CREATE INDEX rejected_stored_at ON {schema}.rejected (stored_at);
+    INSERT INTO {schema}.schema_migrations (version) VALUES (2);
+";
+
+#[tokio::test]
+async fn a_schema_at_version_2_migrates_and_its_records_are_read() {
+    let url = shared_cluster().url();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let schema = "queue_v2";
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&(MIGRATION_1.to_owned() + MIGRATION_2).replace("{schema}", schema))
+        .await
+        .unwrap();
+    // As the crate wrote them at version 2: a pending record held by a receiver that is gone, a
+    // chatbot record, a dead letter, a done key, and a row whose envelope is damaged.
+    let task = r#"{"received_at_ms":1700000000000,"peer":"10.0.0.1:5","headers":[]}"#;
+    let chat =
+        r#"{"received_at_ms":1700000001000,"peer":null,"headers":[],"kind":"chatbot_session_end"}"#;
+    let insert = format!(
+        "INSERT INTO {schema}.notifications \
+         (dedup_key, state, attempts, last_error, envelope, body, stored_at, claimed_by, lease_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, now() - interval '1 hour', $7, $8) RETURNING id"
+    );
+    let rows: [V2Row<'_>; 5] = [
+        (
+            b"k-pending",
+            0,
+            1,
+            None,
+            task,
+            Some(b"{\"p\":1}"),
+            Some("gone-1"),
+            Some(SystemTime::now() - Duration::from_secs(60)),
+        ),
+        (b"k-chat", 0, 0, None, chat, Some(b"{\"c\":1}"), None, None),
+        (
+            b"k-dead",
+            1,
+            3,
+            Some("gave up"),
+            task,
+            Some(b"{\"d\":1}"),
+            None,
+            None,
+        ),
+        (b"k-done", 2, 1, None, task, None, None, None),
+        (
+            b"k-damaged",
+            1,
+            1,
+            Some("x"),
+            "not json",
+            Some(b"{}"),
+            None,
+            None,
+        ),
+    ];
+    let mut id = Vec::new();
+    for (key, state, attempts, error, envelope, body, owner, until) in rows {
+        let row = client
+            .query_one(
+                &insert,
+                &[
+                    &key, &state, &attempts, &error, &envelope, &body, &owner, &until,
+                ],
+            )
+            .await
+            .unwrap();
+        id.push(row.get::<_, i64>(0) as RecordId);
+    }
+
+    let store = store(&url, schema, Duration::from_secs(30)).await;
+    let version: i32 = client
+        .query_one(
+            &format!("SELECT max(version) FROM {schema}.schema_migrations"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 3);
+    let pending = store.pending().await.unwrap();
+    assert_eq!(ids(&pending), [id[0], id[1]]);
+    assert_eq!(&pending[0].body[..], b"{\"p\":1}");
+    assert_eq!(pending[0].attempts, 1);
+    assert!(pending[0].history.is_empty());
+    assert!(
+        pending[0].due_at() < SystemTime::now() - Duration::from_secs(3000),
+        "due since stored"
+    );
+    let dead = store.get(id[2]).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            dead.state,
+            dead.attempts,
+            dead.last_error.as_deref(),
+            dead.envelope.peer.as_deref()
+        ),
+        (RecordState::Dead, 3, Some("gave up"), Some("10.0.0.1:5"))
+    );
+    assert!(
+        store.get(id[3]).await.unwrap().is_none(),
+        "a done key is no record"
+    );
+    assert_eq!(
+        store.get(id[4]).await.unwrap_err().kind(),
+        StoreErrorKind::Corrupt,
+        "a damaged row is reported, not a panic"
+    );
+    // Kinds and receipt times come from the envelopes.
+    assert_eq!(
+        ids(&store.claim(DEFAULT_KIND, 10).await.unwrap()),
+        [id[0]],
+        "its claim lapsed"
+    );
+    assert_eq!(
+        ids(&store.claim("chatbot_session_end", 10).await.unwrap()),
+        [id[1]]
+    );
+    let since = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
+    let until = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_002_000);
+    let listed = store
+        .list(RecordQuery::new().since(since).until(until))
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>(), [id[1]]);
+    assert_eq!(
+        store
+            .count(RecordQuery::new().state(RecordState::Dead))
+            .await
+            .unwrap(),
+        2
+    );
+    // The done key still de-duplicates; the prune forgets it.
+    let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
+    let mut key = [0u8; 32];
+    key[..6].copy_from_slice(b"k-done");
+    client
+        .execute(
+            &format!("UPDATE {schema}.notifications SET dedup_key = $1 WHERE id = $2"),
+            &[&&key[..], &(id[3] as i64)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .append(NewRecord::new(
+                key,
+                Bytes::from_static(b"{}"),
+                envelope.clone()
+            ))
+            .await
+            .unwrap(),
+        Appended::Duplicate(id[3])
+    );
+    assert_eq!(store.prune(SystemTime::now()).await.unwrap(), 1);
+    assert!(matches!(
+        store
+            .append(NewRecord::new(key, Bytes::from_static(b"{}"), envelope))
+            .await
+            .unwrap(),
+        Appended::Stored(_)
+    ));
+    // A receiver of this version connecting again migrates nothing.
+    drop(store);
+    let again = self::store(&url, schema, Duration::from_secs(30)).await;
+    assert_eq!(again.pending().await.unwrap().len(), 3);
 }

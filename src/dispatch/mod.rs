@@ -106,13 +106,7 @@ impl<E: Event> Queue<E> {
             .workers
             .min(u32::MAX as usize)
             .min(Semaphore::MAX_PERMITS);
-        let lease = config.store.as_ref().and_then(|store| store.lease());
-        let shared_store = config.store.clone().filter(|_| lease.is_some());
-        let shared = Arc::new(Shared::new(
-            config.store.is_some(),
-            shared_store,
-            &config.name,
-        ));
+        let shared = Arc::new(Shared::new(config.store.clone(), &config.name));
 
         let (done_tx, done_rx) = match &config.store {
             Some(_) => {

@@ -18,6 +18,8 @@ pub(crate) struct Shared {
     /// False while a durable receiver reads what it must redeliver.
     pub(super) ready: watch::Sender<bool>,
     pub(super) durable: bool,
+    /// A durable receiver's store.
+    pub(super) store: Option<Arc<dyn ErasedStore>>,
     /// A store shared with other receivers: its claims are released at shutdown.
     pub(super) shared_store: Option<Arc<dyn ErasedStore>>,
     /// Set when a shutdown begins: the background loops end, the dispatcher drains.
@@ -63,12 +65,11 @@ impl Drop for Running<'_> {
 }
 
 impl Shared {
-    pub(super) fn new(
-        durable: bool,
-        shared_store: Option<Arc<dyn ErasedStore>>,
-        name: &str,
-    ) -> Self {
+    pub(super) fn new(store: Option<Arc<dyn ErasedStore>>, name: &str) -> Self {
+        let durable = store.is_some();
+        let shared_store = store.clone().filter(|store| store.lease().is_some());
         Self {
+            store,
             accepting: AtomicBool::new(true),
             // Nothing to read at start: the workers claim from the store as they go.
             ready: watch::channel(true).0,

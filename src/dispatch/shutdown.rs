@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::background::StoredTasks;
 use super::shared::{Shared, lock};
+use crate::store::{ErasedStore, RecordQuery, RecordState};
 
 /// Resolves when the process is asked to stop: SIGTERM (what a deploy or `docker stop` sends)
 /// or Ctrl-C (SIGINT). Hand it to your server's graceful shutdown, then shut the receiver down
@@ -89,7 +90,7 @@ impl ShutdownHandle {
         self.shared.stop.send_replace(true);
         let Some(tasks) = lock(&self.shared.tasks).take() else {
             // Shut down already, by another handle: report what there is.
-            return self.report(true);
+            return self.report(true, None);
         };
         let mut dispatcher = tasks.dispatcher;
         let mut stored = tasks.stored;
@@ -146,15 +147,36 @@ impl ShutdownHandle {
                 "could not mark handled notifications done before the deadline: the store was down; they will be handled again after the restart"
             );
         }
-        self.report(drained)
+        let left = match &self.shared.store {
+            Some(store) => self.left_in(store).await,
+            None => None,
+        };
+        self.report(drained, left)
     }
 
-    fn report(&self, drained: bool) -> ShutdownReport {
+    /// A durable receiver's pending records of its kind, from its store (`None` if the store
+    /// cannot say).
+    async fn left_in(&self, store: &Arc<dyn ErasedStore>) -> Option<u64> {
+        let query = RecordQuery::new()
+            .state(RecordState::Pending)
+            .kind(&*self.shared.kind);
+        match store.count(query).await {
+            Ok(left) => Some(left),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not count what is left in the store");
+                None
+            }
+        }
+    }
+
+    /// What was handled and failed here, and what is left: for a durable receiver what its
+    /// store holds pending of its kind (`left`), else what was in memory.
+    fn report(&self, drained: bool, left: Option<u64>) -> ShutdownReport {
         let stats = self.shared.stats();
         let report = ShutdownReport {
             handled: stats.handled,
             failed: stats.failed,
-            left: stats.pending(),
+            left: left.unwrap_or_else(|| stats.pending()),
             drained,
         };
         if report.left > 0 && self.shared.durable {

@@ -107,11 +107,23 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         stop: watch::Receiver<bool>,
     ) {
         let mut abort = self.shared.abort.subscribe();
+        let jobs = async {
+            match self.store {
+                // A durable receiver's work comes from its store (the feeder): nothing is
+                // queued in memory, and a slot held here would be one worker fewer.
+                Some(_) => {
+                    drop(rx);
+                    let mut stop = stop;
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                }
+                None => Arc::clone(&self).take_jobs(rx, stop).await,
+            }
+        };
         tokio::select! {
             biased;
             // Past the deadline: the running handlers see the same signal and end.
             _ = abort.wait_for(|abort| *abort) => {}
-            () = Arc::clone(&self).take_jobs(rx, stop) => {}
+            () = jobs => {}
         }
         // Every handler ends (the cancelled ones at once) before the workers count as stopped.
         let _all = self.slots.acquire_many(self.workers as u32).await;

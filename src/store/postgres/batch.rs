@@ -7,8 +7,12 @@
 //! group (the first of two equal keys is stored, the second is its duplicate) as across
 //! receivers. The keys it did not store are looked up by a second statement, whose snapshot
 //! follows the conflicting commit; a key pruned in between is appended again, alone.
+//!
+//! Completions are grouped the same way: the completions that arrive together are one
+//! `UPDATE … FROM unnest …` (each record handled, its attempt added to its history).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +33,21 @@ pub(super) struct Append {
     pub(super) envelope: String,
     pub(super) body: bytes::Bytes,
     pub(super) owner: String,
+    /// Whether its first attempt starts at once (held for `owner`), or it waits for a claim.
+    pub(super) started: bool,
+    pub(super) kind: String,
+    pub(super) received_at_ms: i64,
+    pub(super) task_id: Option<String>,
     pub(super) reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+/// One completion waiting for its group.
+pub(super) struct Complete {
+    pub(super) id: i64,
+    /// The attempt, as its history keeps it (JSON).
+    pub(super) attempt: String,
+    /// Whether a pending record was handled.
+    pub(super) reply: oneshot::Sender<Result<bool, StoreError>>,
 }
 
 /// The statements of a group.
@@ -43,9 +61,13 @@ impl GroupSql {
     pub(super) fn new(table: &str, lease: &str, pending: i16) -> Self {
         Self {
             insert: format!(
-                "INSERT INTO {table} (dedup_key, state, attempts, envelope, body, claimed_by, lease_until) \
-                 SELECT k, {pending}, 1, e, b, o, {lease} \
-                 FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[]) WITH ORDINALITY AS u(k, e, b, o, n) \
+                "INSERT INTO {table} (dedup_key, state, attempts, envelope, body, claimed_by, \
+                   lease_until, kind, received_at_ms, task_id, due_at) \
+                 SELECT k, {pending}, CASE WHEN s THEN 1 ELSE 0 END, e, b, CASE WHEN s THEN o END, \
+                   CASE WHEN s THEN {lease} END, kd, r, ti, now() \
+                 FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[], $5::bool[], \
+                   $6::text[], $7::int8[], $8::text[]) \
+                   WITH ORDINALITY AS u(k, e, b, o, s, kd, r, ti, n) \
                  ORDER BY n \
                  ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key"
             ),
@@ -54,9 +76,36 @@ impl GroupSql {
     }
 }
 
-/// Starts the group task; it ends once every sender is gone.
+/// Starts the group task of the appends; it ends once every sender is gone.
 pub(super) fn start(pool: Pool, sql: GroupSql, timeout: Duration) -> mpsc::UnboundedSender<Append> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Append>();
+    groups(move |group| {
+        let (pool, sql) = (pool.clone(), sql.clone());
+        async move { write(&pool, &sql, timeout, group).await }
+    })
+}
+
+/// Starts the group task of the completions (`sql`: `Sql::complete_all`); it ends once every
+/// sender is gone.
+pub(super) fn start_completes(
+    pool: Pool,
+    sql: String,
+    timeout: Duration,
+) -> mpsc::UnboundedSender<Complete> {
+    groups(move |group| {
+        let (pool, sql) = (pool.clone(), sql.clone());
+        async move { complete(&pool, &sql, timeout, group).await }
+    })
+}
+
+/// Takes items as they come and hands them to `write` in groups: while `IN_FLIGHT` groups are
+/// being written, the next one gathers.
+fn groups<T, F, W>(write: W) -> mpsc::UnboundedSender<T>
+where
+    T: Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+    W: Fn(Vec<T>) -> F + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel::<T>();
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     tokio::spawn(async move {
         loop {
@@ -68,18 +117,48 @@ pub(super) fn start(pool: Pool, sql: GroupSql, timeout: Duration) -> mpsc::Unbou
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
                 match rx.try_recv() {
-                    Ok(append) => group.push(append),
+                    Ok(item) => group.push(item),
                     Err(_) => break,
                 }
             }
-            let (pool, sql) = (pool.clone(), sql.clone());
+            let written = write(group);
             tokio::spawn(async move {
                 let _slot = slot;
-                write(&pool, &sql, timeout, group).await;
+                written.await;
             });
         }
     });
     tx
+}
+
+/// Writes one group of completions and answers each.
+async fn complete(pool: &Pool, sql: &str, timeout: Duration, group: Vec<Complete>) {
+    let work = async {
+        let client = pool.get().await.map_err(unavailable)?;
+        let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
+        let ids: Vec<i64> = group.iter().map(|c| c.id).collect();
+        let attempts: Vec<&str> = group.iter().map(|c| c.attempt.as_str()).collect();
+        let rows = client
+            .query(&statement, &[&ids, &attempts])
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| row.try_get::<_, i64>(0).map_err(unavailable))
+            .collect::<Result<HashSet<i64>, StoreError>>()
+    };
+    let outcome = match tokio::time::timeout(timeout, work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(unavailable(format!(
+            "no answer from PostgreSQL within {timeout:?}"
+        ))),
+    };
+    for done in group {
+        let answer = match &outcome {
+            Ok(handled) => Ok(handled.contains(&done.id)),
+            Err(err) => Err(StoreError::new(err.kind(), err.to_string())),
+        };
+        let _ = done.reply.send(answer);
+    }
 }
 
 /// Writes one group and answers each of its appends.
@@ -119,12 +198,21 @@ async fn stored(
     let envelopes: Vec<&str> = group.iter().map(|a| a.envelope.as_str()).collect();
     let bodies: Vec<&[u8]> = group.iter().map(|a| &a.body[..]).collect();
     let owners: Vec<&str> = group.iter().map(|a| a.owner.as_str()).collect();
+    let started: Vec<bool> = group.iter().map(|a| a.started).collect();
+    let kinds: Vec<&str> = group.iter().map(|a| a.kind.as_str()).collect();
+    let received: Vec<i64> = group.iter().map(|a| a.received_at_ms).collect();
+    let task_ids: Vec<Option<&str>> = group.iter().map(|a| a.task_id.as_deref()).collect();
     let insert = client
         .prepare_cached(&sql.insert)
         .await
         .map_err(unavailable)?;
     let rows = client
-        .query(&insert, &[&keys, &envelopes, &bodies, &owners])
+        .query(
+            &insert,
+            &[
+                &keys, &envelopes, &bodies, &owners, &started, &kinds, &received, &task_ids,
+            ],
+        )
         .await
         .map_err(unavailable)?;
     let mut inserted: HashMap<Vec<u8>, i64> = rows

@@ -15,13 +15,14 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{NoTls, Row, Socket};
 
 use self::row::{
-    DEAD, PENDING, corrupt, db_id, envelope_json, record_from, record_id, records_from,
-    rejected_from, unavailable,
+    DEAD, PENDING, attempt_json, corrupt, db_id, envelope_json, record_from, record_id,
+    records_from, rejected_from, summary_from, unavailable,
 };
-use self::sql::{MIGRATIONS, Sql};
+use self::sql::{Filter, MIGRATIONS, Sql, state_code};
 use crate::store::{
-    Appended, Envelope, NewRecord, Record, RecordId, RejectedDrops, RejectedLimits, RejectedRecord,
-    RejectedSummary, Store, StoreError, StoreErrorKind, StoreSummary,
+    Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordQuery, RecordState,
+    RecordSummary, RejectedDrops, RejectedLimits, RejectedRecord, RejectedSummary, Store,
+    StoreError, StoreErrorKind, StoreSummary,
 };
 
 /// How a [`PostgresStore`] connects and shares its records. See
@@ -110,10 +111,21 @@ impl PostgresOptions {
 /// - An append is one `INSERT … ON CONFLICT DO NOTHING` on the de-duplication key's unique
 ///   index, committed with `synchronous_commit` on before the receiver answers 200: two
 ///   receivers given the same notification at the same instant store it once.
-/// - The receiver that stores a notification claims it for a [lease](PostgresOptions::lease)
-///   and renews its claims while it lives. Every receiver also takes over, with
-///   `FOR UPDATE SKIP LOCKED`, the pending notifications whose claim lapsed: those of a
-///   receiver that died, or that was cut off from the database for longer than the lease.
+/// - The table is the queue. Each pending notification has a due time; a receiver
+///   [claims](Store::claim) the due ones of its kind a page at a time (`ORDER BY due_at, id …
+///   FOR UPDATE SKIP LOCKED` on a partial index of the pending ones), so that two receivers
+///   never take the same one, and holds each for a [lease](PostgresOptions::lease) that it
+///   renews while the notification is in memory. A notification whose claim lapsed (its
+///   receiver died, or was cut off for longer than the lease) is due to every receiver.
+/// - A receiver that hands a notification on as it stores it claims it in the same
+///   statement ([`NewRecord::started`]).
+/// - Each outcome is one statement: its attempt is added to the row's history (JSON, the
+///   first and the newest [`MAX_HISTORY`](crate::store::MAX_HISTORY)), and the claim ends.
+///   Completions that arrive together are written together. A handled notification keeps its
+///   body and history until [`purge_before`](Store::purge_before); its de-duplication key is
+///   forgotten at the [prune](Store::prune), its row kept.
+/// - Lists, counts and summaries read columns and indexes (kind, task id, receipt, due time,
+///   body length), never a body. Paused kinds are a table, shared by every receiver.
 /// - The tables live in their own schema, created and migrated at connect, under an advisory
 ///   lock, so receivers may start at the same instant.
 /// - Refused bodies are bounded in size and age ([`PostgresOptions::keep_rejected`]): each row
@@ -133,6 +145,8 @@ struct Inner {
     pool: Pool,
     /// Appends, to be written in groups (see `batch`).
     appends: tokio::sync::mpsc::UnboundedSender<batch::Append>,
+    /// Completions, to be written in groups (see `batch`).
+    completes: tokio::sync::mpsc::UnboundedSender<batch::Complete>,
     /// Who claims: unique to this store (process id, time, and a counter).
     owner: String,
     options: PostgresOptions,
@@ -151,6 +165,27 @@ impl fmt::Debug for PostgresStore {
             .field("lease", &self.inner.options.lease)
             .finish_non_exhaustive()
     }
+}
+
+/// How long the schema's migrations may take at connect (the receivers starting meanwhile
+/// wait for them on the advisory lock, each within its own).
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The `last_error` a failed attempt leaves: its error, else how it ended (`timeout`, `panic`).
+fn last_error(attempt: &Attempt) -> String {
+    attempt
+        .error
+        .clone()
+        .unwrap_or_else(|| attempt.outcome.as_str().to_owned())
+}
+
+/// A time as the statements take it (milliseconds since the Unix epoch), within the years
+/// PostgreSQL's timestamps hold.
+fn db_millis(time: SystemTime) -> i64 {
+    // 0001-01-01 and 9999-12-31.
+    const MIN: i64 = -62_135_596_800_000;
+    const MAX: i64 = 253_402_300_799_000;
+    crate::store::millis(time).clamp(MIN, MAX)
 }
 
 /// A claim owner unique to this store: process id, time, and a counter.
@@ -238,10 +273,13 @@ impl PostgresStore {
             .map_err(unavailable)?;
         let sql = Sql::new(&options.schema, options.lease);
         let appends = batch::start(pool.clone(), sql.group.clone(), options.timeout);
+        let completes =
+            batch::start_completes(pool.clone(), sql.complete_all.clone(), options.timeout);
         let store = Self {
             inner: Arc::new(Inner {
                 pool,
                 appends,
+                completes,
                 owner: new_owner(),
                 sql,
                 options,
@@ -265,6 +303,7 @@ impl PostgresStore {
             inner: Arc::new(Inner {
                 pool: self.inner.pool.clone(),
                 appends: self.inner.appends.clone(),
+                completes: self.inner.completes.clone(),
                 owner: new_owner(),
                 options: self.inner.options.clone(),
                 sql: self.inner.sql.clone(),
@@ -294,7 +333,9 @@ impl PostgresStore {
     /// Creates the schema or brings it to the newest version, one receiver at a time.
     async fn migrate(&self) -> Result<(), StoreError> {
         let schema = self.inner.options.schema.clone();
-        self.run(async move |client| {
+        // A migration rewrites rows of a big table: it gets longer than one operation.
+        let timeout = self.inner.options.timeout.max(MIGRATION_TIMEOUT);
+        self.run_within(timeout, async move |client| {
             let tx = client.transaction().await.map_err(unavailable)?;
             tx.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
@@ -351,7 +392,15 @@ impl PostgresStore {
         &self,
         op: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let timeout = self.inner.options.timeout;
+        self.run_within(self.inner.options.timeout, op).await
+    }
+
+    /// Runs `op` on a pooled connection within `timeout`.
+    async fn run_within<T>(
+        &self,
+        timeout: Duration,
+        op: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let work = async {
             let mut client = self.inner.pool.get().await.map_err(unavailable)?;
             op(&mut client).await
@@ -393,6 +442,21 @@ impl PostgresStore {
         .await
     }
 
+    /// Runs a statement answering one count (`count(*)`, or how many rows it changed).
+    async fn count_of(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let rows = self.query(sql, params).await?;
+        let count: i64 = rows
+            .first()
+            .ok_or_else(|| unavailable("no count in the answer"))?
+            .try_get(0)
+            .map_err(unavailable)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// Runs an update of one record; no row changed means no record in that state.
     async fn update_one(
         &self,
@@ -410,11 +474,17 @@ impl Store for PostgresStore {
     async fn append(&self, record: NewRecord) -> Result<Appended, StoreError> {
         // Written in a group with the appends that arrive together (see `batch`).
         let (reply, answer) = tokio::sync::oneshot::channel();
+        let kind = record.envelope.kind().to_owned();
+        let received_at_ms = record.envelope.received_at_ms;
         let sent = self.inner.appends.send(batch::Append {
             key: record.key.to_vec(),
             envelope: envelope_json(&record.envelope)?,
             body: record.body.clone(),
             owner: self.inner.owner.clone(),
+            started: record.started,
+            kind: kind.clone(),
+            received_at_ms,
+            task_id: record.task_id.clone(),
             reply,
         });
         if sent.is_ok() {
@@ -433,7 +503,19 @@ impl Store for PostgresStore {
         // insert committed. A key pruned in between is stored again, at most twice over.
         for _ in 0..3 {
             let rows = self
-                .query(&sql.insert, &[&key, &envelope, &body, &self.inner.owner])
+                .query(
+                    &sql.insert,
+                    &[
+                        &key,
+                        &envelope,
+                        &body,
+                        &self.inner.owner,
+                        &record.started,
+                        &kind,
+                        &received_at_ms,
+                        &record.task_id,
+                    ],
+                )
                 .await?;
             if let Some(row) = rows.first() {
                 return Ok(Appended::Stored(record_id(row.get(0))?));
@@ -463,61 +545,128 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn complete(
-        &self,
-        id: RecordId,
-        _attempt: crate::store::Attempt,
-    ) -> Result<(), StoreError> {
-        let ids = vec![db_id(id)?];
-        self.update_one(&self.inner.sql.complete_all, &[&ids]).await
+    /// Written in a group with the completions that arrive together (see `batch`).
+    async fn complete(&self, id: RecordId, attempt: Attempt) -> Result<(), StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .completes
+            .send(batch::Complete {
+                id: db_id(id)?,
+                attempt: attempt_json(&attempt)?,
+                reply,
+            })
+            .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?;
+        match answer.await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(StoreError::bare(StoreErrorKind::NotFound)),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(StoreError::bare(StoreErrorKind::Closed)),
+        }
     }
 
-    async fn complete_all(
-        &self,
-        done: Vec<(RecordId, crate::store::Attempt)>,
-    ) -> Result<(), StoreError> {
-        let ids: Vec<RecordId> = done.into_iter().map(|(id, _)| id).collect();
-        // An id beyond i64 names no record.
-        let ids: Vec<i64> = ids.into_iter().filter_map(|id| db_id(id).ok()).collect();
-        self.execute(&self.inner.sql.complete_all, &[&ids]).await?;
+    /// One statement for them all.
+    async fn complete_all(&self, done: Vec<(RecordId, Attempt)>) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(done.len());
+        let mut attempts = Vec::with_capacity(done.len());
+        for (id, attempt) in &done {
+            // An id beyond i64 names no record.
+            if let Ok(id) = db_id(*id) {
+                ids.push(id);
+                attempts.push(attempt_json(attempt)?);
+            }
+        }
+        self.query(&self.inner.sql.complete_all, &[&ids, &attempts])
+            .await?;
         Ok(())
     }
 
     async fn fail(
         &self,
         id: RecordId,
-        attempt: crate::store::Attempt,
-        _due: std::time::SystemTime,
+        attempt: Attempt,
+        due: SystemTime,
     ) -> Result<(), StoreError> {
-        let error = attempt.error.unwrap_or_default();
-        self.update_one(&self.inner.sql.fail, &[&db_id(id)?, &error])
-            .await
+        let error = last_error(&attempt);
+        let due = db_millis(due);
+        self.update_one(
+            &self.inner.sql.fail,
+            &[&db_id(id)?, &attempt_json(&attempt)?, &error, &due],
+        )
+        .await
     }
 
-    async fn dead_letter(
+    async fn dead_letter(&self, id: RecordId, attempt: Attempt) -> Result<(), StoreError> {
+        let error = last_error(&attempt);
+        self.update_one(
+            &self.inner.sql.dead_letter,
+            &[&db_id(id)?, &attempt_json(&attempt)?, &error],
+        )
+        .await
+    }
+
+    async fn make_due(&self, id: RecordId) -> Result<bool, StoreError> {
+        let Ok(id) = db_id(id) else { return Ok(false) };
+        Ok(self.execute(&self.inner.sql.make_due, &[&id]).await? > 0)
+    }
+
+    async fn purge(&self, id: RecordId) -> Result<bool, StoreError> {
+        let Ok(id) = db_id(id) else { return Ok(false) };
+        Ok(self.count_of(&self.inner.sql.purge, &[&id]).await? > 0)
+    }
+
+    /// One statement on the index by state and time.
+    async fn purge_before(
         &self,
-        id: RecordId,
-        attempt: crate::store::Attempt,
-    ) -> Result<(), StoreError> {
-        let error = attempt.error.unwrap_or_default();
-        self.update_one(&self.inner.sql.dead_letter, &[&db_id(id)?, &error])
+        state: RecordState,
+        before: SystemTime,
+    ) -> Result<u64, StoreError> {
+        if state == RecordState::Pending {
+            return Ok(0);
+        }
+        let before = db_millis(before);
+        self.count_of(&self.inner.sql.purge_before, &[&state_code(state), &before])
             .await
     }
 
-    async fn make_due(&self, _id: RecordId) -> Result<bool, StoreError> {
-        todo!("queue: postgres make_due")
-    }
-
-    async fn purge(&self, _id: RecordId) -> Result<bool, StoreError> {
-        todo!("queue: postgres purge")
-    }
-
-    async fn set_paused(&self, _kind: &str, _paused: bool) -> Result<(), StoreError> {
-        todo!("queue: postgres set_paused")
+    async fn set_paused(&self, kind: &str, paused: bool) -> Result<(), StoreError> {
+        let sql = match paused {
+            true => &self.inner.sql.pause,
+            false => &self.inner.sql.resume,
+        };
+        self.execute(sql, &[&kind]).await?;
+        Ok(())
     }
 
     async fn paused(&self) -> Result<Vec<String>, StoreError> {
-        todo!("queue: postgres paused")
+        let rows = self.query(&self.inner.sql.paused, &[]).await?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(unavailable))
+            .collect()
+    }
+
+    /// Keyset paging on the primary key, the filters in SQL; reads no body.
+    async fn list(&self, query: RecordQuery) -> Result<Vec<RecordSummary>, StoreError> {
+        // No id is beyond i64.
+        let Ok(after) = i64::try_from(query.after) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(query.page_size()).unwrap_or(i64::MAX);
+        let filter = Filter::new(&query);
+        let mut params = filter.params();
+        params.push(&after);
+        params.push(&limit);
+        let rows = self.query(&self.inner.sql.list(&query), &params).await?;
+        rows.iter().map(summary_from).collect()
+    }
+
+    /// One `count(*)`; reads no body.
+    async fn count(&self, query: RecordQuery) -> Result<u64, StoreError> {
+        let filter = Filter::new(&query);
+        self.count_of(&self.inner.sql.count(&query), &filter.params())
+            .await
     }
 
     async fn pending(&self) -> Result<Vec<Record>, StoreError> {
@@ -535,9 +684,9 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError::bare(StoreErrorKind::Unavailable))?;
         let count = |i: usize| row.try_get::<_, i64>(i).map_err(unavailable);
         let oldest = row
-            .try_get::<_, Option<f64>>(2)
+            .try_get::<_, Option<i64>>(2)
             .map_err(unavailable)?
-            .map(|ms| crate::store::record::from_millis(ms as i64));
+            .map(crate::store::record::from_millis);
         Ok(StoreSummary::new(
             count(0)?.max(0) as u64,
             count(1)?.max(0) as u64,
@@ -552,9 +701,7 @@ impl Store for PostgresStore {
     }
 
     async fn replay(&self, id: RecordId) -> Result<Record, StoreError> {
-        let rows = self
-            .query(&self.inner.sql.replay, &[&db_id(id)?, &self.inner.owner])
-            .await?;
+        let rows = self.query(&self.inner.sql.replay, &[&db_id(id)?]).await?;
         match rows.first() {
             Some(row) => record_from(row),
             None => Err(StoreError::bare(StoreErrorKind::NotFound)),
@@ -665,7 +812,7 @@ impl Store for PostgresStore {
     async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
         #[allow(clippy::cast_precision_loss)] // milliseconds since 1970 fit an f64 exactly
         let seconds = crate::store::millis(before) as f64 / 1000.0;
-        let pruned = self.execute(&self.inner.sql.prune, &[&seconds]).await?;
+        let pruned = self.count_of(&self.inner.sql.prune, &[&seconds]).await?;
         let aged = self
             .query(&self.inner.sql.age_rejected, &[&self.max_age_ms()])
             .await?;
@@ -683,12 +830,16 @@ impl Store for PostgresStore {
     }
 
     async fn claim(&self, kind: &str, max: usize) -> Result<Vec<Record>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = self
             .query(&self.inner.sql.claim, &[&self.inner.owner, &max, &kind])
             .await?;
         let mut records = records_from(&rows)?;
-        records.sort_by_key(|record| record.id);
+        // `RETURNING` keeps no order: soonest due first, then oldest.
+        records.sort_by_key(|record| (record.due_at_ms, record.id));
         Ok(records)
     }
 

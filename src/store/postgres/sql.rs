@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::batch::GroupSql;
-use super::row::{DEAD, DONE, PENDING};
-use crate::store::{DEFAULT_KIND, RejectedLimits};
+use super::row::{DEAD, DONE, HANDLED, PENDING};
+use crate::store::{MAX_HISTORY, RecordQuery, RecordState, RejectedLimits};
 
 /// The schema versions this crate knows, each applied once, in order, under an advisory lock.
 /// Append only: a shipped migration is never edited.
@@ -44,11 +44,68 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE {schema}.rejected ALTER COLUMN bytes SET NOT NULL;
     CREATE INDEX rejected_stored_at ON {schema}.rejected (stored_at);
     ",
+    // 3: the store is the queue. Each notification has a due time, its kind, when it was
+    // received, its task id and its attempts' history (JSON, oldest first), so that claims,
+    // lists, counts and purges read columns and indexes, never a body. A handled notification
+    // (state 3) keeps its body and history for its retention; its key can be forgotten (NULL)
+    // before it goes. Paused kinds have a table. Rows written before are read: their kind and
+    // receipt come from their envelope (a damaged one gives the default kind and the time it
+    // was stored), their due time is when they were stored. Bare keys (state 2), the bulk of
+    // a busy table, are not rewritten: the new columns' defaults are never read for them.
+    r"
+    CREATE OR REPLACE FUNCTION pg_temp.airudder_kind(envelope TEXT) RETURNS TEXT
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RETURN coalesce(envelope::jsonb ->> 'kind', 'task_notification');
+        EXCEPTION WHEN others THEN
+            RETURN 'task_notification';
+        END $$;
+    CREATE OR REPLACE FUNCTION pg_temp.airudder_received(envelope TEXT) RETURNS BIGINT
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RETURN (envelope::jsonb ->> 'received_at_ms')::numeric::bigint;
+        EXCEPTION WHEN others THEN
+            RETURN NULL;
+        END $$;
+    ALTER TABLE {schema}.notifications
+        ALTER COLUMN dedup_key DROP NOT NULL,
+        ADD COLUMN kind TEXT NOT NULL DEFAULT 'task_notification',
+        ADD COLUMN received_at_ms BIGINT NOT NULL
+            DEFAULT floor(extract(epoch FROM now()) * 1000)::bigint,
+        ADD COLUMN due_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        ADD COLUMN task_id TEXT,
+        ADD COLUMN history JSONB NOT NULL DEFAULT '[]';
+    UPDATE {schema}.notifications SET
+        due_at = stored_at,
+        received_at_ms = coalesce(
+            pg_temp.airudder_received(envelope),
+            floor(extract(epoch FROM stored_at) * 1000)::bigint),
+        kind = pg_temp.airudder_kind(envelope)
+    WHERE state <> 2;
+    DROP FUNCTION pg_temp.airudder_kind(TEXT);
+    DROP FUNCTION pg_temp.airudder_received(TEXT);
+    DROP INDEX {schema}.notifications_claimable;
+    CREATE INDEX notifications_due ON {schema}.notifications (kind, due_at, id) WHERE state = 0;
+    CREATE INDEX notifications_finished ON {schema}.notifications (state, due_at)
+        WHERE state IN (1, 3);
+    CREATE INDEX notifications_task ON {schema}.notifications (task_id)
+        WHERE task_id IS NOT NULL;
+    CREATE INDEX notifications_claimed ON {schema}.notifications (claimed_by)
+        WHERE claimed_by IS NOT NULL;
+    CREATE INDEX notifications_handled_keys ON {schema}.notifications (stored_at)
+        WHERE state = 3 AND dedup_key IS NOT NULL;
+    CREATE TABLE {schema}.paused_kinds (
+        kind        TEXT PRIMARY KEY,
+        paused_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    ",
 ];
 
 /// The statements, with the schema and the lease written in.
 #[derive(Clone)]
 pub(super) struct Sql {
+    /// The notifications table, schema-qualified.
+    table: String,
     pub(super) insert: String,
     pub(super) find_key: String,
     pub(super) begin_attempt: String,
@@ -58,6 +115,12 @@ pub(super) struct Sql {
     pub(super) in_state: String,
     pub(super) get: String,
     pub(super) replay: String,
+    pub(super) make_due: String,
+    pub(super) purge: String,
+    pub(super) purge_before: String,
+    pub(super) pause: String,
+    pub(super) resume: String,
+    pub(super) paused: String,
     pub(super) reject: String,
     pub(super) trim_rejected: String,
     pub(super) age_rejected: String,
@@ -73,18 +136,82 @@ pub(super) struct Sql {
     pub(super) release: String,
 }
 
-const COLUMNS: &str = "id, state, attempts, last_error, envelope, body";
+/// A record's columns, as `row::record_from` reads them: id, state, attempts, last error,
+/// envelope, body, task id, due time in milliseconds, history as JSON text.
+const COLUMNS: &str = "id, state, attempts, last_error, envelope, body, task_id, \
+    floor(extract(epoch FROM due_at) * 1000)::int8, history::text";
+
+/// A record's columns without its body, as `row::summary_from` reads them: id, kind, state,
+/// task id, receipt, attempts, last error, due time in milliseconds, body length (read from the
+/// value's header, not its bytes).
+const SUMMARY_COLUMNS: &str = "id, kind, state, task_id, received_at_ms, attempts, last_error, \
+    floor(extract(epoch FROM due_at) * 1000)::int8, coalesce(octet_length(body), 0)::int8";
+
+/// The readable states: a done row (state 2) is a de-duplication key alone.
+const READABLE: &str = "state IN (0, 1, 3)";
+
+/// A time given in milliseconds since the Unix epoch (`param`, a bigint).
+pub(super) fn at_ms(param: &str) -> String {
+    format!("(timestamptz 'epoch' + {param}::int8 * interval '1 millisecond')")
+}
+
+/// `history` with `attempt` (a jsonb object) added, keeping the first attempt and the newest,
+/// at most `MAX_HISTORY` (as `push_attempt` does); a history that is not an array (damaged)
+/// starts over. One expression of the row's own value, so concurrent writers of one row are
+/// serialized by its row lock.
+fn push_history(history: &str, attempt: &str) -> String {
+    const _: () = assert!(MAX_HISTORY >= 3);
+    let newest = MAX_HISTORY - 3; // `last - newest to last`: MAX_HISTORY - 2 attempts
+    format!(
+        "CASE WHEN jsonb_typeof({history}) IS DISTINCT FROM 'array' \
+           THEN jsonb_build_array({attempt}) \
+         WHEN jsonb_array_length({history}) < {MAX_HISTORY} \
+           THEN {history} || jsonb_build_array({attempt}) \
+         ELSE jsonb_build_array({history} -> 0) \
+           || jsonb_path_query_array({history}, '$[last - {newest} to last]') \
+           || jsonb_build_array({attempt}) END"
+    )
+}
+
+/// The `state` column's value for `state`.
+pub(super) fn state_code(state: RecordState) -> i16 {
+    match state {
+        RecordState::Pending => PENDING,
+        RecordState::Dead => DEAD,
+        RecordState::Handled => HANDLED,
+    }
+}
+
+/// Forgets dead or handled rows chosen by `filter` (with `$1…` parameters): a row whose key
+/// is still kept becomes a bare key (done, state 2, pruned with the keys), one whose key was
+/// forgotten goes. Returns one row, how many.
+fn forget(table: &str, filter: &str) -> String {
+    format!(
+        "WITH gone AS ( \
+           DELETE FROM {table} WHERE {filter} AND dedup_key IS NULL RETURNING 1), \
+         kept AS ( \
+           UPDATE {table} SET state = {DONE}, body = NULL, history = '[]', last_error = NULL, \
+             task_id = NULL, envelope = '{{}}', claimed_by = NULL, lease_until = NULL \
+           WHERE {filter} AND dedup_key IS NOT NULL RETURNING 1) \
+         SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM kept)"
+    )
+}
 
 impl Sql {
     pub(super) fn new(schema: &str, lease: Duration) -> Self {
         let t = format!("{schema}.notifications");
         let r = format!("{schema}.rejected");
+        let p = format!("{schema}.paused_kinds");
         let lease = format!("now() + interval '{} milliseconds'", lease.as_millis());
         const ENTRY_COST: u64 = RejectedLimits::ENTRY_COST;
+        let released = "claimed_by = NULL, lease_until = NULL";
         Self {
             insert: format!(
-                "INSERT INTO {t} (dedup_key, state, attempts, envelope, body, claimed_by, lease_until) \
-                 VALUES ($1, {PENDING}, 1, $2, $3, $4, {lease}) \
+                "INSERT INTO {t} (dedup_key, state, attempts, envelope, body, claimed_by, \
+                   lease_until, kind, received_at_ms, task_id, due_at) \
+                 VALUES ($1, {PENDING}, CASE WHEN $5::bool THEN 1 ELSE 0 END, $2, $3, \
+                   CASE WHEN $5::bool THEN $4::text END, CASE WHEN $5::bool THEN {lease} END, \
+                   $6, $7, $8, now()) \
                  ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
             ),
             find_key: format!("SELECT id FROM {t} WHERE dedup_key = $1"),
@@ -93,23 +220,44 @@ impl Sql {
                  WHERE id = $1 AND state = {PENDING} AND claimed_by = $2 RETURNING attempts"
             ),
             complete_all: format!(
-                "UPDATE {t} SET state = {DONE}, body = NULL, last_error = NULL, \
-                 claimed_by = NULL, lease_until = NULL \
-                 WHERE id = ANY($1) AND state = {PENDING}"
+                "UPDATE {t} AS n SET state = {HANDLED}, due_at = now(), history = {}, {released} \
+                 FROM unnest($1::int8[], $2::text[]) AS u(id, attempt) \
+                 WHERE n.id = u.id AND n.state = {PENDING} RETURNING n.id",
+                push_history("n.history", "u.attempt::jsonb")
             ),
-            fail: format!("UPDATE {t} SET last_error = $2 WHERE id = $1 AND state = {PENDING}"),
+            fail: format!(
+                "UPDATE {t} SET due_at = {}, last_error = $3, history = {}, {released} \
+                 WHERE id = $1 AND state = {PENDING}",
+                at_ms("$4"),
+                push_history("history", "$2::text::jsonb")
+            ),
             dead_letter: format!(
-                "UPDATE {t} SET state = {DEAD}, last_error = $2, claimed_by = NULL, \
-                 lease_until = NULL WHERE id = $1 AND state = {PENDING}"
+                "UPDATE {t} SET state = {DEAD}, due_at = now(), last_error = $3, history = {}, \
+                 {released} WHERE id = $1 AND state = {PENDING}",
+                push_history("history", "$2::text::jsonb")
             ),
             in_state: format!("SELECT {COLUMNS} FROM {t} WHERE state = $1 ORDER BY id"),
-            get: format!(
-                "SELECT {COLUMNS} FROM {t} WHERE id = $1 AND state IN ({PENDING}, {DEAD})"
-            ),
+            get: format!("SELECT {COLUMNS} FROM {t} WHERE id = $1 AND {READABLE}"),
             replay: format!(
-                "UPDATE {t} SET state = {PENDING}, attempts = 0, claimed_by = $2, \
-                 lease_until = {lease} WHERE id = $1 AND state = {DEAD} RETURNING {COLUMNS}"
+                "UPDATE {t} SET state = {PENDING}, attempts = 0, due_at = now(), {released} \
+                 WHERE id = $1 AND state IN ({DEAD}, {HANDLED}) RETURNING {COLUMNS}"
             ),
+            make_due: format!(
+                "UPDATE {t} SET due_at = now() WHERE id = $1 AND state = {PENDING} \
+                 AND due_at > now() \
+                 AND (claimed_by IS NULL OR lease_until IS NULL OR lease_until < now())"
+            ),
+            purge: forget(&t, &format!("id = $1 AND state IN ({DEAD}, {HANDLED})")),
+            purge_before: forget(
+                &t,
+                &format!(
+                    "state = $1 AND state IN ({DEAD}, {HANDLED}) AND due_at < {}",
+                    at_ms("$2")
+                ),
+            ),
+            pause: format!("INSERT INTO {p} (kind) VALUES ($1) ON CONFLICT (kind) DO NOTHING"),
+            resume: format!("DELETE FROM {p} WHERE kind = $1"),
+            paused: format!("SELECT kind FROM {p} ORDER BY kind"),
             reject: format!(
                 "INSERT INTO {r} (status, reason, envelope, body, bytes) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING id"
@@ -142,29 +290,145 @@ impl Sql {
                 "SELECT id, status, reason, envelope, body FROM {r} WHERE id = $1"
             ),
             remove_rejected: format!("DELETE FROM {r} WHERE id = $1"),
-            prune: format!("DELETE FROM {t} WHERE state = {DONE} AND stored_at < to_timestamp($1)"),
+            // The keys of done notifications stored before $1 (seconds): a bare key goes; a
+            // handled record stays for its retention, its key forgotten.
+            prune: format!(
+                "WITH gone AS ( \
+                   DELETE FROM {t} WHERE state = {DONE} AND stored_at < to_timestamp($1) \
+                   RETURNING 1), \
+                 forgot AS ( \
+                   UPDATE {t} SET dedup_key = NULL WHERE state = {HANDLED} \
+                   AND dedup_key IS NOT NULL AND stored_at < to_timestamp($1) RETURNING 1) \
+                 SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM forgot)"
+            ),
             claim: format!(
                 "UPDATE {t} SET claimed_by = $1, lease_until = {lease} WHERE id IN ( \
-                   SELECT id FROM {t} WHERE state = {PENDING} \
-                   AND (lease_until IS NULL OR lease_until < now()) \
-                   AND coalesce(envelope::jsonb ->> 'kind', '{DEFAULT_KIND}') = $3 \
-                   ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                   SELECT id FROM {t} AS c WHERE c.state = {PENDING} AND c.kind = $3 \
+                   AND c.due_at <= now() \
+                   AND (c.lease_until IS NULL OR c.lease_until < now()) \
+                   AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.kind = $3) \
+                   ORDER BY c.due_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED) \
                  RETURNING {COLUMNS}"
             ),
             group: GroupSql::new(&t, &lease, PENDING),
             summary: format!(
                 "SELECT count(*) FILTER (WHERE state = {PENDING}), \
                  count(*) FILTER (WHERE state = {DEAD}), \
-                 (extract(epoch FROM min(stored_at) FILTER (WHERE state = {PENDING})) * 1000)::float8 \
+                 min(received_at_ms) FILTER (WHERE state = {PENDING}) \
                  FROM {t} WHERE state IN ({PENDING}, {DEAD})"
             ),
             renew: format!(
                 "UPDATE {t} SET lease_until = {lease} WHERE claimed_by = $1 AND state = {PENDING}"
             ),
             release: format!(
-                "UPDATE {t} SET claimed_by = NULL, lease_until = NULL \
-                 WHERE claimed_by = $1 AND state = {PENDING}"
+                "UPDATE {t} SET {released} WHERE claimed_by = $1 AND state = {PENDING}"
             ),
+            table: t,
         }
+    }
+
+    /// The `WHERE` clause of `query`'s filters (its page aside), numbering its parameters
+    /// from `$1` in the order `Filter::params` gives them.
+    fn filter(&self, query: &RecordQuery) -> String {
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        let mut clauses = Vec::new();
+        match query.state {
+            Some(_) => clauses.push(format!("state = {}::int2", next())),
+            None => clauses.push(READABLE.to_owned()),
+        }
+        if query.kind.is_some() {
+            clauses.push(format!("kind = {}::text", next()));
+        }
+        if query.task_id.is_some() {
+            clauses.push(format!("task_id = {}::text", next()));
+        }
+        if query.since_ms.is_some() {
+            clauses.push(format!("received_at_ms >= {}::int8", next()));
+        }
+        if query.until_ms.is_some() {
+            clauses.push(format!("received_at_ms < {}::int8", next()));
+        }
+        if query.error.is_some() {
+            clauses.push(format!("strpos(last_error, {}::text) > 0", next()));
+        }
+        clauses.join(" AND ")
+    }
+
+    /// One page of `query`: its filters, then `id > $n ORDER BY id LIMIT $n+1`. No body.
+    pub(super) fn list(&self, query: &RecordQuery) -> String {
+        let n = Filter::new(query).len();
+        format!(
+            "SELECT {SUMMARY_COLUMNS} FROM {} WHERE {} AND id > ${} ORDER BY id LIMIT ${}",
+            self.table,
+            self.filter(query),
+            n + 1,
+            n + 2
+        )
+    }
+
+    /// How many match `query`'s filters.
+    pub(super) fn count(&self, query: &RecordQuery) -> String {
+        format!(
+            "SELECT count(*) FROM {} WHERE {}",
+            self.table,
+            self.filter(query)
+        )
+    }
+}
+
+/// The parameters of a query's filters, in the order [`Sql::list`] numbers them.
+pub(super) struct Filter {
+    state: Option<i16>,
+    kind: Option<String>,
+    task_id: Option<String>,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+    error: Option<String>,
+}
+
+impl Filter {
+    /// The parameters of `query`.
+    pub(super) fn new(query: &RecordQuery) -> Self {
+        Self {
+            state: query.state.map(state_code),
+            kind: query.kind.clone(),
+            task_id: query.task_id.clone(),
+            since_ms: query.since_ms,
+            until_ms: query.until_ms,
+            error: query.error.clone(),
+        }
+    }
+
+    /// How many parameters.
+    pub(super) fn len(&self) -> usize {
+        self.params().len()
+    }
+
+    /// The parameters, in order.
+    pub(super) fn params(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+        if let Some(state) = &self.state {
+            params.push(state);
+        }
+        if let Some(kind) = &self.kind {
+            params.push(kind);
+        }
+        if let Some(task_id) = &self.task_id {
+            params.push(task_id);
+        }
+        if let Some(since) = &self.since_ms {
+            params.push(since);
+        }
+        if let Some(until) = &self.until_ms {
+            params.push(until);
+        }
+        if let Some(error) = &self.error {
+            params.push(error);
+        }
+        params
     }
 }

@@ -8,14 +8,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ::redb::{Builder, Database, ReadableTable};
 
-use super::format::{KEYS, META, RECORDS, decode_record};
+use super::format::{KEYS, META, PAUSED, decode};
+use super::migrate;
 use super::rejected::{self, RejectedTables};
 use super::shared::{Shared, unavailable};
+use super::tables::RecordTables;
 use crate::store::{Envelope, RecordId, StoreError, StoreErrorKind, millis};
 
 /// Opens the database with the store's options, creates the tables and the refused bodies'
-/// folder, quarantines every record that cannot be read back, and sweeps the folder (the
-/// temporary files too when `first`, the open before any refusal).
+/// folder, moves records of versions 1 and 2 to version 3 (`migrate.rs`), quarantines every
+/// record whose metadata cannot be read back, and sweeps the folder (the temporary files too
+/// when `first`, the open before any refusal).
+///
+/// Bodies are not read here (a store of large bodies would read them all at every open): a
+/// body changed on disk is found, and quarantined, when it is read.
 pub(super) fn open_database(shared: &Shared, first: bool) -> Result<Arc<Database>, StoreError> {
     private_file(&shared.path)?;
     private_dir(shared.folder.path())?;
@@ -32,16 +38,18 @@ pub(super) fn open_database(shared: &Shared, first: bool) -> Result<Arc<Database
     let limits = shared.options.rejected;
     rejected::recount(&db, &shared.folder)?;
     rejected::migrate(&db, &shared.folder, limits, &shared.rejected_dropped)?;
+    migrate::records(&db)?;
     let tx = db.begin_write().map_err(unavailable)?;
     let settle = {
-        let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
+        let mut records = RecordTables::open(&tx)?;
         let mut rejected = RejectedTables::open(&tx, &shared.folder, limits)?;
         tx.open_table(KEYS).map_err(unavailable)?;
+        tx.open_table(PAUSED).map_err(unavailable)?;
         let mut meta = tx.open_table(META).map_err(unavailable)?;
         let mut bad = Vec::new();
-        for entry in records.iter().map_err(unavailable)? {
+        for entry in records.records.iter().map_err(unavailable)? {
             let (id, value) = entry.map_err(unavailable)?;
-            if let Err(err) = decode_record(id.value(), value.value()) {
+            if let Err(err) = decode(id.value(), value.value()) {
                 bad.push((id.value(), err));
             }
         }
@@ -75,19 +83,20 @@ pub(super) fn open_database(shared: &Shared, first: bool) -> Result<Arc<Database
 
 /// The tables a quarantine touches.
 pub(super) struct Quarantine<'a, 't> {
-    pub(super) records: &'a mut ::redb::Table<'t, u64, &'static [u8]>,
+    pub(super) records: &'a mut RecordTables<'t>,
     pub(super) rejected: &'a mut RejectedTables<'t>,
     pub(super) meta: &'a mut ::redb::Table<'t, &'static str, u64>,
     pub(super) shared: &'a Shared,
 }
 
 impl Quarantine<'_, '_> {
-    /// Moves record `id`, raw bytes and all, to the rejected bodies, with why; logs and counts.
+    /// Moves record `id`, raw bytes and all (its stored value, then its body), to the rejected
+    /// bodies, with why, and releases its hold; logs and counts.
     pub(super) fn apply(&mut self, id: RecordId, why: &StoreError) -> Result<(), StoreError> {
-        let Some(raw) = self.records.remove(id).map_err(unavailable)? else {
+        let Some(raw) = self.records.remove(id)? else {
             return Ok(());
         };
-        let raw = raw.value().to_vec();
+        self.shared.holds.release(id);
         self.shared.quarantined.fetch_add(1, Ordering::Relaxed);
         let reason = format!("corrupt stored record {id}: {why}");
         let envelope = Envelope::new(SystemTime::now(), None, Vec::new());

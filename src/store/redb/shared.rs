@@ -1,5 +1,6 @@
 //! What the writer thread and the readers share, and the errors both report.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, RwLock};
@@ -9,7 +10,7 @@ use ::redb::Database;
 
 use super::bodies::Folder;
 use super::options::RedbOptions;
-use crate::store::{StoreError, StoreErrorKind, StoreSummary};
+use crate::store::{RecordId, StoreError, StoreErrorKind, StoreSummary};
 
 /// The most refused bodies written at once: each holds a file open while it is written and
 /// fsynced, and a flood of refusals must not take every file handle the process has.
@@ -34,6 +35,43 @@ pub(super) struct Shared {
     /// The last counted summary and when: receivers sharing the store sample it at once, and
     /// one scan serves them all.
     pub(super) summary: std::sync::Mutex<Option<(Instant, StoreSummary)>>,
+    /// The records being handled: no claim takes them.
+    pub(super) holds: Arc<Holds>,
+}
+
+/// The records being handled (claimed, or appended started), in memory: a restart frees them
+/// all, so that what was being handled at a crash is due again at once. Shared by every clone
+/// of the store, so by every receiver using it.
+#[derive(Debug, Default)]
+pub(super) struct Holds(std::sync::Mutex<HashSet<RecordId>>);
+
+impl Holds {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<RecordId>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Holds `id`; false when it was held already.
+    pub(super) fn hold(&self, id: RecordId) -> bool {
+        self.lock().insert(id)
+    }
+
+    /// Releases `id` (held or not).
+    pub(super) fn release(&self, id: RecordId) {
+        self.lock().remove(&id);
+    }
+
+    /// Whether `id` is held.
+    pub(super) fn is_held(&self, id: RecordId) -> bool {
+        self.lock().contains(&id)
+    }
+
+    /// How many records are held.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 /// How long a counted summary serves before the records are counted again.

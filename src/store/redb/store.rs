@@ -5,20 +5,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime};
 
-use ::redb::{Database, ReadableDatabase, ReadableTable};
+use ::redb::Database;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::bodies::Folder;
-use super::format::{RECORDS, decode_record};
 use super::options::RedbOptions;
+use super::reads::{self, Corrupt, LIST_SCAN_CAP, Page};
 use super::recovery::{open_database, private_dir};
 use super::rejected;
-use super::shared::{BODY_WRITES, SUMMARY_FRESH, Shared, unavailable};
-use super::writer::{Command, Reply, write_loop};
+use super::shared::{BODY_WRITES, Holds, SUMMARY_FRESH, Shared, unavailable};
+use super::writer::{Command, PURGE_BATCH, Reply, write_loop};
 use crate::store::{
-    Appended, Envelope, NewRecord, Record, RecordId, RecordState, RejectedLimits, RejectedRecord,
-    RejectedSummary, Store, StoreError, StoreErrorKind, StoreSummary, millis,
+    Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordQuery, RecordState,
+    RecordSummary, RejectedLimits, RejectedRecord, RejectedSummary, Store, StoreError,
+    StoreErrorKind, StoreSummary, millis,
 };
 
 /// The embedded [`Store`]: a redb database in a directory, fsynced on every commit, with
@@ -32,10 +33,18 @@ use crate::store::{
 ///   sender retries) while the store reopens the database with backoff, as soon as the disk
 ///   allows, without a restart. The outage is logged once when it starts and once when it
 ///   ends, and counted ([`recoveries`](Self::recoveries)).
-/// - **It checks what it reads.** Every record carries a CRC-32 of its bytes, checked on every
-///   read: a record changed on disk (after a clean stop, where redb checks nothing) is logged
-///   with its id, moved with its raw bytes to the [rejected](Store::rejected) bodies, counted
+/// - **It checks what it reads.** A record's metadata and its body each carry a CRC-32,
+///   checked on every read (the metadata's at every open too; a body's when it is read): a
+///   record changed on disk (after a clean stop, where redb checks nothing) is logged with its
+///   id, moved with its raw bytes to the [rejected](Store::rejected) bodies, counted
 ///   ([`quarantined`](Self::quarantined)), and never handed to the handler.
+/// - **It reads older stores.** Records of the formats before version 3 (body and metadata in
+///   one value) are moved to it at open, a bounded batch per transaction.
+/// - **It is the queue.** Pending records wait on disk, indexed by kind and due time, and are
+///   [claimed](Store::claim) a page at a time; a claimed record is held in memory (shared by
+///   every clone) until its outcome is written, and a restart frees every hold. A record's
+///   metadata is kept apart from its body, so that [lists](Store::list), counts and
+///   summaries read no body.
 /// - **Its memory is bounded** by its page cache ([`RedbOptions::cache_size`]).
 /// - **Its refused bodies are bounded** in size and age ([`RedbOptions::keep_rejected`]), and
 ///   listed without reading a body ([`Store::rejected_page`]). Each is a file of its own, so
@@ -108,6 +117,7 @@ impl RedbStore {
             rejected_dropped: AtomicU64::new(0),
             body_writes: Arc::new(tokio::sync::Semaphore::new(BODY_WRITES)),
             summary: std::sync::Mutex::new(None),
+            holds: Arc::new(Holds::default()),
         });
         let db = open_database(&shared, true)?;
         *shared
@@ -189,11 +199,70 @@ impl RedbStore {
     /// Reads the records in `state`; a corrupt one is left out and sent to be quarantined,
     /// never returned.
     async fn records_in(&self, state: RecordState) -> Result<Vec<Record>, StoreError> {
-        let (records, corrupt) = self.read(move |db| records_in(db, state)).await?;
-        for (id, _) in corrupt {
+        let (records, corrupt) = self.read(move |db| reads::records_in(db, state)).await?;
+        self.quarantine_all(corrupt);
+        Ok(records)
+    }
+
+    /// Has the writer quarantine every record in `corrupt`.
+    fn quarantine_all(&self, corrupt: Corrupt) {
+        for id in corrupt {
             self.quarantine(id);
         }
-        Ok(records)
+    }
+
+    /// One page of `query` (its `limit` aside): up to `limit` rows, looking at
+    /// `scan_cap` records at most.
+    async fn page(
+        &self,
+        query: RecordQuery,
+        limit: usize,
+        scan_cap: usize,
+    ) -> Result<Page, StoreError> {
+        let mut page = self
+            .read(move |db| reads::page(db, &query, limit, scan_cap))
+            .await?;
+        self.quarantine_all(std::mem::take(&mut page.corrupt));
+        Ok(page)
+    }
+
+    /// Calls `each` with every record matching `query` (its `after` and `limit` aside), a
+    /// page at a time, without the list's scan cap: for the store's own bulk operations.
+    async fn each_matching<F, Fut>(
+        &self,
+        query: RecordQuery,
+        mut each: F,
+    ) -> Result<u64, StoreError>
+    where
+        F: FnMut(RecordSummary) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, StoreError>>,
+    {
+        let mut query = query.after(0);
+        let mut done = 0;
+        loop {
+            let page = self
+                .page(query.clone(), RecordQuery::MAX_LIMIT, LIST_SCAN_CAP)
+                .await?;
+            for summary in page.rows {
+                done += u64::from(each(summary).await?);
+            }
+            match page.next {
+                Some(next) => query.after = next,
+                None => return Ok(done),
+            }
+        }
+    }
+
+    /// The database, for tests that write to it as an older version (or a fault) would.
+    #[cfg(test)]
+    pub(super) fn inner_db(&self) -> Arc<Database> {
+        self.inner.shared.db().expect("the database is open")
+    }
+
+    /// How many records are held (being handled) now.
+    #[cfg(test)]
+    pub(super) fn held(&self) -> usize {
+        self.inner.shared.holds.len()
     }
 
     /// Has the writer move a record found corrupt to the rejected bodies (it logs it).
@@ -222,48 +291,124 @@ impl Store for RedbStore {
     fn complete(
         &self,
         id: RecordId,
-        _attempt: crate::store::Attempt,
+        attempt: Attempt,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-        self.send(move |reply| Command::Complete(id, reply))
+        self.send(move |reply| Command::Complete(id, attempt, reply))
     }
 
-    async fn fail(
+    /// In one transaction.
+    fn complete_all(
+        &self,
+        done: Vec<(RecordId, Attempt)>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.send(move |reply| Command::CompleteAll(done, reply))
+    }
+
+    /// The record's last error is the attempt's error (or, without one, how it ended).
+    fn fail(
         &self,
         id: RecordId,
-        attempt: crate::store::Attempt,
-        _due: std::time::SystemTime,
-    ) -> Result<(), StoreError> {
-        let error = attempt.error.unwrap_or_default();
-        self.send(|reply| Command::Fail(id, error, reply)).await
+        attempt: Attempt,
+        due: SystemTime,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        let due = millis(due);
+        self.send(move |reply| Command::Fail(id, attempt, due, reply))
     }
 
-    async fn dead_letter(
+    /// The record's last error is the attempt's error (or, without one, how it ended).
+    fn dead_letter(
         &self,
         id: RecordId,
-        attempt: crate::store::Attempt,
-    ) -> Result<(), StoreError> {
-        let error = attempt.error.unwrap_or_default();
-        self.send(|reply| Command::Dead(id, error, reply)).await
+        attempt: Attempt,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.send(move |reply| Command::Dead(id, attempt, reply))
     }
 
-    async fn claim(&self, _kind: &str, _max: usize) -> Result<Vec<Record>, StoreError> {
-        todo!("queue: redb claim")
+    async fn claim(&self, kind: &str, max: usize) -> Result<Vec<Record>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let (kind, holds) = (kind.to_owned(), Arc::clone(&self.inner.shared.holds));
+        let mut claimed = self
+            .read(move |db| reads::claim(db, &kind, max, &holds))
+            .await?;
+        self.quarantine_all(std::mem::take(&mut claimed.corrupt));
+        Ok(claimed.take())
     }
 
-    async fn make_due(&self, _id: RecordId) -> Result<bool, StoreError> {
-        todo!("queue: redb make_due")
+    async fn make_due(&self, id: RecordId) -> Result<bool, StoreError> {
+        self.send(|reply| Command::MakeDue(id, reply)).await
     }
 
-    async fn purge(&self, _id: RecordId) -> Result<bool, StoreError> {
-        todo!("queue: redb purge")
+    async fn purge(&self, id: RecordId) -> Result<bool, StoreError> {
+        self.send(|reply| Command::Purge(id, reply)).await
     }
 
-    async fn set_paused(&self, _kind: &str, _paused: bool) -> Result<(), StoreError> {
-        todo!("queue: redb set_paused")
+    /// Reads the `finished` index by time; a transaction per 10,000 records.
+    async fn purge_before(
+        &self,
+        state: RecordState,
+        before: SystemTime,
+    ) -> Result<u64, StoreError> {
+        let before = millis(before);
+        let mut purged = 0;
+        loop {
+            let batch = self
+                .send(|reply| Command::PurgeBefore(state, before, reply))
+                .await?;
+            purged += batch;
+            if batch < PURGE_BATCH as u64 {
+                return Ok(purged);
+            }
+        }
+    }
+
+    async fn set_paused(&self, kind: &str, paused: bool) -> Result<(), StoreError> {
+        let kind = kind.to_owned();
+        self.send(|reply| Command::SetPaused(kind, paused, reply))
+            .await
     }
 
     async fn paused(&self) -> Result<Vec<String>, StoreError> {
-        todo!("queue: redb paused")
+        self.read(reads::paused).await
+    }
+
+    /// Reads metadata alone, never a body. A page looks at 100,000 records at most, so that
+    /// one request's work is bounded: with filters that match rarely in a larger store, a
+    /// page can come back shorter than asked for, even empty, though matches follow further
+    /// on. ([`count`](Store::count), [`retry_now`](Store::retry_now) and
+    /// [`replay_dead`](Store::replay_dead) are not limited so.)
+    async fn list(&self, query: RecordQuery) -> Result<Vec<RecordSummary>, StoreError> {
+        let limit = query.page_size();
+        Ok(self.page(query, limit, LIST_SCAN_CAP).await?.rows)
+    }
+
+    /// Reads metadata alone, every record's, in one read transaction.
+    async fn count(&self, query: RecordQuery) -> Result<u64, StoreError> {
+        let (count, corrupt) = self.read(move |db| reads::count(db, &query)).await?;
+        self.quarantine_all(corrupt);
+        Ok(count)
+    }
+
+    /// Pages through the metadata without the list's scan cap.
+    async fn retry_now(&self, query: RecordQuery) -> Result<u64, StoreError> {
+        let query = query.state(RecordState::Pending);
+        self.each_matching(query, |summary| self.make_due(summary.id))
+            .await
+    }
+
+    /// Pages through the metadata without the list's scan cap.
+    async fn replay_dead(&self, query: RecordQuery) -> Result<u64, StoreError> {
+        let query = query.state(RecordState::Dead);
+        self.each_matching(query, |summary| async move {
+            match self.replay(summary.id).await {
+                Ok(_) => Ok(true),
+                // Replayed or purged meanwhile.
+                Err(err) if err.kind() == StoreErrorKind::NotFound => Ok(false),
+                Err(err) => Err(err),
+            }
+        })
+        .await
     }
 
     async fn pending(&self) -> Result<Vec<Record>, StoreError> {
@@ -275,6 +420,7 @@ impl Store for RedbStore {
     }
 
     /// Counts at most half a second old: receivers that share the store sample it together.
+    /// Read from the indexes: no body, and no handled record.
     async fn summary(&self) -> Result<StoreSummary, StoreError> {
         let shared = &self.inner.shared;
         let (recoveries, recovering) = (
@@ -288,7 +434,7 @@ impl Store for RedbStore {
         let counted = match cached {
             Some((at, counted)) if at.elapsed() < SUMMARY_FRESH => counted,
             _ => {
-                let counted = self.read(summary).await?;
+                let counted = self.read(reads::summary).await?;
                 *shared
                     .summary
                     .lock()
@@ -301,14 +447,7 @@ impl Store for RedbStore {
     }
 
     async fn get(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
-        let read = self
-            .read(move |db| {
-                let tx = db.begin_read().map_err(unavailable)?;
-                let table = tx.open_table(RECORDS).map_err(unavailable)?;
-                let value = table.get(id).map_err(unavailable)?;
-                Ok(value.map(|v| decode_record(id, v.value())).transpose())
-            })
-            .await?;
+        let read = self.read(move |db| reads::get(db, id)).await?.transpose();
         if read
             .as_ref()
             .is_err_and(|err| err.kind() == StoreErrorKind::Corrupt)
@@ -402,56 +541,12 @@ impl Store for RedbStore {
     }
 }
 
-/// The records in `state`, and the ids of those that cannot be read back, with why.
-#[allow(clippy::type_complexity)]
-fn records_in(
-    db: &Database,
-    state: RecordState,
-) -> Result<(Vec<Record>, Vec<(RecordId, StoreError)>), StoreError> {
-    let tx = db.begin_read().map_err(unavailable)?;
-    let table = tx.open_table(RECORDS).map_err(unavailable)?;
-    let (mut out, mut corrupt) = (Vec::new(), Vec::new());
-    for entry in table.iter().map_err(unavailable)? {
-        let (id, value) = entry.map_err(unavailable)?;
-        match decode_record(id.value(), value.value()) {
-            Ok(record) if record.state == state => out.push(record),
-            Ok(_) => {}
-            Err(err) => corrupt.push((id.value(), err)),
-        }
-    }
-    Ok((out, corrupt))
-}
-
-/// Counts the records by their state byte alone; only the oldest pending one is decoded, for
-/// its arrival. A record that cannot be read is left out (reading it quarantines it).
-fn summary(db: &Database) -> Result<StoreSummary, StoreError> {
-    let tx = db.begin_read().map_err(unavailable)?;
-    let table = tx.open_table(RECORDS).map_err(unavailable)?;
-    let (mut pending, mut dead, mut oldest) = (0, 0, None);
-    for entry in table.iter().map_err(unavailable)? {
-        let (id, value) = entry.map_err(unavailable)?;
-        match value.value().get(1) {
-            Some(0) => {
-                pending += 1;
-                if oldest.is_none() {
-                    oldest = decode_record(id.value(), value.value())
-                        .ok()
-                        .map(|record| record.envelope.received_at());
-                }
-            }
-            Some(1) => dead += 1,
-            _ => {}
-        }
-    }
-    Ok(StoreSummary::new(pending, dead, oldest))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    use crate::store::redb::format::{Header, META, encode_record};
+    use crate::store::redb::format::{META, RECORDS};
     use crate::store::redb::rejected::RejectedTables;
     use crate::store::redb::writer::apply;
 
@@ -463,15 +558,15 @@ mod tests {
     }
 
     fn new_record(key: u8, body: &str) -> NewRecord {
-        NewRecord {
-            key: [key; 32],
-            body: Bytes::from(body.to_owned()),
-            envelope: Envelope::new(
+        NewRecord::new(
+            [key; 32],
+            Bytes::from(body.to_owned()),
+            Envelope::new(
                 SystemTime::now(),
                 Some("127.0.0.1:1".into()),
                 vec![("user-agent".into(), "Airudder".into())],
             ),
-        }
+        )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -531,18 +626,33 @@ mod tests {
         );
         let first = store.get(a).await.unwrap().unwrap();
         assert_eq!(first.attempts, 1, "the first attempt counts at append");
-        store.fail(a, "boom".into()).await.unwrap();
+        store
+            .fail(a, Attempt::failed_now("boom"), SystemTime::now())
+            .await
+            .unwrap();
         assert_eq!(store.begin_attempt(a).await.unwrap(), 2);
-        store.dead_letter(a, "boom twice".into()).await.unwrap();
-        store.complete(b).await.unwrap();
+        store
+            .dead_letter(a, Attempt::failed_now("boom twice"))
+            .await
+            .unwrap();
+        store.complete(b, Attempt::failed_now("ok")).await.unwrap();
         assert_eq!(
-            store.complete(b).await.unwrap_err().kind(),
+            store
+                .complete(b, Attempt::failed_now("ok"))
+                .await
+                .unwrap_err()
+                .kind(),
             StoreErrorKind::NotFound
         );
+        assert_eq!(store.held(), 0, "every outcome released its hold");
         drop(store);
 
         let store = RedbStore::open(&dir).unwrap();
         assert!(store.pending().await.unwrap().is_empty());
+        assert_eq!(
+            store.get(b).await.unwrap().unwrap().state,
+            RecordState::Handled
+        );
         let dead = store.dead_letters().await.unwrap();
         assert_eq!(
             (dead.len(), dead[0].attempts, dead[0].last_error.as_deref()),
@@ -559,13 +669,18 @@ mod tests {
         assert_eq!(
             store.replay(a).await.unwrap_err().kind(),
             StoreErrorKind::NotFound,
-            "only a dead letter replays"
+            "only a dead or handled record replays"
         );
-        // The done notification's key is still claimed until pruned.
+        // The done notification's key is still claimed until pruned, and pruned only once
+        // its record is purged.
         assert_eq!(
             store.append(new_record(2, "b again")).await.unwrap(),
             Appended::Duplicate(b)
         );
+        let later = SystemTime::now() + std::time::Duration::from_secs(1);
+        assert_eq!(store.prune(later).await.unwrap(), 0);
+        assert!(store.purge(b).await.unwrap());
+        assert!(!store.purge(b).await.unwrap());
         assert_eq!(
             store
                 .prune(SystemTime::now() + std::time::Duration::from_secs(1))
@@ -930,27 +1045,5 @@ mod tests {
         );
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn records_round_trip_and_truncation_is_detected() {
-        let header = Header {
-            envelope: Envelope::new(SystemTime::UNIX_EPOCH, None, vec![]),
-            last_error: Some("e".into()),
-            body_len: 4,
-        };
-        let encoded = encode_record(RecordState::Dead, 3, &header, b"body");
-        let record = decode_record(9, &encoded).unwrap();
-        assert_eq!(
-            (record.state, record.attempts, &record.body[..]),
-            (RecordState::Dead, 3, &b"body"[..])
-        );
-        for cut in 0..encoded.len() {
-            assert_eq!(
-                decode_record(9, &encoded[..cut]).unwrap_err().kind(),
-                StoreErrorKind::Corrupt,
-                "cut at {cut}"
-            );
-        }
     }
 }
