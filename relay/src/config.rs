@@ -175,14 +175,14 @@ pub(crate) struct Settings {
     #[serde(default, deserialize_with = "scalar")]
     body_limit: Option<String>,
 
-    /// How many notifications are printed or forwarded at once [default: 4 when printing,
-    /// unbounded when forwarding, where AIRUDDER_FORWARD_CONCURRENCY bounds the requests]
+    /// How many notifications are printed or forwarded at once, per kind [default: 4 when
+    /// printing, AIRUDDER_FORWARD_CONCURRENCY when forwarding]
     #[arg(long, env = "AIRUDDER_WORKERS", value_name = "N")]
     #[serde(default, deserialize_with = "scalar")]
     workers: Option<String>,
 
-    /// How many notifications may wait for a worker before Airudder is answered 503
-    /// [default: 1024]
+    /// With the memory ack, how many notifications may wait for a worker before Airudder is
+    /// answered 503 (with the durable ack they wait in the store) [default: 1024]
     #[arg(long, env = "AIRUDDER_QUEUE_CAPACITY", value_name = "N")]
     #[serde(default, deserialize_with = "scalar")]
     queue_capacity: Option<String>,
