@@ -75,3 +75,67 @@ async fn two_relays_share_the_work_and_a_killed_one_leaves_its_notifications_to_
     assert!(status.success(), "exit {status}");
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_through_one_relay_holds_for_every_relay_on_the_database() {
+    const ADMIN_TOKEN: &str = "postgres-admin-token-012345";
+    let cluster = tokio::task::block_in_place(postgres::Cluster::start);
+    let url = cluster.url();
+    let port = free_port();
+    let service = Service::start(port).await;
+    let target = format!("http://127.0.0.1:{port}/hooks");
+    let env = [
+        ("AIRUDDER_DATABASE_URL", url.as_str()),
+        ("AIRUDDER_DATABASE_SCHEMA", "paused"),
+        ("AIRUDDER_FORWARD_URL", target.as_str()),
+        ("AIRUDDER_ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
+    let (data_a, data_b) = (DataDir::new(), DataDir::new());
+    let a = start(&data_a, &env).await;
+    let b = start(&data_b, &env).await;
+    let (ok, said, err) =
+        common::operate(&a, Some(ADMIN_TOKEN), &["pause", "task_notification"]).await;
+    assert!(ok && said.contains("paused"), "{err}");
+    // B rereads the paused kinds every second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let tasks: Vec<String> = (0..10).map(|i| format!("paused-shared-{i}")).collect();
+    for (i, task) in tasks.iter().enumerate() {
+        let relay = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(relay.post(notification(task)).await, 200);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        service.received().len(),
+        0,
+        "neither relay forwards while paused"
+    );
+    let kinds = b.admin_api(Some(ADMIN_TOKEN)).ok("/admin/kinds").await;
+    let task = kinds["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "task_notification")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&task["paused"], &task["pending"]),
+        (&true.into(), &10.into()),
+        "{kinds}"
+    );
+
+    let (ok, _, err) =
+        common::operate(&b, Some(ADMIN_TOKEN), &["resume", "task_notification"]).await;
+    assert!(ok, "{err}");
+    service
+        .wait_for_delivered(tasks.len(), Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let deliveries = service.deliveries();
+    assert_eq!(deliveries.len(), tasks.len());
+    assert!(
+        deliveries.values().all(|&n| n == 1),
+        "each once: {deliveries:?}"
+    );
+    drop((a, b));
+    drop(cluster);
+}
