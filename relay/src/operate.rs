@@ -325,11 +325,11 @@ impl Operate {
                 if count == 0 {
                     return Ok(nothing("No dead letter matches: nothing replayed."));
                 }
-                confirm(&format!("Replay {count} dead letters?"), bulk.yes).await?;
+                confirm(&format!("Replay {}?", many(count, "dead letter")), bulk.yes).await?;
                 let value = client.post("/admin/dead-letters/replay", &params).await?;
                 let said = format!(
-                    "Replayed {} dead letters: the relay delivers them now.",
-                    value["replayed"]
+                    "Replayed {}: the relay delivers them now.",
+                    many(number(&value["replayed"]), "dead letter")
                 );
                 (value, Shape::Said(said))
             }
@@ -344,7 +344,7 @@ impl Operate {
                     ));
                 }
                 confirm(
-                    &format!("Make {count} pending notifications due now?"),
+                    &format!("Make {} due now?", many(count, "pending notification")),
                     bulk.yes,
                 )
                 .await?;
@@ -352,8 +352,8 @@ impl Operate {
                     .post("/admin/notifications/retry-now", &params)
                     .await?;
                 let said = format!(
-                    "{} notifications are due now: the relay tries them at once (those in flight aside).",
-                    value["due_now"]
+                    "Due now: {}; the relay tries them at once (those in flight aside).",
+                    many(number(&value["due_now"]), "notification")
                 );
                 (value, Shape::Said(said))
             }
@@ -378,18 +378,37 @@ impl Operate {
                     )));
                 }
                 confirm(
-                    &format!("Purge {count} dead letters, dead before {before}, for good?"),
+                    &format!(
+                        "Purge {}, dead before {before}, for good?",
+                        many(count, "dead letter")
+                    ),
                     purge.yes,
                 )
                 .await?;
                 let value = client
                     .post("/admin/dead-letters/purge", &[("before", before)])
                     .await?;
-                let said = format!("Purged {} dead letters.", value["purged"]);
+                let said = format!("Purged {}.", many(number(&value["purged"]), "dead letter"));
                 (value, Shape::Said(said))
             }
         })
     }
+}
+
+/// `1 dead letter`, `2 dead letters`.
+fn many(count: usize, what: &str) -> String {
+    if count == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{count} {what}s")
+    }
+}
+
+/// A count in an answer.
+fn number(value: &Value) -> usize {
+    value
+        .as_u64()
+        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// The answer of a bulk action that found nothing to do.

@@ -504,7 +504,7 @@ async fn retry_now_delivers_at_once_what_waits_for_a_long_backoff() {
     service.status.store(200, Ordering::SeqCst);
     let asked = std::time::Instant::now();
     let said = cli(&relay, &["retry-now", "--yes"]).await;
-    assert!(said.contains("due now"), "{said}");
+    assert!(said.contains("Due now: "), "{said}");
     service.wait_for_delivered(3, Duration::from_secs(5)).await;
     assert!(
         asked.elapsed() < Duration::from_secs(5),
@@ -512,4 +512,68 @@ async fn retry_now_delivers_at_once_what_waits_for_a_long_backoff() {
     );
     let none = cli(&relay, &["retry-now", "--yes"]).await;
     assert!(none.contains("nothing to retry"), "{none}");
+}
+
+/// The CLI on a terminal (`script` gives it one), answering `answer` to its question.
+async fn on_a_terminal(relay: &Relay, args: &str, answer: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let command = format!(
+        "{} {args} --admin http://{}",
+        env!("CARGO_BIN_EXE_airudder-relay"),
+        relay.admin
+    );
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("AIRUDDER_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1), to give the CLI a terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    // After the question is asked (a terminal drops what comes before the read).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stdin
+        .write_all(format!("{answer}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("the CLI ends")
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_a_bulk_action_says_how_many_and_asks_first() {
+    let data = DataDir::new();
+    let port = free_port();
+    let service = Service::start(port).await;
+    service.status.store(503, Ordering::SeqCst);
+    let relay = relay(&data, port, "1h").await;
+    for task in ["asked-1", "asked-2"] {
+        assert_eq!(relay.post(notification(task)).await, 200);
+    }
+    relay
+        .admin_api(Some(ADMIN_TOKEN))
+        .until(
+            "/admin/notifications?state=pending",
+            Duration::from_secs(10),
+            |page| {
+                let items = page["items"].as_array().unwrap();
+                items.len() == 2 && items.iter().all(|i| i["attempts"].as_u64() >= Some(1))
+            },
+        )
+        .await;
+    let said = on_a_terminal(&relay, "retry-now", "n").await;
+    assert!(
+        said.contains("Make 2 pending notifications due now? [y/N]") && said.contains("not done"),
+        "{said}"
+    );
+    let said = on_a_terminal(&relay, "retry-now --task-id asked-1", "y").await;
+    assert!(
+        said.contains("Make 1 pending notification due now?")
+            && said.contains("Due now: 1 notification;"),
+        "{said}"
+    );
 }
