@@ -36,7 +36,7 @@ async fn store(url: &str, schema: &str, lease: Duration) -> PostgresStore {
 
 fn record(key: u8, body: &'static [u8]) -> NewRecord {
     let envelope = Envelope::new(SystemTime::now(), Some("127.0.0.1:9".into()), Vec::new());
-    NewRecord::new([key; 32], Bytes::from_static(body), envelope)
+    NewRecord::new([key; 32], Bytes::from_static(body), envelope).started(true)
 }
 
 /// A record under a 32-byte key made of `n`, not handed on at once (it waits for a claim).
@@ -554,7 +554,7 @@ async fn a_claim_takes_only_its_kind_and_each_receiver_of_a_process_claims_apart
         panic!("stored");
     };
     let Appended::Stored(chatbot) = first
-        .append(NewRecord::new([8; 32], Bytes::from_static(b"{}"), chat))
+        .append(NewRecord::new([8; 32], Bytes::from_static(b"{}"), chat).started(true))
         .await
         .unwrap()
     else {

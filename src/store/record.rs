@@ -117,14 +117,15 @@ pub struct NewRecord {
 }
 
 impl NewRecord {
-    /// A notification to store under its de-duplication key, handed to the handler at once.
+    /// A notification to store under its de-duplication key, due at once, waiting for a
+    /// receiver to [claim](crate::store::Store::claim) it (see [`started`](Self::started)).
     pub fn new(key: [u8; 32], body: Bytes, envelope: Envelope) -> Self {
         Self {
             key,
             body,
             envelope,
             task_id: None,
-            started: true,
+            started: false,
         }
     }
 
@@ -135,8 +136,9 @@ impl NewRecord {
         self
     }
 
-    /// The same notification, left in the store for a worker to claim (`started == false`)
-    /// or handed on at once (`true`, the default).
+    /// The same notification, handed to the handler at once by the receiver that stores it
+    /// (`true`: its first attempt counted and held for that receiver), or left in the store
+    /// for a claim (`false`, the default).
     #[must_use]
     pub fn started(mut self, started: bool) -> Self {
         self.started = started;

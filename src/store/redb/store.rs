@@ -567,6 +567,7 @@ mod tests {
                 vec![("user-agent".into(), "Airudder".into())],
             ),
         )
+        .started(true)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
