@@ -379,11 +379,44 @@ fn forwarding(forward: &crate::config::Forward, kinds: u32) -> (usize, RetryPoli
     let for_rate = forward
         .rate
         .map_or(Duration::ZERO, |rate| rate.interval().saturating_mul(ahead));
-    let timeout = forward.timeout + for_slots + for_rate + Duration::from_secs(5);
+    let timeout = forward
+        .timeout
+        .saturating_add(for_slots)
+        .saturating_add(for_rate)
+        .saturating_add(Duration::from_secs(5));
     (workers, policy, timeout)
 }
 
 /// A line on stderr; a closed stderr is no reason to fail.
 fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_receivers_have_the_concurrency_as_workers_and_a_timeout_past_every_wait() {
+        let mut forward = crate::config::Forward {
+            url: "http://127.0.0.1:9/hooks".parse().unwrap(),
+            timeout: Duration::from_secs(10),
+            retry_for: Duration::from_secs(25),
+            concurrency: 16,
+            rate: None,
+            secret: None,
+            urls: Vec::new(),
+        };
+        let (workers, policy, timeout) = forwarding(&forward, 6);
+        assert_eq!((workers, timeout), (16, Duration::from_secs(75)));
+        assert_eq!(policy.deadline(), Some(Duration::from_secs(25)));
+        assert_eq!(policy.backoff(1), FIRST_BACKOFF);
+        assert_eq!(policy.backoff(20), MAX_BACKOFF);
+        // At 10/s, the 96 workers ahead take 9.6 s of turns.
+        forward.rate = Some("10/s".parse().unwrap());
+        let (_, _, timeout) = forwarding(&forward, 6);
+        assert_eq!(timeout, Duration::from_millis(84_600));
+        forward.timeout = Duration::MAX;
+        assert_eq!(forwarding(&forward, 6).2, Duration::MAX, "no overflow");
+    }
 }
