@@ -299,7 +299,9 @@ impl<E: Event> HandleNotification<Relayed<E>> for Forwarder {
             )
             .into());
         }
-        tracing::warn!(webhook_id = %id, attempt, error = %failure, "forward failed; the store retries it");
+        // INFO, not WARN: the receiver logs every failed attempt at WARN with its error and
+        // wait; this line adds the ids to match it with the service's log.
+        tracing::info!(webhook_id = %id, attempt, error = %failure, "forward failed; the store retries it");
         match failure {
             // The service's wait, whatever number it gives, is at most the retry time (the
             // receiver cuts it to the deadline): no instant is ever added to past its range.
