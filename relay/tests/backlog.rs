@@ -123,8 +123,9 @@ async fn a_backlog_several_times_the_memory_is_kept_on_disk_and_delivered_once()
             .get(format!("http://{}/ready", relay.addr))
             .send()
             .await
-            .map(|answer| answer.status().as_u16());
-        if ready == Ok(200) {
+            .map(|answer| answer.status().as_u16())
+            .ok();
+        if ready == Some(200) {
             break;
         }
         assert!(

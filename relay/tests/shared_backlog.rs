@@ -48,6 +48,8 @@ async fn two_relays_drain_a_shared_backlog_and_a_killed_one_repeats_only_what_it
         .await
         .unwrap();
     assert_eq!(paused.status(), 200, "{:?}", paused.text().await);
+    // Relay B reads the pause from the store within a second.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let posted = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..SENDERS)

@@ -67,7 +67,11 @@ impl RetryPolicy {
             return None;
         }
         let wait = asked.unwrap_or_else(|| self.backoff(attempt));
-        let next = now.checked_add(wait).unwrap_or(now);
+        // A wait past what a time can hold is "as late as can be", never "now".
+        let next = now
+            .checked_add(wait)
+            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+            .unwrap_or(now);
         match self
             .retry_for
             .and_then(|limit| received_at.checked_add(limit))

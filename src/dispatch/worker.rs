@@ -359,7 +359,10 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             }
             Err(err) if err.is::<GiveUp>() => Next::Dead,
             Err(err) => {
-                let asked = err.downcast_ref::<RetryLater>().map(RetryLater::wait);
+                let asked = err
+                    .downcast_ref::<RetryLater>()
+                    .map(RetryLater::wait)
+                    .or_else(|| Some(spread(self.retry.backoff(attempt), id, attempt)));
                 match self
                     .retry
                     .next_attempt(attempt, received_at, SystemTime::now(), asked)
@@ -422,6 +425,22 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             outcome,
             elapsed,
         }
+    }
+}
+
+/// `wait` less up to a fifth, by a hash of the record and the attempt that differs from one
+/// process to the next: notifications that failed together (a service down) do not all come
+/// back at the same instant.
+fn spread(wait: Duration, id: RecordId, attempt: u32) -> Duration {
+    use std::hash::BuildHasher;
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let hash = SEED.get_or_init(Default::default).hash_one((id, attempt));
+    let fifth = wait / 5;
+    let nanos = u64::try_from(fifth.as_nanos()).unwrap_or(u64::MAX);
+    match nanos {
+        0 => wait,
+        nanos => wait - Duration::from_nanos(hash % nanos),
     }
 }
 
