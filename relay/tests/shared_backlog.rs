@@ -31,6 +31,8 @@ async fn two_relays_drain_a_shared_backlog_and_a_killed_one_repeats_only_what_it
         ("AIRUDDER_DATABASE_SCHEMA", "backlog"),
         ("AIRUDDER_LEASE_SECS", "3"),
         ("AIRUDDER_FORWARD_URL", target.as_str()),
+        // Errors only: nobody reads the relays' stderr here.
+        ("RUST_LOG", "error"),
     ];
     let (data_a, data_b) = (DataDir::new(), DataDir::new());
     let mut a = start_quiet(&data_a, &env).await;
