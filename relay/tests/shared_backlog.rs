@@ -17,8 +17,6 @@ use common::{DataDir, Service, client, free_port, notification, start_quiet, tas
 const NOTIFICATIONS: usize = 100_000;
 /// Posts at once, over keep-alive connections.
 const SENDERS: usize = 32;
-/// The relays' forward concurrency (the default): at most this many in flight at the kill.
-const IN_FLIGHT: usize = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_drain_a_shared_backlog_and_a_killed_one_repeats_only_what_it_had_in_flight() {
@@ -112,7 +110,8 @@ async fn two_relays_drain_a_shared_backlog_and_a_killed_one_repeats_only_what_it
     }
     a.kill().await;
     let killed_at = arrived();
-    // What was in flight at the kill, A's and B's: claimed, not done, the lease running.
+    // What was in flight at the kill, A's and B's: claimed, not done, the lease running (being
+    // forwarded, or forwarded with the "done" mark not yet committed).
     let in_flight = held(&url);
     eprintln!("posted {NOTIFICATIONS} in {post_took:?}; A killed after {killed_at} arrived");
     // Each forward's webhook-id is its record's: one per notification, the same on a repeat.
@@ -165,10 +164,6 @@ async fn two_relays_drain_a_shared_backlog_and_a_killed_one_repeats_only_what_it
         twice.len() <= in_flight,
         "only what was in flight at the kill may come twice: {} of {in_flight}",
         twice.len()
-    );
-    assert!(
-        in_flight <= 2 * IN_FLIGHT,
-        "at most the relays' forwards in flight: {in_flight}"
     );
     assert!(b.terminate().await.success());
     drop(cluster);
