@@ -216,7 +216,7 @@ async fn dead_letters_and_refused_bodies_are_listed_shown_and_replayed_from_the_
             .dedup_key();
         let envelope = Envelope::new(std::time::SystemTime::now(), None, Vec::new());
         let Appended::Stored(id) = store
-            .append(NewRecord::new(key, body, envelope.clone()))
+            .append(NewRecord::new(key, body, envelope.clone()).started(true))
             .await
             .unwrap()
         else {
