@@ -106,10 +106,10 @@ impl std::error::Error for GiveUp {
 ///
 /// ```
 /// use std::time::Duration;
-/// use airudder_webhook::{BoxError, Delivery, RetryLater, TaskNotification};
+/// use airudder_webhook::{BoxError, Delivery, RetryLater, model::TaskNotification};
 ///
 /// async fn handle(delivery: Delivery<TaskNotification>) -> Result<(), BoxError> {
-///     let busy = true; // the service answered 429 with `Retry-After: 30`
+///     let busy = delivery.attempt() < 3; // the service answered 429, `Retry-After: 30`
 ///     if busy {
 ///         return Err(RetryLater::after(Duration::from_secs(30), "the service answered 429").into());
 ///     }
