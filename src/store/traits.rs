@@ -42,7 +42,7 @@ pub trait Store: Send + Sync + 'static {
     fn begin_attempt(&self, id: RecordId) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
     /// The handler succeeded: the record is [handled](RecordState::Handled), kept with its
-    /// history until [`prune_handled`](Store::prune_handled) (its key stays claimed), and no
+    /// history until [`purge_before`](Store::purge_before) (its key stays claimed), and no
     /// longer held. The receiver does not wait for this one: lost to a crash, it means one
     /// more delivery, never a lost one.
     fn complete(
