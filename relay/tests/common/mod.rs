@@ -195,13 +195,28 @@ pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// A free port on loopback (bound, then let go).
+/// A free port on loopback for a listener the test starts later (or never, for a closed port).
+///
+/// Taken below the kernel's ephemeral range, so no outgoing connection's local port can be the
+/// one a test is about to listen on (a port bound to 0 and let go can be, and the bind then fails
+/// with `AddrInUse`); a counter keeps the tests of one binary from sharing one, and the process id
+/// spreads binaries apart.
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let span = low.saturating_sub(1024).clamp(1, 10_000);
+    let start = std::process::id().wrapping_mul(97) % span;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(n < span, "no free port below the ephemeral range");
+        let port = (low - span + (start + n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One request the service received.
@@ -248,7 +263,21 @@ impl Service {
             delay_ms: Arc::new(AtomicU64::new(0)),
             headers: Arc::default(),
         };
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        // A process another test spawns at the same moment holds a copy of every open socket
+        // between its fork and its exec (free_port's probe among them): the port is busy for
+        // that moment, so a refused bind is tried again for a while.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("the test service cannot listen on {addr}: {e}"),
+            }
+        };
         let this = service.clone();
         tokio::spawn(async move {
             loop {
