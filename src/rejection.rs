@@ -105,9 +105,6 @@ rejections! {
     /// The store failed.
     StoreUnavailable => store_unavailable, SERVICE_UNAVAILABLE, "store_unavailable",
            "the notification could not be stored; retry later";
-    /// A durable receiver is still reading what it must redeliver.
-    Starting => starting, SERVICE_UNAVAILABLE, "starting",
-           "the receiver is starting; retry later";
     /// The cap on bytes in flight across requests.
     TooManyBytesInFlight => too_many_bytes_in_flight, SERVICE_UNAVAILABLE, "too_many_bytes_in_flight",
            "too many bodies are being received at once; retry later";
@@ -313,7 +310,6 @@ mod tests {
             Rejection::body_hook(),
             Rejection::queue_full(),
             Rejection::store_unavailable(),
-            Rejection::starting(),
             Rejection::too_many_bytes_in_flight(),
             Rejection::shutting_down(),
             Rejection::handler_failed(),

@@ -1049,14 +1049,17 @@ async fn a_handled_record_is_kept_with_its_history_and_found_by_its_task_id() {
     assert_eq!(found.len(), 1);
     assert_eq!(
         (
-            found[0].id,
-            found[0].state,
-            found[0].attempts,
-            found[0].body_len
+            found.items[0].id,
+            found.items[0].state,
+            found.items[0].attempts,
+            found.items[0].body_len
         ),
         (id, RecordState::Handled, 2, 10)
     );
-    assert_eq!(found[0].last_error.as_deref(), Some("connection refused"));
+    assert_eq!(
+        found.items[0].last_error.as_deref(),
+        Some("connection refused")
+    );
     assert_eq!(
         store
             .count(RecordQuery::new().state(RecordState::Handled))
@@ -1272,10 +1275,10 @@ async fn pages_through_ten_thousand_records_with_filters_each_once_in_order() {
             for item in &items {
                 assert!(query.matches(item), "{item:?} does not match {query:?}");
             }
-            listed.extend(items.iter().map(|item| item.id));
-            match items.last() {
-                Some(last) if items.len() == 333 => page = page.after(last.id),
-                _ => break,
+            listed.extend(items.items.iter().map(|item| item.id));
+            match items.next_after {
+                Some(after) => page = page.after(after),
+                None => break,
             }
         }
         assert_eq!(listed, expected, "{query:?}: each once, in order");
@@ -1477,7 +1480,10 @@ async fn a_schema_at_version_2_migrates_and_its_records_are_read() {
         .list(RecordQuery::new().since(since).until(until))
         .await
         .unwrap();
-    assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>(), [id[1]]);
+    assert_eq!(
+        listed.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [id[1]]
+    );
     assert_eq!(
         store
             .count(RecordQuery::new().state(RecordState::Dead))

@@ -183,8 +183,8 @@ async fn a_failed_attempt_waits_on_disk_for_its_due_time_with_its_history() {
     receiver.idle().await;
     let handled = store.list(RecordQuery::new().task_id("w-1")).await.unwrap();
     assert_eq!(handled.len(), 1);
-    assert_eq!(handled[0].state, RecordState::Handled);
-    let record = store.get(handled[0].id).await.unwrap().unwrap();
+    assert_eq!(handled.items[0].state, RecordState::Handled);
+    let record = store.get(handled.items[0].id).await.unwrap().unwrap();
     let outcomes: Vec<_> = record
         .history
         .iter()

@@ -268,7 +268,7 @@ async fn retries_keep_their_count_due_time_and_history_across_a_sigkill() {
         .await
         .unwrap();
     assert_eq!(handled.len(), 1, "kept, handled, found by its task id");
-    let record = store.get(handled[0].id).await.unwrap().unwrap();
+    let record = store.get(handled.items[0].id).await.unwrap().unwrap();
     let last = record.history.last().unwrap();
     assert_eq!((last.outcome, last.status), (AttemptOutcome::Ok, Some(200)));
     assert_eq!(record.history.len(), 3);

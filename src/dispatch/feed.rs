@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
-use super::job::{Job, Origin};
+use super::job::{Job, Origin, StoredAttempt};
 use super::shared::lock;
 use super::worker::{Next, Outcome, Worker};
 use crate::event::Event;
@@ -128,8 +128,9 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         }
         let origin = Origin::Stored {
             id: record.id,
-            first_counted: false,
-            attempts_before: record.attempts,
+            attempt: StoredAttempt::ToCount {
+                before: record.attempts,
+            },
         };
         let job = Job::new(decoded.event, record.envelope.received_at(), None, origin);
         self.shared.counters.count(Fate::Queued);

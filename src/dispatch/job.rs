@@ -31,11 +31,17 @@ pub(crate) enum Origin {
     /// store, the outcome is written there.
     Stored {
         id: RecordId,
-        /// The store already counts the first attempt (a notification just stored).
-        first_counted: bool,
-        /// Attempts the store counted before this one.
-        attempts_before: u32,
+        attempt: StoredAttempt,
     },
+}
+
+/// Whether the store has counted a stored record's coming attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoredAttempt {
+    /// Counted as it was stored (a notification just received, stored as started): attempt 1.
+    Counted(u32),
+    /// To count before it runs (a claimed record): the store had counted this many.
+    ToCount { before: u32 },
 }
 
 impl<E> Job<E> {

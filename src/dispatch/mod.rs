@@ -9,6 +9,7 @@
 //! - [`shutdown`] stops it all; [`retry`] is the backoff policy.
 
 mod background;
+mod failures;
 mod feed;
 mod job;
 mod retry;
@@ -28,7 +29,7 @@ pub(crate) use self::shared::Shared;
 pub use self::shutdown::{ShutdownHandle, ShutdownReport, shutdown_signal};
 
 use self::background::{StoredTasks, Tasks, Windows};
-use self::job::{Job, Origin};
+use self::job::{Job, Origin, StoredAttempt};
 use self::shared::lock;
 use self::worker::{Launch, Worker};
 use crate::event::Event;
@@ -47,7 +48,6 @@ pub(crate) struct Queue<E> {
     /// receiver to be dropped.
     launcher: Option<Weak<dyn Launch<E>>>,
     shared: Arc<Shared>,
-    store: Option<Arc<dyn ErasedStore>>,
 }
 
 impl<E> fmt::Debug for Queue<E> {
@@ -83,7 +83,7 @@ impl<E> Queue<E> {
 
     /// The store of a durable receiver.
     pub(crate) fn store(&self) -> Option<&Arc<dyn ErasedStore>> {
-        self.store.as_ref()
+        self.shared.store.as_ref()
     }
 
     /// Notifications accepted and waiting for a worker.
@@ -148,7 +148,6 @@ impl<E: Event> Queue<E> {
             tx,
             launcher: Some(launcher),
             shared: Arc::clone(&shared),
-            store: config.store,
         };
         *lock(&shared.tasks) = Some(Tasks {
             dispatcher,
@@ -197,7 +196,7 @@ impl<E: Event> Queue<E> {
         envelope: Envelope,
         memory: Option<OwnedSemaphorePermit>,
     ) -> Result<Accepted, Rejection> {
-        let Some(store) = &self.store else {
+        let Some(store) = &self.shared.store else {
             return Err(Rejection::store_unavailable());
         };
         if !self.shared.is_accepting() {
@@ -218,8 +217,7 @@ impl<E: Event> Queue<E> {
                         self.shared.counters.count(Fate::Queued);
                         let origin = Origin::Stored {
                             id,
-                            first_counted: true,
-                            attempts_before: 0,
+                            attempt: StoredAttempt::Counted(1),
                         };
                         let job = Job::new(decoded.event, received_at, memory, origin);
                         if launcher.launch_in(job, slot).is_err() {
@@ -253,7 +251,7 @@ impl<E: Event> Queue<E> {
         decoded: Decoded<E>,
         envelope: Envelope,
     ) -> Result<Appended, StoreError> {
-        let store = self.store.as_ref().ok_or_else(no_store)?;
+        let store = self.shared.store.as_ref().ok_or_else(no_store)?;
         let appended = store
             .append(decoded.record(envelope).started(false))
             .await?;

@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
@@ -15,13 +14,8 @@ use crate::store::{ErasedStore, RecordId};
 
 pub(crate) struct Shared {
     accepting: AtomicBool,
-    /// False while a durable receiver reads what it must redeliver.
-    pub(super) ready: watch::Sender<bool>,
-    pub(super) durable: bool,
     /// A durable receiver's store.
     pub(super) store: Option<Arc<dyn ErasedStore>>,
-    /// A store shared with other receivers: its claims are released at shutdown.
-    pub(super) shared_store: Option<Arc<dyn ErasedStore>>,
     /// Set when a shutdown begins: the background loops end, the dispatcher drains.
     pub(crate) stop: watch::Sender<bool>,
     /// Set when a shutdown's deadline passed: cancel the handlers still running.
@@ -42,6 +36,8 @@ pub(crate) struct Shared {
     /// every poll; [`Receiver::set_paused`](crate::Receiver::set_paused) sets it at once).
     /// Paused until first read, so that nothing is handed on before the store has said.
     paused: AtomicBool,
+    /// Failed attempts, for a log that stays readable through an outage.
+    pub(super) failures: super::failures::Failures,
 }
 
 /// Counts one running handler in [`Shared`] while it lives.
@@ -66,15 +62,11 @@ impl Drop for Running<'_> {
 
 impl Shared {
     pub(super) fn new(store: Option<Arc<dyn ErasedStore>>, name: &str) -> Self {
-        let durable = store.is_some();
-        let shared_store = store.clone().filter(|store| store.lease().is_some());
+        // Paused until the store says otherwise (a durable receiver's feeder reads it first).
+        let paused = AtomicBool::new(store.is_some());
         Self {
             store,
             accepting: AtomicBool::new(true),
-            // Nothing to read at start: the workers claim from the store as they go.
-            ready: watch::channel(true).0,
-            durable,
-            shared_store,
             stop: watch::channel(false).0,
             abort: watch::channel(false).0,
             tasks: StdMutex::new(None),
@@ -83,8 +75,15 @@ impl Shared {
             running: AtomicUsize::new(0),
             kind: Arc::from(name),
             feed: Notify::new(),
-            paused: AtomicBool::new(durable),
+            paused,
+            failures: super::failures::Failures::default(),
         }
+    }
+
+    /// A store shared with other receivers (one with a [lease](crate::store::Store::lease)):
+    /// its claims are released at shutdown.
+    pub(super) fn leased_store(&self) -> Option<&Arc<dyn ErasedStore>> {
+        self.store.as_ref().filter(|store| store.lease().is_some())
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -122,21 +121,6 @@ impl Shared {
 
     pub(super) fn stop_accepting(&self) {
         self.accepting.store(false, Ordering::Release);
-    }
-
-    /// Whether a durable receiver has read what it must redeliver (always, without a store).
-    pub(crate) fn is_ready(&self) -> bool {
-        *self.ready.borrow()
-    }
-
-    /// Waits (briefly) until a durable receiver has read what it must redeliver; callers ask
-    /// [`is_ready`](Self::is_ready) first, so that a started receiver never waits here.
-    pub(crate) async fn wait_ready(&self) -> bool {
-        let mut ready = self.ready.subscribe();
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), ready.wait_for(|r| *r)).await,
-            Ok(Ok(_))
-        )
     }
 
     /// Hands the gauges' sampler to the shutdown, which waits for it (it may hold the store).

@@ -127,7 +127,7 @@ impl ShutdownHandle {
                 let _ = task.await;
             }
         }
-        if let Some(store) = &self.shared.shared_store {
+        if let Some(store) = self.shared.leased_store() {
             match store.release().await {
                 Ok(0) => {}
                 Ok(released) => tracing::info!(
@@ -179,7 +179,7 @@ impl ShutdownHandle {
             left: left.unwrap_or_else(|| stats.pending()),
             drained,
         };
-        if report.left > 0 && self.shared.durable {
+        if report.left > 0 && self.shared.store.is_some() {
             tracing::info!(
                 left = report.left,
                 "shut down; the notifications not handled yet stay stored for the next start"

@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::job::{Job, Origin};
+use super::job::{Job, Origin, StoredAttempt};
 use super::retry::RetryPolicy;
 use super::shared::Shared;
 use crate::BoxError;
@@ -207,16 +207,8 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                     .await;
             }
             Origin::Answered => self.deliver(delivery).instrument(span).await,
-            Origin::Stored {
-                id,
-                first_counted,
-                attempts_before,
-            } => {
-                let attempt = match first_counted {
-                    true => Some(1),
-                    false => None,
-                };
-                self.deliver_stored(delivery, id, attempt, attempts_before)
+            Origin::Stored { id, attempt } => {
+                self.deliver_stored(delivery, id, attempt)
                     .instrument(span)
                     .await;
             }
@@ -242,11 +234,12 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         let answer = match self.attempt(delivery, timeout).await.result {
             Ok(()) => {
                 counters.count(Fate::Handled);
+                self.shared.failures.succeeded();
                 Ok(())
             }
             Err(err) => {
                 counters.count(Fate::Returned);
-                tracing::warn!(error = %err, "handler failed; answering 503 so that the sender retries");
+                self.shared.failures.answered_503(&err);
                 Err(match err.downcast_ref::<AttemptError>() {
                     Some(AttemptError::TimedOut(_)) => Rejection::handler_timed_out(),
                     _ => Rejection::handler_failed(),
@@ -272,6 +265,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             {
                 Ok(()) => {
                     counters.count(Fate::Handled);
+                    self.shared.failures.succeeded();
                     tracing::debug!("handled");
                     return;
                 }
@@ -286,7 +280,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             let backoff = err
                 .downcast_ref::<RetryLater>()
                 .map_or_else(|| self.retry.backoff(attempt), RetryLater::wait);
-            tracing::warn!(error = %err, ?backoff, "handler failed; retrying");
+            self.shared.failures.retrying(&err, backoff);
             tokio::time::sleep(backoff).await;
             attempt += 1;
         }
@@ -300,16 +294,15 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         &self,
         mut delivery: Delivery<E>,
         id: RecordId,
-        counted: Option<u32>,
-        attempts_before: u32,
+        attempt: StoredAttempt,
     ) {
         let counters = &self.shared.counters;
         let (Some(store), Some(done)) = (&self.store, &self.done) else {
             return;
         };
-        let attempt = match counted {
-            Some(attempt) => attempt,
-            None => match store.begin_attempt(id).await {
+        let attempt = match attempt {
+            StoredAttempt::Counted(attempt) => attempt,
+            StoredAttempt::ToCount { before } => match store.begin_attempt(id).await {
                 Ok(attempt) => attempt,
                 Err(err) if err.kind() == StoreErrorKind::NotFound => {
                     // Done, or claimed by another receiver after this one lost its claim.
@@ -319,7 +312,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "could not count the attempt in the store");
-                    attempts_before + 1
+                    before + 1
                 }
             },
         };
@@ -354,6 +347,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         let next = match &result {
             Ok(()) => {
                 counters.count(Fate::Handled);
+                self.shared.failures.succeeded();
                 tracing::debug!("handled");
                 Next::Done
             }
@@ -369,7 +363,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 {
                     Some(due) => {
                         let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
-                        tracing::warn!(error = %err, ?wait, "handler failed; due again after the wait");
+                        self.shared.failures.retrying(err, wait);
                         counters.count(Fate::Returned);
                         Next::Retry(due)
                     }

@@ -33,10 +33,6 @@ where
     B::Error: Into<BoxError>,
 {
     let received_at = SystemTime::now();
-    let shared = inner.queue.shared();
-    if !shared.is_ready() && !Box::pin(shared.wait_ready()).await {
-        return Err(Rejection::starting());
-    }
     let limit = inner.body_limit;
     let declared = content_length(&parts.headers)
         .unwrap_or(0)

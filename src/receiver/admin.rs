@@ -39,12 +39,12 @@ impl<E: Event> Receiver<E> {
         ShutdownHandle::new(Arc::clone(self.inner.queue.shared()))
     }
 
-    /// Whether the receiver takes notifications now: started (a durable receiver has read
-    /// what it must redeliver) and not stopping. For a readiness probe; the store's own health
+    /// Whether the receiver takes notifications now: not stopping. (A durable receiver is ready
+    /// as soon as it is built: what it must redeliver waits in its store, for the workers to
+    /// claim.) For a readiness probe; the store's own health
     /// is the store's to say (e.g. [`RedbStore::is_recovering`](crate::store::RedbStore::is_recovering)).
     pub fn is_ready(&self) -> bool {
-        let shared = self.inner.queue.shared();
-        shared.is_ready() && shared.is_accepting()
+        self.inner.queue.shared().is_accepting()
     }
 
     /// Waits until every notification accepted so far has been handled, given up on, or handed
@@ -54,7 +54,7 @@ impl<E: Event> Receiver<E> {
     /// once the receiver is mounted in a router.
     ///
     /// A durable receiver also waits until its store holds no pending record of its kind
-    /// (asking the store every 10 ms): those waiting for a worker or for their next attempt,
+    /// (counting them every 10 ms): those waiting for a worker or for their next attempt,
     /// and those whose outcome is still being written. While its kind is
     /// [paused](crate::store::Store::set_paused), that is forever.
     pub async fn idle(&self) {
@@ -66,10 +66,10 @@ impl<E: Event> Receiver<E> {
             };
             let query = RecordQuery::new()
                 .state(RecordState::Pending)
-                .kind(&*shared.kind)
-                .limit(1);
-            match store.list(query).await {
-                Ok(pending) if pending.is_empty() => return,
+                .kind(&*shared.kind);
+            // A count is read from an index; a list could end on its scan cap, empty.
+            match store.count(query).await {
+                Ok(0) => return,
                 Ok(_) => {}
                 Err(err) => tracing::debug!(error = %err, "idle: could not read the store"),
             }

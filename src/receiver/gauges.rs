@@ -44,7 +44,7 @@ async fn sample<E>(weak: &Weak<Inner<E>>, store: bool) -> bool {
         bytes_in_flight: inner
             .max_bytes_in_flight
             .saturating_sub(inner.in_flight.available_permits()),
-        ready: shared.is_accepting() && shared.is_ready(),
+        ready: shared.is_accepting(),
     });
     let Some(store) = inner.queue.store().filter(|_| store).map(Arc::clone) else {
         return true;

@@ -20,7 +20,6 @@
 //! | another method | 405, `Allow: POST` | `method_not_allowed` |
 //! | another or no content type (`application/json` in any case, with any parameters, is accepted) | 415 | `unsupported_media_type` |
 //! | the receiver is stopping | 503 | `shutting_down` |
-//! | a durable receiver still reading its store at start-up after 5 s | 503 | `starting` |
 //! | a body over the [limit](ReceiverBuilder::body_limit): by `Content-Length`, or counted while streaming | 413 | `payload_too_large` |
 //! | the bodies held (being read, queued or handled) would pass [`max_bytes_in_flight`](ReceiverBuilder::max_bytes_in_flight) | 503 | `too_many_bytes_in_flight` |
 //! | the body is slower than [`body_timeout`](ReceiverBuilder::body_timeout) | 408 | `body_timeout` |

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::error::StoreError;
-use super::query::{Attempt, RecordQuery, RecordSummary};
+use super::query::{Attempt, RecordPage, RecordQuery};
 use super::record::{Appended, Envelope, NewRecord, Record, RecordId, RecordState};
 use super::rejected::{RejectedRecord, RejectedSummary};
 use super::summary::StoreSummary;
@@ -60,7 +60,7 @@ pub trait ErasedStore: Send + Sync + 'static {
     #[allow(missing_docs)]
     fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
     #[allow(missing_docs)]
-    fn list(&self, query: RecordQuery) -> BoxFuture<'_, Result<Vec<RecordSummary>, StoreError>>;
+    fn list(&self, query: RecordQuery) -> BoxFuture<'_, Result<RecordPage, StoreError>>;
     #[allow(missing_docs)]
     fn count(&self, query: RecordQuery) -> BoxFuture<'_, Result<u64, StoreError>>;
     #[allow(missing_docs)]
@@ -163,7 +163,7 @@ impl<S: Store> ErasedStore for S {
     fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(Store::dead_letters(self))
     }
-    fn list(&self, query: RecordQuery) -> BoxFuture<'_, Result<Vec<RecordSummary>, StoreError>> {
+    fn list(&self, query: RecordQuery) -> BoxFuture<'_, Result<RecordPage, StoreError>> {
         Box::pin(Store::list(self, query))
     }
     fn count(&self, query: RecordQuery) -> BoxFuture<'_, Result<u64, StoreError>> {
@@ -301,7 +301,7 @@ impl Store for Arc<dyn ErasedStore> {
     fn list(
         &self,
         query: RecordQuery,
-    ) -> impl Future<Output = Result<Vec<RecordSummary>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<RecordPage, StoreError>> + Send {
         ErasedStore::list(&**self, query)
     }
     fn count(&self, query: RecordQuery) -> impl Future<Output = Result<u64, StoreError>> + Send {

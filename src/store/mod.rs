@@ -201,7 +201,8 @@ pub use self::error::{StoreError, StoreErrorKind};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore};
 pub use self::query::{
-    Attempt, AttemptOutcome, MAX_ERROR_LEN, MAX_HISTORY, RecordQuery, RecordSummary, push_attempt,
+    Attempt, AttemptOutcome, MAX_ERROR_LEN, MAX_HISTORY, RecordPage, RecordQuery, RecordSummary,
+    push_attempt,
 };
 pub(crate) use self::record::millis;
 pub use self::record::{

@@ -295,6 +295,66 @@ impl From<&super::record::Record> for RecordSummary {
     }
 }
 
+/// One page of a [`list`](crate::store::Store::list): its rows, and where the next page starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordPage {
+    /// The matching records, in id order, at most the query's
+    /// [`page_size`](RecordQuery::page_size).
+    pub items: Vec<RecordSummary>,
+    /// The id to ask the next page after ([`RecordQuery::after`]); `None` when no record after
+    /// this page matches. A store that bounds each page's work may end a page early, shorter
+    /// than asked for (even empty) with `Some`: carry on until `None`, not until a short page.
+    pub next_after: Option<RecordId>,
+}
+
+impl RecordPage {
+    /// A page of `items`, the next one after `next_after`.
+    pub fn new(items: Vec<RecordSummary>, next_after: Option<RecordId>) -> Self {
+        Self { items, next_after }
+    }
+
+    /// The page of `query` from `rows`: the matches after `query.after`, in id order, read up
+    /// to one beyond its page size (the extra one says that another page follows, and is not
+    /// kept).
+    pub fn from_rows(query: &RecordQuery, mut rows: Vec<RecordSummary>) -> Self {
+        let limit = query.page_size();
+        let next_after = (rows.len() > limit).then(|| {
+            rows.truncate(limit);
+            rows.last().map_or(query.after, |last| last.id)
+        });
+        Self::new(rows, next_after)
+    }
+
+    /// The number of rows on this page.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether this page has no rows (more may follow: see [`next_after`](Self::next_after)).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl IntoIterator for RecordPage {
+    type Item = RecordSummary;
+    type IntoIter = std::vec::IntoIter<RecordSummary>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a RecordPage {
+    type Item = &'a RecordSummary;
+    type IntoIter = std::slice::Iter<'a, RecordSummary>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

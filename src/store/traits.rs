@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::error::{StoreError, StoreErrorKind};
-use super::query::{Attempt, RecordQuery, RecordSummary};
+use super::query::{Attempt, RecordPage, RecordQuery, RecordSummary};
 use super::record::{Appended, Envelope, NewRecord, Record, RecordId, RecordState};
 use super::rejected::{RejectedRecord, RejectedSummary};
 use super::summary::StoreSummary;
@@ -111,7 +111,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every dead letter, oldest first, bodies included (see [`pending`](Store::pending)).
     fn dead_letters(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
 
-    /// One page of records matching `query`, in id order, without their bodies.
+    /// One page of records matching `query`, in id order, without their bodies, and where the
+    /// next page starts ([`RecordPage::next_after`]).
     ///
     /// The default filters [`pending`](Store::pending) and
     /// [`dead_letters`](Store::dead_letters), reading every body and no handled record; a
@@ -119,19 +120,19 @@ pub trait Store: Send + Sync + 'static {
     fn list(
         &self,
         query: RecordQuery,
-    ) -> impl Future<Output = Result<Vec<RecordSummary>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<RecordPage, StoreError>> + Send {
         async move {
             let mut records = self.pending().await?;
             records.extend(self.dead_letters().await?);
             records.sort_by_key(|record| record.id);
-            let limit = query.page_size();
-            Ok(records
+            let rows = records
                 .iter()
                 .filter(|record| record.id > query.after)
                 .map(RecordSummary::from)
                 .filter(|summary| query.matches(summary))
-                .take(limit)
-                .collect())
+                .take(query.page_size() + 1)
+                .collect();
+            Ok(RecordPage::from_rows(&query, rows))
         }
     }
 
@@ -144,9 +145,9 @@ pub trait Store: Send + Sync + 'static {
             loop {
                 let page = self.list(query.clone()).await?;
                 count += page.len() as u64;
-                match page.last() {
-                    Some(last) if page.len() == RecordQuery::MAX_LIMIT => query.after = last.id,
-                    _ => return Ok(count),
+                match page.next_after {
+                    Some(after) => query.after = after,
+                    None => return Ok(count),
                 }
             }
         }
@@ -205,9 +206,9 @@ pub trait Store: Send + Sync + 'static {
                 for summary in &page {
                     done += u64::from(self.make_due(summary.id).await?);
                 }
-                match page.last() {
-                    Some(last) if page.len() == RecordQuery::MAX_LIMIT => query.after = last.id,
-                    _ => return Ok(done),
+                match page.next_after {
+                    Some(after) => query.after = after,
+                    None => return Ok(done),
                 }
             }
         }
@@ -235,9 +236,9 @@ pub trait Store: Send + Sync + 'static {
                         Err(err) => return Err(err),
                     }
                 }
-                match page.last() {
-                    Some(last) if page.len() == RecordQuery::MAX_LIMIT => query.after = last.id,
-                    _ => return Ok(done),
+                match page.next_after {
+                    Some(after) => query.after = after,
+                    None => return Ok(done),
                 }
             }
         }
@@ -269,9 +270,9 @@ pub trait Store: Send + Sync + 'static {
                         done += 1;
                     }
                 }
-                match page.last() {
-                    Some(last) if page.len() == RecordQuery::MAX_LIMIT => query.after = last.id,
-                    _ => return Ok(done),
+                match page.next_after {
+                    Some(after) => query.after = after,
+                    None => return Ok(done),
                 }
             }
         }

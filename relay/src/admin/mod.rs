@@ -296,8 +296,8 @@ async fn records(admin: &Admin, pairs: &[(String, String)], state: RecordState) 
     let Some(store) = &admin.store else {
         return listing(Vec::new(), None);
     };
-    match notifications::page(store, query).await {
-        Ok((items, next)) => listing(items.iter().map(summary).collect(), next),
+    match Store::list(store, query).await {
+        Ok(page) => listing(page.items.iter().map(summary).collect(), page.next_after),
         Err(err) => store_error(err),
     }
 }

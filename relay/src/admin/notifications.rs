@@ -2,11 +2,8 @@
 //! them: replay one, replay the dead letters that match, purge old dead letters, make pending
 //! ones due now. Every list and count is the store's, reading no body.
 
-use std::sync::Arc;
-
 use airudder_webhook::store::{
-    Attempt, ErasedStore, Record, RecordId, RecordQuery, RecordState, RecordSummary, Store,
-    StoreErrorKind,
+    Attempt, Record, RecordId, RecordQuery, RecordState, RecordSummary, Store, StoreErrorKind,
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -40,36 +37,6 @@ fn attempt(attempt: &Attempt) -> Value {
     })
 }
 
-/// One page of `query`, and the id to ask the next one after (`None`: this was the last).
-pub(super) async fn page(
-    store: &Arc<dyn ErasedStore>,
-    query: RecordQuery,
-) -> Result<(Vec<RecordSummary>, Option<RecordId>), airudder_webhook::store::StoreError> {
-    let limit = query.page_size();
-    // One more than asked tells whether there is a next page; at the store's largest page, a
-    // second read of one record does.
-    let items = if limit < RecordQuery::MAX_LIMIT {
-        let mut items = Store::list(store, query.clone().limit(limit + 1)).await?;
-        let more = items.len() > limit;
-        items.truncate(limit);
-        return Ok(finish(items, more));
-    } else {
-        Store::list(store, query.clone()).await?
-    };
-    let more = match items.last() {
-        Some(last) if items.len() == limit => !Store::list(store, query.after(last.id).limit(1))
-            .await?
-            .is_empty(),
-        _ => false,
-    };
-    Ok(finish(items, more))
-}
-
-fn finish(items: Vec<RecordSummary>, more: bool) -> (Vec<RecordSummary>, Option<RecordId>) {
-    let next = more.then(|| items.last().map(|last| last.id)).flatten();
-    (items, next)
-}
-
 /// The answer to a change without a store (the memory and "handled" acks).
 fn no_store() -> Response {
     error(
@@ -96,10 +63,10 @@ pub(super) async fn list(
     let Some(store) = &admin.store else {
         return Json(json!({ "items": [], "next_after": null })).into_response();
     };
-    match page(store, query).await {
-        Ok((items, next)) => Json(json!({
-            "items": items.iter().map(item).collect::<Vec<_>>(),
-            "next_after": next,
+    match Store::list(store, query).await {
+        Ok(page) => Json(json!({
+            "items": page.items.iter().map(item).collect::<Vec<_>>(),
+            "next_after": page.next_after,
         }))
         .into_response(),
         Err(err) => store_error(err),

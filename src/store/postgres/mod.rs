@@ -20,9 +20,9 @@ use self::row::{
 };
 use self::sql::{Filter, MIGRATIONS, Sql, state_code};
 use crate::store::{
-    Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordQuery, RecordState,
-    RecordSummary, RejectedDrops, RejectedLimits, RejectedRecord, RejectedSummary, Store,
-    StoreError, StoreErrorKind, StoreSummary,
+    Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordPage, RecordQuery, RecordState,
+    RejectedDrops, RejectedLimits, RejectedRecord, RejectedSummary, Store, StoreError,
+    StoreErrorKind, StoreSummary,
 };
 
 /// How a [`PostgresStore`] connects and shares its records. See
@@ -648,18 +648,20 @@ impl Store for PostgresStore {
     }
 
     /// Keyset paging on the primary key, the filters in SQL; reads no body.
-    async fn list(&self, query: RecordQuery) -> Result<Vec<RecordSummary>, StoreError> {
+    async fn list(&self, query: RecordQuery) -> Result<RecordPage, StoreError> {
         // No id is beyond i64.
         let Ok(after) = i64::try_from(query.after) else {
-            return Ok(Vec::new());
+            return Ok(RecordPage::default());
         };
-        let limit = i64::try_from(query.page_size()).unwrap_or(i64::MAX);
+        // One row more than asked tells that another page follows.
+        let limit = i64::try_from(query.page_size() + 1).unwrap_or(i64::MAX);
         let filter = Filter::new(&query);
         let mut params = filter.params();
         params.push(&after);
         params.push(&limit);
         let rows = self.query(&self.inner.sql.list(&query), &params).await?;
-        rows.iter().map(summary_from).collect()
+        let rows = rows.iter().map(summary_from).collect::<Result<_, _>>()?;
+        Ok(RecordPage::from_rows(&query, rows))
     }
 
     /// One `count(*)`; reads no body.

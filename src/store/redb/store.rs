@@ -17,7 +17,7 @@ use super::rejected;
 use super::shared::{BODY_WRITES, Holds, SUMMARY_FRESH, Shared, unavailable};
 use super::writer::{Command, PURGE_BATCH, Reply, write_loop};
 use crate::store::{
-    Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordQuery, RecordState,
+    Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordPage, RecordQuery, RecordState,
     RecordSummary, RejectedLimits, RejectedRecord, RejectedSummary, Store, StoreError,
     StoreErrorKind, StoreSummary, millis,
 };
@@ -378,9 +378,17 @@ impl Store for RedbStore {
     /// page can come back shorter than asked for, even empty, though matches follow further
     /// on. ([`count`](Store::count), [`retry_now`](Store::retry_now) and
     /// [`replay_dead`](Store::replay_dead) are not limited so.)
-    async fn list(&self, query: RecordQuery) -> Result<Vec<RecordSummary>, StoreError> {
+    async fn list(&self, query: RecordQuery) -> Result<RecordPage, StoreError> {
         let limit = query.page_size();
-        Ok(self.page(query, limit, LIST_SCAN_CAP).await?.rows)
+        // One row more than asked tells that another page follows.
+        let page = self.page(query.clone(), limit + 1, LIST_SCAN_CAP).await?;
+        let stopped_early = page.rows.len() <= limit && page.next.is_some();
+        let mut listed = RecordPage::from_rows(&query, page.rows);
+        if stopped_early {
+            // The scan cap ended this page: the next one starts after the last record looked at.
+            listed.next_after = page.next;
+        }
+        Ok(listed)
     }
 
     /// Reads metadata alone, every record's, in one read transaction.
