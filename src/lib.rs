@@ -25,7 +25,9 @@
 //!         Ok::<_, std::io::Error>(())
 //!     })
 //!     // Configure Airudder to post to https://your.host/airudder/task?token=<AIRUDDER_TOKEN>.
-//!     .authorize(QueryToken::new([std::env::var("AIRUDDER_TOKEN")?])?)
+//!     .authorize(QueryToken::new([
+//!         std::env::var("AIRUDDER_TOKEN").map_err(|_| "AIRUDDER_TOKEN is not set")?,
+//!     ])?)
 //!     .build()?;
 //!     let shutdown = receiver.shutdown_handle();
 //!

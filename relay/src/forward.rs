@@ -190,8 +190,9 @@ impl Forwarder {
     }
 }
 
-/// What went wrong with a request, without the URL's query (it may carry a token).
-fn describe(err: &reqwest::Error) -> String {
+/// What went wrong with a request, and its root cause (`Connection refused`, `failed to lookup
+/// address`), without the URL: its query may carry a token.
+pub(crate) fn describe(err: &reqwest::Error) -> String {
     let what = if err.is_timeout() {
         "timed out"
     } else if err.is_connect() {

@@ -8,6 +8,8 @@ use std::time::Duration;
 use airudder_webhook::test_util::{Answer, NotificationBuilder, Sender};
 use clap::{Args, Subcommand};
 
+use crate::forward::describe;
+
 /// Commands for teams rehearsing their endpoint, or the relay itself.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Rehearse {
@@ -130,19 +132,16 @@ async fn send(args: SendArgs) -> Result<bool, String> {
             let url = url.clone();
             async move {
                 let (parts, body) = request.into_parts();
-                // An error without its URL: the URL carries the token.
+                // Why, to the root cause, and without the URL: the URL carries the token.
                 let response = client
                     .post(url)
                     .headers(parts.headers)
                     .body(body)
                     .send()
                     .await
-                    .map_err(reqwest::Error::without_url)?;
+                    .map_err(|err| describe(&err))?;
                 let status = response.status();
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(reqwest::Error::without_url)?;
+                let body = response.bytes().await.map_err(|err| describe(&err))?;
                 Ok(Answer::new(status, body))
             }
         })

@@ -8,6 +8,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 const UNIT: &str = include_str!("../../deploy/airudder-relay.service");
 const DOCKERFILE: &str = include_str!("../../deploy/Dockerfile");
+const COMPOSE: &str = include_str!("../../deploy/compose.yaml");
 
 /// The values of `key=` lines of the unit.
 fn unit(key: &str) -> Vec<&'static str> {
@@ -97,4 +98,19 @@ fn both_raise_the_file_limit_that_caps_open_connections() {
 fn both_keep_the_store_for_the_relay_alone() {
     assert_eq!(unit("StateDirectoryMode"), ["0700"]);
     assert!(DOCKERFILE.contains("mkdir -m 0700 /data"));
+}
+
+#[test]
+fn docker_waits_for_the_drain_as_long_as_systemd_does() {
+    // Docker and Compose kill 10 s after the stop signal unless told otherwise; the relay's
+    // drain takes up to 30 s.
+    let stop = unit("TimeoutStopSec")[0];
+    assert!(stop.parse::<u64>().unwrap() > 30, "longer than the drain");
+    assert!(DOCKERFILE.contains("STOPSIGNAL SIGTERM"));
+    assert!(DOCKERFILE.contains(&format!("--stop-timeout {stop} ")));
+    let compose: Vec<&str> = COMPOSE.lines().map(str::trim).collect();
+    assert!(compose.contains(&format!("stop_grace_period: {stop}s").as_str()));
+    assert!(compose.contains(&"stop_signal: SIGTERM"));
+    assert!(compose.contains(&"dockerfile: deploy/Dockerfile"));
+    assert!(compose.contains(&"soft: 65536") && compose.contains(&"hard: 65536"));
 }

@@ -288,6 +288,27 @@ async fn bad_parameters_are_a_400_that_says_what_is_accepted() {
         .post("/admin/dead-letters/replay")
         .await;
     assert_eq!(status, 401);
+    // Without a token, and with a wrong one: both 401, each told what is wrong.
+    let (missing, missing_answer) = relay.admin_api(None).get("/admin/stats").await;
+    let (wrong, wrong_answer) = relay
+        .admin_api(Some("not-the-admin-token-0123"))
+        .get("/admin/stats")
+        .await;
+    assert_eq!((missing, wrong), (401, 401));
+    let (missing_answer, wrong_answer) = (
+        missing_answer["error"].as_str().unwrap(),
+        wrong_answer["error"].as_str().unwrap(),
+    );
+    assert!(
+        missing_answer.contains("needs its token")
+            && missing_answer.contains("send Authorization: Bearer <AIRUDDER_ADMIN_TOKEN>"),
+        "{missing_answer}"
+    );
+    assert!(
+        wrong_answer.contains("the token sent is not this relay's")
+            && !wrong_answer.contains("not-the-admin-token"),
+        "{wrong_answer}"
+    );
     // The CLI says it before asking.
     let (ok, _, err) = operate(&relay, Some(ADMIN_TOKEN), &["find", "--since", "last week"]).await;
     assert!(

@@ -127,6 +127,21 @@ async fn send_gives_up_after_one_try_and_five_retries_with_a_failing_exit() {
 }
 
 #[tokio::test]
+async fn send_says_why_a_post_failed_down_to_its_root_cause() {
+    // A port nobody listens on: the connection is refused, and the line says so.
+    let closed = format!("http://127.0.0.1:{}/airudder/task", free_port());
+    let output = relay_command(&["send", "--to", &closed, "--max-retries", "0"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("attempt 1 at +0.0s: no answer: could not connect (")
+            && first.to_lowercase().contains("connection refused"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn send_rehearses_the_relay_itself_and_example_prints_what_it_accepts() {
     let data = DataDir::new();
     let mut relay = start(&data, &[("AIRUDDER_TOKEN", "s3cret-long-enough")]).await;

@@ -125,7 +125,8 @@
 //! use airudder_webhook::{Delivery, Receiver, auth::QueryToken, model::TaskNotification};
 //!
 //! let store = PostgresStore::connect_with(
-//!     &std::env::var("AIRUDDER_DATABASE_URL")?, // postgres://user:password@host/db
+//!     // postgres://user:password@host/db
+//!     &std::env::var("AIRUDDER_DATABASE_URL").map_err(|_| "AIRUDDER_DATABASE_URL is not set")?,
 //!     PostgresOptions::default()
 //!         .schema("airudder")? // created and migrated at connect
 //!         .lease(Duration::from_secs(15)), // a dead receiver's claims lapse after this
@@ -136,7 +137,9 @@
 //!     let _ = d.attempt();
 //!     Ok::<_, std::io::Error>(())
 //! })
-//! .authorize(QueryToken::new([std::env::var("AIRUDDER_TOKEN")?])?)
+//! .authorize(QueryToken::new([
+//!     std::env::var("AIRUDDER_TOKEN").map_err(|_| "AIRUDDER_TOKEN is not set")?,
+//! ])?)
 //! .durable(store)
 //! .build()?;
 //! # drop(receiver);

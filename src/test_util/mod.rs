@@ -4,6 +4,13 @@
 //! a [`Sender`] that posts exactly as Airudder does, retries included. With
 //! [`Receiver::idle`](crate::Receiver::idle), a test waits until the handler has run.
 //!
+//! Enable it for your tests only, beside the crate in `[dependencies]` (same source):
+//!
+//! ```toml
+//! [dev-dependencies]
+//! airudder-webhook = { path = "../airudder-webhook", features = ["test-util"] }
+//! ```
+//!
 //! # An integration test of your handler, through your axum router
 //!
 //! ```

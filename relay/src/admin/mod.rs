@@ -14,6 +14,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +29,12 @@ mod notifications;
 mod params;
 
 use params::{FILTERS, PAGE, Params};
+
+/// A request without `Authorization`, to an admin API behind a token (401).
+const NO_TOKEN: &str =
+    "this admin API needs its token: send Authorization: Bearer <AIRUDDER_ADMIN_TOKEN>";
+/// A request whose `Authorization` is not `Bearer <the token>` (401). Says nothing of the token.
+const WRONG_TOKEN: &str = "the Authorization header is not Bearer <AIRUDDER_ADMIN_TOKEN>: the token sent is not this relay's";
 
 #[derive(Clone)]
 struct Admin {
@@ -87,7 +94,7 @@ pub(crate) fn router(
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
-                "no such admin endpoint: see the README for the list",
+                "no such admin endpoint: see relay/README.md for the list",
             )
         })
         .with_state(admin);
@@ -103,10 +110,10 @@ pub(crate) fn router(
                     let (parts, body) = request.into_parts();
                     match check.authorize(&parts) {
                         Ok(()) => next.run(Request::from_parts(parts, body)).await,
-                        Err(_) => error(
-                            StatusCode::UNAUTHORIZED,
-                            "send Authorization: Bearer <AIRUDDER_ADMIN_TOKEN>",
-                        ),
+                        Err(_) if !parts.headers.contains_key(AUTHORIZATION) => {
+                            error(StatusCode::UNAUTHORIZED, NO_TOKEN)
+                        }
+                        Err(_) => error(StatusCode::UNAUTHORIZED, WRONG_TOKEN),
                     }
                 }
             }))
