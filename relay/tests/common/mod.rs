@@ -375,14 +375,15 @@ impl Service {
     pub(crate) async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
         let deadline = Instant::now() + within;
         loop {
-            let received = self.received();
-            if received.len() >= count {
-                return received;
+            // Counted under the lock; copied once, at the end (a copy each poll of a long
+            // list would cost the load it measures).
+            let arrived = self.received.lock().unwrap().len();
+            if arrived >= count {
+                return self.received();
             }
             assert!(
                 Instant::now() < deadline,
-                "{} of {count} forwards arrived within {within:?}",
-                received.len()
+                "{arrived} of {count} forwards arrived within {within:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
