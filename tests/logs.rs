@@ -112,3 +112,76 @@ async fn a_request_value_forges_no_line_and_no_field_under_a_plain_subscriber() 
     );
     assert!(text.contains("…[cut: 1048576 bytes]"), "{text}");
 }
+
+#[tokio::test]
+async fn an_outage_of_the_handler_writes_a_warning_per_interval_not_one_per_failure() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use airudder_webhook::RetryPolicy;
+    use airudder_webhook::store::RedbStore;
+
+    let (_guard, logs) = support::capture_logs(tracing::Level::INFO);
+    let dir = support::process::DataDir::new();
+    let down = Arc::new(AtomicBool::new(true));
+    let service = Arc::clone(&down);
+    let receiver = Receiver::builder(move |_: airudder_webhook::Delivery<TaskNotification>| {
+        let down = service.load(Ordering::SeqCst);
+        async move {
+            match down {
+                true => Err("connection refused"),
+                false => Ok(()),
+            }
+        }
+    })
+    .allow_unauthenticated()
+    .durable(RedbStore::open(&dir.0).unwrap())
+    .retry(
+        RetryPolicy::new(1_000)
+            .initial_backoff(Duration::from_millis(20))
+            .max_backoff(Duration::from_millis(50)),
+    )
+    .build()
+    .unwrap();
+    for n in 0..20 {
+        let answer = receiver
+            .clone()
+            .oneshot(support::post(support::example_with_task_id(&format!(
+                "o-{n}"
+            ))))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    // The service is down for a while: every notification fails again and again.
+    // A failed attempt of a stored notification goes back to the store: `returned`.
+    let failed = || receiver.stats().returned;
+    while failed() < 200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    down.store(false, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(30), receiver.idle())
+        .await
+        .expect("every notification handled once the service is back");
+
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let warnings = text
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("handler failed"))
+        .count();
+    assert!(
+        (1..=2).contains(&warnings),
+        "{warnings} warnings for {} failed attempts:\n{text}",
+        failed()
+    );
+    let recovered = text
+        .lines()
+        .find(|line| line.contains("handler succeeded again"))
+        .unwrap_or_else(|| panic!("the recovery is logged with the count:\n{text}"));
+    let suppressed: u64 = recovered
+        .split("suppressed=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {recovered}"));
+    assert!(suppressed >= 150, "{recovered}");
+}

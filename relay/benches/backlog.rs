@@ -11,7 +11,6 @@
 //! Under `cargo test --benches` it posts a 2 MB backlog and 300 small notifications only.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::sync::Arc;
@@ -48,7 +47,10 @@ fn memory(relay: &Relay) -> (u64, u64) {
 
 async fn kind_action(relay: &Relay, action: &str) {
     let answer = client()
-        .post(format!("http://{}/admin/kinds/{KIND}/{action}", relay.admin))
+        .post(format!(
+            "http://{}/admin/kinds/{KIND}/{action}",
+            relay.admin
+        ))
         .send()
         .await
         .unwrap();
@@ -124,7 +126,10 @@ async fn big_backlog(megabytes: usize, calls: usize) {
     let body_len = task("sizing", calls).len();
     let count = (megabytes << 20).div_ceil(body_len);
     let (idle, _) = memory(&relay);
-    let posting = post_all(&relay, count, 4, move |n| task(&format!("big-{n:06}"), calls)).await;
+    let posting = post_all(&relay, count, 4, move |n| {
+        task(&format!("big-{n:06}"), calls)
+    })
+    .await;
     let (after_posts, peak_posting) = memory(&relay);
 
     // SIGKILL, and a start on the backlog.

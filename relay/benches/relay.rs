@@ -62,6 +62,23 @@ async fn load(
     (posted, elapsed)
 }
 
+/// The CPU time the process `pid` has run so far, all its threads (`/proc/PID/task/*/schedstat`,
+/// nanoseconds on a CPU): a figure of its own work, whatever else the machine runs.
+fn cpu(pid: u32) -> Duration {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path().join("schedstat");
+        if let Ok(stat) = std::fs::read_to_string(path) {
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(total)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -106,7 +123,10 @@ fn main() {
         let data_b = DataDir::new();
         let mut ingest = start_quiet(&data_b, &[]).await;
         let ingest_url = format!("http://{}/airudder/task", ingest.addr);
+        let pid = ingest.child.id().unwrap();
+        let before = cpu(pid);
         let (_, ingest_time) = load(&ingest_url, count, concurrency, "ingest").await;
+        let ingest_cpu = cpu(pid) - before;
         assert!(ingest.terminate().await.success());
 
         // (c) through the relay to the service.
@@ -117,10 +137,13 @@ fn main() {
         }
         let mut relay = start_quiet(&data_c, &env).await;
         let relay_url = format!("http://{}/airudder/task", relay.addr);
+        let pid = relay.child.id().unwrap();
+        let before = cpu(pid);
         let started = Instant::now();
         let (posted, _) = load(&relay_url, count, concurrency, "through").await;
         let received = service.wait_for(count, Duration::from_secs(600)).await;
         let through = started.elapsed();
+        let through_cpu = cpu(pid) - before;
         assert!(relay.terminate().await.success());
 
         let mut latencies: Vec<Duration> = received
@@ -144,6 +167,13 @@ fn main() {
             "| (c) sender through the relay to the service's 2xx (durable, forwarding) | {:.0} | (c)/(b) = {:.2} (target >= 0.8) |",
             rate(through),
             through.as_secs_f64().recip() / ingest_time.as_secs_f64().recip()
+        );
+        let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / count as f64;
+        println!(
+            "\nthe relay's own CPU a notification: (b) {:.1} µs, (c) {:.1} µs ({:.2}x)",
+            per(ingest_cpu),
+            per(through_cpu),
+            per(through_cpu) / per(ingest_cpu)
         );
         println!(
             "\ntime from the sender's post to the service's receipt through the relay: median {:.1} ms, p99 {:.1} ms",

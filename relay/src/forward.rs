@@ -300,9 +300,10 @@ impl<E: Event> HandleNotification<Relayed<E>> for Forwarder {
             )
             .into());
         }
-        // INFO, not WARN: the receiver logs every failed attempt at WARN with its error and
-        // wait; this line adds the ids to match it with the service's log.
-        tracing::info!(webhook_id = %id, attempt, error = %failure, "forward failed; the store retries it");
+        // DEBUG: through an outage every notification fails at each retry; the receiver logs
+        // the first failure at WARN and then one line every 10 s with how many followed. This
+        // line adds the ids, to match one with the service's log (`RUST_LOG=debug`).
+        tracing::debug!(webhook_id = %id, attempt, error = %failure, "forward failed; the store retries it");
         match failure {
             // The service's wait, whatever number it gives, is at most the retry time (the
             // receiver cuts it to the deadline): no instant is ever added to past its range.

@@ -1,49 +1,63 @@
 //! The log of failed attempts, kept readable through an outage: while a team's service is
 //! down every notification fails, again at each retry, and a WARN line each would bury the
-//! log. The first failure is a WARN; later ones within [`INTERVAL`] are logged at DEBUG and
-//! counted, and the next WARN (or the first success after them) says how many there were.
+//! log. At most one failure per [`INTERVAL`] is logged at WARN, with how many were not
+//! (`suppressed`, as the refusals' lines say it); the others go to DEBUG. The first success
+//! after suppressed failures says how many there were.
 
 use std::fmt::Display;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// At most one WARN per failure site this often.
+/// At most one WARN for failed attempts this often, per receiver.
 pub(crate) const INTERVAL: Duration = Duration::from_secs(10);
 
 /// One receiver's failed attempts, for its log.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Failures {
-    /// Failures logged at DEBUG since the last WARN.
-    quiet: AtomicU64,
-    /// When the last WARN was written.
-    warned_at: Mutex<Option<Instant>>,
+    epoch: Instant,
+    /// The interval of the last WARN, counted from 1 (0: never).
+    logged_in: AtomicU64,
+    /// Failures logged at DEBUG only since the last WARN.
+    suppressed: AtomicU64,
+}
+
+impl Default for Failures {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            logged_in: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Failures {
-    /// Whether this failure gets a WARN line, and how many were logged at DEBUG before it;
-    /// `None` (and counted) when a WARN was written less than [`INTERVAL`] ago.
-    fn warn_now(&self) -> Option<u64> {
-        let mut warned_at = super::shared::lock(&self.warned_at);
-        if warned_at.is_some_and(|at| at.elapsed() < INTERVAL) {
-            self.quiet.fetch_add(1, Ordering::Relaxed);
-            return None;
+    /// Whether this failure gets the WARN line of its interval, and how many were suppressed
+    /// before it; `None` (and counted) when another had it.
+    fn turn(&self) -> Option<u64> {
+        let now = (self.epoch.elapsed().as_secs() / INTERVAL.as_secs()) + 1;
+        let last = self.logged_in.load(Ordering::Relaxed);
+        let mine = last < now
+            && self
+                .logged_in
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if mine {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
         }
-        *warned_at = Some(Instant::now());
-        Some(self.quiet.swap(0, Ordering::Relaxed))
     }
 
     /// A failed attempt that is retried after `wait`.
     pub(crate) fn retrying(&self, err: &dyn Display, wait: Duration) {
-        match self.warn_now() {
-            Some(0) => {
-                tracing::warn!(error = %err, ?wait, "handler failed; trying again after the wait")
-            }
-            Some(quiet) => tracing::warn!(
+        match self.turn() {
+            Some(suppressed) => tracing::warn!(
                 error = %err,
                 ?wait,
-                also_failed = quiet,
-                "handler failed; trying again after the wait ({quiet} more failures since the last warning, logged at DEBUG)"
+                suppressed,
+                "handler failed; trying again after the wait"
             ),
             None => {
                 tracing::debug!(error = %err, ?wait, "handler failed; trying again after the wait")
@@ -53,14 +67,11 @@ impl Failures {
 
     /// A failed attempt answered 503, for the sender to retry.
     pub(crate) fn answered_503(&self, err: &dyn Display) {
-        match self.warn_now() {
-            Some(0) => {
-                tracing::warn!(error = %err, "handler failed; answering 503 so that the sender retries")
-            }
-            Some(quiet) => tracing::warn!(
+        match self.turn() {
+            Some(suppressed) => tracing::warn!(
                 error = %err,
-                also_failed = quiet,
-                "handler failed; answering 503 so that the sender retries ({quiet} more failures since the last warning, logged at DEBUG)"
+                suppressed,
+                "handler failed; answering 503 so that the sender retries"
             ),
             None => {
                 tracing::debug!(error = %err, "handler failed; answering 503 so that the sender retries")
@@ -68,16 +79,17 @@ impl Failures {
         }
     }
 
-    /// A handled notification: after failures logged at DEBUG alone, says how many, once.
+    /// A handled notification: after failures suppressed from the WARN lines, says how many,
+    /// once.
     pub(crate) fn succeeded(&self) {
-        if self.quiet.load(Ordering::Relaxed) == 0 {
+        if self.suppressed.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let quiet = self.quiet.swap(0, Ordering::Relaxed);
-        if quiet > 0 {
+        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        if suppressed > 0 {
             tracing::info!(
-                also_failed = quiet,
-                "handler succeeded again, after {quiet} more failures since the last warning (logged at DEBUG)"
+                suppressed,
+                "handler succeeded again, after failed attempts logged at DEBUG only"
             );
         }
     }
@@ -90,16 +102,16 @@ mod tests {
     #[test]
     fn one_warning_per_interval_and_the_rest_counted() {
         let failures = Failures::default();
-        assert_eq!(failures.warn_now(), Some(0));
+        assert_eq!(failures.turn(), Some(0));
         for _ in 0..5 {
-            assert_eq!(failures.warn_now(), None);
+            assert_eq!(failures.turn(), None);
         }
-        assert_eq!(failures.quiet.load(Ordering::Relaxed), 5);
-        // The interval over: the next failure warns and says how many came quietly.
-        *super::super::shared::lock(&failures.warned_at) = Instant::now().checked_sub(INTERVAL);
-        assert_eq!(failures.warn_now(), Some(5));
-        assert_eq!(failures.warn_now(), None);
+        assert_eq!(failures.suppressed.load(Ordering::Relaxed), 5);
+        // The next interval: the next failure warns and says how many were suppressed.
+        failures.logged_in.fetch_sub(1, Ordering::Relaxed);
+        assert_eq!(failures.turn(), Some(5));
+        assert_eq!(failures.turn(), None);
         failures.succeeded();
-        assert_eq!(failures.quiet.load(Ordering::Relaxed), 0);
+        assert_eq!(failures.suppressed.load(Ordering::Relaxed), 0);
     }
 }

@@ -4,6 +4,7 @@
 //! never the backlog.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -88,11 +89,26 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             if got < asked {
                 tokio::select! {
                     () = self.shared.feed.notified() => {}
-                    () = tokio::time::sleep(POLL) => {}
+                    () = tokio::time::sleep(self.until_next_due()) => {}
                     _ = stop.wait_for(|stopping| *stopping) => return,
                 }
             }
         }
+    }
+
+    /// How long to wait before asking the store again: until the soonest retry this receiver
+    /// scheduled, if it comes before the next [`POLL`] (the hint is then taken: a retry
+    /// scheduled later sets it again).
+    fn until_next_due(&self) -> Duration {
+        let now = crate::store::millis(std::time::SystemTime::now());
+        let next = self.shared.next_due_ms.swap(i64::MAX, Ordering::Relaxed);
+        let poll_ms = POLL.as_millis() as i64;
+        if next.saturating_sub(now) >= poll_ms {
+            self.shared.next_due_ms.fetch_min(next, Ordering::Relaxed);
+            return POLL;
+        }
+        // A little after the due time, for the outcome's write to land first.
+        Duration::from_millis(u64::try_from(next.saturating_sub(now)).unwrap_or(0) + 5)
     }
 
     /// Starts a claimed record in `slot`. A body that no longer decodes becomes a dead letter.

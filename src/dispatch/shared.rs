@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, watch};
 
@@ -38,6 +38,10 @@ pub(crate) struct Shared {
     paused: AtomicBool,
     /// Failed attempts, for a log that stays readable through an outage.
     pub(super) failures: super::failures::Failures,
+    /// The soonest due time of a retry this receiver scheduled, in milliseconds since the Unix
+    /// epoch (`i64::MAX`: none): the feeder wakes for it rather than at its next poll, so that a
+    /// short backoff is kept. A hint only: the store says what is due.
+    pub(super) next_due_ms: AtomicI64,
 }
 
 /// Counts one running handler in [`Shared`] while it lives.
@@ -77,6 +81,7 @@ impl Shared {
             feed: Notify::new(),
             paused,
             failures: super::failures::Failures::default(),
+            next_due_ms: AtomicI64::new(i64::MAX),
         }
     }
 

@@ -364,6 +364,9 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                     Some(due) => {
                         let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
                         self.shared.failures.retrying(err, wait);
+                        self.shared
+                            .next_due_ms
+                            .fetch_min(crate::store::millis(due), Ordering::Relaxed);
                         counters.count(Fate::Returned);
                         Next::Retry(due)
                     }

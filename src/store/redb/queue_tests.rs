@@ -317,22 +317,22 @@ async fn pages_of_a_hundred_thousand_records_list_each_match_once_in_order() {
     const N: u32 = 100_010;
     let dir = temp_dir("paging");
     let store = Arc::new(RedbStore::open(&dir).unwrap());
-    let appends: Vec<_> = (0..N)
+    let appends: Vec<_> = (0..N - 10)
         .map(|n| {
             let store = Arc::clone(&store);
             let kind = if n % 2 == 0 { "even" } else { "odd" };
-            // The last ten are the only ones of task "late": past one page's scan.
-            let task = if n >= N - 10 {
-                "late".to_owned()
-            } else {
-                format!("t{}", n % 7)
-            };
-            let record = waiting(n, kind, ago(100)).with_task_id(task);
+            let record = waiting(n, kind, ago(100)).with_task_id(format!("t{}", n % 7));
             tokio::spawn(async move { store.append(record).await })
         })
         .collect();
     for append in appends {
         append.await.unwrap().unwrap();
+    }
+    // The last ten, after all the others, are the only ones of task "late": past one page's
+    // scan.
+    for n in N - 10..N {
+        let kind = if n % 2 == 0 { "even" } else { "odd" };
+        stored(&store, waiting(n, kind, ago(100)).with_task_id("late")).await;
     }
     let query = RecordQuery::new().kind("even").task_id("t3").limit(97);
     let (seen, _) = every_page(&store, &query).await;
