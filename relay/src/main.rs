@@ -62,3 +62,21 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+/// The relay's commands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    #[command(flatten)]
+    Operate(crate::operate::Operate),
+    #[command(flatten)]
+    Rehearse(crate::rehearse::Rehearse),
+}
+
+impl Command {
+    pub(crate) async fn run(self) -> std::process::ExitCode {
+        match self {
+            Self::Operate(operate) => operate.run().await,
+            Self::Rehearse(rehearse) => rehearse.run().await,
+        }
+    }
+}
