@@ -199,7 +199,7 @@ impl Operate {
     }
 
     /// Runs the command; what it prints goes to stdout, what went wrong to stderr.
-    pub(crate) async fn run(self) -> ExitCode {
+    pub(crate) async fn run(self, token: Option<String>) -> ExitCode {
         let common = self.common();
         let admin = common
             .admin
@@ -208,9 +208,7 @@ impl Operate {
         let client = Client {
             http: reqwest::Client::new(),
             admin: admin.trim_end_matches('/').to_owned(),
-            token: std::env::var("AIRUDDER_ADMIN_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
+            token,
         };
         let json = common.json;
         match self.ask(&client).await {

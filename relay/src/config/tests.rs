@@ -1,9 +1,15 @@
+use std::ffi::OsString;
+
 use super::*;
 
 fn parse(args: &[&str]) -> Result<Config, ConfigError> {
     let mut all = vec!["airudder-relay"];
     all.extend_from_slice(args);
-    Cli::try_parse_from(all).expect("the flags parse").load()
+    match Cli::from_args(all.into_iter().map(OsString::from)) {
+        Ok(cli) => cli.load(),
+        Err(Refused::Setting(err)) => Err(err),
+        Err(Refused::Usage(err)) => panic!("the flags parse: {err}"),
+    }
 }
 
 #[test]
@@ -27,7 +33,7 @@ fn the_intake_metrics_and_log_settings_are_checked() {
     for (args, message) in [
         (
             &["--log-format", "xml"][..],
-            "AIRUDDER_LOG_FORMAT (log_format in the file): \"xml\" is not a log format: use text or json",
+            "AIRUDDER_LOG_FORMAT (log_format in the file): \"xml\" is not one of: text, json",
         ),
         (
             &["--metrics-interval", "0s"],
@@ -39,7 +45,7 @@ fn the_intake_metrics_and_log_settings_are_checked() {
         ),
         (
             &["--body-limit", "5000000000"],
-            "AIRUDDER_BODY_LIMIT (body_limit in the file): 5000000000 is over the largest limit, 4294967295 bytes",
+            "AIRUDDER_BODY_LIMIT (body_limit in the file): 5000000000 is over the largest, 4294967295",
         ),
     ] {
         assert_eq!(parse(args).unwrap_err().to_string(), message);
@@ -63,7 +69,7 @@ fn a_bad_value_names_its_key_and_what_it_accepts() {
         ),
         (
             &["--ack", "later"],
-            "AIRUDDER_ACK (ack in the file): \"later\" is not an ack: use durable, memory or handled",
+            "AIRUDDER_ACK (ack in the file): \"later\" is not one of: durable, memory, handled",
         ),
         (
             &["--lease-secs", "0"],
@@ -249,5 +255,84 @@ fn the_file_fills_what_the_flags_and_environment_leave_out() {
         err.contains("AIRUDDER_CONFIG") && err.contains("forwrd_url"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_old_duration_spellings_are_read_with_a_warning_naming_the_new() {
+    let config = parse(&["--lease-secs", "3", "--handler-delay-ms", "250"]).unwrap();
+    assert_eq!(
+        (config.lease, config.handler_delay),
+        (Duration::from_secs(3), Duration::from_millis(250))
+    );
+    assert_eq!(config.deprecated.len(), 2);
+    assert!(config.deprecated[0].starts_with("AIRUDDER_LEASE_SECS (lease_secs in the file) is deprecated: use AIRUDDER_LEASE (lease in the file)"), "{:?}", config.deprecated);
+    let config = parse(&[
+        "--lease",
+        "250ms",
+        "--lease-secs",
+        "3",
+        "--handler-delay",
+        "1m",
+    ])
+    .unwrap();
+    assert_eq!(
+        (config.lease, config.handler_delay),
+        (Duration::from_millis(250), Duration::from_secs(60)),
+        "the new spelling wins"
+    );
+    assert!(parse(&[]).unwrap().deprecated.is_empty());
+}
+
+#[test]
+fn the_file_sends_a_kind_elsewhere_and_refuses_a_kind_not_served() {
+    let dir = std::env::temp_dir().join(format!("airudder-relay-urls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("relay.toml");
+    let path = file.to_str().unwrap();
+    let urls = "raw_names = \"crm\"\nlease = \"1m\"\n[forward.urls]\nraw_crm = \"https://crm.example/in\"\n";
+    std::fs::write(
+        &file,
+        format!("forward_url = \"https://team.example/hooks\"\n{urls}"),
+    )
+    .unwrap();
+    let config = parse(&["--config", path]).unwrap();
+    assert_eq!(config.lease, Duration::from_secs(60));
+    let forward = config.forward.unwrap();
+    assert_eq!(
+        forward.url_for("raw_crm").as_str(),
+        "https://crm.example/in"
+    );
+    assert_eq!(
+        forward.url_for("pds_event").as_str(),
+        "https://team.example/hooks"
+    );
+    for (text, says) in [
+        (
+            urls.to_owned(),
+            "AIRUDDER_FORWARD_URL (forward_url in the file): is not set, and AIRUDDER_FORWARD_URL_RAW_CRM is",
+        ),
+        (
+            "forward_url = \"https://x\"\n[forward.urls]\ntask = \"https://y\"".to_owned(),
+            "AIRUDDER_FORWARD_URL_<KIND> (forward.urls in the file): \"task\" is not a kind served",
+        ),
+        (
+            "forward_url = \"https://x\"\n[forward.urls]\npds_event = \"ftp://y\"".to_owned(),
+            "AIRUDDER_FORWARD_URL_PDS_EVENT (forward.urls.pds_event in the file): ftp://y/ is not",
+        ),
+        (
+            "forward_url = [\"https://x\"]".to_owned(),
+            "AIRUDDER_FORWARD_URL (forward_url in the file): is not one value",
+        ),
+        (
+            "lease = \"soon\"".to_owned(),
+            "AIRUDDER_LEASE (lease in the file): \"soon\" is not a duration",
+        ),
+        ("help = true".to_owned(), "AIRUDDER_CONFIG (--config): "),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let err = parse(&["--config", path]).unwrap_err().to_string();
+        assert!(err.starts_with(says), "{err}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
