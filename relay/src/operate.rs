@@ -50,8 +50,8 @@ pub(crate) enum Operate {
 /// What every command takes.
 #[derive(Debug, Args)]
 pub(crate) struct Common {
-    /// The relay's admin API; the token comes from AIRUDDER_ADMIN_TOKEN [default:
-    /// http://127.0.0.1:3001]
+    /// The relay's admin API; the token comes from AIRUDDER_ADMIN_TOKEN, or admin_token in the
+    /// file of `airudder-relay --config FILE <command>` [default: http://127.0.0.1:3001]
     #[arg(
         long,
         env = "AIRUDDER_ADMIN_URL",
@@ -482,6 +482,11 @@ impl Client {
         })?;
         if status.is_success() {
             Ok(value)
+        } else if status == reqwest::StatusCode::UNAUTHORIZED {
+            Err(match self.token {
+                None => "the admin API asks for a token, and none is set: set AIRUDDER_ADMIN_TOKEN (or admin_token in the --config file) to the relay's".to_owned(),
+                Some(_) => "the admin API refused the token: AIRUDDER_ADMIN_TOKEN (or admin_token in the --config file) is not the relay's".to_owned(),
+            })
         } else {
             Err(value["error"]
                 .as_str()
