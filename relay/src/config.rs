@@ -1,75 +1,74 @@
-//! The relay's configuration: flags, environment variables and a TOML file, validated once at
-//! start into one [`Config`], with errors that name the key and what it accepts.
+//! The relay's configuration: flags, environment variables and a TOML file, each setting typed
+//! by clap and its default written once, validated at start into one [`Config`], with errors
+//! that name the variable and the file key.
+//!
+//! The file's values become clap's defaults, so clap merges the three: a flag wins over its
+//! variable, the variable over the file, the file over the built-in default.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine;
-use clap::{Args, Parser};
-use serde::Deserialize;
+use airudder_webhook::receiver::defaults;
+use airudder_webhook::store::RejectedLimits;
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
+use reqwest::Url;
+
+pub(crate) use self::error::{ConfigError, Refused};
+use self::sources::{Given, variable};
+pub(crate) use self::values::{Ack, LogFormat, Secret};
+use self::values::{ForwardUrl, RawNames, address, count, duration, span, token, whole};
+use crate::signing_key::SigningKey;
+
+mod error;
+mod sources;
+mod values;
 
 /// Receives Airudder's task notifications, stores them, and prints them as JSON lines on stdout
 /// or forwards them, signed, to your service.
 ///
 /// Every setting is a flag, an environment variable, or a key of the TOML file given with
 /// `--config`: the key is the flag's name with `_` for `-` (`forward_url = "https://…"`).
-/// A flag wins over the variable, the variable over the file.
+/// A flag wins over the variable, the variable over the file. Durations read as `250ms`, `10s`,
+/// `15m`, `72h` or `7d`.
 #[derive(Debug, Parser)]
 #[command(name = "airudder-relay", version, about, long_about)]
 pub(crate) struct Cli {
-    /// A TOML file with any of the settings below.
+    /// A TOML file with any of the settings below, and `[forward.urls]` (see the end).
     #[arg(long, value_name = "FILE", env = "AIRUDDER_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
+    config: Option<PathBuf>,
 
     #[command(flatten)]
-    pub(crate) settings: Settings,
+    settings: Config,
 
     /// Without a command, the relay runs; a command asks a running relay's admin API, or
-    /// rehearses Airudder (`send`, `example`).
+    /// rehearses Airudder (`send`, `example`), or makes a signing key (`secret`).
     #[command(subcommand)]
-    pub(crate) command: Option<Command>,
+    pub(crate) command: Option<crate::Command>,
+
+    /// Which settings were given (by flag, variable or file), and the file's per-kind URLs.
+    #[arg(skip)]
+    given: Given,
 }
 
-/// The relay's commands.
-#[derive(Debug, clap::Subcommand)]
-pub(crate) enum Command {
-    #[command(flatten)]
-    Operate(crate::operate::Operate),
-    #[command(flatten)]
-    Rehearse(crate::rehearse::Rehearse),
-}
-
-impl Command {
-    pub(crate) async fn run(self) -> std::process::ExitCode {
-        match self {
-            Self::Operate(operate) => operate.run().await,
-            Self::Rehearse(rehearse) => rehearse.run().await,
-        }
-    }
-}
-
-/// Every setting as given, before validation; the same fields are the file's keys.
-#[derive(Debug, Default, Args, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Settings {
-    /// The address to listen on for Airudder (also /health and /ready) [default: 127.0.0.1:3000]
-    #[arg(long, env = "AIRUDDER_LISTEN", value_name = "ADDR")]
-    #[serde(default, deserialize_with = "scalar")]
-    listen: Option<String>,
-
-    /// When to answer Airudder 200: `durable` (once stored and fsynced), `memory` (once
-    /// queued) or `handled` (once printed or forwarded) [default: durable]
-    #[arg(long, env = "AIRUDDER_ACK", value_name = "ACK")]
-    #[serde(default, deserialize_with = "scalar")]
-    ack: Option<String>,
-
-    /// The embedded store's directory [default: ./airudder-data]
+/// Every setting, typed, with its default; the field names are the file's keys. [`Cli::load`]
+/// checks them together and fills `forward`.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct Config {
+    /// The address to listen on for Airudder (also /health and /ready)
+    #[arg(long, env = "AIRUDDER_LISTEN", value_name = "ADDR", value_parser = address)]
+    #[arg(default_value = "127.0.0.1:3000")]
+    pub(crate) listen: SocketAddr,
+    /// When to answer Airudder 200
+    #[arg(long, env = "AIRUDDER_ACK", value_enum, default_value_t = Ack::Durable)]
+    pub(crate) ack: Ack,
+    /// The embedded store's directory
     #[arg(long, env = "AIRUDDER_DATA_DIR", value_name = "DIR")]
-    #[serde(default, deserialize_with = "scalar")]
-    data_dir: Option<String>,
-
+    #[arg(default_value = "./airudder-data")]
+    pub(crate) data_dir: PathBuf,
     /// Store in PostgreSQL instead (`postgres://user:password@host:port/db`), shared by every
     /// relay given the same URL [default: unset, the embedded store]
     #[arg(
@@ -78,36 +77,31 @@ pub(crate) struct Settings {
         value_name = "URL",
         hide_env_values = true
     )]
-    #[serde(default, deserialize_with = "scalar")]
-    database_url: Option<String>,
-
-    /// The PostgreSQL schema of the relay's tables [default: airudder]
+    pub(crate) database_url: Option<Secret>,
+    /// The PostgreSQL schema of the relay's tables
     #[arg(long, env = "AIRUDDER_DATABASE_SCHEMA", value_name = "NAME")]
-    #[serde(default, deserialize_with = "scalar")]
-    database_schema: Option<String>,
-
-    /// Seconds before a dead relay's notifications go to the others (PostgreSQL) [default: 15]
-    #[arg(long, env = "AIRUDDER_LEASE_SECS", value_name = "SECS")]
-    #[serde(default, deserialize_with = "scalar")]
-    lease_secs: Option<String>,
-
+    #[arg(default_value = "airudder")]
+    pub(crate) database_schema: String,
+    /// How long before a dead relay's notifications go to the others (PostgreSQL)
+    #[arg(long, env = "AIRUDDER_LEASE", value_name = "DURATION", value_parser = duration)]
+    #[arg(default_value = "15s")]
+    pub(crate) lease: Duration,
+    /// The old spelling of --lease, in seconds.
+    #[arg(long, env = "AIRUDDER_LEASE_SECS", hide = true, value_parser = whole::<1>)]
+    lease_secs: Option<u64>,
     /// The token Airudder's URL must carry as `?token=…`: at least 16 bytes, no white space
     /// at its ends (make one with `openssl rand -hex 32`) [default: unset, the relay runs open
     /// and says so]
-    #[arg(
-        long,
-        env = "AIRUDDER_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    #[serde(default, deserialize_with = "scalar")]
-    token: Option<String>,
-
-    /// Printing mode: wait this long before printing, as a slow handler would [default: 0]
-    #[arg(long, env = "AIRUDDER_HANDLER_DELAY_MS", value_name = "MS")]
-    #[serde(default, deserialize_with = "scalar")]
-    handler_delay_ms: Option<String>,
-
+    #[arg(long, env = "AIRUDDER_TOKEN", value_name = "TOKEN", value_parser = token)]
+    #[arg(hide_env_values = true)]
+    pub(crate) token: Option<Secret>,
+    /// Printing mode: wait this long before printing, as a slow handler would
+    #[arg(long, env = "AIRUDDER_HANDLER_DELAY", value_name = "DURATION")]
+    #[arg(value_parser = duration, default_value = "0s")]
+    pub(crate) handler_delay: Duration,
+    /// The old spelling of --handler-delay, in milliseconds.
+    #[arg(long, env = "AIRUDDER_HANDLER_DELAY_MS", hide = true, value_parser = whole::<0>)]
+    handler_delay_ms: Option<u64>,
     /// Forward each notification to this http or https URL instead of printing it [default:
     /// unset, print JSON lines on stdout]
     #[arg(
@@ -116,149 +110,94 @@ pub(crate) struct Settings {
         value_name = "URL",
         hide_env_values = true
     )]
-    #[serde(default, deserialize_with = "scalar")]
-    forward_url: Option<String>,
-
-    /// How long one forward may take before it counts as failed [default: 10s]
+    forward_url: Option<ForwardUrl>,
+    /// How long one forward may take before it counts as failed
     #[arg(long, env = "AIRUDDER_FORWARD_TIMEOUT", value_name = "DURATION")]
-    #[serde(default, deserialize_with = "scalar")]
-    forward_timeout: Option<String>,
-
+    #[arg(value_parser = duration, default_value = "10s")]
+    forward_timeout: Duration,
     /// How long after receipt a notification is retried before it becomes a dead letter
-    /// [default: 72h]
     #[arg(long, env = "AIRUDDER_RETRY_FOR", value_name = "DURATION")]
-    #[serde(default, deserialize_with = "scalar")]
-    retry_for: Option<String>,
-
-    /// The most forwards in flight at once, to each destination URL [default: 16]
+    #[arg(value_parser = duration, default_value = "72h")]
+    retry_for: Duration,
+    /// The most forwards in flight at once, to each destination URL
     #[arg(long, env = "AIRUDDER_FORWARD_CONCURRENCY", value_name = "N")]
-    #[serde(default, deserialize_with = "scalar")]
-    forward_concurrency: Option<String>,
-
+    #[arg(value_parser = count::<1>, default_value = "16")]
+    forward_concurrency: usize,
     /// The most forwards started to each destination URL, per second, minute or hour (`50/s`,
     /// `600/min`), spaced evenly [default: unset, no cap but the concurrency]
     #[arg(long, env = "AIRUDDER_FORWARD_RATE", value_name = "RATE")]
-    #[serde(default, deserialize_with = "scalar")]
-    forward_rate: Option<String>,
-
-    /// Sign each forward per Standard Webhooks with this key (`whsec_` and base64)
-    /// [default: unset, unsigned]
-    #[arg(
-        long,
-        env = "AIRUDDER_FORWARD_SECRET",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
-    #[serde(default, deserialize_with = "scalar")]
-    forward_secret: Option<String>,
-
-    /// The admin API's address (GET /admin/stats, /admin/dead-letters, …) [default:
-    /// 127.0.0.1:3001]
-    #[arg(long, env = "AIRUDDER_ADMIN_LISTEN", value_name = "ADDR")]
-    #[serde(default, deserialize_with = "scalar")]
-    admin_listen: Option<String>,
-
-    /// The bearer token the admin API asks for, at least 16 bytes (`openssl rand -hex 32`);
-    /// without it the admin API listens on loopback only and answers loopback hosts only
-    /// [default: unset]
-    #[arg(
-        long,
-        env = "AIRUDDER_ADMIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    #[serde(default, deserialize_with = "scalar")]
-    admin_token: Option<String>,
-
-    /// The largest body accepted, in bytes; larger is answered 413 [default: 33554432, 32 MiB]
-    #[arg(long, env = "AIRUDDER_BODY_LIMIT", value_name = "BYTES")]
-    #[serde(default, deserialize_with = "scalar")]
-    body_limit: Option<String>,
-
+    forward_rate: Option<crate::pace::Rate>,
+    /// Sign each forward per Standard Webhooks with this key (`whsec_` and base64; make one
+    /// with `airudder-relay secret`) [default: unset, unsigned]
+    #[arg(long, env = "AIRUDDER_FORWARD_SECRET", value_name = "SECRET")]
+    #[arg(hide_env_values = true)]
+    forward_secret: Option<SigningKey>,
+    /// The admin API's address (GET /admin/stats, /admin/dead-letters, …)
+    #[arg(long, env = "AIRUDDER_ADMIN_LISTEN", value_name = "ADDR", value_parser = address)]
+    #[arg(default_value = "127.0.0.1:3001")]
+    pub(crate) admin_listen: SocketAddr,
+    /// The bearer token the admin API asks for, and the commands send, at least 16 bytes
+    /// (`openssl rand -hex 32`); without it the admin API listens on loopback only and answers
+    /// loopback hosts only [default: unset]
+    #[arg(long, env = "AIRUDDER_ADMIN_TOKEN", value_name = "TOKEN", value_parser = token)]
+    #[arg(hide_env_values = true)]
+    pub(crate) admin_token: Option<Secret>,
+    /// The largest body accepted, in bytes; larger is answered 413
+    #[arg(long, env = "AIRUDDER_BODY_LIMIT", value_name = "BYTES", value_parser = count::<1>)]
+    #[arg(default_value_t = defaults::BODY_LIMIT)]
+    pub(crate) body_limit: usize,
     /// How many notifications are printed or forwarded at once, per kind [default: 4 when
     /// printing, AIRUDDER_FORWARD_CONCURRENCY when forwarding]
-    #[arg(long, env = "AIRUDDER_WORKERS", value_name = "N")]
-    #[serde(default, deserialize_with = "scalar")]
-    workers: Option<String>,
-
+    #[arg(long, env = "AIRUDDER_WORKERS", value_name = "N", value_parser = count::<1>)]
+    pub(crate) workers: Option<usize>,
     /// With the memory ack, how many notifications may wait for a worker before Airudder is
-    /// answered 503 (with the durable ack they wait in the store) [default: 1024]
-    #[arg(long, env = "AIRUDDER_QUEUE_CAPACITY", value_name = "N")]
-    #[serde(default, deserialize_with = "scalar")]
-    queue_capacity: Option<String>,
-
-    /// How often the gauges of GET /metrics (queue, store, readiness) are sampled [default: 5s]
+    /// answered 503 (with the durable ack they wait in the store)
+    #[arg(long, env = "AIRUDDER_QUEUE_CAPACITY", value_name = "N", value_parser = count::<1>)]
+    #[arg(default_value_t = defaults::QUEUE_CAPACITY)]
+    pub(crate) queue_capacity: usize,
+    /// How often the gauges of GET /metrics (queue, store, readiness) are sampled
     #[arg(long, env = "AIRUDDER_METRICS_INTERVAL", value_name = "DURATION")]
-    #[serde(default, deserialize_with = "scalar")]
-    metrics_interval: Option<String>,
-
+    #[arg(value_parser = duration, default_value = span(defaults::METRICS_INTERVAL))]
+    pub(crate) metrics_interval: Duration,
     /// Names of callbacks whose bodies are not public, each served at `/airudder/raw/{name}`
     /// as any JSON object (comma-separated; letters, digits, `_` and `-`) [default: none]
     #[arg(long, env = "AIRUDDER_RAW_NAMES", value_name = "NAMES")]
-    #[serde(default, deserialize_with = "scalar")]
-    raw_names: Option<String>,
-
+    raw_names: Option<RawNames>,
     /// The most bytes of refused bodies kept for replay (`rejected`), all kinds together; past
-    /// it the oldest go first [default: 67108864, 64 MiB]
+    /// it the oldest go first
     #[arg(long, env = "AIRUDDER_REJECTED_MAX_BYTES", value_name = "BYTES")]
-    #[serde(default, deserialize_with = "scalar")]
-    rejected_max_bytes: Option<String>,
-
-    /// How long a refused body is kept for replay [default: 7d]
+    #[arg(value_parser = whole::<0>, default_value_t = RejectedLimits::DEFAULT_MAX_BYTES)]
+    pub(crate) rejected_max_bytes: u64,
+    /// How long a refused body is kept for replay
     #[arg(long, env = "AIRUDDER_REJECTED_MAX_AGE", value_name = "DURATION")]
-    #[serde(default, deserialize_with = "scalar")]
-    rejected_max_age: Option<String>,
-
+    #[arg(value_parser = duration, default_value = span(RejectedLimits::DEFAULT_MAX_AGE))]
+    pub(crate) rejected_max_age: Duration,
     /// The most connections the Airudder listener keeps open; past it the oldest idle one is
     /// closed for a new one [default: from the file limit (ulimit -n), less a reserve]
-    #[arg(long, env = "AIRUDDER_MAX_CONNECTIONS", value_name = "N")]
-    #[serde(default, deserialize_with = "scalar")]
-    max_connections: Option<String>,
-
-    /// The log's format on stderr: `text`, or `json` (one object a line, for log shippers)
-    /// [default: text]
-    #[arg(long, env = "AIRUDDER_LOG_FORMAT", value_name = "FORMAT")]
-    #[serde(default, deserialize_with = "scalar")]
-    log_format: Option<String>,
+    #[arg(long, env = "AIRUDDER_MAX_CONNECTIONS", value_name = "N", value_parser = count::<1>)]
+    pub(crate) max_connections: Option<usize>,
+    /// The log's format on stderr
+    #[arg(long, env = "AIRUDDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+    /// Where notifications go, once checked: set when `forward_url` is.
+    #[arg(skip)]
+    pub(crate) forward: Option<Forward>,
+    /// Old spellings used, each with its new name: logged once logging is set up.
+    #[arg(skip)]
+    pub(crate) deprecated: Vec<String>,
 }
 
-/// A TOML string, integer, float or boolean, as the text a variable would hold.
-fn scalar<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Scalar {
-        Text(String),
-        Integer(i64),
-        Float(f64),
-        Bool(bool),
+impl Config {
+    /// The raw callbacks' names.
+    pub(crate) fn raw_names(&self) -> &[String] {
+        self.raw_names.as_ref().map_or(&[], |names| &names.0)
     }
-    Ok(Some(match Scalar::deserialize(deserializer)? {
-        Scalar::Text(text) => text,
-        Scalar::Integer(n) => n.to_string(),
-        Scalar::Float(x) => x.to_string(),
-        Scalar::Bool(b) => b.to_string(),
-    }))
-}
-
-/// How the relay logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LogFormat {
-    Text,
-    Json,
-}
-
-/// When the relay answers Airudder 200.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ack {
-    Durable,
-    Memory,
-    Handled,
 }
 
 /// Where notifications go and how, when they are forwarded.
 #[derive(Clone)]
 pub(crate) struct Forward {
-    pub(crate) url: reqwest::Url,
+    pub(crate) url: Url,
     pub(crate) timeout: Duration,
     pub(crate) retry_for: Duration,
     pub(crate) concurrency: usize,
@@ -266,22 +205,21 @@ pub(crate) struct Forward {
     pub(crate) rate: Option<crate::pace::Rate>,
     /// The signing key, decoded from `whsec_…`.
     pub(crate) secret: Option<Vec<u8>>,
-    /// Kinds sent elsewhere than `url` (`AIRUDDER_FORWARD_URL_<KIND>`).
-    pub(crate) urls: Vec<(String, reqwest::Url)>,
+    /// Kinds sent elsewhere than `url` (`AIRUDDER_FORWARD_URL_<KIND>`, `[forward.urls]`).
+    pub(crate) urls: Vec<(String, Url)>,
 }
 
 impl Forward {
     /// Where events of `kind` go.
-    pub(crate) fn url_for(&self, kind: &str) -> reqwest::Url {
-        self.urls
-            .iter()
-            .find(|(k, _)| k == kind)
-            .map_or_else(|| self.url.clone(), |(_, url)| url.clone())
+    pub(crate) fn url_for(&self, kind: &str) -> Url {
+        let elsewhere = self.urls.iter().find(|(k, _)| k == kind);
+        elsewhere.map_or_else(|| self.url.clone(), |(_, url)| url.clone())
     }
 }
 
 impl fmt::Debug for Forward {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kinds: Vec<&String> = self.urls.iter().map(|(k, _)| k).collect();
         f.debug_struct("Forward")
             .field("url", &crate::shown::url(self.url.as_str()))
             .field("timeout", &self.timeout)
@@ -289,786 +227,116 @@ impl fmt::Debug for Forward {
             .field("concurrency", &self.concurrency)
             .field("rate", &self.rate)
             .field("signed", &self.secret.is_some())
-            .field(
-                "kinds_elsewhere",
-                &self.urls.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
+            .field("kinds_elsewhere", &kinds)
             .finish()
-    }
-}
-
-/// The validated configuration.
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) listen: SocketAddr,
-    pub(crate) ack: Ack,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) database_url: Option<String>,
-    pub(crate) database_schema: String,
-    pub(crate) lease: Duration,
-    pub(crate) token: Option<String>,
-    pub(crate) handler_delay: Duration,
-    pub(crate) forward: Option<Forward>,
-    pub(crate) admin_listen: SocketAddr,
-    pub(crate) admin_token: Option<String>,
-    pub(crate) body_limit: usize,
-    /// Set: overrides the mode's default.
-    pub(crate) workers: Option<usize>,
-    pub(crate) queue_capacity: usize,
-    pub(crate) metrics_interval: Duration,
-    pub(crate) log_format: LogFormat,
-    /// The raw callbacks' names.
-    pub(crate) raw_names: Vec<String>,
-    /// How many bytes of refused bodies the store keeps, and for how long.
-    pub(crate) rejected_max_bytes: u64,
-    pub(crate) rejected_max_age: Duration,
-    /// Set: overrides the cap the file limit gives.
-    pub(crate) max_connections: Option<usize>,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("ack", &self.ack)
-            .field("data_dir", &self.data_dir)
-            .field("database", &self.database_url.as_ref().map(|_| "set"))
-            .field("database_schema", &self.database_schema)
-            .field("lease", &self.lease)
-            .field("token", &self.token.as_ref().map(|_| "set"))
-            .field("handler_delay", &self.handler_delay)
-            .field("forward", &self.forward)
-            .field("admin_listen", &self.admin_listen)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "set"))
-            .field("body_limit", &self.body_limit)
-            .field("workers", &self.workers)
-            .field("queue_capacity", &self.queue_capacity)
-            .field("metrics_interval", &self.metrics_interval)
-            .field("log_format", &self.log_format)
-            .field("raw_names", &self.raw_names)
-            .field("rejected_max_bytes", &self.rejected_max_bytes)
-            .field("rejected_max_age", &self.rejected_max_age)
-            .field("max_connections", &self.max_connections)
-            .finish()
-    }
-}
-
-/// A setting that cannot be used, named by its variable and its file key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ConfigError {
-    key: &'static str,
-    message: String,
-}
-
-impl ConfigError {
-    fn new(key: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            key,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file_key = self.key.trim_start_matches("AIRUDDER_").to_lowercase();
-        write!(f, "{} ({file_key} in the file): {}", self.key, self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl Settings {
-    /// Each setting from `self`, or else from `file`.
-    fn or(self, file: Self) -> Self {
-        Self {
-            listen: self.listen.or(file.listen),
-            ack: self.ack.or(file.ack),
-            data_dir: self.data_dir.or(file.data_dir),
-            database_url: self.database_url.or(file.database_url),
-            database_schema: self.database_schema.or(file.database_schema),
-            lease_secs: self.lease_secs.or(file.lease_secs),
-            token: self.token.or(file.token),
-            handler_delay_ms: self.handler_delay_ms.or(file.handler_delay_ms),
-            forward_url: self.forward_url.or(file.forward_url),
-            forward_timeout: self.forward_timeout.or(file.forward_timeout),
-            retry_for: self.retry_for.or(file.retry_for),
-            forward_concurrency: self.forward_concurrency.or(file.forward_concurrency),
-            forward_rate: self.forward_rate.or(file.forward_rate),
-            forward_secret: self.forward_secret.or(file.forward_secret),
-            admin_listen: self.admin_listen.or(file.admin_listen),
-            admin_token: self.admin_token.or(file.admin_token),
-            body_limit: self.body_limit.or(file.body_limit),
-            workers: self.workers.or(file.workers),
-            queue_capacity: self.queue_capacity.or(file.queue_capacity),
-            metrics_interval: self.metrics_interval.or(file.metrics_interval),
-            log_format: self.log_format.or(file.log_format),
-            raw_names: self.raw_names.or(file.raw_names),
-            rejected_max_bytes: self.rejected_max_bytes.or(file.rejected_max_bytes),
-            rejected_max_age: self.rejected_max_age.or(file.rejected_max_age),
-            max_connections: self.max_connections.or(file.max_connections),
-        }
     }
 }
 
 impl Cli {
-    /// The settings given, merged with the file's, validated.
-    pub(crate) fn load(self) -> Result<Config, ConfigError> {
-        let file = match &self.config {
-            None => Settings::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|err| {
-                    ConfigError::new(
-                        "AIRUDDER_CONFIG",
-                        format!("cannot read {}: {err}", path.display()),
-                    )
-                })?;
-                toml::from_str(&text).map_err(|err: toml::de::Error| {
-                    // The message and the line, not toml's quote of the line: it may be the
-                    // line of a secret.
-                    let line = err.span().map_or(0, |span| {
-                        1 + text.as_bytes()[..span.start.min(text.len())]
-                            .iter()
-                            .filter(|&&b| b == b'\n')
-                            .count()
-                    });
-                    ConfigError::new(
-                        "AIRUDDER_CONFIG",
-                        format!(
-                            "{} is not a valid file: line {line}: {}",
-                            path.display(),
-                            crate::shown::cell(err.message().trim(), 512)
-                        ),
-                    )
-                })?
-            }
-        };
-        self.settings.or(file).validate()
-    }
-}
-
-fn duration(
-    key: &'static str,
-    value: Option<&str>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    humantime::parse_duration(value.trim()).map_err(|_| {
-        ConfigError::new(
-            key,
-            format!("{value:?} is not a duration: use a number and a unit, like 25s, 10m or 72h"),
-        )
-    })
-}
-
-fn number(
-    key: &'static str,
-    value: Option<&str>,
-    default: u64,
-    min: u64,
-) -> Result<u64, ConfigError> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    match value.trim().parse::<u64>() {
-        Ok(n) if n >= min => Ok(n),
-        _ => Err(ConfigError::new(
-            key,
-            format!("{value:?} is not a whole number of at least {min}"),
-        )),
-    }
-}
-
-impl Settings {
-    fn validate(self) -> Result<Config, ConfigError> {
-        let listen = self.listen.as_deref().unwrap_or("127.0.0.1:3000");
-        let listen = listen.trim().parse::<SocketAddr>().map_err(|_| {
-            ConfigError::new(
-                "AIRUDDER_LISTEN",
-                format!(
-                    "{listen:?} is not an address and port, like 127.0.0.1:3000 or 0.0.0.0:8080"
-                ),
+    /// Parses `args` and the environment, then again with the file's values as defaults.
+    pub(crate) fn from_args(args: impl IntoIterator<Item = OsString>) -> Result<Self, Refused> {
+        let args: Vec<OsString> = args.into_iter().collect();
+        let mut command = Self::command().after_long_help(sources::more_help());
+        let mut matches = sources::matches(&command, &args)?;
+        let mut given = Given::default();
+        if let Some(path) = matches.get_one::<PathBuf>("config") {
+            command = sources::with_file(command, path, &mut given)?;
+            matches = sources::matches(&command, &args)?;
+        }
+        let given_here = |id: &&clap::Id| {
+            let source = matches.value_source(id.as_str());
+            matches!(
+                source,
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
             )
-        })?;
-        let ack = match self.ack.as_deref().map(str::trim) {
-            None | Some("durable") => Ack::Durable,
-            Some("memory") => Ack::Memory,
-            Some("handled") => Ack::Handled,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "AIRUDDER_ACK",
-                    format!("{other:?} is not an ack: use durable, memory or handled"),
-                ));
-            }
         };
-        let database_schema = self.database_schema.unwrap_or_else(|| "airudder".into());
-        let lease = Duration::from_secs(number(
-            "AIRUDDER_LEASE_SECS",
-            self.lease_secs.as_deref(),
-            15,
-            1,
-        )?);
-        let handler_delay = Duration::from_millis(number(
-            "AIRUDDER_HANDLER_DELAY_MS",
-            self.handler_delay_ms.as_deref(),
-            0,
-            0,
-        )?);
-        let token = secret_token("AIRUDDER_TOKEN", self.token)?;
-        let raw_names: Vec<String> = self
-            .raw_names
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|name| !name.is_empty())
-            .map(str::to_owned)
-            .collect();
-        for name in &raw_names {
-            let fine = name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            if !fine || raw_names.iter().filter(|n| *n == name).count() > 1 {
-                return Err(ConfigError::new(
-                    "AIRUDDER_RAW_NAMES",
-                    format!("{name:?} is not a usable name: letters, digits, _ and -, each once"),
-                ));
-            }
+        let here = matches
+            .ids()
+            .filter(given_here)
+            .map(|id| id.as_str().to_owned());
+        given.keys.extend(here.collect::<Vec<_>>());
+        let mut cli = Self::from_arg_matches(&matches).map_err(Refused::Usage)?;
+        cli.given = given;
+        Ok(cli)
+    }
+
+    /// The admin token the commands send (`AIRUDDER_ADMIN_TOKEN`, or the file's).
+    pub(crate) fn admin_token(&self) -> Option<String> {
+        self.settings
+            .admin_token
+            .as_ref()
+            .map(|t| t.expose().to_owned())
+    }
+
+    /// The settings checked together.
+    pub(crate) fn load(self) -> Result<Config, ConfigError> {
+        let (mut c, given) = (self.settings, self.given);
+        let is_given = |key: &str| given.keys.contains(key);
+        let mut old = |old: &str, new: &str| {
+            let (was, is) = (variable(old), variable(new));
+            let line = format!(
+                "{was} ({old} in the file) is deprecated: use {is} ({new} in the file), a duration such as 10s"
+            );
+            c.deprecated.push(line);
+            !is_given(new)
+        };
+        if let Some(secs) = c.lease_secs.filter(|_| old("lease_secs", "lease")) {
+            c.lease = Duration::from_secs(secs);
         }
-        // AIRUDDER_FORWARD_URL_<KIND>: a variable only, read for every kind served.
-        let mut urls = Vec::new();
-        for kind in crate::kinds::all(&raw_names) {
-            let variable = crate::kinds::url_variable(&kind);
-            let Ok(value) = std::env::var(&variable) else {
-                continue;
-            };
-            if self.forward_url.is_none() {
-                return Err(ConfigError::new(
-                    "AIRUDDER_FORWARD_URL",
-                    format!("is not set, and {variable} is: set the URL the other kinds go to"),
-                ));
-            }
-            urls.push((
-                kind,
-                http_url("AIRUDDER_FORWARD_URL", &value).map_err(|_| {
-                    ConfigError::new(
-                        "AIRUDDER_FORWARD_URL",
-                        format!(
-                            "{variable}: {} is not an http:// or https:// URL",
-                            crate::shown::url(&value)
-                        ),
-                    )
-                })?,
-            ));
-        }
-        let forward = match self
-            .forward_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
+        let mut delay_key = "AIRUDDER_HANDLER_DELAY";
+        if let Some(ms) = c
+            .handler_delay_ms
+            .filter(|_| old("handler_delay_ms", "handler_delay"))
         {
-            None => {
-                for (key, set) in [
-                    ("AIRUDDER_FORWARD_SECRET", self.forward_secret.is_some()),
-                    ("AIRUDDER_FORWARD_TIMEOUT", self.forward_timeout.is_some()),
-                    ("AIRUDDER_RETRY_FOR", self.retry_for.is_some()),
-                    (
-                        "AIRUDDER_FORWARD_CONCURRENCY",
-                        self.forward_concurrency.is_some(),
-                    ),
-                    ("AIRUDDER_FORWARD_RATE", self.forward_rate.is_some()),
-                ] {
-                    if set {
-                        return Err(ConfigError::new(
-                            key,
-                            "is set, but AIRUDDER_FORWARD_URL is not: set the URL to forward to, or drop this",
-                        ));
-                    }
+            (c.handler_delay, delay_key) = (Duration::from_millis(ms), "AIRUDDER_HANDLER_DELAY_MS");
+        }
+        let forward_url = c.forward_url.take().and_then(|url| url.0);
+        let urls = sources::kind_urls(c.raw_names(), &given.urls, forward_url.is_some())?;
+        let forward_only = [
+            "forward_secret",
+            "forward_timeout",
+            "retry_for",
+            "forward_concurrency",
+            "forward_rate",
+        ];
+        c.forward = match forward_url {
+            None => match forward_only.into_iter().find(|key| is_given(key)) {
+                Some(key) => {
+                    let message = "is set, but AIRUDDER_FORWARD_URL is not: set the URL to forward to, or drop this";
+                    return Err(ConfigError::new(variable(key), message));
                 }
-                None
-            }
+                None => None,
+            },
             Some(url) => Some(Forward {
-                url: http_url("AIRUDDER_FORWARD_URL", url)?,
+                url,
                 urls,
-                timeout: duration(
-                    "AIRUDDER_FORWARD_TIMEOUT",
-                    self.forward_timeout.as_deref(),
-                    Duration::from_secs(10),
-                )?,
-                retry_for: at_most(
-                    "AIRUDDER_RETRY_FOR",
-                    duration(
-                        "AIRUDDER_RETRY_FOR",
-                        self.retry_for.as_deref(),
-                        Duration::from_secs(72 * 3600),
-                    )?,
-                    YEAR,
-                )?,
-                concurrency: number(
-                    "AIRUDDER_FORWARD_CONCURRENCY",
-                    self.forward_concurrency.as_deref(),
-                    16,
-                    1,
-                )? as usize,
-                rate: self
-                    .forward_rate
-                    .as_deref()
-                    .map(|rate| {
-                        rate.parse()
-                            .map_err(|err| ConfigError::new("AIRUDDER_FORWARD_RATE", err))
-                    })
-                    .transpose()?,
-                secret: self
-                    .forward_secret
-                    .as_deref()
-                    .map(signing_key)
-                    .transpose()?,
+                timeout: c.forward_timeout,
+                retry_for: c.retry_for,
+                concurrency: c.forward_concurrency,
+                rate: c.forward_rate,
+                secret: c.forward_secret.take().map(SigningKey::into_bytes),
             }),
         };
-        if handler_delay > Duration::ZERO && forward.is_some() {
-            return Err(ConfigError::new(
-                "AIRUDDER_HANDLER_DELAY_MS",
-                "applies to the printing mode only, and AIRUDDER_FORWARD_URL is set: drop one",
-            ));
+        if c.handler_delay > Duration::ZERO && c.forward.is_some() {
+            let message =
+                "applies to the printing mode only, and AIRUDDER_FORWARD_URL is set: drop one";
+            return Err(ConfigError::new(delay_key, message));
         }
-        let admin_listen = self.admin_listen.as_deref().unwrap_or("127.0.0.1:3001");
-        let admin_listen = admin_listen.trim().parse::<SocketAddr>().map_err(|_| {
-            ConfigError::new(
-                "AIRUDDER_ADMIN_LISTEN",
-                format!("{admin_listen:?} is not an address and port, like 127.0.0.1:3001"),
-            )
-        })?;
-        let admin_token = secret_token("AIRUDDER_ADMIN_TOKEN", self.admin_token)?;
-        if admin_token.is_none() && !admin_listen.ip().is_loopback() {
-            return Err(ConfigError::new(
-                "AIRUDDER_ADMIN_LISTEN",
-                format!(
-                    "{admin_listen} is not on loopback, and AIRUDDER_ADMIN_TOKEN is not set: set a token, or listen on 127.0.0.1"
-                ),
-            ));
+        if c.admin_token.is_none() && !c.admin_listen.ip().is_loopback() {
+            let message = format!(
+                "{} is not on loopback, and AIRUDDER_ADMIN_TOKEN is not set: set a token, or listen on 127.0.0.1",
+                c.admin_listen
+            );
+            return Err(ConfigError::new("AIRUDDER_ADMIN_LISTEN", message));
         }
-        let body_limit = number(
-            "AIRUDDER_BODY_LIMIT",
-            self.body_limit.as_deref(),
-            32 * 1024 * 1024,
-            1,
-        )?;
-        if body_limit > u64::from(u32::MAX) {
-            return Err(ConfigError::new(
-                "AIRUDDER_BODY_LIMIT",
-                format!("{body_limit} is over the largest limit, 4294967295 bytes"),
-            ));
+        if c.metrics_interval.is_zero() {
+            let message = "must be longer than zero, like 5s";
+            return Err(ConfigError::new("AIRUDDER_METRICS_INTERVAL", message));
         }
-        let workers = self
-            .workers
-            .as_deref()
-            .map(|n| number("AIRUDDER_WORKERS", Some(n), 0, 1).map(|n| n as usize))
-            .transpose()?;
-        let queue_capacity = number(
-            "AIRUDDER_QUEUE_CAPACITY",
-            self.queue_capacity.as_deref(),
-            1024,
-            1,
-        )? as usize;
-        let metrics_interval = duration(
-            "AIRUDDER_METRICS_INTERVAL",
-            self.metrics_interval.as_deref(),
-            Duration::from_secs(5),
-        )?;
-        if metrics_interval.is_zero() {
-            return Err(ConfigError::new(
-                "AIRUDDER_METRICS_INTERVAL",
-                "must be longer than zero, like 5s",
-            ));
-        }
-        let log_format = match self.log_format.as_deref().map(str::trim) {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "AIRUDDER_LOG_FORMAT",
-                    format!("{other:?} is not a log format: use text or json"),
-                ));
-            }
-        };
-        let rejected_max_bytes = number(
-            "AIRUDDER_REJECTED_MAX_BYTES",
-            self.rejected_max_bytes.as_deref(),
-            64 * 1024 * 1024,
-            0,
-        )?;
-        let rejected_max_age = at_most(
-            "AIRUDDER_REJECTED_MAX_AGE",
-            duration(
-                "AIRUDDER_REJECTED_MAX_AGE",
-                self.rejected_max_age.as_deref(),
-                Duration::from_secs(7 * 24 * 3600),
-            )?,
-            YEAR,
-        )?;
-        let max_connections = self
-            .max_connections
-            .as_deref()
-            .map(|n| number("AIRUDDER_MAX_CONNECTIONS", Some(n), 0, 1).map(|n| n as usize))
-            .transpose()?;
-        Ok(Config {
-            rejected_max_bytes,
-            rejected_max_age,
-            max_connections,
-            admin_listen,
-            admin_token,
-            body_limit: body_limit as usize,
-            workers,
-            queue_capacity,
-            metrics_interval,
-            log_format,
-            raw_names,
-            listen,
-            ack,
-            data_dir: PathBuf::from(self.data_dir.unwrap_or_else(|| "./airudder-data".into())),
-            database_url: self.database_url.filter(|url| !url.is_empty()),
-            database_schema,
-            lease,
-            token,
-            handler_delay,
-            forward,
-        })
+        c.database_url = c.database_url.filter(|url| !url.expose().is_empty());
+        Ok(c)
     }
-}
-
-/// The longest a duration setting may be: past it, a time computed from it could overflow.
-const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
-
-fn at_most(key: &'static str, value: Duration, max: Duration) -> Result<Duration, ConfigError> {
-    if value > max {
-        return Err(ConfigError::new(
-            key,
-            format!(
-                "{} is over the longest, {}",
-                humantime::format_duration(value),
-                humantime::format_duration(max)
-            ),
-        ));
-    }
-    Ok(value)
-}
-
-/// The shortest token accepted: 16 bytes, 128 bits of a random one.
-const MIN_TOKEN_BYTES: usize = 16;
-
-/// A token setting: unset is `None`; set, it must be a usable secret. A blank one (a variable
-/// emptied by mistake) would leave the door open; a short one can be guessed; white space at
-/// its ends is a copy-and-paste slip that makes a token the sender never sends.
-fn secret_token(key: &'static str, value: Option<String>) -> Result<Option<String>, ConfigError> {
-    let Some(token) = value else {
-        return Ok(None);
-    };
-    const MAKE: &str = "make one with `openssl rand -hex 32`, or unset it";
-    let problem = if token.trim().is_empty() {
-        "is set but blank"
-    } else if token.trim() != token {
-        "has white space at its start or end"
-    } else if token.len() < MIN_TOKEN_BYTES {
-        "is shorter than 16 bytes"
-    } else {
-        return Ok(Some(token));
-    };
-    Err(ConfigError::new(key, format!("{problem}: {MAKE}")))
-}
-
-/// An `http://` or `https://` URL with a host.
-fn http_url(key: &'static str, url: &str) -> Result<reqwest::Url, ConfigError> {
-    match reqwest::Url::parse(url.trim()) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
-            Ok(parsed)
-        }
-        _ => Err(ConfigError::new(
-            key,
-            format!(
-                "{} is not an http:// or https:// URL",
-                crate::shown::url(url)
-            ),
-        )),
-    }
-}
-
-/// A Standard Webhooks key: `whsec_` and the key in base64.
-fn signing_key(secret: &str) -> Result<Vec<u8>, ConfigError> {
-    let bad = || {
-        ConfigError::new(
-            "AIRUDDER_FORWARD_SECRET",
-            "is not a Standard Webhooks key: `whsec_` and at least 24 bytes in base64",
-        )
-    };
-    let encoded = secret.trim().strip_prefix("whsec_").ok_or_else(bad)?;
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|_| bad())?;
-    if key.len() < 24 {
-        return Err(bad());
-    }
-    Ok(key)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
-        let mut all = vec!["airudder-relay"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).expect("the flags parse").load()
-    }
-
-    #[test]
-    fn the_defaults_print_on_loopback_with_the_embedded_store() {
-        let config = parse(&[]).unwrap();
-        assert_eq!(config.listen, "127.0.0.1:3000".parse().unwrap());
-        assert_eq!(config.ack, Ack::Durable);
-        assert_eq!(config.data_dir, PathBuf::from("./airudder-data"));
-        assert!(
-            config.forward.is_none() && config.database_url.is_none() && config.token.is_none()
-        );
-        assert_eq!(config.lease, Duration::from_secs(15));
-    }
-
-    #[test]
-    fn the_intake_metrics_and_log_settings_are_checked() {
-        let config = parse(&["--workers", "2", "--log-format", "json"]).unwrap();
-        assert_eq!(
-            (config.workers, config.log_format, config.metrics_interval),
-            (Some(2), LogFormat::Json, Duration::from_secs(5))
-        );
-        assert_eq!(config.body_limit, 32 * 1024 * 1024);
-        for (args, message) in [
-            (
-                &["--log-format", "xml"][..],
-                "AIRUDDER_LOG_FORMAT (log_format in the file): \"xml\" is not a log format: use text or json",
-            ),
-            (
-                &["--metrics-interval", "0s"],
-                "AIRUDDER_METRICS_INTERVAL (metrics_interval in the file): must be longer than zero, like 5s",
-            ),
-            (
-                &["--queue-capacity", "0"],
-                "AIRUDDER_QUEUE_CAPACITY (queue_capacity in the file): \"0\" is not a whole number of at least 1",
-            ),
-            (
-                &["--body-limit", "5000000000"],
-                "AIRUDDER_BODY_LIMIT (body_limit in the file): 5000000000 is over the largest limit, 4294967295 bytes",
-            ),
-        ] {
-            assert_eq!(parse(args).unwrap_err().to_string(), message);
-        }
-    }
-
-    #[test]
-    fn a_bad_value_names_its_key_and_what_it_accepts() {
-        let cases: [(&[&str], &str); 11] = [
-            (
-                &["--forward-url", "http://x", "--forward-rate", "fast"],
-                "AIRUDDER_FORWARD_RATE (forward_rate in the file): \"fast\" is not a rate: use a whole number per second, minute or hour, like 50/s or 600/min",
-            ),
-            (
-                &["--forward-rate", "50/s"],
-                "AIRUDDER_FORWARD_RATE (forward_rate in the file): is set, but AIRUDDER_FORWARD_URL is not",
-            ),
-            (
-                &["--listen", "nowhere"],
-                "AIRUDDER_LISTEN (listen in the file): \"nowhere\" is not an address",
-            ),
-            (
-                &["--ack", "later"],
-                "AIRUDDER_ACK (ack in the file): \"later\" is not an ack: use durable, memory or handled",
-            ),
-            (
-                &["--lease-secs", "0"],
-                "AIRUDDER_LEASE_SECS (lease_secs in the file): \"0\" is not a whole number of at least 1",
-            ),
-            (
-                &["--forward-url", "ftp://x"],
-                "AIRUDDER_FORWARD_URL (forward_url in the file): ftp://x/ is not an http:// or https:// URL",
-            ),
-            (
-                &["--forward-url", "http://x", "--forward-timeout", "ten"],
-                "AIRUDDER_FORWARD_TIMEOUT (forward_timeout in the file): \"ten\" is not a duration",
-            ),
-            (
-                &["--forward-url", "http://x", "--forward-secret", "s3cret"],
-                "AIRUDDER_FORWARD_SECRET (forward_secret in the file): is not a Standard Webhooks key",
-            ),
-            (
-                &["--retry-for", "1h"],
-                "AIRUDDER_RETRY_FOR (retry_for in the file): is set, but AIRUDDER_FORWARD_URL is not",
-            ),
-            (
-                &["--forward-url", "http://x", "--handler-delay-ms", "5"],
-                "AIRUDDER_HANDLER_DELAY_MS (handler_delay_ms in the file): applies to the printing mode only",
-            ),
-            (
-                &["--admin-listen", "0.0.0.0:3001"],
-                "AIRUDDER_ADMIN_LISTEN (admin_listen in the file): 0.0.0.0:3001 is not on loopback, and AIRUDDER_ADMIN_TOKEN is not set",
-            ),
-        ];
-        for (args, says) in cases {
-            let err = parse(args).unwrap_err().to_string();
-            assert!(err.starts_with(says), "{args:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn a_token_that_is_blank_short_or_padded_is_refused_with_how_to_make_one() {
-        for flag in ["--token", "--admin-token"] {
-            let key = if flag == "--token" {
-                "AIRUDDER_TOKEN"
-            } else {
-                "AIRUDDER_ADMIN_TOKEN"
-            };
-            for (token, problem) in [
-                ("", "is set but blank"),
-                ("   ", "is set but blank"),
-                ("a", "is shorter than 16 bytes"),
-                ("0123456789abcde", "is shorter than 16 bytes"),
-                (" 0123456789abcdef", "has white space at its start or end"),
-                ("0123456789abcdef\n", "has white space at its start or end"),
-            ] {
-                let err = parse(&[flag, token]).unwrap_err().to_string();
-                assert!(
-                    err.starts_with(key)
-                        && err.contains(problem)
-                        && err.contains("openssl rand -hex 32"),
-                    "{flag} {token:?}: {err}"
-                );
-            }
-            let config = parse(&[flag, "0123456789abcdef"]).unwrap();
-            assert!(config.token.is_some() || config.admin_token.is_some());
-        }
-    }
-
-    #[test]
-    fn no_error_repeats_a_secret() {
-        let secret = "hunter2-s3cret-pass";
-        for args in [
-            vec![
-                "--forward-url".to_owned(),
-                format!("ftp://user:{secret}@host/x"),
-            ],
-            vec![
-                "--forward-url".to_owned(),
-                format!("https//user:{secret}@host"),
-            ],
-            vec!["--token".to_owned(), format!(" {secret}")],
-            vec![
-                "--forward-url".to_owned(),
-                "http://x".to_owned(),
-                "--forward-secret".to_owned(),
-                secret.to_owned(),
-            ],
-        ] {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let err = parse(&args).unwrap_err().to_string();
-            assert!(!err.contains("hunter2"), "{args:?}: {err}");
-        }
-        // A file whose secret's line is broken: the error names the line, not its text.
-        let dir =
-            std::env::temp_dir().join(format!("airudder-relay-secret-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("relay.toml");
-        std::fs::write(
-            &file,
-            format!("listen = \"127.0.0.1:3000\"\ntoken = \"{secret}\n"),
-        )
-        .unwrap();
-        let err = parse(&["--config", file.to_str().unwrap()])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("line 2") && !err.contains("hunter2"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn the_refused_bodies_and_connection_settings_are_checked() {
-        let config = parse(&[]).unwrap();
-        assert_eq!(
-            (config.rejected_max_bytes, config.rejected_max_age),
-            (64 * 1024 * 1024, Duration::from_secs(7 * 24 * 3600))
-        );
-        assert_eq!(config.max_connections, None);
-        let config = parse(&[
-            "--rejected-max-bytes",
-            "0",
-            "--rejected-max-age",
-            "1h",
-            "--max-connections",
-            "500",
-        ])
-        .unwrap();
-        assert_eq!(
-            (
-                config.rejected_max_bytes,
-                config.rejected_max_age,
-                config.max_connections
-            ),
-            (0, Duration::from_secs(3600), Some(500))
-        );
-        for (args, says) in [
-            (
-                &["--rejected-max-age", "2years"][..],
-                "AIRUDDER_REJECTED_MAX_AGE (rejected_max_age in the file): 2years ",
-            ),
-            (
-                &["--forward-url", "http://x", "--retry-for", "1000years"],
-                "AIRUDDER_RETRY_FOR (retry_for in the file): 1000years ",
-            ),
-            (
-                &["--max-connections", "0"],
-                "AIRUDDER_MAX_CONNECTIONS (max_connections in the file): \"0\" is not a whole number of at least 1",
-            ),
-        ] {
-            let err = parse(args).unwrap_err().to_string();
-            assert!(err.starts_with(says), "{args:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn the_file_fills_what_the_flags_and_environment_leave_out() {
-        let dir =
-            std::env::temp_dir().join(format!("airudder-relay-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("relay.toml");
-        std::fs::write(
-            &file,
-            "listen = \"0.0.0.0:8080\"\nforward_url = \"https://team.example/hooks\"\nretry_for = \"25s\"\nforward_concurrency = 4\nforward_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n",
-        )
-        .unwrap();
-        let path = file.to_str().unwrap();
-        let config = parse(&["--config", path, "--listen", "127.0.0.1:9000"]).unwrap();
-        assert_eq!(
-            config.listen,
-            "127.0.0.1:9000".parse().unwrap(),
-            "the flag wins"
-        );
-        let forward = config.forward.unwrap();
-        assert_eq!(forward.url.as_str(), "https://team.example/hooks");
-        assert_eq!(forward.retry_for, Duration::from_secs(25));
-        assert_eq!(
-            (forward.concurrency, forward.timeout),
-            (4, Duration::from_secs(10))
-        );
-        assert_eq!(forward.secret.unwrap().len(), 24);
-        assert_eq!(forward.rate, None);
-        let config = parse(&["--config", path, "--forward-rate", "600/min"]).unwrap();
-        let rate = config.forward.unwrap().rate.map(|rate| rate.to_string());
-        assert_eq!(rate.as_deref(), Some("600/min"));
-
-        std::fs::write(&file, "listen = \"0.0.0.0:8080\"\nforwrd_url = \"x\"\n").unwrap();
-        let err = parse(&["--config", path]).unwrap_err().to_string();
-        assert!(
-            err.contains("AIRUDDER_CONFIG") && err.contains("forwrd_url"),
-            "{err}"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

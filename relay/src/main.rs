@@ -17,30 +17,35 @@ mod print;
 mod rehearse;
 mod server;
 mod shown;
+mod signing_key;
 mod store;
 mod time;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut cli = config::Cli::parse();
+    let refused = |err| {
+        eprintln!("airudder-relay: {err}");
+        ExitCode::from(2)
+    };
+    let mut cli = match config::Cli::from_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(config::Refused::Usage(err)) => err.exit(),
+        Err(config::Refused::Setting(err)) => return refused(err),
+    };
     // The one TLS provider this binary carries (ring: no C toolchain beyond cc, no OpenSSL).
     let _ = rustls::crypto::ring::default_provider().install_default();
     if let Some(command) = cli.command.take() {
-        return command.run().await;
+        return command.run(cli.admin_token()).await;
     }
     let config = match cli.load() {
         Ok(config) => config,
-        Err(err) => {
-            eprintln!("airudder-relay: {err}");
-            return ExitCode::from(2);
-        }
+        Err(err) => return refused(err),
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let log = tracing_subscriber::fmt()
@@ -53,12 +58,38 @@ async fn main() -> ExitCode {
             .with_ansi(std::io::stderr().is_terminal())
             .init(),
     }
+    for deprecated in &config.deprecated {
+        tracing::warn!("{deprecated}");
+    }
     let metrics = metrics::install();
     match server::run(config, metrics).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("airudder-relay: {err}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The relay's commands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    #[command(flatten)]
+    Operate(crate::operate::Operate),
+    #[command(flatten)]
+    Rehearse(crate::rehearse::Rehearse),
+    /// Prints a fresh random key for AIRUDDER_FORWARD_SECRET (`whsec_` and 32 bytes in
+    /// base64), to give the relay and the service that verifies its forwards.
+    Secret,
+}
+
+impl Command {
+    /// Runs the command; `admin_token` is the setting's, for the operator commands.
+    pub(crate) async fn run(self, admin_token: Option<String>) -> ExitCode {
+        match self {
+            Self::Operate(operate) => operate.run(admin_token).await,
+            Self::Rehearse(rehearse) => rehearse.run().await,
+            Self::Secret => signing_key::print_new(),
         }
     }
 }

@@ -50,8 +50,8 @@ pub(crate) enum Operate {
 /// What every command takes.
 #[derive(Debug, Args)]
 pub(crate) struct Common {
-    /// The relay's admin API; the token comes from AIRUDDER_ADMIN_TOKEN [default:
-    /// http://127.0.0.1:3001]
+    /// The relay's admin API; the token comes from AIRUDDER_ADMIN_TOKEN, or admin_token in the
+    /// file of `airudder-relay --config FILE <command>` [default: http://127.0.0.1:3001]
     #[arg(
         long,
         env = "AIRUDDER_ADMIN_URL",
@@ -199,7 +199,7 @@ impl Operate {
     }
 
     /// Runs the command; what it prints goes to stdout, what went wrong to stderr.
-    pub(crate) async fn run(self) -> ExitCode {
+    pub(crate) async fn run(self, token: Option<String>) -> ExitCode {
         let common = self.common();
         let admin = common
             .admin
@@ -208,9 +208,7 @@ impl Operate {
         let client = Client {
             http: reqwest::Client::new(),
             admin: admin.trim_end_matches('/').to_owned(),
-            token: std::env::var("AIRUDDER_ADMIN_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
+            token,
         };
         let json = common.json;
         match self.ask(&client).await {
@@ -484,6 +482,11 @@ impl Client {
         })?;
         if status.is_success() {
             Ok(value)
+        } else if status == reqwest::StatusCode::UNAUTHORIZED {
+            Err(match self.token {
+                None => "the admin API asks for a token, and none is set: set AIRUDDER_ADMIN_TOKEN (or admin_token in the --config file) to the relay's".to_owned(),
+                Some(_) => "the admin API refused the token: AIRUDDER_ADMIN_TOKEN (or admin_token in the --config file) is not the relay's".to_owned(),
+            })
         } else {
             Err(value["error"]
                 .as_str()

@@ -108,7 +108,7 @@ pub(crate) async fn run(
                     .schema(config.database_schema.clone())?
                     .lease(config.lease)
                     .keep_rejected(kept);
-                Backend::Postgres(PostgresStore::connect_with(url, options).await?)
+                Backend::Postgres(PostgresStore::connect_with(url.expose(), options).await?)
             }
             None => Backend::Redb(RedbStore::open_with(
                 &config.data_dir,
@@ -154,7 +154,7 @@ pub(crate) async fn run(
         build.serve::<ChatbotSessionEnd>(chatbot.0, chatbot.1),
     )?;
     mount(pds.1, build.serve::<PdsEvent>(pds.0, pds.1))?;
-    for name in &config.raw_names {
+    for name in config.raw_names() {
         let kind = kinds::raw_kind(name);
         mount(
             &kind,
@@ -171,7 +171,7 @@ pub(crate) async fn run(
     let admin = admin::router(
         Arc::clone(&endpoints),
         erased,
-        config.admin_token.clone(),
+        config.admin_token.as_ref().map(|t| t.expose().to_owned()),
         metrics.clone(),
     )?;
     let admin_listener = tokio::net::TcpListener::bind(config.admin_listen).await?;
@@ -214,7 +214,7 @@ pub(crate) async fn run(
     let others: Vec<String> = kinds::TYPED[1..]
         .iter()
         .map(|(path, _)| (*path).to_owned())
-        .chain(config.raw_names.iter().map(|name| kinds::raw_path(name)))
+        .chain(config.raw_names().iter().map(|name| kinds::raw_path(name)))
         .collect();
     say(&format!("and on {}", others.join(", ")));
     match &config.forward {
@@ -295,7 +295,7 @@ impl Build<'_> {
                 let forward = self.config.forward.as_ref().ok_or("no forward settings")?;
                 let handler = forwarder.for_kind(kind, forward.url_for(kind));
                 let ack = self.config.ack;
-                let kinds = kinds::all(&self.config.raw_names).len() as u32;
+                let kinds = kinds::all(self.config.raw_names()).len() as u32;
                 let (workers, policy, timeout) = forwarding(forward, kinds);
                 // One attempt per call: a failed one goes back to the store, due again after
                 // the backoff (or the service's Retry-After), and leaves memory until then. So
@@ -342,7 +342,7 @@ impl Build<'_> {
         };
         let builder = match &config.token {
             Some(token) => {
-                builder.authorize(QueryToken::new([token.as_str()]).map_err(|e| e.to_string())?)
+                builder.authorize(QueryToken::new([token.expose()]).map_err(|e| e.to_string())?)
             }
             None => builder.allow_unauthenticated(),
         };

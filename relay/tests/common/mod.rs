@@ -54,6 +54,8 @@ pub(crate) struct Relay {
     /// `None` when thrown away.
     pub(crate) stdout: Option<Lines<BufReader<ChildStdout>>>,
     pub(crate) stderr: Lines<BufReader<ChildStderr>>,
+    /// What it wrote on stderr up to its address lines.
+    pub(crate) startup: String,
 }
 
 pub(crate) async fn next_line<R: tokio::io::AsyncRead + Unpin>(
@@ -142,6 +144,7 @@ async fn start_command(
         admin: admin.unwrap(),
         stdout,
         stderr,
+        startup,
     }
 }
 
