@@ -24,7 +24,6 @@ mod room;
 mod service;
 
 use std::future::Future;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
@@ -70,7 +69,7 @@ impl Door {
 /// once (`None`: the door's default, from the file limit for [`Door::Main`]); then stops
 /// accepting, closes idle connections, and returns once the requests in flight are answered.
 ///
-/// Says its cap on stderr when called, with the other start-up lines.
+/// Says its cap when called, with the other start-up lines.
 pub(crate) fn serve(
     listener: TcpListener,
     app: Router,
@@ -79,7 +78,7 @@ pub(crate) fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> impl Future<Output = ()> + Send + 'static {
     let (cap, line) = cap(door, max_connections, FileLimit::of_this_process());
-    let _ = writeln!(std::io::stderr(), "{line}");
+    tracing::info!(target: crate::server::STARTUP, "{line}");
     let room = Room::new(door.label(), cap);
     accept(listener, app, room, shutdown)
 }

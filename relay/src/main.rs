@@ -47,7 +47,14 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(err) => return refused(err),
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The start-up and stop lines (where it listens, where it forwards) whatever the level,
+    // unless RUST_LOG names them.
+    if !std::env::var("RUST_LOG").is_ok_and(|log| log.contains(server::STARTUP)) {
+        if let Ok(startup) = format!("{}=info", server::STARTUP).parse() {
+            filter = filter.add_directive(startup);
+        }
+    }
     let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);

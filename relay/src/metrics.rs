@@ -62,6 +62,10 @@ fn describe() {
         "airudder_kind_paused",
         "1 while forwarding of the kind is paused (airudder-relay pause KIND), else 0; notifications are still taken in and stored."
     );
+    describe_counter!(
+        "airudder_unrouted_requests_total",
+        "Requests to a path no callback is served at, answered 404: raw (a raw callback not in AIRUDDER_RAW_NAMES) or other."
+    );
     describe_gauge!(
         "airudder_connections_open",
         "Open connections, by listener (main, admin)."
@@ -90,6 +94,11 @@ pub(crate) fn forwarded(outcome: Forwarded, took: Duration) {
     counter!("airudder_forward_attempts_total", "result" => result, "status" => status)
         .increment(1);
     histogram!("airudder_forward_seconds", "result" => result).record(took.as_secs_f64());
+}
+
+/// Counts a request to a path nothing is served at (`raw` or `other`).
+pub(crate) fn unrouted(which: &'static str) {
+    counter!("airudder_unrouted_requests_total", "path" => which).increment(1);
 }
 
 /// Shows whether `kind` is paused (`airudder_kind_paused`).

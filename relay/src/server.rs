@@ -2,7 +2,6 @@
 //! the shutdown.
 
 use std::future::Future;
-use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,7 +117,10 @@ pub(crate) async fn run(
         Ack::Memory | Ack::Handled => Backend::Nothing,
     };
     if config.token.is_none() {
-        say("AIRUDDER_TOKEN is not set: running open, without authentication");
+        tracing::warn!(
+            target: STARTUP,
+            "AIRUDDER_TOKEN is not set: running open, without authentication"
+        );
     }
 
     // One receiver a callback, all on the one store, each handing on its own kind.
@@ -206,7 +208,8 @@ pub(crate) async fn run(
     };
     let app = app
         .route("/health", get(|| async { "ok" }))
-        .route("/ready", get(ready));
+        .route("/ready", get(ready))
+        .fallback(unrouted);
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
@@ -387,9 +390,47 @@ fn forwarding(forward: &crate::config::Forward, kinds: u32) -> (usize, RetryPoli
     (workers, policy, timeout)
 }
 
-/// A line on stderr; a closed stderr is no reason to fail.
+/// The answer to a path no callback is served at: a 404 that says why, counted
+/// (`airudder_unrouted_requests_total`) and logged at WARN at most once a second, since the
+/// sender retries it for minutes. A raw path names the setting that would serve it.
+async fn unrouted(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LOGGED_AT: AtomicU64 = AtomicU64::new(0);
+
+    let path = uri.path();
+    let (which, message) = match path.strip_prefix("/airudder/raw/") {
+        Some(name) => (
+            "raw",
+            format!(
+                "no raw callback is named {:?} here: add it to AIRUDDER_RAW_NAMES (raw_names in the file) to take it",
+                airudder_webhook::LogSafe::new(name).limit(64).to_string()
+            ),
+        ),
+        None => (
+            "other",
+            "no callback is served at this path: the paths are listed in relay/README.md"
+                .to_owned(),
+        ),
+    };
+    crate::metrics::unrouted(which);
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    if LOGGED_AT.swap(second, Ordering::Relaxed) != second {
+        tracing::warn!(status = 404, path = %airudder_webhook::LogSafe::new(path).limit(128), "refused: {message}");
+    }
+    let body = serde_json::json!({ "code": "not_found", "error": message });
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+/// Where the relay's start-up and stop lines are logged: at INFO, shown whatever `RUST_LOG`
+/// says (see `main`), in the log's format.
+pub(crate) const STARTUP: &str = "airudder_relay::startup";
+
+/// A start-up or stop line: where the relay listens, where it forwards, what it did.
 fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    tracing::info!(target: STARTUP, "{line}");
 }
 
 #[cfg(test)]

@@ -52,7 +52,8 @@ async fn the_systemd_units_command_starts_serves_and_stops_on_its_kill_signal() 
             .expect("it starts")
             .unwrap()
             .expect("it listens before it exits");
-        if let Some(rest) = line.strip_prefix("listening on http://") {
+        // A start-up line of the log: `… INFO airudder_relay::startup: listening on http://…`.
+        if let Some((_, rest)) = line.split_once("listening on http://") {
             break rest.trim_end_matches("/airudder/task").to_owned();
         }
     };

@@ -35,7 +35,7 @@ async fn a_flood_of_idle_and_slow_connections_neither_shuts_the_door_nor_stays_o
         let line = next_line(&mut relay.stderr)
             .await
             .expect("the start-up lines");
-        if let Some(rest) = line.strip_prefix("main listener: at most ") {
+        if let Some((_, rest)) = line.split_once("main listener: at most ") {
             break rest.split(' ').next().unwrap().parse::<usize>().unwrap();
         }
     };

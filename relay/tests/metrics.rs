@@ -339,6 +339,19 @@ async fn the_json_log_format_writes_one_object_a_line_without_personal_data() {
         "{logs}"
     );
     assert!(objects.iter().any(|o| o["message"] == "answered"), "{logs}");
+    // Every line is one object, the start-up and stop lines too.
+    for line in relay.startup.lines().chain(logs.lines()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok_and(|o| o.is_object()),
+            "not a JSON object: {line}"
+        );
+    }
+    assert!(
+        relay.startup.contains(r#""message":"listening on http://"#),
+        "{}",
+        relay.startup
+    );
+    assert!(logs.contains(r#""message":"stopped: 1 handled"#), "{logs}");
     // The example's callee, and its customer variables' values.
     assert!(!logs.contains("12345678"), "{logs}");
 }
@@ -351,4 +364,50 @@ fn metric_names(text: &str) -> impl Iterator<Item = String> + '_ {
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect()
     })
+}
+
+#[tokio::test]
+async fn a_path_nothing_is_served_at_is_a_404_that_says_why_counted_and_logged() {
+    let data = DataDir::new();
+    let mut relay = start(&data, &[("AIRUDDER_RAW_NAMES", "crm")]).await;
+    let post = |path: &str| {
+        client()
+            .post(format!("http://{}{path}", relay.addr))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+    };
+    // A raw callback Airudder was given but the relay was not told about.
+    let answer = post("/airudder/raw/billing").await.unwrap();
+    assert_eq!(answer.status(), 404);
+    let body: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "not_found");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("\"billing\"") && error.contains("AIRUDDER_RAW_NAMES"),
+        "{error}"
+    );
+    let answer = post("/somewhere/else").await.unwrap();
+    assert_eq!(answer.status(), 404);
+    let body: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("relay/README.md"));
+    // The configured one is served.
+    assert_eq!(post("/airudder/raw/crm").await.unwrap().status(), 200);
+
+    let seen = scrape(&relay, None).await;
+    assert_eq!(
+        seen.value("airudder_unrouted_requests_total", &[r#"path="raw""#]),
+        1.0
+    );
+    assert_eq!(
+        seen.value("airudder_unrouted_requests_total", &[r#"path="other""#]),
+        1.0
+    );
+    relay.terminate().await;
+    let logs = relay.logs().await;
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("WARN") && line.contains("AIRUDDER_RAW_NAMES")),
+        "{logs}"
+    );
 }

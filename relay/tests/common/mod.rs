@@ -67,6 +67,16 @@ pub(crate) async fn next_line<R: tokio::io::AsyncRead + Unpin>(
         .unwrap()
 }
 
+/// The address in a start-up log line after `marker` (`listening on http://`), in either log
+/// format (text, or JSON's `"message"`).
+pub(crate) fn listening_at(line: &str, marker: &str) -> Option<String> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    let end = rest
+        .find(|c: char| c == '/' || c == '"' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
+}
+
 /// Starts the relay on port 0 with `data` and `env`; returns once it listens.
 pub(crate) async fn start(data: &DataDir, env: &[(&str, &str)]) -> Relay {
     start_with(data, env, Stdio::piped()).await
@@ -129,11 +139,11 @@ async fn start_command(
         let Some(line) = next_line(&mut stderr).await else {
             panic!("the relay exited before it listened:\n{startup}");
         };
-        if let Some(rest) = line.strip_prefix("listening on http://") {
-            addr = Some(rest.trim_end_matches("/airudder/task").to_owned());
+        if let Some(found) = listening_at(&line, "listening on http://") {
+            addr = Some(found);
         }
-        if let Some(rest) = line.strip_prefix("admin API on http://") {
-            admin = Some(rest.split('/').next().unwrap_or_default().to_owned());
+        if let Some(found) = listening_at(&line, "admin API on http://") {
+            admin = Some(found);
         }
         startup.push_str(&line);
         startup.push('\n');
