@@ -50,10 +50,10 @@ async fn main() -> ExitCode {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // The start-up and stop lines (where it listens, where it forwards) whatever the level,
     // unless RUST_LOG names them.
-    if !std::env::var("RUST_LOG").is_ok_and(|log| log.contains(server::STARTUP)) {
-        if let Ok(startup) = format!("{}=info", server::STARTUP).parse() {
-            filter = filter.add_directive(startup);
-        }
+    if !std::env::var("RUST_LOG").is_ok_and(|log| log.contains(server::STARTUP))
+        && let Ok(startup) = format!("{}=info", server::STARTUP).parse()
+    {
+        filter = filter.add_directive(startup);
     }
     let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
