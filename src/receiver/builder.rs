@@ -1,4 +1,4 @@
-//! The builder, its one table of defaults, and the ack policies.
+//! The builder: every setting, checked once by `build`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,7 +7,9 @@ use std::time::Duration;
 use http::HeaderName;
 use tokio::sync::Semaphore;
 
-use super::service::{Inner, Receiver};
+use super::ack::AckPolicy;
+use super::defaults;
+use super::state::{Inner, Receiver};
 use crate::auth::{AllOf, Authorize};
 use crate::decode::DecodeBody;
 use crate::dispatch::{Queue, RetryPolicy, WorkerConfig};
@@ -17,73 +19,8 @@ use crate::hooks::{DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
 use crate::intake::Intake;
 use crate::store::{ErasedStore, Store};
 
-/// The defaults of every [`ReceiverBuilder`] setting, in one place.
-pub mod defaults {
-    use std::time::Duration;
-
-    /// The body limit: 32 MiB, room for a 10,000-call notification (about 17 MiB).
-    pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
-    /// How long a body may take to arrive once the head is in.
-    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-    /// The largest request head (target and headers).
-    pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-    /// The cap on the bytes of the bodies held at once, across requests.
-    pub const MAX_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
-    /// How many handler calls run at once.
-    pub const WORKERS: usize = 4;
-    /// How many notifications wait for a worker before the receiver answers 503.
-    pub const QUEUE_CAPACITY: usize = 1024;
-    /// How long one handler attempt may run (memory and durable acks).
-    pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
-    /// The `Retry-After` of 503 answers: the sender retries every minute anyway.
-    pub const RETRY_AFTER: Duration = Duration::from_secs(60);
-    /// How long a durable receiver remembers a handled notification's key.
-    pub const DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
-    /// How long a durable receiver keeps a handled notification, to be found and replayed.
-    pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-    /// How often the gauges are sampled (feature `metrics`).
-    pub const METRICS_INTERVAL: Duration = Duration::from_secs(5);
-}
-
 /// The default body limit; see [`defaults::BODY_LIMIT`].
 pub const DEFAULT_BODY_LIMIT: usize = defaults::BODY_LIMIT;
-
-/// When the receiver answers 200.
-///
-/// Choose [`Memory`](Self::Memory) or [`Handled`](Self::Handled) with
-/// [`ReceiverBuilder::ack`], and the durable ack with [`ReceiverBuilder::durable`], which takes
-/// its store: the two cannot be combined, and [`build`](ReceiverBuilder::build) says so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AckPolicy {
-    /// Answer 200 as soon as the notification is in the bounded in-memory queue (503 when the
-    /// queue is full), the default. Fast; a crash loses what is queued but not yet handled.
-    /// A failed handler is retried ([`ReceiverBuilder::retry`]), then given to the
-    /// [`OnFailed`] hook.
-    Memory,
-    /// Answer only once the handler has returned: 200 on success, 503 on an error, a panic or
-    /// after `timeout` (the handler is then cancelled), so that the sender retries. Slower
-    /// answers; nothing is acknowledged before it is handled. The handler must be idempotent:
-    /// work it finished before a timeout is done again on the retry. The sender's retry is
-    /// the retry: [`ReceiverBuilder::retry`] and [`ReceiverBuilder::handler_timeout`] do not
-    /// apply, and `build` refuses them. The [`OnFailed`] hook is never called: a notification
-    /// the handler fails on was answered 503 and stays with the sender.
-    Handled {
-        /// How long the request waits for the handler, queue time included.
-        timeout: Duration,
-    },
-    /// Answer 200 once the notification is stored and fsynced (chosen by
-    /// [`ReceiverBuilder::durable`]): nothing acknowledged is lost to a crash, duplicates are
-    /// handled once, failures end as dead letters. See [`store`](crate::store).
-    Durable,
-}
-
-impl AckPolicy {
-    /// [`AckPolicy::Handled`] with this timeout.
-    pub fn handled(timeout: Duration) -> Self {
-        Self::Handled { timeout }
-    }
-}
 
 /// A receiver that could not be built: its message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,13 +92,10 @@ impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
     }
 }
 
-impl<E: Event> Receiver<E> {
-    /// A builder for a receiver of any [`Event`] type.
-    pub fn builder_for<H>(handler: H) -> ReceiverBuilder<E, H>
-    where
-        H: HandleNotification<E>,
-    {
-        ReceiverBuilder {
+impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
+    /// A builder with every setting at its default: see [`Receiver::builder_for`].
+    pub(super) fn new(handler: H) -> Self {
+        Self {
             handler,
             body_limit: defaults::BODY_LIMIT,
             workers: defaults::WORKERS,

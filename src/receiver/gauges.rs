@@ -3,7 +3,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::service::Inner;
+use super::state::Inner;
 use crate::meters::Sample;
 
 /// Samples the receiver's gauges every `every` until it stops or is dropped. It holds the

@@ -87,16 +87,19 @@
 //! # }
 //! ```
 
-mod accept;
-mod admin;
+mod ack;
 mod admission;
 mod builder;
+pub mod defaults;
 mod future;
 #[cfg(feature = "metrics")]
 mod gauges;
 mod read;
+pub(crate) mod router;
 mod service;
+mod state;
 
-pub use self::builder::{AckPolicy, BuildError, DEFAULT_BODY_LIMIT, ReceiverBuilder, defaults};
+pub use self::ack::AckPolicy;
+pub use self::builder::{BuildError, DEFAULT_BODY_LIMIT, ReceiverBuilder};
 pub use self::future::ResponseFuture;
-pub use self::service::Receiver;
+pub use self::state::Receiver;

@@ -1,24 +1,92 @@
-//! An admitted request: its body read within the limits, through intake, then accepted by the
-//! ack policy.
+//! The receiver's state: the handle every clone is, what the clones share, and the request
+//! path through it: admission on the head, then the body read, decoded and accepted.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use http::Method;
 use http::request::Parts;
 use http_body::Body;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::admission::content_length;
-use super::builder::AckPolicy;
+use super::ack::AckPolicy;
+use super::admission::{content_length, head_size, is_json};
 use super::read::{InFlight, read_body};
-use super::service::Inner;
 use crate::BoxError;
+use crate::auth::Authorize;
+use crate::dispatch::Queue;
 use crate::event::Event;
-use crate::hooks::Rejected;
+use crate::hooks::{OnRejected, Rejected};
+use crate::intake::Intake;
+use crate::model::TaskNotification;
 use crate::rejection::Rejection;
 use crate::stats::Accepted;
 use crate::store::StoreErrorKind;
+
+/// The leaf service that receives notifications. See the [module guide](crate::receiver).
+///
+/// Cloning is cheap: clones share the queue and the workers.
+pub struct Receiver<E = TaskNotification> {
+    pub(super) inner: Arc<Inner<E>>,
+}
+
+/// What every clone of a receiver shares.
+pub(super) struct Inner<E> {
+    pub(super) body_limit: usize,
+    pub(super) ack: AckPolicy,
+    pub(super) retry_after: Duration,
+    pub(super) on_rejected: Arc<dyn OnRejected>,
+    pub(super) auth: Option<Arc<dyn Authorize>>,
+    pub(super) body_timeout: Duration,
+    /// The cap on body bytes held across requests, one permit a byte.
+    pub(super) in_flight: Arc<Semaphore>,
+    /// The permits `in_flight` started with.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(super) max_bytes_in_flight: usize,
+    pub(super) max_header_bytes: usize,
+    pub(super) intake: Intake,
+    pub(super) queue: Queue<E>,
+}
+
+impl<E> Clone for Receiver<E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<E> fmt::Debug for Receiver<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("body_limit", &self.inner.body_limit)
+            .field("ack", &self.inner.ack)
+            .field("queue", &self.inner.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The checks on the head of a request, before its body is read.
+pub(super) fn admit<E>(inner: &Inner<E>, parts: &http::request::Parts) -> Result<(), Rejection> {
+    if head_size(parts) > inner.max_header_bytes {
+        return Err(Rejection::headers_too_large(inner.max_header_bytes));
+    }
+    if let Some(auth) = &inner.auth {
+        auth.authorize(parts).map_err(Rejection::from_denied)?;
+    }
+    if parts.method != Method::POST {
+        return Err(Rejection::method_not_allowed());
+    }
+    if !is_json(&parts.headers) {
+        return Err(Rejection::unsupported_media_type());
+    }
+    if !inner.queue.shared().is_accepting() {
+        return Err(Rejection::shutting_down());
+    }
+    Ok(())
+}
 
 /// An admitted request: its body read, decoded and handed on.
 pub(super) async fn accept<E, B>(
