@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
-use tokio::sync::Semaphore;
 
 use super::ack::AckPolicy;
 use super::defaults;
-use super::state::{Inner, Receiver};
+use super::state::{Inner, Receiver, Settings};
 use crate::auth::{AllOf, Authorize};
 use crate::decode::DecodeBody;
-use crate::dispatch::{Queue, RetryPolicy, WorkerConfig};
+use crate::dispatch::{RetryPolicy, WorkerConfig};
 use crate::event::Event;
 use crate::handler::HandleNotification;
 use crate::hooks::{DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
@@ -365,35 +364,30 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
             _ => Some(Arc::new(self.checks)),
         };
         let name = self.name.unwrap_or_else(|| E::NAME.replace(' ', "_"));
-        let queue = Queue::start(
-            self.handler,
-            WorkerConfig {
-                workers: self.workers,
-                capacity: self.queue_capacity,
-                retry: self.retry.unwrap_or_default(),
-                handler_timeout: self.handler_timeout.unwrap_or(defaults::HANDLER_TIMEOUT),
-                on_failed: self.on_failed,
-                store: self.store,
-                dedup_window: self.dedup_window.unwrap_or(defaults::DEDUP_WINDOW),
-                retention: self.retention.unwrap_or(defaults::RETENTION),
-                name: name.clone(),
-            },
-        );
-        let max_bytes_in_flight = self.max_bytes_in_flight.min(Semaphore::MAX_PERMITS);
+        let settings = Settings {
+            body_limit: self.body_limit,
+            ack,
+            retry_after: self.retry_after,
+            on_rejected: self.on_rejected,
+            auth,
+            body_timeout: self.body_timeout,
+            max_bytes_in_flight: self.max_bytes_in_flight,
+            max_header_bytes: self.max_header_bytes,
+            intake: Intake::new(self.body_hook, self.keep_headers, &name),
+        };
+        let workers = WorkerConfig {
+            workers: self.workers,
+            capacity: self.queue_capacity,
+            retry: self.retry.unwrap_or_default(),
+            handler_timeout: self.handler_timeout.unwrap_or(defaults::HANDLER_TIMEOUT),
+            on_failed: self.on_failed,
+            store: self.store,
+            dedup_window: self.dedup_window.unwrap_or(defaults::DEDUP_WINDOW),
+            retention: self.retention.unwrap_or(defaults::RETENTION),
+            name,
+        };
         let receiver = Receiver {
-            inner: Arc::new(Inner {
-                body_limit: self.body_limit,
-                ack,
-                retry_after: self.retry_after,
-                on_rejected: self.on_rejected,
-                auth,
-                body_timeout: self.body_timeout,
-                in_flight: Arc::new(Semaphore::new(max_bytes_in_flight)),
-                max_bytes_in_flight,
-                max_header_bytes: self.max_header_bytes,
-                intake: Intake::new(self.body_hook, self.keep_headers, &name),
-                queue,
-            }),
+            inner: Arc::new(Inner::start(self.handler, settings, workers)),
         };
         #[cfg(feature = "metrics")]
         super::gauges::start(&receiver.inner, self.metrics_interval);

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::builder::ReceiverBuilder;
 use super::future::{ResponseFuture, State};
 use super::router::WebhookLayer;
-use super::state::{Receiver, accept, admit};
+use super::state::Receiver;
 use crate::BoxError;
 use crate::body::ReceiverBody;
 use crate::dispatch::ShutdownHandle;
@@ -46,8 +46,8 @@ impl<E: Event> Receiver<E> {
 
     /// Refuses a record of another receiver's kind, naming the kind.
     fn check_kind(&self, id: RecordId, envelope: &Envelope) -> Result<(), StoreError> {
-        let shared = self.inner.queue.shared();
-        if shared.owns(envelope) {
+        let queue = self.inner.queue();
+        if queue.owns(envelope) {
             return Ok(());
         }
         Err(StoreError::new(
@@ -55,7 +55,7 @@ impl<E: Event> Receiver<E> {
             format!(
                 "record {id} is a {}, not a {}: replay it on the receiver named {:?}",
                 envelope.kind(),
-                shared.kind,
+                queue.kind(),
                 envelope.kind()
             ),
         ))
@@ -68,7 +68,7 @@ impl<E: Event> Receiver<E> {
 
     /// The handle that stops this receiver.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle::new(Arc::clone(self.inner.queue.shared()))
+        self.inner.shutdown_handle()
     }
 
     /// Whether the receiver takes notifications now: not stopping. (A durable receiver is ready
@@ -76,7 +76,7 @@ impl<E: Event> Receiver<E> {
     /// claim.) For a readiness probe; the store's own health
     /// is the store's to say (e.g. [`RedbStore::is_recovering`](crate::store::RedbStore::is_recovering)).
     pub fn is_ready(&self) -> bool {
-        self.inner.queue.shared().is_accepting()
+        self.inner.is_accepting()
     }
 
     /// Waits until every notification accepted so far has been handled, given up on, or handed
@@ -90,15 +90,15 @@ impl<E: Event> Receiver<E> {
     /// and those whose outcome is still being written. While its kind is
     /// [paused](crate::store::Store::set_paused), that is forever.
     pub async fn idle(&self) {
-        let shared = self.inner.queue.shared();
+        let queue = self.inner.queue();
         loop {
-            shared.counters.idle().await;
-            let Some(store) = self.inner.queue.store() else {
+            self.inner.counters().idle().await;
+            let Some(store) = queue.store() else {
                 return;
             };
             let query = RecordQuery::new()
                 .state(RecordState::Pending)
-                .kind(&*shared.kind);
+                .kind(queue.kind());
             // A count is read from an index; a list could end on its scan cap, empty.
             match store.count(query).await {
                 Ok(0) => return,
@@ -112,7 +112,7 @@ impl<E: Event> Receiver<E> {
     /// The receiver's counters: every answer by status and reason, every notification by
     /// what became of it.
     pub fn stats(&self) -> Stats {
-        self.inner.queue.shared().stats()
+        self.inner.counters().snapshot()
     }
 
     /// Makes a dead letter (or a handled notification) pending again, due at once, attempts
@@ -129,7 +129,7 @@ impl<E: Event> Receiver<E> {
             self.check_kind(id, &record.envelope)?;
         }
         store.replay(id).await?;
-        self.inner.queue.shared().feed.notify_one();
+        self.inner.queue().wake_feeder();
         Ok(())
     }
 
@@ -143,9 +143,9 @@ impl<E: Event> Receiver<E> {
     /// When the receiver has no store, or the store fails.
     pub async fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
         let store = self.store()?;
-        let shared = self.inner.queue.shared();
-        store.set_paused(&shared.kind, paused).await?;
-        shared.set_paused(paused);
+        let queue = self.inner.queue();
+        store.set_paused(queue.kind(), paused).await?;
+        queue.set_paused(paused);
         Ok(())
     }
 
@@ -168,12 +168,12 @@ impl<E: Event> Receiver<E> {
         self.check_kind(id, &kept.envelope)?;
         let decoded = self
             .inner
-            .intake
+            .intake()
             .decode_kept::<E>(&kept)
             .map_err(|rejection| StoreError::new(StoreErrorKind::Invalid, rejection))?;
         let stored = match self
             .inner
-            .queue
+            .queue()
             .store_and_enqueue(decoded, kept.envelope.clone())
             .await?
         {
@@ -185,7 +185,7 @@ impl<E: Event> Receiver<E> {
 
     fn store(&self) -> Result<&Arc<dyn ErasedStore>, StoreError> {
         self.inner
-            .queue
+            .queue()
             .store()
             .ok_or_else(|| StoreError::new(StoreErrorKind::NotFound, "this receiver has no store"))
     }
@@ -221,9 +221,11 @@ where
         let (parts, body) = request.into_parts();
         // Admission is decided on the head alone, before any future is made: a refusal here
         // allocates nothing, and the future of an admitted request holds only what it needs.
-        let state = match admit(&self.inner, &parts) {
+        let state = match self.inner.admit(&parts) {
             Ok(()) => State::Running(Box::pin(
-                accept(Arc::clone(&self.inner), parts, body).instrument(span.clone()),
+                Arc::clone(&self.inner)
+                    .accept(parts, body)
+                    .instrument(span.clone()),
             )),
             Err(rejection) => State::Refused(rejection),
         };
@@ -231,8 +233,8 @@ where
             state,
             started,
             span,
-            retry_after: self.inner.retry_after,
-            shared: Arc::clone(self.inner.queue.shared()),
+            retry_after: self.inner.retry_after(),
+            counters: Arc::clone(self.inner.counters()),
         }
     }
 }
