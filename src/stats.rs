@@ -212,6 +212,16 @@ impl Counters {
     }
 }
 
+/// Where an answer stands in the fixed list of reasons (`accepted`, `duplicate`, then each
+/// refusal's code in the table's order): the metrics' series are in this order too.
+fn answer_slot(result: &Result<Accepted, Rejection>) -> usize {
+    match result {
+        Ok(Accepted::New) => 0,
+        Ok(Accepted::Duplicate) => 1,
+        Err(rejection) => 2 + rejection.code_index(),
+    }
+}
+
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
@@ -256,25 +266,30 @@ impl Counters {
         self.meters.redelivered(count);
     }
 
-    /// Counts one answer, given `elapsed` after the request came, and, for a refusal, logs it
-    /// at WARN: at most one line a second for each reason, saying how many were not logged
-    /// since. The line holds the status, the code and the refusal's message, none of which
-    /// carries a value from the body.
+    /// One answer, given `elapsed` after the request came: counted, recorded in the metrics,
+    /// and for a refusal logged. The three steps of every answer, in this one place.
     pub(crate) fn answered(&self, result: &Result<Accepted, Rejection>, elapsed: Duration) {
-        let rejection = match result {
-            Ok(Accepted::New) => {
-                self.meters.answered(0, elapsed);
-                return bump(&self.accepted);
-            }
-            Ok(Accepted::Duplicate) => {
-                self.meters.answered(1, elapsed);
-                return bump(&self.duplicates);
-            }
-            Err(rejection) => rejection,
-        };
+        self.count_answer(result);
+        self.meters.answered(answer_slot(result), elapsed);
+        if let Err(rejection) = result {
+            self.log_refusal(rejection);
+        }
+    }
+
+    /// Counts one answer by its reason.
+    fn count_answer(&self, result: &Result<Accepted, Rejection>) {
+        bump(match result {
+            Ok(Accepted::New) => &self.accepted,
+            Ok(Accepted::Duplicate) => &self.duplicates,
+            Err(rejection) => &self.refused[rejection.code_index()],
+        });
+    }
+
+    /// Logs a refusal at WARN: at most one line a second for each reason, saying how many were
+    /// not logged since. The line holds the status, the code and the refusal's message, none
+    /// of which carries a value from the body.
+    fn log_refusal(&self, rejection: &Rejection) {
         let index = rejection.code_index();
-        self.meters.answered(2 + index, elapsed);
-        bump(&self.refused[index]);
         // Seconds from 1, so that 0 means "never logged".
         let now = self.epoch.elapsed().as_secs() + 1;
         let last = self.logged_at[index].load(Ordering::Relaxed);
