@@ -1,14 +1,51 @@
-//! Hooks for refused bodies and for notifications the handler gave up on.
+//! Hooks: the body hook before decoding, and the hooks for refused bodies and for
+//! notifications the handler gave up on.
 
 use std::fmt;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use http::request::Parts;
 
 use crate::BoxError;
 use crate::event::Event;
 use crate::handler::Delivery;
 use crate::rejection::Rejection;
+
+/// Transforms a raw body before it is decoded: the seam for an encrypted body (the sender
+/// offers AES-encrypted callbacks to some accounts), or any other envelope.
+///
+/// Any `Fn(&Parts, Bytes) -> Result<Bytes, E>` is a hook. It runs on the request path, after
+/// the body is read and before it is parsed; an `Err` answers 400 `body_hook_failed`.
+///
+/// ```
+/// use airudder_webhook::{DecodeBody, BoxError};
+/// use bytes::Bytes;
+///
+/// // A toy "cipher" for the example: XOR with a key byte.
+/// let decrypt = |_: &http::request::Parts, body: Bytes| -> Result<Bytes, BoxError> {
+///     Ok(body.iter().map(|b| b ^ 0x5a).collect::<Vec<u8>>().into())
+/// };
+/// # fn takes(_: impl DecodeBody) {}
+/// takes(decrypt);
+/// ```
+pub trait DecodeBody: Send + Sync + 'static {
+    /// Returns the bytes to decode.
+    ///
+    /// # Errors
+    /// When the body cannot be transformed; the request is answered 400.
+    fn decode_body(&self, request: &Parts, body: Bytes) -> Result<Bytes, BoxError>;
+}
+
+impl<F, Err> DecodeBody for F
+where
+    F: Fn(&Parts, Bytes) -> Result<Bytes, Err> + Send + Sync + 'static,
+    Err: Into<BoxError>,
+{
+    fn decode_body(&self, request: &Parts, body: Bytes) -> Result<Bytes, BoxError> {
+        self(request, body).map_err(Into::into)
+    }
+}
 
 /// Called with every body refused for its size, pace or content (400, 408, 413, 422).
 ///

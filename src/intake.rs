@@ -14,8 +14,9 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, Method, Request, header};
 
-use crate::decode::{DecodeBody, DecodeError};
+use crate::decode::DecodeError;
 use crate::event::Event;
+use crate::hooks::DecodeBody;
 use crate::rejection::Rejection;
 use crate::store::{Envelope, NewRecord, Record, RejectedRecord, kind_key};
 

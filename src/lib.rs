@@ -204,12 +204,12 @@ pub mod store;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
-pub use decode::{DecodeBody, DecodeError, DecodeErrorKind, decode};
+pub use decode::{DecodeError, DecodeErrorKind, decode};
 pub use dispatch::{RetryPolicy, ShutdownHandle, ShutdownReport, shutdown_signal};
 pub use event::Event;
 pub use handler::{Delivery, GiveUp, HandleNotification, RetryLater};
 pub use hooks::{
-    DefaultOnFailed, DefaultOnRejected, FailedDelivery, OnFailed, OnRejected, Rejected,
+    DecodeBody, DefaultOnFailed, DefaultOnRejected, FailedDelivery, OnFailed, OnRejected, Rejected,
 };
 pub use layer::{Webhook, WebhookLayer};
 pub use receiver::{AckPolicy, BuildError, Receiver, ReceiverBuilder};

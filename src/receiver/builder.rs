@@ -10,11 +10,10 @@ use super::ack::AckPolicy;
 use super::defaults;
 use super::state::{Inner, Receiver, Settings};
 use crate::auth::{AllOf, Authorize};
-use crate::decode::DecodeBody;
 use crate::dispatch::{RetryPolicy, WorkerConfig};
 use crate::event::Event;
 use crate::handler::HandleNotification;
-use crate::hooks::{DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
+use crate::hooks::{DecodeBody, DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
 use crate::intake::Intake;
 use crate::store::{ErasedStore, Store};
 
