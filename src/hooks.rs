@@ -19,17 +19,17 @@ use crate::rejection::Rejection;
 /// the body is read and before it is parsed; an `Err` answers 400 `body_hook_failed`.
 ///
 /// ```
-/// use airudder_webhook::{DecodeBody, BoxError};
+/// use airudder_webhook::{BodyHook, BoxError};
 /// use bytes::Bytes;
 ///
 /// // A toy "cipher" for the example: XOR with a key byte.
 /// let decrypt = |_: &http::request::Parts, body: Bytes| -> Result<Bytes, BoxError> {
 ///     Ok(body.iter().map(|b| b ^ 0x5a).collect::<Vec<u8>>().into())
 /// };
-/// # fn takes(_: impl DecodeBody) {}
+/// # fn takes(_: impl BodyHook) {}
 /// takes(decrypt);
 /// ```
-pub trait DecodeBody: Send + Sync + 'static {
+pub trait BodyHook: Send + Sync + 'static {
     /// Returns the bytes to decode.
     ///
     /// # Errors
@@ -37,7 +37,7 @@ pub trait DecodeBody: Send + Sync + 'static {
     fn decode_body(&self, request: &Parts, body: Bytes) -> Result<Bytes, BoxError>;
 }
 
-impl<F, Err> DecodeBody for F
+impl<F, Err> BodyHook for F
 where
     F: Fn(&Parts, Bytes) -> Result<Bytes, Err> + Send + Sync + 'static,
     Err: Into<BoxError>,
@@ -51,17 +51,17 @@ where
 ///
 /// The sender drops a notification after 5 refused retries, so this hook is where an operator
 /// can keep the raw bytes to recover it (a durable receiver also keeps them in its store). It runs on the request path: keep it quick (hand the
-/// bytes to a channel or a file). Any `Fn(Rejected)` is a hook.
+/// bytes to a channel or a file). Any `Fn(Refusal)` is a hook.
 pub trait OnRejected: Send + Sync + 'static {
     /// Receives one refused body.
-    fn on_rejected(&self, rejected: Rejected);
+    fn on_rejected(&self, rejected: Refusal);
 }
 
 impl<F> OnRejected for F
 where
-    F: Fn(Rejected) + Send + Sync + 'static,
+    F: Fn(Refusal) + Send + Sync + 'static,
 {
-    fn on_rejected(&self, rejected: Rejected) {
+    fn on_rejected(&self, rejected: Refusal) {
         self(rejected)
     }
 }
@@ -72,7 +72,7 @@ where
 pub struct DefaultOnRejected;
 
 impl OnRejected for DefaultOnRejected {
-    fn on_rejected(&self, rejected: Rejected) {
+    fn on_rejected(&self, rejected: Refusal) {
         tracing::debug!(
             status = rejected.rejection.status().as_u16(),
             error = rejected.rejection.code(),
@@ -90,13 +90,17 @@ impl OnRejected for DefaultOnRejected {
 
 /// A refused body and why it was refused.
 #[derive(Clone)]
-pub struct Rejected {
+pub struct Refusal {
     rejection: Rejection,
     body: Option<Bytes>,
     received_at: SystemTime,
 }
 
-impl Rejected {
+/// The argument of [`OnRejected`], under its old name.
+#[deprecated(since = "0.2.0", note = "renamed to `Refusal`")]
+pub type Rejected = Refusal;
+
+impl Refusal {
     pub(crate) fn new(rejection: Rejection, body: Option<Bytes>, received_at: SystemTime) -> Self {
         Self {
             rejection,
@@ -122,9 +126,9 @@ impl Rejected {
     }
 }
 
-impl fmt::Debug for Rejected {
+impl fmt::Debug for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rejected")
+        f.debug_struct("Refusal")
             .field("rejection", &self.rejection)
             .field("body_len", &self.body.as_ref().map(Bytes::len))
             .field("received_at", &self.received_at)

@@ -31,4 +31,6 @@
 //! # }
 //! ```
 
-pub use crate::receiver::router::{ResponseFuture, Webhook, WebhookLayer};
+#[allow(deprecated)]
+pub use crate::receiver::router::Webhook;
+pub use crate::receiver::router::{ResponseFuture, WebhookLayer, WebhookRouter};

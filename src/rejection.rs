@@ -179,7 +179,7 @@ pub(crate) fn all_codes() -> impl Iterator<Item = (&'static str, StatusCode)> {
 
 /// Whether an answer with this status refuses the body itself (its size, pace or content): 400,
 /// 408, 413, 422. The one definition behind [`Rejection::is_body_refusal`] and
-/// [`Stats::rejected`](crate::Stats::rejected).
+/// [`Stats::refused`](crate::Stats::refused).
 pub(crate) fn refuses_the_body(status: StatusCode) -> bool {
     matches!(status.as_u16(), 400 | 408 | 413 | 422)
 }

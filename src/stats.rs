@@ -11,6 +11,7 @@ use crate::meters::{AttemptResult, Meters};
 use crate::rejection::{self, CODE_COUNT, Rejection};
 
 /// A snapshot of the receiver's counters.
+#[allow(deprecated)] // the derives read the old name of `refused`
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -25,6 +26,9 @@ pub struct Stats {
     /// receiver that took over their claim.
     pub returned: u64,
     /// Bodies refused for their size, pace or content (400, 408, 413, 422).
+    pub refused: u64,
+    /// [`refused`](Self::refused), under its old name.
+    #[deprecated(since = "0.2.0", note = "renamed to `refused`")]
     pub rejected: u64,
     /// Requests answered 503, whatever the cause (see [`answers`](Self::answers)).
     pub unavailable: u64,
@@ -320,16 +324,19 @@ impl Counters {
             duplicate: load(&self.duplicates),
             refused: std::array::from_fn(|i| load(&self.refused[i])),
         };
-        let refusals = || rejection::all_codes().zip(answers.refused);
+        let refused = rejection::all_codes()
+            .zip(answers.refused)
+            .filter(|((_, status), _)| rejection::refuses_the_body(*status))
+            .map(|(_, count)| count)
+            .sum();
+        #[allow(deprecated)]
         Stats {
             queued: load(&self.queued),
             handled: load(&self.handled),
             failed: load(&self.failed),
             returned: load(&self.returned),
-            rejected: refusals()
-                .filter(|((_, status), _)| rejection::refuses_the_body(*status))
-                .map(|(_, count)| count)
-                .sum(),
+            refused,
+            rejected: refused,
             unavailable: answers.with_status(503),
             duplicates: answers.duplicate,
             answers,
@@ -358,7 +365,7 @@ mod tests {
         assert_eq!(answers.with_status(415), 2);
         assert_eq!(answers.with_status(200), 2);
         assert_eq!(stats.unavailable, 1);
-        assert_eq!(stats.rejected, 1);
+        assert_eq!(stats.refused, 1);
         assert_eq!(stats.duplicates, 1);
         assert_eq!(answers.get("no such reason"), 0);
         assert_eq!(

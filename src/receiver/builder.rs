@@ -13,11 +13,12 @@ use crate::auth::{AllOf, Authorize};
 use crate::dispatch::{RetryPolicy, WorkerConfig};
 use crate::event::Event;
 use crate::handler::HandleNotification;
-use crate::hooks::{DecodeBody, DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
+use crate::hooks::{BodyHook, DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
 use crate::intake::Intake;
 use crate::store::{ErasedStore, Store};
 
-/// The default body limit; see [`defaults::BODY_LIMIT`].
+/// The default body limit: [`defaults::BODY_LIMIT`], its one name from 0.2 on.
+#[deprecated(since = "0.2.0", note = "use `receiver::defaults::BODY_LIMIT`")]
 pub const DEFAULT_BODY_LIMIT: usize = defaults::BODY_LIMIT;
 
 /// A receiver that could not be built: its message says what to change.
@@ -55,7 +56,7 @@ pub struct ReceiverBuilder<E, H> {
     body_timeout: Duration,
     max_bytes_in_flight: usize,
     max_header_bytes: usize,
-    body_hook: Option<Arc<dyn DecodeBody>>,
+    body_hook: Option<Arc<dyn BodyHook>>,
     keep_headers: Vec<HeaderName>,
     store: Option<Arc<dyn ErasedStore>>,
     dedup_window: Option<Duration>,
@@ -206,14 +207,20 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
     /// Transforms the raw body before it is decoded, e.g. to decrypt it. An error answers
     /// 400; the rejected hook still receives the raw bytes, and a durable receiver keeps them,
     /// so that [`Receiver::replay_rejected`] can run them through the fixed hook later.
-    pub fn decode_body(mut self, hook: impl DecodeBody) -> Self {
+    pub fn body_hook(mut self, hook: impl BodyHook) -> Self {
         self.body_hook = Some(Arc::new(hook));
         self
     }
 
+    /// The [body hook](Self::body_hook), under its old name.
+    #[deprecated(since = "0.2.0", note = "renamed to `body_hook`")]
+    pub fn decode_body(self, hook: impl BodyHook) -> Self {
+        self.body_hook(hook)
+    }
+
     /// Keeps these request headers with each stored notification and refused body, besides
     /// `content-type`, `user-agent` and `content-length`: what the [body
-    /// hook](Self::decode_body) reads (a key id, say) and must see again when a refused body
+    /// hook](Self::body_hook) reads (a key id, say) and must see again when a refused body
     /// is recovered. Never name a header that carries a credential.
     pub fn keep_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
         self.keep_headers.extend(headers);

@@ -19,7 +19,7 @@ use crate::body::WebhookBody;
 use crate::event::Event;
 use crate::model::TaskNotification;
 
-/// Wraps a service in [`Webhook`]. See the [module guide](crate::layer).
+/// Wraps a service in [`WebhookRouter`]. See the [module guide](crate::layer).
 pub struct WebhookLayer<E = TaskNotification> {
     path: Path,
     receiver: Receiver<E>,
@@ -54,10 +54,10 @@ impl<E> fmt::Debug for WebhookLayer<E> {
 }
 
 impl<S, E> Layer<S> for WebhookLayer<E> {
-    type Service = Webhook<S, E>;
+    type Service = WebhookRouter<S, E>;
 
-    fn layer(&self, inner: S) -> Webhook<S, E> {
-        Webhook {
+    fn layer(&self, inner: S) -> WebhookRouter<S, E> {
+        WebhookRouter {
             inner,
             path: self.path.clone(),
             receiver: self.receiver.clone(),
@@ -92,14 +92,18 @@ impl Path {
     }
 }
 
+/// [`WebhookRouter`], under its old name.
+#[deprecated(since = "0.2.0", note = "renamed to `WebhookRouter`")]
+pub type Webhook<S, E = TaskNotification> = WebhookRouter<S, E>;
+
 /// Answers one path with a [`Receiver`], passes every other request to `inner`.
-pub struct Webhook<S, E = TaskNotification> {
+pub struct WebhookRouter<S, E = TaskNotification> {
     inner: S,
     path: Path,
     receiver: Receiver<E>,
 }
 
-impl<S: Clone, E> Clone for Webhook<S, E> {
+impl<S: Clone, E> Clone for WebhookRouter<S, E> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -109,9 +113,9 @@ impl<S: Clone, E> Clone for Webhook<S, E> {
     }
 }
 
-impl<S: fmt::Debug, E> fmt::Debug for Webhook<S, E> {
+impl<S: fmt::Debug, E> fmt::Debug for WebhookRouter<S, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Webhook")
+        f.debug_struct("WebhookRouter")
             .field("inner", &self.inner)
             .field("path", &self.path)
             .field("receiver", &self.receiver)
@@ -119,7 +123,7 @@ impl<S: fmt::Debug, E> fmt::Debug for Webhook<S, E> {
     }
 }
 
-impl<S, E, B, ResBody> Service<Request<B>> for Webhook<S, E>
+impl<S, E, B, ResBody> Service<Request<B>> for WebhookRouter<S, E>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     E: Event,
@@ -154,7 +158,7 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`Webhook`]'s answer.
+    /// The future of [`WebhookRouter`]'s answer.
     pub struct ResponseFuture<F> {
         #[pin]
         kind: Kind<F>,

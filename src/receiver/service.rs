@@ -150,7 +150,7 @@ impl<E: Event> Receiver<E> {
     }
 
     /// Runs a kept refused body through intake again (after a fix: of the sender, of the
-    /// [body hook](crate::ReceiverBuilder::decode_body), of a key) and, if it is valid now,
+    /// [body hook](crate::ReceiverBuilder::body_hook), of a key) and, if it is valid now,
     /// stores and queues it as a new notification, and forgets the refused copy. Returns the
     /// new record's id, or the existing one's when it was already stored.
     ///

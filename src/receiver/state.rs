@@ -20,7 +20,7 @@ use crate::auth::Authorize;
 use crate::dispatch::{Queue, ShutdownHandle, WorkerConfig};
 use crate::event::Event;
 use crate::handler::HandleNotification;
-use crate::hooks::{OnRejected, Rejected};
+use crate::hooks::{OnRejected, Refusal};
 use crate::intake::Intake;
 #[cfg(feature = "metrics")]
 use crate::meters::Sample;
@@ -314,7 +314,7 @@ impl<E> Inner<E> {
         received_at: SystemTime,
     ) -> Rejection {
         if rejection.is_body_refusal() {
-            let rejected = Rejected::new(rejection.clone(), body, received_at);
+            let rejected = Refusal::new(rejection.clone(), body, received_at);
             crate::hooks::contain("on_rejected", || {
                 self.settings.on_rejected.on_rejected(rejected)
             });
