@@ -32,6 +32,8 @@ use crate::store::StoreErrorKind;
 /// The leaf service that receives notifications. See the [module guide](crate::receiver).
 ///
 /// Cloning is cheap: clones share the queue and the workers.
+// Defined beside its state, its methods in service.rs: the builder makes one without
+// importing the file whose `Receiver::builder` makes the builder.
 pub struct Receiver<E = TaskNotification> {
     pub(super) inner: Arc<Inner<E>>,
 }
