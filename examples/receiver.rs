@@ -39,7 +39,7 @@ use airudder_webhook::Event;
 use airudder_webhook::auth::QueryToken;
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
-    Appended, NewRecord, Record, RedbStore, RejectedRecord, RejectedSummary, Store,
+    Appended, NewRecord, Record, RedbStore, RefusedBody, RefusedBodySummary, Store,
 };
 #[cfg(feature = "postgres")]
 use airudder_webhook::store::{PostgresOptions, PostgresStore};
@@ -161,7 +161,7 @@ async fn admin(store: impl Store, args: &[String]) -> Result<(), Box<dyn std::er
     let id = || -> Result<u64, Box<dyn std::error::Error>> {
         Ok(args.get(1).ok_or("this command takes an ID")?.parse()?)
     };
-    let find_rejected = async |id: u64| -> Result<RejectedRecord, Box<dyn std::error::Error>> {
+    let find_rejected = async |id: u64| -> Result<RefusedBody, Box<dyn std::error::Error>> {
         Ok(store
             .get_rejected(id)
             .await?
@@ -198,7 +198,7 @@ async fn admin(store: impl Store, args: &[String]) -> Result<(), Box<dyn std::er
         }
         "show-rejected" => {
             let rejected = find_rejected(id()?).await?;
-            let mut json = rejected_json(&RejectedSummary::from(rejected.clone()));
+            let mut json = rejected_json(&RefusedBodySummary::from(rejected.clone()));
             json["body"] = String::from_utf8_lossy(&rejected.body).into();
             writeln!(out, "{json}")?;
         }
@@ -253,7 +253,7 @@ fn summary(record: &Record) -> serde_json::Value {
     })
 }
 
-fn rejected_json(rejected: &RejectedSummary) -> serde_json::Value {
+fn rejected_json(rejected: &RefusedBodySummary) -> serde_json::Value {
     serde_json::json!({
         "id": rejected.id,
         "status": rejected.status,

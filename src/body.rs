@@ -43,7 +43,7 @@ impl Body for ReceiverBody {
 }
 
 pin_project_lite::pin_project! {
-    /// The body of [`Webhook`](crate::Webhook)'s answers: the inner service's body, or the
+    /// The body of [`WebhookRouter`](crate::WebhookRouter)'s answers: the inner service's body, or the
     /// receiver's.
     #[derive(Debug)]
     pub struct WebhookBody<B> {

@@ -2,46 +2,7 @@
 
 use std::fmt;
 
-use bytes::Bytes;
-use http::request::Parts;
 use serde::de::DeserializeOwned;
-
-use crate::BoxError;
-
-/// Transforms a raw body before it is decoded: the seam for an encrypted body (the sender
-/// offers AES-encrypted callbacks to some accounts), or any other envelope.
-///
-/// Any `Fn(&Parts, Bytes) -> Result<Bytes, E>` is a hook. It runs on the request path, after
-/// the body is read and before it is parsed; an `Err` answers 400 `body_hook_failed`.
-///
-/// ```
-/// use airudder_webhook::{DecodeBody, BoxError};
-/// use bytes::Bytes;
-///
-/// // A toy "cipher" for the example: XOR with a key byte.
-/// let decrypt = |_: &http::request::Parts, body: Bytes| -> Result<Bytes, BoxError> {
-///     Ok(body.iter().map(|b| b ^ 0x5a).collect::<Vec<u8>>().into())
-/// };
-/// # fn takes(_: impl DecodeBody) {}
-/// takes(decrypt);
-/// ```
-pub trait DecodeBody: Send + Sync + 'static {
-    /// Returns the bytes to decode.
-    ///
-    /// # Errors
-    /// When the body cannot be transformed; the request is answered 400.
-    fn decode_body(&self, request: &Parts, body: Bytes) -> Result<Bytes, BoxError>;
-}
-
-impl<F, Err> DecodeBody for F
-where
-    F: Fn(&Parts, Bytes) -> Result<Bytes, Err> + Send + Sync + 'static,
-    Err: Into<BoxError>,
-{
-    fn decode_body(&self, request: &Parts, body: Bytes) -> Result<Bytes, BoxError> {
-        self(request, body).map_err(Into::into)
-    }
-}
 
 /// Why a body was refused by [`decode`].
 ///

@@ -1,30 +1,67 @@
-//! Hooks for refused bodies and for notifications the handler gave up on.
+//! Hooks: the body hook before decoding, and the hooks for refused bodies and for
+//! notifications the handler gave up on.
 
 use std::fmt;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use http::request::Parts;
 
 use crate::BoxError;
 use crate::event::Event;
 use crate::handler::Delivery;
 use crate::rejection::Rejection;
 
+/// Transforms a raw body before it is decoded: the seam for an encrypted body (the sender
+/// offers AES-encrypted callbacks to some accounts), or any other envelope.
+///
+/// Any `Fn(&Parts, Bytes) -> Result<Bytes, E>` is a hook. It runs on the request path, after
+/// the body is read and before it is parsed; an `Err` answers 400 `body_hook_failed`.
+///
+/// ```
+/// use airudder_webhook::{BodyHook, BoxError};
+/// use bytes::Bytes;
+///
+/// // A toy "cipher" for the example: XOR with a key byte.
+/// let decrypt = |_: &http::request::Parts, body: Bytes| -> Result<Bytes, BoxError> {
+///     Ok(body.iter().map(|b| b ^ 0x5a).collect::<Vec<u8>>().into())
+/// };
+/// # fn takes(_: impl BodyHook) {}
+/// takes(decrypt);
+/// ```
+pub trait BodyHook: Send + Sync + 'static {
+    /// Returns the bytes to decode.
+    ///
+    /// # Errors
+    /// When the body cannot be transformed; the request is answered 400.
+    fn decode_body(&self, request: &Parts, body: Bytes) -> Result<Bytes, BoxError>;
+}
+
+impl<F, Err> BodyHook for F
+where
+    F: Fn(&Parts, Bytes) -> Result<Bytes, Err> + Send + Sync + 'static,
+    Err: Into<BoxError>,
+{
+    fn decode_body(&self, request: &Parts, body: Bytes) -> Result<Bytes, BoxError> {
+        self(request, body).map_err(Into::into)
+    }
+}
+
 /// Called with every body refused for its size, pace or content (400, 408, 413, 422).
 ///
 /// The sender drops a notification after 5 refused retries, so this hook is where an operator
 /// can keep the raw bytes to recover it (a durable receiver also keeps them in its store). It runs on the request path: keep it quick (hand the
-/// bytes to a channel or a file). Any `Fn(Rejected)` is a hook.
+/// bytes to a channel or a file). Any `Fn(Refusal)` is a hook.
 pub trait OnRejected: Send + Sync + 'static {
     /// Receives one refused body.
-    fn on_rejected(&self, rejected: Rejected);
+    fn on_rejected(&self, rejected: Refusal);
 }
 
 impl<F> OnRejected for F
 where
-    F: Fn(Rejected) + Send + Sync + 'static,
+    F: Fn(Refusal) + Send + Sync + 'static,
 {
-    fn on_rejected(&self, rejected: Rejected) {
+    fn on_rejected(&self, rejected: Refusal) {
         self(rejected)
     }
 }
@@ -35,7 +72,7 @@ where
 pub struct DefaultOnRejected;
 
 impl OnRejected for DefaultOnRejected {
-    fn on_rejected(&self, rejected: Rejected) {
+    fn on_rejected(&self, rejected: Refusal) {
         tracing::debug!(
             status = rejected.rejection.status().as_u16(),
             error = rejected.rejection.code(),
@@ -53,13 +90,17 @@ impl OnRejected for DefaultOnRejected {
 
 /// A refused body and why it was refused.
 #[derive(Clone)]
-pub struct Rejected {
+pub struct Refusal {
     rejection: Rejection,
     body: Option<Bytes>,
     received_at: SystemTime,
 }
 
-impl Rejected {
+/// The argument of [`OnRejected`], under its old name.
+#[deprecated(since = "0.2.0", note = "renamed to `Refusal`")]
+pub type Rejected = Refusal;
+
+impl Refusal {
     pub(crate) fn new(rejection: Rejection, body: Option<Bytes>, received_at: SystemTime) -> Self {
         Self {
             rejection,
@@ -85,9 +126,9 @@ impl Rejected {
     }
 }
 
-impl fmt::Debug for Rejected {
+impl fmt::Debug for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rejected")
+        f.debug_struct("Refusal")
             .field("rejection", &self.rejection)
             .field("body_len", &self.body.as_ref().map(Bytes::len))
             .field("received_at", &self.received_at)

@@ -1,7 +1,7 @@
 //! Intake: the one path from bytes to an event, for every way a notification arrives.
 //!
 //! A request's body, a stored record redelivered after a restart or replayed, and a refused
-//! body recovered after a fix all pass here: raw bytes, then the [body hook](crate::DecodeBody)
+//! body recovered after a fix all pass here: raw bytes, then the [body hook](crate::BodyHook)
 //! (not for stored records, which are kept as the hook returned them), then the event type's
 //! decoder, then the record for the store. A recovered refused body goes through the hook the
 //! receiver has now, on a request head rebuilt from what the store kept of the original (see
@@ -14,10 +14,11 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, Method, Request, header};
 
-use crate::decode::{DecodeBody, DecodeError};
+use crate::decode::DecodeError;
 use crate::event::Event;
+use crate::hooks::BodyHook;
 use crate::rejection::Rejection;
-use crate::store::{Envelope, NewRecord, Record, RejectedRecord, kind_key};
+use crate::store::{Envelope, NewRecord, Record, RefusedBody, kind_key};
 
 /// The headers every envelope keeps.
 const KEPT: [HeaderName; 3] = [
@@ -28,7 +29,7 @@ const KEPT: [HeaderName; 3] = [
 
 /// The receiver's half of intake: its body hook, and what it keeps of a request.
 pub(crate) struct Intake {
-    hook: Option<Arc<dyn DecodeBody>>,
+    hook: Option<Arc<dyn BodyHook>>,
     /// Headers kept besides [`KEPT`], for the hook to see again on recovery.
     extra_headers: Box<[HeaderName]>,
     /// The receiver's name, every envelope's kind.
@@ -64,7 +65,7 @@ impl<E: Event> Decoded<E> {
 
 impl Intake {
     pub(crate) fn new(
-        hook: Option<Arc<dyn DecodeBody>>,
+        hook: Option<Arc<dyn BodyHook>>,
         extra_headers: Vec<HeaderName>,
         kind: &str,
     ) -> Self {
@@ -98,7 +99,7 @@ impl Intake {
     /// A kept refused body, through the same path on a head rebuilt from its envelope.
     pub(crate) fn decode_kept<E: Event>(
         &self,
-        kept: &RejectedRecord,
+        kept: &RefusedBody,
     ) -> Result<Decoded<E>, Rejection> {
         self.decode(&head_of(&kept.envelope), &kept.body)
     }

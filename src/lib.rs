@@ -97,7 +97,7 @@
 //!   policies, its builder and [defaults](receiver::defaults); admission on the request head,
 //!   body reading under the limits, the response future.
 //! - [`auth`]: who may post, decided before the body is read; a file per check.
-//! - intake (private): bytes, then the [body hook](DecodeBody), then the decoder ([`model`],
+//! - intake (private): bytes, then the [body hook](BodyHook), then the decoder ([`model`],
 //!   [`Event`]), then the record for the store; the one path for requests, redelivery, replay
 //!   and the recovery of refused bodies.
 //! - [`store`]: the durable ack: stored before the 200, redelivered, de-duplicated; embedded
@@ -204,14 +204,22 @@ pub mod store;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
-pub use decode::{DecodeBody, DecodeError, DecodeErrorKind, decode};
+pub use decode::{DecodeError, DecodeErrorKind, decode};
 pub use dispatch::{RetryPolicy, ShutdownHandle, ShutdownReport, shutdown_signal};
 pub use event::Event;
 pub use handler::{Delivery, GiveUp, HandleNotification, RetryLater};
+/// The [body hook](BodyHook), under its old name. (rustc does not warn on a deprecated
+/// re-export: this line goes in the next release all the same.)
+#[deprecated(since = "0.2.0", note = "renamed to `BodyHook`")]
+pub use hooks::BodyHook as DecodeBody;
+#[allow(deprecated)]
+pub use hooks::Rejected;
 pub use hooks::{
-    DefaultOnFailed, DefaultOnRejected, FailedDelivery, OnFailed, OnRejected, Rejected,
+    BodyHook, DefaultOnFailed, DefaultOnRejected, FailedDelivery, OnFailed, OnRejected, Refusal,
 };
-pub use layer::{Webhook, WebhookLayer};
+#[allow(deprecated)]
+pub use layer::Webhook;
+pub use layer::{WebhookLayer, WebhookRouter};
 pub use receiver::{AckPolicy, BuildError, Receiver, ReceiverBuilder};
 pub use redact::LogSafe;
 pub use rejection::Rejection;

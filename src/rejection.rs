@@ -22,19 +22,30 @@ pub struct Rejection {
 
 /// The table: each refusal with its constructor, status, code and message. A refusal added
 /// here is counted, logged and answered everywhere else without another edit.
+///
+/// The last sections hold the refusals that wrap an error of another module (authentication's
+/// [`Denied`], the decoder's [`DecodeError`]): their constructor picks the row by matching the
+/// error, and the message and `source()` are the error's own.
 macro_rules! rejections {
-    ($(
-        $(#[$doc:meta])*
-        $kind:ident $({ $($field:ident: $ty:ty),* })?
-            => $new:ident, $status:ident, $code:literal, $($message:expr),+;
-    )*) => {
+    (
+        $(
+            $(#[$doc:meta])*
+            $kind:ident $({ $($field:ident: $ty:ty),* })?
+                => $new:ident, $status:ident, $code:literal, $($message:expr),+;
+        )*
+        $(
+            ($from:ident($var:ident: $source:ty) by $key:expr) {
+                $(
+                    $(#[$wdoc:meta])*
+                    $wkind:ident($pat:pat) => $wstatus:ident, $wcode:literal;
+                )*
+            }
+        )*
+    ) => {
         #[derive(Debug, Clone, PartialEq, Eq)]
         enum RejectionKind {
-            /// Refused by authentication: 401, or 403 for the IP allow-list.
-            Denied(Denied),
-            /// The body is not a valid event: 400 or 422 by the decoder's kind.
-            Decode(DecodeError),
             $( $(#[$doc])* $kind $({ $($field: $ty),* })?, )*
+            $( $( $(#[$wdoc])* $wkind($source), )* )*
         }
 
         impl Rejection {
@@ -43,35 +54,57 @@ macro_rules! rejections {
                     Self { kind: RejectionKind::$kind $({ $($field),* })? }
                 }
             )*
+            $(
+                pub(crate) fn $from($var: $source) -> Self {
+                    let kind = match $key {
+                        $( $pat => RejectionKind::$wkind($var), )*
+                    };
+                    Self { kind }
+                }
+            )*
 
-            fn table_status(&self) -> Option<StatusCode> {
+            /// The status code of the answer.
+            pub fn status(&self) -> StatusCode {
                 match &self.kind {
-                    $( RejectionKind::$kind { .. } => Some(StatusCode::$status), )*
-                    _ => None,
+                    $( RejectionKind::$kind { .. } => StatusCode::$status, )*
+                    $( $( RejectionKind::$wkind(_) => StatusCode::$wstatus, )* )*
                 }
             }
 
-            fn table_code(&self) -> Option<&'static str> {
+            /// A stable, machine-readable code, the `error` member of the body.
+            pub fn code(&self) -> &'static str {
                 match &self.kind {
-                    $( RejectionKind::$kind { .. } => Some($code), )*
-                    _ => None,
-                }
-            }
-
-            fn table_message(&self, f: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
-                match &self.kind {
-                    $(
-                        #[allow(unused_variables)]
-                        RejectionKind::$kind $({ $($field),* })? => Some(write!(f, $($message),+)),
-                    )*
-                    _ => None,
+                    $( RejectionKind::$kind { .. } => $code, )*
+                    $( $( RejectionKind::$wkind(_) => $wcode, )* )*
                 }
             }
         }
 
-        /// Every code the table can answer, with its status, for counting.
-        pub(crate) const TABLE_CODES: &[(&str, StatusCode)] = &[
+        impl fmt::Display for Rejection {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match &self.kind {
+                    $(
+                        #[allow(unused_variables)]
+                        RejectionKind::$kind $({ $($field),* })? => write!(f, $($message),+),
+                    )*
+                    $( $( RejectionKind::$wkind(err) => fmt::Display::fmt(err, f), )* )*
+                }
+            }
+        }
+
+        impl std::error::Error for Rejection {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                match &self.kind {
+                    $( RejectionKind::$kind { .. } => None, )*
+                    $( $( RejectionKind::$wkind(err) => Some(err), )* )*
+                }
+            }
+        }
+
+        /// Every code the table can answer, with its status, in the table's order.
+        const CODES: &[(&str, StatusCode)] = &[
             $( ($code, StatusCode::$status), )*
+            $( $( ($wcode, StatusCode::$wstatus), )* )*
         ];
     };
 }
@@ -117,76 +150,44 @@ rejections! {
     /// The handler did not finish in time (the "handled" ack).
     HandlerTimedOut => handler_timed_out, SERVICE_UNAVAILABLE, "handler_timed_out",
            "the handler timed out; retry later";
+    // Refused by authentication, by the status its check chose.
+    (from_denied(denied: Denied) by denied.status()) {
+        /// No or wrong token, wrong Basic credentials.
+        Unauthorized(StatusCode::UNAUTHORIZED) => UNAUTHORIZED, "unauthorized";
+        /// Refused by the IP allow-list.
+        Forbidden(_) => FORBIDDEN, "forbidden";
+    }
+    // The body is not a valid event, by the decoder's kind: 400, or 422 for the wrong shape.
+    (decode(err: DecodeError) by err.kind()) {
+        /// An empty body.
+        EmptyBody(DecodeErrorKind::Empty) => BAD_REQUEST, "empty_body";
+        /// Malformed JSON or bad UTF-8.
+        MalformedJson(DecodeErrorKind::Syntax) => BAD_REQUEST, "malformed_json";
+        /// Bytes after the value.
+        TrailingBytes(DecodeErrorKind::TrailingBytes) => BAD_REQUEST, "trailing_bytes";
+        /// Nesting deeper than 128.
+        NestingTooDeep(DecodeErrorKind::TooDeep) => BAD_REQUEST, "nesting_too_deep";
+        /// Valid JSON of the wrong shape.
+        InvalidNotification(DecodeErrorKind::Shape) => UNPROCESSABLE_ENTITY, "invalid_notification";
+    }
 }
 
-/// The codes outside the table: authentication's and the decoder's.
-const OTHER_CODES: &[(&str, StatusCode)] = &[
-    ("unauthorized", StatusCode::UNAUTHORIZED),
-    ("forbidden", StatusCode::FORBIDDEN),
-    ("empty_body", StatusCode::BAD_REQUEST),
-    ("malformed_json", StatusCode::BAD_REQUEST),
-    ("trailing_bytes", StatusCode::BAD_REQUEST),
-    ("nesting_too_deep", StatusCode::BAD_REQUEST),
-    ("invalid_notification", StatusCode::UNPROCESSABLE_ENTITY),
-];
-
-/// Every refusal's code with its status, in a fixed order: the table's, then the others.
+/// Every refusal's code with its status, in a fixed order: the table's.
 pub(crate) fn all_codes() -> impl Iterator<Item = (&'static str, StatusCode)> {
-    TABLE_CODES.iter().chain(OTHER_CODES).copied()
+    CODES.iter().copied()
 }
 
 /// Whether an answer with this status refuses the body itself (its size, pace or content): 400,
 /// 408, 413, 422. The one definition behind [`Rejection::is_body_refusal`] and
-/// [`Stats::rejected`](crate::Stats::rejected).
+/// [`Stats::refused`](crate::Stats::refused).
 pub(crate) fn refuses_the_body(status: StatusCode) -> bool {
     matches!(status.as_u16(), 400 | 408 | 413 | 422)
 }
 
 /// How many codes [`all_codes`] yields.
-pub(crate) const CODE_COUNT: usize = TABLE_CODES.len() + OTHER_CODES.len();
+pub(crate) const CODE_COUNT: usize = CODES.len();
 
 impl Rejection {
-    pub(crate) fn from_denied(denied: Denied) -> Self {
-        Self {
-            kind: RejectionKind::Denied(denied),
-        }
-    }
-
-    pub(crate) fn decode(err: DecodeError) -> Self {
-        Self {
-            kind: RejectionKind::Decode(err),
-        }
-    }
-
-    /// The status code of the answer.
-    pub fn status(&self) -> StatusCode {
-        match &self.kind {
-            RejectionKind::Denied(denied) => denied.status(),
-            RejectionKind::Decode(err) => err.status(),
-            _ => self
-                .table_status()
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        }
-    }
-
-    /// A stable, machine-readable code, the `error` member of the body.
-    pub fn code(&self) -> &'static str {
-        match &self.kind {
-            RejectionKind::Denied(denied) if denied.status() == StatusCode::FORBIDDEN => {
-                "forbidden"
-            }
-            RejectionKind::Denied(_) => "unauthorized",
-            RejectionKind::Decode(err) => match err.kind() {
-                DecodeErrorKind::Empty => "empty_body",
-                DecodeErrorKind::TrailingBytes => "trailing_bytes",
-                DecodeErrorKind::TooDeep => "nesting_too_deep",
-                DecodeErrorKind::Shape => "invalid_notification",
-                _ => "malformed_json",
-            },
-            _ => self.table_code().unwrap_or("internal"),
-        }
-    }
-
     /// Where [`code`](Self::code) stands in the fixed list of codes, for counting.
     pub(crate) fn code_index(&self) -> usize {
         let code = self.code();
@@ -203,18 +204,12 @@ impl Rejection {
 
     /// The refusal of the authentication check, when there was one.
     pub fn denied(&self) -> Option<&Denied> {
-        match &self.kind {
-            RejectionKind::Denied(denied) => Some(denied),
-            _ => None,
-        }
+        std::error::Error::source(self)?.downcast_ref()
     }
 
     /// The decoding error, when the body was refused for its content.
     pub fn decode_error(&self) -> Option<&DecodeError> {
-        match &self.kind {
-            RejectionKind::Decode(err) => Some(err),
-            _ => None,
-        }
+        std::error::Error::source(self)?.downcast_ref()
     }
 
     /// The path of the offending member, when there is one.
@@ -230,15 +225,16 @@ impl Rejection {
             #[serde(skip_serializing_if = "Option::is_none")]
             path: Option<&'a str>,
         }
-        let message = match &self.kind {
-            RejectionKind::Decode(err) if err.line() > 0 => format!(
+        // The decoder's path has a member of its own in the body.
+        let message = match self.decode_error() {
+            Some(err) if err.line() > 0 => format!(
                 "{} (line {} column {})",
                 err.message(),
                 err.line(),
                 err.column()
             ),
-            RejectionKind::Decode(err) => err.message().to_owned(),
-            _ => self.to_string(),
+            Some(err) => err.message().to_owned(),
+            None => self.to_string(),
         };
         let body = ErrorBody {
             error: self.code(),
@@ -259,28 +255,6 @@ impl Rejection {
             );
         }
         response
-    }
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            RejectionKind::Denied(denied) => fmt::Display::fmt(denied, f),
-            RejectionKind::Decode(err) => fmt::Display::fmt(err, f),
-            _ => self
-                .table_message(f)
-                .unwrap_or_else(|| f.write_str("refused")),
-        }
-    }
-}
-
-impl std::error::Error for Rejection {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            RejectionKind::Denied(denied) => Some(denied),
-            RejectionKind::Decode(err) => Some(err),
-            _ => None,
-        }
     }
 }
 
@@ -327,6 +301,46 @@ mod tests {
             let retry_after = response.headers().get(header::RETRY_AFTER);
             assert_eq!(retry_after.is_some(), response.status() == 503, "{code}");
             assert!(!rejection.to_string().is_empty(), "{code}");
+        }
+    }
+
+    #[test]
+    fn each_decode_error_answers_its_row() {
+        use serde::de::IgnoredAny;
+        let deep = [b'['; 200];
+        let cases: [(&str, Result<(), DecodeError>, u16); 5] = [
+            (
+                "empty_body",
+                crate::decode::<IgnoredAny>(b" ").map(drop),
+                400,
+            ),
+            (
+                "malformed_json",
+                crate::decode::<IgnoredAny>(b"{").map(drop),
+                400,
+            ),
+            (
+                "trailing_bytes",
+                crate::decode::<IgnoredAny>(b"{} x").map(drop),
+                400,
+            ),
+            (
+                "nesting_too_deep",
+                crate::decode::<serde_json::Value>(&deep).map(drop),
+                400,
+            ),
+            (
+                "invalid_notification",
+                crate::decode::<crate::model::TaskNotification>(b"[]").map(drop),
+                422,
+            ),
+        ];
+        for (code, result, status) in cases {
+            let rejection = Rejection::decode(result.expect_err(code));
+            assert_eq!(rejection.code(), code);
+            assert_eq!(rejection.status().as_u16(), status, "{code}");
+            assert_eq!(all_codes().nth(rejection.code_index()).unwrap().0, code);
+            assert!(rejection.decode_error().is_some(), "{code}");
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::meters::{AttemptResult, Meters};
 use crate::rejection::{self, CODE_COUNT, Rejection};
 
 /// A snapshot of the receiver's counters.
+#[allow(deprecated)] // the derives read the old name of `refused`
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -25,6 +26,9 @@ pub struct Stats {
     /// receiver that took over their claim.
     pub returned: u64,
     /// Bodies refused for their size, pace or content (400, 408, 413, 422).
+    pub refused: u64,
+    /// [`refused`](Self::refused), under its old name.
+    #[deprecated(since = "0.2.0", note = "renamed to `refused`")]
     pub rejected: u64,
     /// Requests answered 503, whatever the cause (see [`answers`](Self::answers)).
     pub unavailable: u64,
@@ -212,6 +216,16 @@ impl Counters {
     }
 }
 
+/// Where an answer stands in the fixed list of reasons (`accepted`, `duplicate`, then each
+/// refusal's code in the table's order): the metrics' series are in this order too.
+fn answer_slot(result: &Result<Accepted, Rejection>) -> usize {
+    match result {
+        Ok(Accepted::New) => 0,
+        Ok(Accepted::Duplicate) => 1,
+        Err(rejection) => 2 + rejection.code_index(),
+    }
+}
+
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
@@ -256,25 +270,30 @@ impl Counters {
         self.meters.redelivered(count);
     }
 
-    /// Counts one answer, given `elapsed` after the request came, and, for a refusal, logs it
-    /// at WARN: at most one line a second for each reason, saying how many were not logged
-    /// since. The line holds the status, the code and the refusal's message, none of which
-    /// carries a value from the body.
+    /// One answer, given `elapsed` after the request came: counted, recorded in the metrics,
+    /// and for a refusal logged. The three steps of every answer, in this one place.
     pub(crate) fn answered(&self, result: &Result<Accepted, Rejection>, elapsed: Duration) {
-        let rejection = match result {
-            Ok(Accepted::New) => {
-                self.meters.answered(0, elapsed);
-                return bump(&self.accepted);
-            }
-            Ok(Accepted::Duplicate) => {
-                self.meters.answered(1, elapsed);
-                return bump(&self.duplicates);
-            }
-            Err(rejection) => rejection,
-        };
+        self.count_answer(result);
+        self.meters.answered(answer_slot(result), elapsed);
+        if let Err(rejection) = result {
+            self.log_refusal(rejection);
+        }
+    }
+
+    /// Counts one answer by its reason.
+    fn count_answer(&self, result: &Result<Accepted, Rejection>) {
+        bump(match result {
+            Ok(Accepted::New) => &self.accepted,
+            Ok(Accepted::Duplicate) => &self.duplicates,
+            Err(rejection) => &self.refused[rejection.code_index()],
+        });
+    }
+
+    /// Logs a refusal at WARN: at most one line a second for each reason, saying how many were
+    /// not logged since. The line holds the status, the code and the refusal's message, none
+    /// of which carries a value from the body.
+    fn log_refusal(&self, rejection: &Rejection) {
         let index = rejection.code_index();
-        self.meters.answered(2 + index, elapsed);
-        bump(&self.refused[index]);
         // Seconds from 1, so that 0 means "never logged".
         let now = self.epoch.elapsed().as_secs() + 1;
         let last = self.logged_at[index].load(Ordering::Relaxed);
@@ -305,16 +324,19 @@ impl Counters {
             duplicate: load(&self.duplicates),
             refused: std::array::from_fn(|i| load(&self.refused[i])),
         };
-        let refusals = || rejection::all_codes().zip(answers.refused);
+        let refused = rejection::all_codes()
+            .zip(answers.refused)
+            .filter(|((_, status), _)| rejection::refuses_the_body(*status))
+            .map(|(_, count)| count)
+            .sum();
+        #[allow(deprecated)]
         Stats {
             queued: load(&self.queued),
             handled: load(&self.handled),
             failed: load(&self.failed),
             returned: load(&self.returned),
-            rejected: refusals()
-                .filter(|((_, status), _)| rejection::refuses_the_body(*status))
-                .map(|(_, count)| count)
-                .sum(),
+            refused,
+            rejected: refused,
             unavailable: answers.with_status(503),
             duplicates: answers.duplicate,
             answers,
@@ -343,7 +365,7 @@ mod tests {
         assert_eq!(answers.with_status(415), 2);
         assert_eq!(answers.with_status(200), 2);
         assert_eq!(stats.unavailable, 1);
-        assert_eq!(stats.rejected, 1);
+        assert_eq!(stats.refused, 1);
         assert_eq!(stats.duplicates, 1);
         assert_eq!(answers.get("no such reason"), 0);
         assert_eq!(

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
     Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordState, RedbOptions, RedbStore,
-    RejectedLimits, RejectedRecord, Store, StoreError, StoreErrorKind,
+    RefusedBody, RefusedBodyLimits, Store, StoreError, StoreErrorKind,
 };
 use airudder_webhook::{Delivery, HandleNotification, Receiver, RetryPolicy, ShutdownReport};
 use bytes::Bytes;
@@ -236,7 +236,7 @@ async fn refused_bodies_are_kept_and_can_be_recovered_after_a_fix() {
     let fixed = Arc::new(AtomicBool::new(false));
     let receiver = Receiver::builder(handler)
         .allow_unauthenticated()
-        .decode_body({
+        .body_hook({
             let fixed = Arc::clone(&fixed);
             move |_: &http::request::Parts, body: Bytes| {
                 if fixed.load(Ordering::SeqCst) {
@@ -350,7 +350,7 @@ impl Store for BrokenStore {
     ) -> Result<RecordId, StoreError> {
         Err(broken())
     }
-    async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
+    async fn rejected(&self) -> Result<Vec<RefusedBody>, StoreError> {
         Err(broken())
     }
     async fn remove_rejected(&self, _: RecordId) -> Result<(), StoreError> {
@@ -420,7 +420,7 @@ async fn a_body_refused_by_a_wrong_key_is_recovered_through_the_fixed_hook_after
     let build = |key: u8, handler, store: RedbStore| {
         Receiver::builder(handler)
             .allow_unauthenticated()
-            .decode_body(decrypt_with(key))
+            .body_hook(decrypt_with(key))
             .keep_headers([http::HeaderName::from_static("x-key-id")])
             .durable(store)
             .build()
@@ -469,7 +469,7 @@ async fn a_body_refused_by_a_wrong_key_is_recovered_through_the_fixed_hook_after
 const MIB: u64 = 1024 * 1024;
 
 fn limited(dir: &DataDir, max_bytes: u64, max_age: Duration) -> RedbStore {
-    let options = RedbOptions::default().keep_rejected(RejectedLimits::new(max_bytes, max_age));
+    let options = RedbOptions::default().keep_rejected(RefusedBodyLimits::new(max_bytes, max_age));
     RedbStore::open_with(&dir.0, options).unwrap()
 }
 
@@ -514,7 +514,7 @@ async fn refused_bodies_over_the_cap_push_out_the_oldest_and_the_disk_stays_with
     let dir = DataDir::new();
     // Eight bodies and their records: each counts its header and 4 KiB besides its bytes.
     let (cap, body) = (16 * MIB + 8 * 8192, 2 * MIB);
-    let store = limited(&dir, cap, RejectedLimits::DEFAULT_MAX_AGE);
+    let store = limited(&dir, cap, RefusedBodyLimits::DEFAULT_MAX_AGE);
     let path = store.path().to_owned();
     let (mut ids, mut used, mut database) = (Vec::new(), Vec::new(), Vec::new());
     for n in 0..40u8 {
@@ -576,7 +576,7 @@ fn warnings<T>(f: impl FnOnce() -> T) -> (T, String) {
 async fn a_request_whose_body_is_over_the_cap_is_answered_and_its_body_not_kept() {
     let (_guard, logs) = capture_warnings();
     let dir = DataDir::new();
-    let store = limited(&dir, 100, RejectedLimits::DEFAULT_MAX_AGE);
+    let store = limited(&dir, 100, RefusedBodyLimits::DEFAULT_MAX_AGE);
     let (handler, _) = recording();
     let receiver = Receiver::builder(handler)
         .allow_unauthenticated()
@@ -606,8 +606,8 @@ async fn a_request_whose_body_is_over_the_cap_is_answered_and_its_body_not_kept(
 async fn a_refused_body_over_the_cap_alone_is_not_kept_and_a_cap_of_zero_keeps_none() {
     let dir = DataDir::new();
     // Three entries' fixed cost: each body counts its bytes, its header and 4 KiB.
-    let cap = 3 * RejectedLimits::ENTRY_COST;
-    let store = limited(&dir, cap, RejectedLimits::DEFAULT_MAX_AGE);
+    let cap = 3 * RefusedBodyLimits::ENTRY_COST;
+    let store = limited(&dir, cap, RefusedBodyLimits::DEFAULT_MAX_AGE);
     let first = reject(&store, malformed(1, 600)).await.unwrap();
     // Its bytes alone are under the cap; with its entry's cost, over.
     let err = reject(&store, malformed(2, cap - 100)).await.unwrap_err();
@@ -617,7 +617,7 @@ async fn a_refused_body_over_the_cap_alone_is_not_kept_and_a_cap_of_zero_keeps_n
             "a refused body of {} bytes ({} with its record) is over the refused bodies' cap of \
              {cap} bytes",
             cap - 100,
-            cap - 100 + RejectedLimits::ENTRY_COST + "malformed JSON".len() as u64
+            cap - 100 + RefusedBodyLimits::ENTRY_COST + "malformed JSON".len() as u64
         )),
         "{err}"
     );
@@ -632,7 +632,7 @@ async fn a_refused_body_over_the_cap_alone_is_not_kept_and_a_cap_of_zero_keeps_n
     assert_eq!(store.rejected_dropped(), 0);
     // One that fills the cap with its header fits, and pushes out the rest.
     let mut full = b"{\"callee\": \"+8613800138000\"".to_vec();
-    full.resize(1000 + RejectedLimits::ENTRY_COST as usize, b' ');
+    full.resize(1000 + RefusedBodyLimits::ENTRY_COST as usize, b' ');
     let full = reject(&store, Bytes::from(full)).await.unwrap();
     assert_eq!(kept_ids(&store).await, [full]);
     assert_eq!(store.rejected_dropped(), 2);
@@ -640,7 +640,7 @@ async fn a_refused_body_over_the_cap_alone_is_not_kept_and_a_cap_of_zero_keeps_n
 
     // Opened again with a cap of 0: what was kept goes at once, counted and logged (never a
     // body's value), and nothing is kept from then on, not even an empty body.
-    let (store, logs) = warnings(|| limited(&dir, 0, RejectedLimits::DEFAULT_MAX_AGE));
+    let (store, logs) = warnings(|| limited(&dir, 0, RefusedBodyLimits::DEFAULT_MAX_AGE));
     assert!(kept_ids(&store).await.is_empty());
     assert_eq!(store.rejected_dropped(), 1);
     assert!(
@@ -663,7 +663,7 @@ async fn a_refused_body_over_the_cap_alone_is_not_kept_and_a_cap_of_zero_keeps_n
 async fn refused_bodies_past_their_age_go_at_the_next_refusal_and_at_the_hourly_prune() {
     let dir = DataDir::new();
     let hour = Duration::from_secs(3600);
-    let store = limited(&dir, RejectedLimits::DEFAULT_MAX_BYTES, hour);
+    let store = limited(&dir, RefusedBodyLimits::DEFAULT_MAX_BYTES, hour);
     // What counts is when the request arrived, not when the body was kept: an hour before
     // the age, whatever the disk's speed. Already too old, a body is still kept by its own
     // refusal (the id answered names a body), and goes at the next.

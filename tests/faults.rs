@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
-    Appended, Attempt, Envelope, NewRecord, Record, RecordId, RedbStore, RejectedRecord, Store,
+    Appended, Attempt, Envelope, NewRecord, Record, RecordId, RedbStore, RefusedBody, Store,
     StoreError, StoreErrorKind,
 };
 use airudder_webhook::{Delivery, Receiver};
@@ -500,7 +500,7 @@ impl Store for Slow {
         tokio::time::sleep(Duration::from_secs(1)).await;
         kept
     }
-    async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
+    async fn rejected(&self) -> Result<Vec<RefusedBody>, StoreError> {
         self.0.rejected().await
     }
     async fn remove_rejected(&self, id: RecordId) -> Result<(), StoreError> {

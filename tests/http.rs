@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::{
-    AckPolicy, Delivery, FailedDelivery, HandleNotification, Receiver, ReceiverBuilder, Rejected,
+    AckPolicy, Delivery, FailedDelivery, HandleNotification, Receiver, ReceiverBuilder, Refusal,
     RetryPolicy,
 };
 use bytes::Bytes;
@@ -179,13 +179,13 @@ async fn content_types_other_than_json_are_answered_415() {
 
 /// Records what reaches the rejected hook.
 fn rejected_hook() -> (
-    impl Fn(Rejected) + Send + Sync + 'static,
-    Arc<Mutex<Vec<Rejected>>>,
+    impl Fn(Refusal) + Send + Sync + 'static,
+    Arc<Mutex<Vec<Refusal>>>,
 ) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let hook = {
         let seen = Arc::clone(&seen);
-        move |rejected: Rejected| seen.lock().unwrap().push(rejected)
+        move |rejected: Refusal| seen.lock().unwrap().push(rejected)
     };
     (hook, seen)
 }
@@ -355,7 +355,7 @@ async fn bodies_that_are_not_json_are_answered_400_and_kept_for_the_hook() {
         kept, sent,
         "the hook receives the raw bytes of every refused body"
     );
-    assert_eq!(receiver.stats().rejected, 5);
+    assert_eq!(receiver.stats().refused, 5);
 }
 
 #[tokio::test]
@@ -854,7 +854,7 @@ async fn a_panicking_hook_neither_kills_a_worker_nor_drops_the_answer() {
         .workers(1)
         .retry(RetryPolicy::never())
         .on_failed(|_: FailedDelivery<TaskNotification>| panic!("hook bug"))
-        .on_rejected(|_: Rejected| panic!("hook bug"))
+        .on_rejected(|_: Refusal| panic!("hook bug"))
         .build()
         .unwrap();
     let (status, _, body) = answer(&receiver, support::post(&b"{"[..])).await;
@@ -984,7 +984,7 @@ async fn every_answer_is_counted_by_its_status_and_reason() {
     }
     // 400, 408, 413 and 422 refuse the body itself.
     assert_eq!(
-        (stats.rejected, stats.unavailable, stats.duplicates),
+        (stats.refused, stats.unavailable, stats.duplicates),
         (4, 1, 1)
     );
     stop(&receiver).await;
@@ -1018,7 +1018,7 @@ async fn the_cap_on_bytes_in_flight_is_one_reason_whether_declared_or_streamed()
     );
     let stats = receiver.stats();
     assert_eq!(stats.answers().get("too_many_bytes_in_flight"), 2);
-    assert_eq!((stats.unavailable, stats.rejected), (2, 0));
+    assert_eq!((stats.unavailable, stats.refused), (2, 0));
     holder.abort();
     stop(&receiver).await;
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use airudder_webhook::store::{
     Appended, Attempt, AttemptOutcome, DEFAULT_KIND, Envelope, MAX_HISTORY, NewRecord,
-    PostgresOptions, PostgresStore, RecordId, RecordQuery, RecordState, RejectedLimits,
-    RejectedSummary, Store, StoreError, StoreErrorKind,
+    PostgresOptions, PostgresStore, RecordId, RecordQuery, RecordState, RefusedBodyLimits,
+    RefusedBodySummary, Store, StoreError, StoreErrorKind,
 };
 use bytes::Bytes;
 use support::postgres::Cluster;
@@ -623,7 +623,7 @@ async fn limited(url: &str, schema: &str, max_bytes: u64, max_age: Duration) -> 
     let options = PostgresOptions::default()
         .schema(schema)
         .unwrap()
-        .keep_rejected(RejectedLimits::new(max_bytes, max_age));
+        .keep_rejected(RefusedBodyLimits::new(max_bytes, max_age));
     PostgresStore::connect_with(url, options).await.unwrap()
 }
 
@@ -644,8 +644,14 @@ async fn kept_ids(store: &PostgresStore) -> Vec<RecordId> {
 async fn refused_bodies_over_the_cap_push_out_the_oldest_and_are_listed_a_page_at_a_time() {
     let url = shared_cluster().url();
     // Ten bodies of 1,000 bytes, each with its record (reason, envelope) and 4 KiB.
-    let cap = 10 * (1000 + RejectedLimits::ENTRY_COST + 500);
-    let store = limited(&url, "rejected_cap", cap, RejectedLimits::DEFAULT_MAX_AGE).await;
+    let cap = 10 * (1000 + RefusedBodyLimits::ENTRY_COST + 500);
+    let store = limited(
+        &url,
+        "rejected_cap",
+        cap,
+        RefusedBodyLimits::DEFAULT_MAX_AGE,
+    )
+    .await;
     let mut ids = Vec::new();
     for n in 0..25u8 {
         ids.push(reject(&store, n, 1000).await.unwrap());
@@ -672,7 +678,8 @@ async fn refused_bodies_over_the_cap_push_out_the_oldest_and_are_listed_a_page_a
     let first = store.rejected_page(0, 4).await.unwrap();
     let second = store.rejected_page(first[3].id, 4).await.unwrap();
     let last = store.rejected_page(ids[23], 4).await.unwrap();
-    let page_ids = |page: &[RejectedSummary]| page.iter().map(|kept| kept.id).collect::<Vec<_>>();
+    let page_ids =
+        |page: &[RefusedBodySummary]| page.iter().map(|kept| kept.id).collect::<Vec<_>>();
     assert_eq!(page_ids(&first), ids[15..19]);
     assert_eq!(page_ids(&second), ids[19..23]);
     assert_eq!(page_ids(&last), [ids[24]]);
@@ -702,7 +709,7 @@ async fn refused_bodies_over_the_cap_push_out_the_oldest_and_are_listed_a_page_a
     assert_eq!(store.rejected_dropped(), 15);
 
     // A cap of 0 keeps none, not even an empty body.
-    let none = limited(&url, "rejected_cap", 0, RejectedLimits::DEFAULT_MAX_AGE).await;
+    let none = limited(&url, "rejected_cap", 0, RefusedBodyLimits::DEFAULT_MAX_AGE).await;
     assert_eq!(
         reject(&none, 1, 0).await.unwrap_err().kind(),
         StoreErrorKind::Invalid
@@ -713,8 +720,14 @@ async fn refused_bodies_over_the_cap_push_out_the_oldest_and_are_listed_a_page_a
 async fn a_flood_of_empty_refused_bodies_keeps_the_cap_over_what_each_entry_costs() {
     let url = shared_cluster().url();
     // Each row costs 4 KiB and its reason and envelope (about 60 bytes here): 15 fit.
-    let cap = 16 * RejectedLimits::ENTRY_COST;
-    let store = limited(&url, "rejected_flood", cap, RejectedLimits::DEFAULT_MAX_AGE).await;
+    let cap = 16 * RefusedBodyLimits::ENTRY_COST;
+    let store = limited(
+        &url,
+        "rejected_flood",
+        cap,
+        RefusedBodyLimits::DEFAULT_MAX_AGE,
+    )
+    .await;
     let mut ids = Vec::new();
     for n in 0..100u8 {
         ids.push(reject(&store, n, usize::from(n % 2)).await.unwrap());
@@ -727,7 +740,13 @@ async fn a_flood_of_empty_refused_bodies_keeps_the_cap_over_what_each_entry_cost
 async fn refused_bodies_past_their_age_go_at_the_next_refusal_and_at_the_prune() {
     let url = shared_cluster().url();
     let age = Duration::from_secs(1);
-    let store = limited(&url, "rejected_age", RejectedLimits::DEFAULT_MAX_BYTES, age).await;
+    let store = limited(
+        &url,
+        "rejected_age",
+        RefusedBodyLimits::DEFAULT_MAX_BYTES,
+        age,
+    )
+    .await;
     let old = reject(&store, 1, 10).await.unwrap();
     tokio::time::sleep(age + Duration::from_millis(300)).await;
     let young = reject(&store, 2, 10).await.unwrap();
@@ -796,8 +815,8 @@ async fn refused_bodies_kept_before_their_byte_counts_are_counted_at_the_migrati
     }
 
     // Two of them with their records, not three.
-    let cap = 2 * RejectedLimits::ENTRY_COST + 1300;
-    let store = limited(&url, "rejected_v1", cap, RejectedLimits::DEFAULT_MAX_AGE).await;
+    let cap = 2 * RefusedBodyLimits::ENTRY_COST + 1300;
+    let store = limited(&url, "rejected_v1", cap, RefusedBodyLimits::DEFAULT_MAX_AGE).await;
     let page = store.rejected_page(0, 10).await.unwrap();
     let listed: Vec<_> = page.iter().map(|kept| (kept.id, kept.bytes)).collect();
     assert_eq!(listed, [(1, 600), (2, 300)]);

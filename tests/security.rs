@@ -13,7 +13,7 @@ use airudder_webhook::auth::{
     AnyOf, BasicAuth, Denied, HeaderToken, IpAllowList, PathToken, PeerAddr, QueryToken,
 };
 use airudder_webhook::model::TaskNotification;
-use airudder_webhook::{BoxError, Delivery, Receiver, ReceiverBuilder, Rejected};
+use airudder_webhook::{BoxError, Delivery, Receiver, ReceiverBuilder, Refusal};
 use base64::Engine;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -500,7 +500,7 @@ async fn the_body_hook_decrypts_and_the_rejected_hook_keeps_the_raw_bytes() {
     const KEY: u8 = 0x5a;
     let xor = |bytes: &[u8]| -> Vec<u8> { bytes.iter().map(|b| b ^ KEY).collect() };
     let (tx, mut handled) = tokio::sync::mpsc::unbounded_channel();
-    let rejected = Arc::new(Mutex::new(Vec::<Rejected>::new()));
+    let rejected = Arc::new(Mutex::new(Vec::<Refusal>::new()));
     let receiver = Receiver::builder(move |delivery: Delivery<TaskNotification>| {
         let tx = tx.clone();
         async move {
@@ -509,7 +509,7 @@ async fn the_body_hook_decrypts_and_the_rejected_hook_keeps_the_raw_bytes() {
         }
     })
     .allow_unauthenticated()
-    .decode_body(
+    .body_hook(
         move |parts: &http::request::Parts, body: Bytes| -> Result<Bytes, BoxError> {
             if parts.headers.get("x-encrypted").is_none() {
                 return Err("expected an encrypted body".into());
@@ -519,7 +519,7 @@ async fn the_body_hook_decrypts_and_the_rejected_hook_keeps_the_raw_bytes() {
     )
     .on_rejected({
         let rejected = Arc::clone(&rejected);
-        move |r: Rejected| rejected.lock().unwrap().push(r)
+        move |r: Refusal| rejected.lock().unwrap().push(r)
     })
     .build()
     .unwrap();

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airudder_webhook::model::{CallResult, TaskNotification, TaskStatus};
-use airudder_webhook::test_util::{self, NotificationBuilder, Recording, Sender};
+use airudder_webhook::test_util::{self, Example, NotificationBuilder, Recording, Sender};
 use airudder_webhook::{AckPolicy, Delivery, Receiver, RetryPolicy};
 use axum::Router;
 use bytes::Bytes;
@@ -30,7 +30,7 @@ async fn a_handler_that_fails_twice_is_seen_three_times_through_the_sender() {
     let app = Router::new().route_service("/airudder/task", receiver.clone());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let progress = Arc::clone(&seen);
-    let report = quick(test_util::EXAMPLE)
+    let report = quick(TaskNotification::EXAMPLE)
         .on_attempt(move |attempt| progress.lock().unwrap().push(attempt.to_string()))
         .send_to("/airudder/task", app)
         .await;
@@ -60,7 +60,7 @@ async fn a_handler_that_fails_twice_is_seen_three_times_through_the_sender() {
     assert!(
         deliveries
             .iter()
-            .all(|d| *d.event() == test_util::example())
+            .all(|d| *d.event() == TaskNotification::example())
     );
     receiver
         .shutdown_handle()
@@ -74,7 +74,7 @@ async fn the_sender_gives_up_after_five_retries_as_airudder_does() {
         .authorize(airudder_webhook::auth::QueryToken::new(["right"]).unwrap())
         .build()
         .unwrap();
-    let report = quick(test_util::EXAMPLE)
+    let report = quick(TaskNotification::EXAMPLE)
         .send_to("/airudder/task?token=wrong", receiver.clone())
         .await;
     assert!(!report.delivered());
@@ -123,7 +123,7 @@ async fn the_sender_posts_over_a_real_socket_and_reports_no_answer_when_nobody_l
     let addr = listener.local_addr().unwrap();
     let app = Router::new().route_service("/airudder/task", receiver.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let report = quick(test_util::EXAMPLE)
+    let report = quick(TaskNotification::EXAMPLE)
         .post(&format!("http://{addr}/airudder/task"))
         .await;
     assert_eq!(report.statuses(), [Some(200)]);
@@ -138,13 +138,13 @@ async fn the_sender_posts_over_a_real_socket_and_reports_no_answer_when_nobody_l
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let report = Sender::new(test_util::EXAMPLE)
+    let report = Sender::new(TaskNotification::EXAMPLE)
         .retry_interval(Duration::from_millis(1))
         .post(&format!("http://127.0.0.1:{port}/airudder/task"))
         .await;
     assert!(!report.delivered());
     assert_eq!(report.statuses(), [None; 6]);
-    let https = Sender::new(test_util::EXAMPLE)
+    let https = Sender::new(TaskNotification::EXAMPLE)
         .max_retries(0)
         .post("https://example.com/")
         .await;
@@ -172,7 +172,7 @@ async fn idle_returns_only_after_the_handler_finished() {
     .build()
     .unwrap();
     let app = Router::new().route_service("/airudder/task", receiver.clone());
-    let report = Sender::new(test_util::EXAMPLE)
+    let report = Sender::new(TaskNotification::EXAMPLE)
         .send_to("/airudder/task", app)
         .await;
     assert!(report.delivered());
@@ -205,7 +205,7 @@ async fn idle_waits_for_retries_and_counts_a_given_up_notification_as_settled() 
         .retry(RetryPolicy::new(2).initial_backoff(Duration::from_millis(50)))
         .build()
         .unwrap();
-    let report = Sender::new(test_util::EXAMPLE)
+    let report = Sender::new(TaskNotification::EXAMPLE)
         .send_to("/airudder/task", receiver.clone())
         .await;
     assert!(report.delivered());
@@ -223,12 +223,13 @@ async fn idle_waits_for_retries_and_counts_a_given_up_notification_as_settled() 
 #[test]
 fn the_fixtures_decode_and_round_trip() {
     // The example, byte for byte, and decoded.
-    let example = test_util::example();
+    let example = TaskNotification::example();
     assert_eq!(example.task_id.as_str(), "ic1a7a8f2bxxx9f5e343a2ec25a9b2");
-    let again: TaskNotification = airudder_webhook::decode(test_util::EXAMPLE).unwrap();
+    let again: TaskNotification = airudder_webhook::decode(TaskNotification::EXAMPLE).unwrap();
     assert_eq!(again, example);
     // The builder works on JSON values, whose maps keep their keys sorted: equal as JSON.
-    let example_json: serde_json::Value = serde_json::from_slice(test_util::EXAMPLE).unwrap();
+    let example_json: serde_json::Value =
+        serde_json::from_slice(TaskNotification::EXAMPLE).unwrap();
     let built = NotificationBuilder::new().build();
     assert_eq!(serde_json::to_value(&built).unwrap(), example_json);
     assert_eq!(
@@ -295,7 +296,7 @@ fn a_fixture_the_receiver_would_refuse_says_so() {
 #[test]
 fn a_delivery_is_made_by_hand_for_a_unit_test() {
     let at = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let delivery = Delivery::for_test(test_util::example())
+    let delivery = Delivery::for_test(TaskNotification::example())
         .with_attempt(2)
         .with_received_at(at);
     assert_eq!((delivery.attempt(), delivery.received_at()), (2, at));

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use airudder_webhook::test_util::{Answer, NotificationBuilder, Sender};
+use airudder_webhook::model::TaskNotification;
+use airudder_webhook::test_util::{Example, NotificationBuilder, Reply, Sender};
 use clap::{Args, Subcommand};
 
 use crate::forward::describe;
@@ -71,9 +72,7 @@ impl Rehearse {
         match self {
             Self::Example(args) => {
                 let text = match (args.calls, &args.task_id) {
-                    (None, None) => {
-                        String::from_utf8_lossy(airudder_webhook::test_util::EXAMPLE).into_owned()
-                    }
+                    (None, None) => String::from_utf8_lossy(TaskNotification::EXAMPLE).into_owned(),
                     _ => format!("{:#}\n", args.build().to_value()),
                 };
                 print!("{text}");
@@ -142,7 +141,7 @@ async fn send(args: SendArgs) -> Result<bool, String> {
                     .map_err(|err| describe(&err))?;
                 let status = response.status();
                 let body = response.bytes().await.map_err(|err| describe(&err))?;
-                Ok(Answer::new(status, body))
+                Ok(Reply::new(status, body))
             }
         })
         .await;

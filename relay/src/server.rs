@@ -12,7 +12,7 @@ use airudder_webhook::model::{
     WorkflowListCompletion, WorkflowStatusChange,
 };
 use airudder_webhook::store::{
-    PostgresOptions, PostgresStore, RecordId, RedbOptions, RedbStore, RejectedLimits, StoreError,
+    PostgresOptions, PostgresStore, RecordId, RedbOptions, RedbStore, RefusedBodyLimits, StoreError,
 };
 use airudder_webhook::{
     AckPolicy, Event, HandleNotification, Receiver, ReceiverBuilder, RetryPolicy, ShutdownHandle,
@@ -99,7 +99,7 @@ pub(crate) async fn run(
             delay: config.handler_delay,
         }),
     };
-    let kept = RejectedLimits::new(config.rejected_max_bytes, config.rejected_max_age);
+    let kept = RefusedBodyLimits::new(config.rejected_max_bytes, config.rejected_max_age);
     let stored = match config.ack {
         Ack::Durable => match &config.database_url {
             Some(url) => {

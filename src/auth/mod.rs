@@ -75,7 +75,7 @@
 //!   [`OnRejected`](crate::OnRejected) hook and the store receive the raw bytes, so that an
 //!   operator can recover a refused notification.
 //! - Encrypted bodies (Airudder offers AES-encrypted callbacks to some accounts): a
-//!   [body hook](crate::ReceiverBuilder::decode_body) decrypts before parsing.
+//!   [body hook](crate::ReceiverBuilder::body_hook) decrypts before parsing.
 
 mod basic;
 mod check;

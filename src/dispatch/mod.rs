@@ -18,26 +18,26 @@ mod shutdown;
 mod worker;
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 pub use self::retry::RetryPolicy;
-pub(crate) use self::shared::Shared;
 pub use self::shutdown::{ShutdownHandle, ShutdownReport, shutdown_signal};
 
 use self::background::{StoredTasks, Tasks, Windows};
 use self::job::{Job, Origin, StoredAttempt};
-use self::shared::lock;
+use self::shared::{Shared, lock};
 use self::worker::{Launch, Worker};
 use crate::event::Event;
 use crate::handler::HandleNotification;
 use crate::hooks::OnFailed;
 use crate::intake::Decoded;
 use crate::rejection::Rejection;
-use crate::stats::{Accepted, Fate};
+use crate::stats::{Accepted, Counters, Fate};
 use crate::store::{Appended, Envelope, ErasedStore, StoreError, StoreErrorKind};
 
 /// The request path's end of the queue.
@@ -76,9 +76,47 @@ pub(crate) struct WorkerConfig<E> {
 }
 
 impl<E> Queue<E> {
-    /// The state the request path and the shutdown handle share with the workers.
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    /// The handle that stops the receiver: it clears `accepting`, then drains the queue.
+    pub(crate) fn shutdown_handle(&self, accepting: Arc<AtomicBool>) -> ShutdownHandle {
+        ShutdownHandle::new(accepting, Arc::clone(&self.shared))
+    }
+
+    /// The receiver's name: the kind of the records it stores and the only kind it hands on.
+    pub(crate) fn kind(&self) -> &str {
+        &self.shared.kind
+    }
+
+    /// Whether a stored record is this receiver's to hand on (its kind is this receiver's).
+    pub(crate) fn owns(&self, envelope: &Envelope) -> bool {
+        self.shared.owns(envelope)
+    }
+
+    /// Records what the store says of this receiver's kind; a resume wakes the feeder.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.shared.set_paused(paused);
+    }
+
+    /// Wakes the feeder: a record was made due (replayed) in the store.
+    pub(crate) fn wake_feeder(&self) {
+        self.shared.feed.notify_one();
+    }
+
+    /// Handlers running now.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn running(&self) -> usize {
+        self.shared.running()
+    }
+
+    /// Becomes true when a shutdown begins.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.shared.stop.subscribe()
+    }
+
+    /// Hands the gauges' sampler to the shutdown, which waits for it (it may hold the store).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn attach_sampler(&self, sampler: tokio::task::JoinHandle<()>) {
+        self.shared.attach_sampler(sampler);
     }
 
     /// The store of a durable receiver.
@@ -95,7 +133,7 @@ impl<E> Queue<E> {
 
 impl<E: Event> Queue<E> {
     /// Starts the workers and the background tasks on the current tokio runtime.
-    pub(crate) fn start<H>(handler: H, config: WorkerConfig<E>) -> Self
+    pub(crate) fn start<H>(handler: H, config: WorkerConfig<E>, counters: Arc<Counters>) -> Self
     where
         H: HandleNotification<E>,
     {
@@ -106,7 +144,7 @@ impl<E: Event> Queue<E> {
             .workers
             .min(u32::MAX as usize)
             .min(Semaphore::MAX_PERMITS);
-        let shared = Arc::new(Shared::new(config.store.clone(), &config.name));
+        let shared = Arc::new(Shared::new(config.store.clone(), &config.name, counters));
 
         let (done_tx, done_rx) = match &config.store {
             Some(_) => {
@@ -199,9 +237,6 @@ impl<E: Event> Queue<E> {
         let Some(store) = &self.shared.store else {
             return Err(Rejection::store_unavailable());
         };
-        if !self.shared.is_accepting() {
-            return Err(Rejection::shutting_down());
-        }
         // A worker's slot first, so that a record stored as started is started at once.
         let launcher = self.launcher.as_ref().and_then(Weak::upgrade);
         let slot = launcher
@@ -291,9 +326,6 @@ impl<E: Event> Queue<E> {
 
     /// A place in the queue, or the answer that says why there is none.
     fn reserve(&self) -> Result<mpsc::OwnedPermit<Job<E>>, Rejection> {
-        if !self.shared.is_accepting() {
-            return Err(Rejection::shutting_down());
-        }
         self.tx
             .clone()
             .try_reserve_owned()

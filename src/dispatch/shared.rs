@@ -1,4 +1,4 @@
-//! The state shared by the request path, the workers and the shutdown handle.
+//! The state the workers, the background tasks and the shutdown handle share.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -12,12 +12,11 @@ use super::background::Tasks;
 use crate::stats::{Counters, Stats};
 use crate::store::{ErasedStore, RecordId};
 
-pub(crate) struct Shared {
-    accepting: AtomicBool,
+pub(super) struct Shared {
     /// A durable receiver's store.
     pub(super) store: Option<Arc<dyn ErasedStore>>,
     /// Set when a shutdown begins: the background loops end, the dispatcher drains.
-    pub(crate) stop: watch::Sender<bool>,
+    pub(super) stop: watch::Sender<bool>,
     /// Set when a shutdown's deadline passed: cancel the handlers still running.
     pub(super) abort: watch::Sender<bool>,
     /// The background tasks, taken by the shutdown.
@@ -25,13 +24,14 @@ pub(crate) struct Shared {
     /// Stored notifications handled whose "done" mark is not written yet: never handed to the
     /// handler again (a lapsed claim taken back, a replay) while the completer retries.
     pub(super) unmarked: StdMutex<HashSet<RecordId>>,
-    pub(crate) counters: Counters,
+    /// The receiver's counters: the workers count what became of each notification.
+    pub(super) counters: Arc<Counters>,
     /// Handlers running now.
     running: AtomicUsize,
     /// The receiver's name: the kind of the records it stores and the only kind it hands on.
-    pub(crate) kind: Arc<str>,
+    pub(super) kind: Arc<str>,
     /// Wakes the feeder: a record was stored without a free worker, replayed, or made due.
-    pub(crate) feed: Notify,
+    pub(super) feed: Notify,
     /// Whether this receiver's kind is paused, as the store last said (the feeder reads it
     /// every poll; [`Receiver::set_paused`](crate::Receiver::set_paused) sets it at once).
     /// Paused until first read, so that nothing is handed on before the store has said.
@@ -65,17 +65,20 @@ impl Drop for Running<'_> {
 }
 
 impl Shared {
-    pub(super) fn new(store: Option<Arc<dyn ErasedStore>>, name: &str) -> Self {
+    pub(super) fn new(
+        store: Option<Arc<dyn ErasedStore>>,
+        name: &str,
+        counters: Arc<Counters>,
+    ) -> Self {
         // Paused until the store says otherwise (a durable receiver's feeder reads it first).
         let paused = AtomicBool::new(store.is_some());
         Self {
             store,
-            accepting: AtomicBool::new(true),
             stop: watch::channel(false).0,
             abort: watch::channel(false).0,
             tasks: StdMutex::new(None),
             unmarked: StdMutex::new(HashSet::new()),
-            counters: Counters::new(name),
+            counters,
             running: AtomicUsize::new(0),
             kind: Arc::from(name),
             feed: Notify::new(),
@@ -91,46 +94,38 @@ impl Shared {
         self.store.as_ref().filter(|store| store.lease().is_some())
     }
 
-    pub(crate) fn stats(&self) -> Stats {
+    pub(super) fn stats(&self) -> Stats {
         self.counters.snapshot()
     }
 
     /// Whether a stored record is this receiver's to hand on (its kind is this receiver's).
-    pub(crate) fn owns(&self, envelope: &crate::store::Envelope) -> bool {
+    pub(super) fn owns(&self, envelope: &crate::store::Envelope) -> bool {
         envelope.kind() == &*self.kind
     }
 
     /// Handlers running now.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn running(&self) -> usize {
+    pub(super) fn running(&self) -> usize {
         self.running.load(Ordering::Relaxed)
     }
 
     /// Whether this receiver's kind is paused: a stored notification then waits in the store
     /// even when a worker is free.
-    pub(crate) fn is_paused(&self) -> bool {
+    pub(super) fn is_paused(&self) -> bool {
         self.paused.load(Ordering::Acquire)
     }
 
     /// Records what the store says of this receiver's kind; a resume wakes the feeder.
-    pub(crate) fn set_paused(&self, paused: bool) {
+    pub(super) fn set_paused(&self, paused: bool) {
         let was = self.paused.swap(paused, Ordering::AcqRel);
         if was && !paused {
             self.feed.notify_one();
         }
     }
 
-    pub(crate) fn is_accepting(&self) -> bool {
-        self.accepting.load(Ordering::Acquire)
-    }
-
-    pub(super) fn stop_accepting(&self) {
-        self.accepting.store(false, Ordering::Release);
-    }
-
     /// Hands the gauges' sampler to the shutdown, which waits for it (it may hold the store).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn attach_sampler(&self, sampler: tokio::task::JoinHandle<()>) {
+    pub(super) fn attach_sampler(&self, sampler: tokio::task::JoinHandle<()>) {
         match lock(&self.tasks).as_mut() {
             Some(tasks) => tasks.sampler = Some(sampler),
             None => sampler.abort(),
@@ -145,7 +140,6 @@ impl Shared {
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
-            .field("accepting", &self.is_accepting())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }

@@ -1,6 +1,7 @@
 //! Stopping a receiver: stop accepting, drain, report; and the signal that starts it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::background::StoredTasks;
@@ -70,17 +71,19 @@ pub struct ShutdownReport {
 /// Get it from [`Receiver::shutdown_handle`](crate::Receiver::shutdown_handle).
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
+    /// The receiver's readiness: cleared here, read on its request path.
+    accepting: Arc<AtomicBool>,
     shared: Arc<Shared>,
 }
 
 impl ShutdownHandle {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    pub(super) fn new(accepting: Arc<AtomicBool>, shared: Arc<Shared>) -> Self {
+        Self { accepting, shared }
     }
 
     /// From now on, answer every notification 503 with `Retry-After` (the sender retries).
     pub fn stop_accepting(&self) {
-        self.shared.stop_accepting();
+        self.accepting.store(false, Ordering::Release);
     }
 
     /// Stops accepting, lets the workers drain the queue for at most `deadline`, then stops

@@ -1,30 +1,7 @@
 //! Admission: the checks on the request head, before the body is read.
 
-use http::{HeaderMap, Method, header};
+use http::{HeaderMap, header};
 
-use crate::rejection::Rejection;
-
-use super::service::Inner;
-
-/// The checks on the head of a request, before its body is read.
-pub(super) fn admit<E>(inner: &Inner<E>, parts: &http::request::Parts) -> Result<(), Rejection> {
-    if head_size(parts) > inner.max_header_bytes {
-        return Err(Rejection::headers_too_large(inner.max_header_bytes));
-    }
-    if let Some(auth) = &inner.auth {
-        auth.authorize(parts).map_err(Rejection::from_denied)?;
-    }
-    if parts.method != Method::POST {
-        return Err(Rejection::method_not_allowed());
-    }
-    if !is_json(&parts.headers) {
-        return Err(Rejection::unsupported_media_type());
-    }
-    if !inner.queue.shared().is_accepting() {
-        return Err(Rejection::shutting_down());
-    }
-    Ok(())
-}
 /// The size of the request head, as a server would have buffered it.
 pub(super) fn head_size(parts: &http::request::Parts) -> usize {
     let headers: usize = parts

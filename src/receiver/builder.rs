@@ -1,89 +1,25 @@
-//! The builder, its one table of defaults, and the ack policies.
+//! The builder: every setting, checked once by `build`.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
-use tokio::sync::Semaphore;
 
-use super::service::{Inner, Receiver};
+use super::ack::AckPolicy;
+use super::defaults;
+use super::state::{Inner, Receiver, Settings};
 use crate::auth::{AllOf, Authorize};
-use crate::decode::DecodeBody;
-use crate::dispatch::{Queue, RetryPolicy, WorkerConfig};
+use crate::dispatch::{RetryPolicy, WorkerConfig};
 use crate::event::Event;
 use crate::handler::HandleNotification;
-use crate::hooks::{DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
+use crate::hooks::{BodyHook, DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
 use crate::intake::Intake;
 use crate::store::{ErasedStore, Store};
 
-/// The defaults of every [`ReceiverBuilder`] setting, in one place.
-pub mod defaults {
-    use std::time::Duration;
-
-    /// The body limit: 32 MiB, room for a 10,000-call notification (about 17 MiB).
-    pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
-    /// How long a body may take to arrive once the head is in.
-    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-    /// The largest request head (target and headers).
-    pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-    /// The cap on the bytes of the bodies held at once, across requests.
-    pub const MAX_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
-    /// How many handler calls run at once.
-    pub const WORKERS: usize = 4;
-    /// How many notifications wait for a worker before the receiver answers 503.
-    pub const QUEUE_CAPACITY: usize = 1024;
-    /// How long one handler attempt may run (memory and durable acks).
-    pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
-    /// The `Retry-After` of 503 answers: the sender retries every minute anyway.
-    pub const RETRY_AFTER: Duration = Duration::from_secs(60);
-    /// How long a durable receiver remembers a handled notification's key.
-    pub const DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
-    /// How long a durable receiver keeps a handled notification, to be found and replayed.
-    pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-    /// How often the gauges are sampled (feature `metrics`).
-    pub const METRICS_INTERVAL: Duration = Duration::from_secs(5);
-}
-
-/// The default body limit; see [`defaults::BODY_LIMIT`].
+/// The default body limit: [`defaults::BODY_LIMIT`], its one name from 0.2 on.
+#[deprecated(since = "0.2.0", note = "use `receiver::defaults::BODY_LIMIT`")]
 pub const DEFAULT_BODY_LIMIT: usize = defaults::BODY_LIMIT;
-
-/// When the receiver answers 200.
-///
-/// Choose [`Memory`](Self::Memory) or [`Handled`](Self::Handled) with
-/// [`ReceiverBuilder::ack`], and the durable ack with [`ReceiverBuilder::durable`], which takes
-/// its store: the two cannot be combined, and [`build`](ReceiverBuilder::build) says so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AckPolicy {
-    /// Answer 200 as soon as the notification is in the bounded in-memory queue (503 when the
-    /// queue is full), the default. Fast; a crash loses what is queued but not yet handled.
-    /// A failed handler is retried ([`ReceiverBuilder::retry`]), then given to the
-    /// [`OnFailed`] hook.
-    Memory,
-    /// Answer only once the handler has returned: 200 on success, 503 on an error, a panic or
-    /// after `timeout` (the handler is then cancelled), so that the sender retries. Slower
-    /// answers; nothing is acknowledged before it is handled. The handler must be idempotent:
-    /// work it finished before a timeout is done again on the retry. The sender's retry is
-    /// the retry: [`ReceiverBuilder::retry`] and [`ReceiverBuilder::handler_timeout`] do not
-    /// apply, and `build` refuses them. The [`OnFailed`] hook is never called: a notification
-    /// the handler fails on was answered 503 and stays with the sender.
-    Handled {
-        /// How long the request waits for the handler, queue time included.
-        timeout: Duration,
-    },
-    /// Answer 200 once the notification is stored and fsynced (chosen by
-    /// [`ReceiverBuilder::durable`]): nothing acknowledged is lost to a crash, duplicates are
-    /// handled once, failures end as dead letters. See [`store`](crate::store).
-    Durable,
-}
-
-impl AckPolicy {
-    /// [`AckPolicy::Handled`] with this timeout.
-    pub fn handled(timeout: Duration) -> Self {
-        Self::Handled { timeout }
-    }
-}
 
 /// A receiver that could not be built: its message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +56,7 @@ pub struct ReceiverBuilder<E, H> {
     body_timeout: Duration,
     max_bytes_in_flight: usize,
     max_header_bytes: usize,
-    body_hook: Option<Arc<dyn DecodeBody>>,
+    body_hook: Option<Arc<dyn BodyHook>>,
     keep_headers: Vec<HeaderName>,
     store: Option<Arc<dyn ErasedStore>>,
     dedup_window: Option<Duration>,
@@ -155,13 +91,10 @@ impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
     }
 }
 
-impl<E: Event> Receiver<E> {
-    /// A builder for a receiver of any [`Event`] type.
-    pub fn builder_for<H>(handler: H) -> ReceiverBuilder<E, H>
-    where
-        H: HandleNotification<E>,
-    {
-        ReceiverBuilder {
+impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
+    /// A builder with every setting at its default: see [`Receiver::builder_for`].
+    pub(super) fn new(handler: H) -> Self {
+        Self {
             handler,
             body_limit: defaults::BODY_LIMIT,
             workers: defaults::WORKERS,
@@ -274,14 +207,20 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
     /// Transforms the raw body before it is decoded, e.g. to decrypt it. An error answers
     /// 400; the rejected hook still receives the raw bytes, and a durable receiver keeps them,
     /// so that [`Receiver::replay_rejected`] can run them through the fixed hook later.
-    pub fn decode_body(mut self, hook: impl DecodeBody) -> Self {
+    pub fn body_hook(mut self, hook: impl BodyHook) -> Self {
         self.body_hook = Some(Arc::new(hook));
         self
     }
 
+    /// The [body hook](Self::body_hook), under its old name.
+    #[deprecated(since = "0.2.0", note = "renamed to `body_hook`")]
+    pub fn decode_body(self, hook: impl BodyHook) -> Self {
+        self.body_hook(hook)
+    }
+
     /// Keeps these request headers with each stored notification and refused body, besides
     /// `content-type`, `user-agent` and `content-length`: what the [body
-    /// hook](Self::decode_body) reads (a key id, say) and must see again when a refused body
+    /// hook](Self::body_hook) reads (a key id, say) and must see again when a refused body
     /// is recovered. Never name a header that carries a credential.
     pub fn keep_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
         self.keep_headers.extend(headers);
@@ -431,35 +370,30 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
             _ => Some(Arc::new(self.checks)),
         };
         let name = self.name.unwrap_or_else(|| E::NAME.replace(' ', "_"));
-        let queue = Queue::start(
-            self.handler,
-            WorkerConfig {
-                workers: self.workers,
-                capacity: self.queue_capacity,
-                retry: self.retry.unwrap_or_default(),
-                handler_timeout: self.handler_timeout.unwrap_or(defaults::HANDLER_TIMEOUT),
-                on_failed: self.on_failed,
-                store: self.store,
-                dedup_window: self.dedup_window.unwrap_or(defaults::DEDUP_WINDOW),
-                retention: self.retention.unwrap_or(defaults::RETENTION),
-                name: name.clone(),
-            },
-        );
-        let max_bytes_in_flight = self.max_bytes_in_flight.min(Semaphore::MAX_PERMITS);
+        let settings = Settings {
+            body_limit: self.body_limit,
+            ack,
+            retry_after: self.retry_after,
+            on_rejected: self.on_rejected,
+            auth,
+            body_timeout: self.body_timeout,
+            max_bytes_in_flight: self.max_bytes_in_flight,
+            max_header_bytes: self.max_header_bytes,
+            intake: Intake::new(self.body_hook, self.keep_headers, &name),
+        };
+        let workers = WorkerConfig {
+            workers: self.workers,
+            capacity: self.queue_capacity,
+            retry: self.retry.unwrap_or_default(),
+            handler_timeout: self.handler_timeout.unwrap_or(defaults::HANDLER_TIMEOUT),
+            on_failed: self.on_failed,
+            store: self.store,
+            dedup_window: self.dedup_window.unwrap_or(defaults::DEDUP_WINDOW),
+            retention: self.retention.unwrap_or(defaults::RETENTION),
+            name,
+        };
         let receiver = Receiver {
-            inner: Arc::new(Inner {
-                body_limit: self.body_limit,
-                ack,
-                retry_after: self.retry_after,
-                on_rejected: self.on_rejected,
-                auth,
-                body_timeout: self.body_timeout,
-                in_flight: Arc::new(Semaphore::new(max_bytes_in_flight)),
-                max_bytes_in_flight,
-                max_header_bytes: self.max_header_bytes,
-                intake: Intake::new(self.body_hook, self.keep_headers, &name),
-                queue,
-            }),
+            inner: Arc::new(Inner::start(self.handler, settings, workers)),
         };
         #[cfg(feature = "metrics")]
         super::gauges::start(&receiver.inner, self.metrics_interval);

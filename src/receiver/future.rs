@@ -11,9 +11,8 @@ use std::time::Duration;
 use http::Response;
 
 use crate::body::{self, ReceiverBody};
-use crate::dispatch::Shared;
 use crate::rejection::Rejection;
-use crate::stats::Accepted;
+use crate::stats::{Accepted, Counters};
 
 /// The future of [`Receiver`](super::Receiver)'s answer.
 pub struct ResponseFuture {
@@ -21,7 +20,7 @@ pub struct ResponseFuture {
     pub(super) started: std::time::Instant,
     pub(super) span: tracing::Span,
     pub(super) retry_after: Duration,
-    pub(super) shared: Arc<Shared>,
+    pub(super) counters: Arc<Counters>,
 }
 
 pub(super) type Accepting = Pin<Box<dyn Future<Output = Result<Accepted, Rejection>> + Send>>;
@@ -58,9 +57,9 @@ impl ResponseFuture {
         let span = &self.span;
         let elapsed = self.started.elapsed();
         match &result {
-            Ok(_) => self.shared.counters.answered(&result, elapsed),
+            Ok(_) => self.counters.answered(&result, elapsed),
             // A refusal may log: inside the request's span, so the line carries its fields.
-            Err(_) => span.in_scope(|| self.shared.counters.answered(&result, elapsed)),
+            Err(_) => span.in_scope(|| self.counters.answered(&result, elapsed)),
         }
         let (response, outcome) = match result {
             Ok(accepted) => (body::ok(), accepted.reason()),

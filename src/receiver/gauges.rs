@@ -3,15 +3,13 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::service::Inner;
-use crate::meters::Sample;
+use super::state::Inner;
 
 /// Samples the receiver's gauges every `every` until it stops or is dropped. It holds the
 /// receiver weakly, so that it never keeps the workers alive.
 pub(super) fn start<E: Send + Sync + 'static>(inner: &Arc<Inner<E>>, every: Duration) {
     let weak = Arc::downgrade(inner);
-    let shared = inner.queue.shared();
-    let mut stop = shared.stop.subscribe();
+    let mut stop = inner.queue().stop_signal();
     let sampler = tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -28,7 +26,7 @@ pub(super) fn start<E: Send + Sync + 'static>(inner: &Arc<Inner<E>>, every: Dura
         // alone, so that nothing holds it once the shutdown returns.
         sample(&weak, false).await;
     });
-    shared.attach_sampler(sampler);
+    inner.queue().attach_sampler(sampler);
 }
 
 /// One sample (of the store too, with `store`); false once the receiver is gone.
@@ -36,29 +34,17 @@ async fn sample<E>(weak: &Weak<Inner<E>>, store: bool) -> bool {
     let Some(inner) = weak.upgrade() else {
         return false;
     };
-    let shared = inner.queue.shared();
-    let meters = shared.counters.meters();
-    meters.sample(&Sample {
-        queue_depth: inner.queue.depth(),
-        handlers_running: shared.running(),
-        bytes_in_flight: inner
-            .max_bytes_in_flight
-            .saturating_sub(inner.in_flight.available_permits()),
-        ready: shared.is_accepting(),
-    });
-    let Some(store) = inner.queue.store().filter(|_| store).map(Arc::clone) else {
+    let counters = Arc::clone(inner.counters());
+    counters.meters().sample(&inner.sample());
+    let Some(store) = inner.queue().store().filter(|_| store).map(Arc::clone) else {
         return true;
     };
     // The store is read without holding the receiver.
-    let meters_owner = Arc::clone(shared);
     drop(inner);
     let summary = store.summary().await;
     if let Err(err) = &summary {
         tracing::debug!(error = %err, "could not read the store's summary for the gauges");
     }
-    meters_owner
-        .counters
-        .meters()
-        .sample_store(summary.as_ref().ok());
+    counters.meters().sample_store(summary.as_ref().ok());
     true
 }

@@ -24,7 +24,7 @@
 //! | the bodies held (being read, queued or handled) would pass [`max_bytes_in_flight`](ReceiverBuilder::max_bytes_in_flight) | 503 | `too_many_bytes_in_flight` |
 //! | the body is slower than [`body_timeout`](ReceiverBuilder::body_timeout) | 408 | `body_timeout` |
 //! | the connection failed while the body was read | 400 | `body_read_failed` |
-//! | the [body hook](ReceiverBuilder::decode_body) refused the body | 400 | `body_hook_failed` |
+//! | the [body hook](ReceiverBuilder::body_hook) refused the body | 400 | `body_hook_failed` |
 //! | an empty body; malformed JSON or bad UTF-8; bytes after the value; nesting deeper than 128 | 400 | `empty_body`, `malformed_json`, `trailing_bytes`, `nesting_too_deep` |
 //! | valid JSON of the wrong shape (not an object, a member missing, repeated or of the wrong type) | 422, with the member's `path` | `invalid_notification` |
 //! | a valid notification | 200 `{}` once queued ([`AckPolicy::Memory`]), stored and fsynced ([`AckPolicy::Durable`]) or handled ([`AckPolicy::Handled`]) | |
@@ -87,16 +87,21 @@
 //! # }
 //! ```
 
-mod accept;
-mod admin;
+mod ack;
 mod admission;
 mod builder;
+pub mod defaults;
 mod future;
 #[cfg(feature = "metrics")]
 mod gauges;
 mod read;
+pub(crate) mod router;
 mod service;
+mod state;
 
-pub use self::builder::{AckPolicy, BuildError, DEFAULT_BODY_LIMIT, ReceiverBuilder, defaults};
+pub use self::ack::AckPolicy;
+#[allow(deprecated)]
+pub use self::builder::DEFAULT_BODY_LIMIT;
+pub use self::builder::{BuildError, ReceiverBuilder};
 pub use self::future::ResponseFuture;
-pub use self::service::Receiver;
+pub use self::state::Receiver;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::error::StoreError;
 use super::query::{Attempt, RecordPage, RecordQuery};
 use super::record::{Appended, Envelope, NewRecord, Record, RecordId, RecordState};
-use super::rejected::{RejectedRecord, RejectedSummary};
+use super::rejected::{RefusedBody, RefusedBodySummary};
 use super::summary::StoreSummary;
 use super::traits::Store;
 
@@ -100,18 +100,15 @@ pub trait ErasedStore: Send + Sync + 'static {
         body: Bytes,
     ) -> BoxFuture<'_, Result<RecordId, StoreError>>;
     #[allow(missing_docs)]
-    fn rejected(&self) -> BoxFuture<'_, Result<Vec<RejectedRecord>, StoreError>>;
+    fn rejected(&self) -> BoxFuture<'_, Result<Vec<RefusedBody>, StoreError>>;
     #[allow(missing_docs)]
     fn rejected_page(
         &self,
         after: RecordId,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<RejectedSummary>, StoreError>>;
+    ) -> BoxFuture<'_, Result<Vec<RefusedBodySummary>, StoreError>>;
     #[allow(missing_docs)]
-    fn get_rejected(
-        &self,
-        id: RecordId,
-    ) -> BoxFuture<'_, Result<Option<RejectedRecord>, StoreError>>;
+    fn get_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<Option<RefusedBody>, StoreError>>;
     #[allow(missing_docs)]
     fn remove_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>>;
     #[allow(missing_docs)]
@@ -216,20 +213,17 @@ impl<S: Store> ErasedStore for S {
     ) -> BoxFuture<'_, Result<RecordId, StoreError>> {
         Box::pin(Store::reject(self, status, reason, envelope, body))
     }
-    fn rejected(&self) -> BoxFuture<'_, Result<Vec<RejectedRecord>, StoreError>> {
+    fn rejected(&self) -> BoxFuture<'_, Result<Vec<RefusedBody>, StoreError>> {
         Box::pin(Store::rejected(self))
     }
     fn rejected_page(
         &self,
         after: RecordId,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<RejectedSummary>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<RefusedBodySummary>, StoreError>> {
         Box::pin(Store::rejected_page(self, after, limit))
     }
-    fn get_rejected(
-        &self,
-        id: RecordId,
-    ) -> BoxFuture<'_, Result<Option<RejectedRecord>, StoreError>> {
+    fn get_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<Option<RefusedBody>, StoreError>> {
         Box::pin(Store::get_rejected(self, id))
     }
     fn remove_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -361,20 +355,20 @@ impl Store for Arc<dyn ErasedStore> {
     ) -> impl Future<Output = Result<RecordId, StoreError>> + Send {
         ErasedStore::reject(&**self, status, reason, envelope, body)
     }
-    fn rejected(&self) -> impl Future<Output = Result<Vec<RejectedRecord>, StoreError>> + Send {
+    fn rejected(&self) -> impl Future<Output = Result<Vec<RefusedBody>, StoreError>> + Send {
         ErasedStore::rejected(&**self)
     }
     fn rejected_page(
         &self,
         after: RecordId,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<RejectedSummary>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Vec<RefusedBodySummary>, StoreError>> + Send {
         ErasedStore::rejected_page(&**self, after, limit)
     }
     fn get_rejected(
         &self,
         id: RecordId,
-    ) -> impl Future<Output = Result<Option<RejectedRecord>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<RefusedBody>, StoreError>> + Send {
         ErasedStore::get_rejected(&**self, id)
     }
     fn remove_rejected(&self, id: RecordId) -> impl Future<Output = Result<(), StoreError>> + Send {

@@ -26,7 +26,7 @@
 //! # }
 //! ```
 //!
-//! - **Acknowledged means on disk.** The body (as the [body hook](crate::DecodeBody) returned
+//! - **Acknowledged means on disk.** The body (as the [body hook](crate::BodyHook) returned
 //!   it) and its [`Envelope`] (receive time, peer address, `content-type`, `user-agent`,
 //!   `content-length` and the headers named in
 //!   [`keep_headers`](crate::ReceiverBuilder::keep_headers)) are written and fsynced before the
@@ -92,9 +92,9 @@
 //! # Refused bodies are bounded
 //!
 //! Refused bodies come from senders that got something wrong, in any number and size, so a
-//! store keeps at most [`RejectedLimits::max_bytes`] of them in all (64 MiB by default; each
+//! store keeps at most [`RefusedBodyLimits::max_bytes`] of them in all (64 MiB by default; each
 //! counted with its record, at least 4 KiB, so that empty bodies are bounded too) and
-//! none received more than [`RejectedLimits::max_age`] ago (7 days; on PostgreSQL, stored
+//! none received more than [`RefusedBodyLimits::max_age`] ago (7 days; on PostgreSQL, stored
 //! more than that ago), set with [`RedbOptions::keep_rejected`] (or
 //! `PostgresOptions::keep_rejected`). A new refused body that takes the total over the cap
 //! pushes the oldest out; those past the age go at the next refusal and at the hourly prune.
@@ -213,6 +213,8 @@ pub use self::record::{
 };
 pub use self::redb::{RedbOptions, RedbStore};
 pub(crate) use self::rejected::RejectedDrops;
+pub use self::rejected::{RefusedBody, RefusedBodyLimits, RefusedBodySummary};
+#[allow(deprecated)]
 pub use self::rejected::{RejectedLimits, RejectedRecord, RejectedSummary};
 pub use self::summary::StoreSummary;
 pub use self::traits::Store;

@@ -12,7 +12,7 @@ use super::record::{Envelope, RecordId, millis};
 /// A body refused with a 4xx, kept so that it can be recovered.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RejectedRecord {
+pub struct RefusedBody {
     /// Its id.
     pub id: RecordId,
     /// The status it was answered with.
@@ -25,7 +25,11 @@ pub struct RejectedRecord {
     pub body: Bytes,
 }
 
-impl RejectedRecord {
+/// [`RefusedBody`], under its old name.
+#[deprecated(since = "0.2.0", note = "renamed to `RefusedBody`")]
+pub type RejectedRecord = RefusedBody;
+
+impl RefusedBody {
     /// A kept refused body (for a [`Store`](crate::store::Store) implementation reading one back).
     pub fn new(id: RecordId, status: u16, reason: String, envelope: Envelope, body: Bytes) -> Self {
         Self {
@@ -38,9 +42,9 @@ impl RejectedRecord {
     }
 }
 
-impl fmt::Debug for RejectedRecord {
+impl fmt::Debug for RefusedBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RejectedRecord")
+        f.debug_struct("RefusedBody")
             .field("id", &self.id)
             .field("status", &self.status)
             .field("reason", &self.reason)
@@ -55,7 +59,7 @@ impl fmt::Debug for RejectedRecord {
 /// [`Store::get_rejected`](crate::store::Store::get_rejected).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RejectedSummary {
+pub struct RefusedBodySummary {
     /// Its id.
     pub id: RecordId,
     /// The status it was answered with (0 for a corrupt record set aside by the store).
@@ -64,12 +68,16 @@ pub struct RejectedSummary {
     pub reason: String,
     /// The request's envelope.
     pub envelope: Envelope,
-    /// The length of the kept body, in bytes; it counts toward [`RejectedLimits::max_bytes`]
+    /// The length of the kept body, in bytes; it counts toward [`RefusedBodyLimits::max_bytes`]
     /// with its record.
     pub bytes: u64,
 }
 
-impl RejectedSummary {
+/// [`RefusedBodySummary`], under its old name.
+#[deprecated(since = "0.2.0", note = "renamed to `RefusedBodySummary`")]
+pub type RejectedSummary = RefusedBodySummary;
+
+impl RefusedBodySummary {
     /// A summary (for a [`Store`](crate::store::Store) implementation listing its refused bodies).
     pub fn new(id: RecordId, status: u16, reason: String, envelope: Envelope, bytes: u64) -> Self {
         Self {
@@ -82,8 +90,8 @@ impl RejectedSummary {
     }
 }
 
-impl From<RejectedRecord> for RejectedSummary {
-    fn from(record: RejectedRecord) -> Self {
+impl From<RefusedBody> for RefusedBodySummary {
+    fn from(record: RefusedBody) -> Self {
         Self {
             bytes: record.body.len() as u64,
             id: record.id,
@@ -103,7 +111,7 @@ impl From<RejectedRecord> for RejectedSummary {
 /// A body larger than the cap on its own is not kept at all, and a cap of 0 keeps none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RejectedLimits {
+pub struct RefusedBodyLimits {
     /// The most bytes of refused bodies kept, in all (default
     /// [`DEFAULT_MAX_BYTES`](Self::DEFAULT_MAX_BYTES)), counted as each body's bytes plus its
     /// record, at least 4 KiB an entry ([`ENTRY_COST`](Self::ENTRY_COST)), so that tiny bodies
@@ -114,7 +122,11 @@ pub struct RejectedLimits {
     pub max_age: Duration,
 }
 
-impl RejectedLimits {
+/// [`RefusedBodyLimits`], under its old name.
+#[deprecated(since = "0.2.0", note = "renamed to `RefusedBodyLimits`")]
+pub type RejectedLimits = RefusedBodyLimits;
+
+impl RefusedBodyLimits {
     /// 64 MiB: two of the largest bodies the receiver takes by default
     /// ([`BODY_LIMIT`](crate::receiver::defaults::BODY_LIMIT)), or thousands of ordinary ones.
     pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
@@ -164,7 +176,7 @@ impl RejectedLimits {
     }
 }
 
-impl Default for RejectedLimits {
+impl Default for RefusedBodyLimits {
     fn default() -> Self {
         Self::new(Self::DEFAULT_MAX_BYTES, Self::DEFAULT_MAX_AGE)
     }
@@ -181,7 +193,7 @@ pub(crate) struct RejectedDrops {
 impl RejectedDrops {
     /// Logs what was dropped, a WARN line for each cause (counts and sizes, never a value from
     /// a body), and adds it to `counter`.
-    pub(crate) fn report(&self, limits: &RejectedLimits, counter: &AtomicU64) {
+    pub(crate) fn report(&self, limits: &RefusedBodyLimits, counter: &AtomicU64) {
         let (count, bytes) = self.over_cap;
         if count > 0 {
             tracing::warn!(

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::error::{StoreError, StoreErrorKind};
 use super::query::{Attempt, RecordPage, RecordQuery, RecordSummary};
 use super::record::{Appended, Envelope, NewRecord, Record, RecordId, RecordState};
-use super::rejected::{RejectedRecord, RejectedSummary};
+use super::rejected::{RefusedBody, RefusedBodySummary};
 use super::summary::StoreSummary;
 
 /// Where the durable receiver keeps notifications. See the [module guide](crate::store).
@@ -290,7 +290,7 @@ pub trait Store: Send + Sync + 'static {
     /// The paused kinds.
     fn paused(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
-    /// Keeps a refused body. A store with [limits](crate::store::RejectedLimits) drops the
+    /// Keeps a refused body. A store with [limits](crate::store::RefusedBodyLimits) drops the
     /// oldest kept ones to make room, and refuses a body over its cap on its own with
     /// [`StoreErrorKind::Invalid`].
     fn reject(
@@ -304,7 +304,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every kept refused body, oldest first, bytes included: it reads every body, so it
     /// suits tests and small stores. A list for people pages with
     /// [`rejected_page`](Store::rejected_page) instead.
-    fn rejected(&self) -> impl Future<Output = Result<Vec<RejectedRecord>, StoreError>> + Send;
+    fn rejected(&self) -> impl Future<Output = Result<Vec<RefusedBody>, StoreError>> + Send;
 
     /// Up to `limit` kept refused bodies with ids after `after`, oldest first, without their
     /// bytes: pass 0 for the first page, then the last id of each page.
@@ -315,7 +315,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         after: RecordId,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<RejectedSummary>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Vec<RefusedBodySummary>, StoreError>> + Send {
         async move {
             Ok(self
                 .rejected()
@@ -323,7 +323,7 @@ pub trait Store: Send + Sync + 'static {
                 .into_iter()
                 .filter(|kept| kept.id > after)
                 .take(limit)
-                .map(RejectedSummary::from)
+                .map(RefusedBodySummary::from)
                 .collect())
         }
     }
@@ -335,7 +335,7 @@ pub trait Store: Send + Sync + 'static {
     fn get_rejected(
         &self,
         id: RecordId,
-    ) -> impl Future<Output = Result<Option<RejectedRecord>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<RefusedBody>, StoreError>> + Send {
         async move {
             Ok(self
                 .rejected()

@@ -5,12 +5,20 @@ use serde_json::{Map, Value, json};
 
 use crate::model::TaskNotification;
 
-/// The sender's example body (the contract's), byte for byte.
-pub const EXAMPLE: &[u8] = include_bytes!("../../tests/data/task_notification.example.json");
+/// The sender's example body (the contract's), byte for byte: [`TaskNotification::EXAMPLE`](Example::EXAMPLE).
+#[deprecated(
+    since = "0.2.0",
+    note = "use `TaskNotification::EXAMPLE` (trait `test_util::Example`)"
+)]
+pub const EXAMPLE: &[u8] = <TaskNotification as Example>::EXAMPLE;
 
-/// The sender's example, decoded.
+/// The sender's example, decoded: [`TaskNotification::example()`](Example::example).
+#[deprecated(
+    since = "0.2.0",
+    note = "use `TaskNotification::example()` (trait `test_util::Example`)"
+)]
 pub fn example() -> TaskNotification {
-    crate::decode(EXAMPLE).expect("the contract's example decodes")
+    <TaskNotification as Example>::example()
 }
 
 /// Builds valid task notifications, starting from the sender's example.
@@ -19,7 +27,7 @@ pub fn example() -> TaskNotification {
 /// unknown members can be made as easily as documented ones; [`build`](Self::build) decodes
 /// the result as the receiver would, and panics if it is not a valid notification (a fixture
 /// that the receiver would refuse is a bug in the test). It edits JSON values, whose maps keep
-/// their keys sorted: for the example byte for byte, use [`EXAMPLE`].
+/// their keys sorted: for the example byte for byte, use [`Example::EXAMPLE`].
 ///
 /// ```
 /// use airudder_webhook::model::CallResult;
@@ -51,7 +59,8 @@ impl NotificationBuilder {
     /// The sender's example: one call, every member present.
     pub fn new() -> Self {
         Self {
-            value: serde_json::from_slice(EXAMPLE).expect("the example is JSON"),
+            value: serde_json::from_slice(<TaskNotification as Example>::EXAMPLE)
+                .expect("the example is JSON"),
         }
     }
 

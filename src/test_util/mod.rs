@@ -79,8 +79,11 @@ mod recording;
 mod sender;
 
 pub use self::fixtures::{
-    CallBuilder, EXAMPLE, Example, NotificationBuilder, PDS_EXAMPLES,
-    WORKFLOW_CALL_IN_CALLS_EXAMPLE, example,
+    CallBuilder, Example, NotificationBuilder, PDS_EXAMPLES, WORKFLOW_CALL_IN_CALLS_EXAMPLE,
 };
+#[allow(deprecated)]
+pub use self::fixtures::{EXAMPLE, example};
 pub use self::recording::{RecordedFailure, Recording};
-pub use self::sender::{Answer, Attempt, MAX_RETRIES, RETRY_INTERVAL, Report, Sender};
+#[allow(deprecated)]
+pub use self::sender::Answer;
+pub use self::sender::{Attempt, MAX_RETRIES, RETRY_INTERVAL, Reply, Report, Sender};

@@ -59,7 +59,7 @@ pub struct Attempt {
     /// How long after the first try this one started.
     pub after: Duration,
     /// The answer, or why there was none (refused, reset, timed out).
-    pub outcome: Result<Answer, String>,
+    pub outcome: Result<Reply, String>,
 }
 
 impl Attempt {
@@ -89,17 +89,21 @@ impl fmt::Display for Attempt {
     }
 }
 
-/// An answer: its status and body.
+/// The receiver's reply to one post: its status and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Answer {
+pub struct Reply {
     /// The status.
     pub status: StatusCode,
     /// The body, whole.
     pub body: Bytes,
 }
 
-impl Answer {
+/// [`Reply`], under its old name (which [`stats::Answer`](crate::stats::Answer) also had).
+#[deprecated(since = "0.2.0", note = "renamed to `Reply`")]
+pub type Answer = Reply;
+
+impl Reply {
     /// An answer (for a client given to [`Sender::send_with`]).
     pub fn new(status: StatusCode, body: impl Into<Bytes>) -> Self {
         Self {
@@ -188,7 +192,7 @@ impl Sender {
     pub async fn send_with<F, Fut>(&self, uri: &str, mut post: F) -> Report
     where
         F: FnMut(Request<Bytes>) -> Fut,
-        Fut: Future<Output = Result<Answer, BoxError>>,
+        Fut: Future<Output = Result<Reply, BoxError>>,
     {
         let started = Instant::now();
         let mut attempts = Vec::new();
@@ -251,7 +255,7 @@ impl Sender {
     }
 }
 
-async fn read_answer<B>(response: Response<B>) -> Result<Answer, BoxError>
+async fn read_answer<B>(response: Response<B>) -> Result<Reply, BoxError>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -263,11 +267,11 @@ where
         .await
         .map_err(Into::into)?
         .to_bytes();
-    Ok(Answer { status, body })
+    Ok(Reply { status, body })
 }
 
 /// One try over a connection of its own, HTTP/1.1.
-async fn post_once(mut request: Request<Bytes>) -> Result<Answer, BoxError> {
+async fn post_once(mut request: Request<Bytes>) -> Result<Reply, BoxError> {
     let uri = request.uri().clone();
     if uri.scheme_str() != Some("http") {
         return Err(format!("{uri}: only http:// URLs; send_with takes a client for https").into());

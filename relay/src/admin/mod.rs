@@ -7,7 +7,7 @@ use std::sync::Arc;
 use airudder_webhook::Stats;
 use airudder_webhook::auth::{Authorize, HeaderToken};
 use airudder_webhook::store::{
-    ErasedStore, RecordId, RecordState, RecordSummary, RejectedSummary, Store, StoreError,
+    ErasedStore, RecordId, RecordState, RecordSummary, RefusedBodySummary, Store, StoreError,
     StoreErrorKind,
 };
 use axum::Json;
@@ -188,7 +188,7 @@ fn counters(stats: &[Stats], ready: bool) -> Value {
         "failed": sum(|s| s.failed),
         "returned": sum(|s| s.returned),
         "pending": sum(Stats::pending),
-        "rejected": sum(|s| s.rejected),
+        "rejected": sum(|s| s.refused),
         "unavailable": sum(|s| s.unavailable),
         "duplicates": sum(|s| s.duplicates),
         "answers": answers
@@ -260,7 +260,7 @@ fn summary(record: &RecordSummary) -> Value {
     json
 }
 
-fn rejected_summary(rejected: &RejectedSummary) -> Value {
+fn rejected_summary(rejected: &RefusedBodySummary) -> Value {
     json!({
         "id": rejected.id,
         "kind": rejected.envelope.kind(),
@@ -362,7 +362,7 @@ async fn rejected_one(State(admin): State<Admin>, Path(id): Path<RecordId>) -> R
     };
     match found {
         Ok(Some(kept)) => {
-            let mut json = rejected_summary(&RejectedSummary::from(kept.clone()));
+            let mut json = rejected_summary(&RefusedBodySummary::from(kept.clone()));
             json["body"] = body_value(&kept.body);
             Json(json).into_response()
         }

@@ -21,7 +21,7 @@ use self::row::{
 use self::sql::{Filter, MIGRATIONS, Sql, state_code};
 use crate::store::{
     Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordPage, RecordQuery, RecordState,
-    RejectedDrops, RejectedLimits, RejectedRecord, RejectedSummary, Store, StoreError,
+    RefusedBody, RefusedBodyLimits, RefusedBodySummary, RejectedDrops, Store, StoreError,
     StoreErrorKind, StoreSummary,
 };
 
@@ -34,7 +34,7 @@ pub struct PostgresOptions {
     lease: Duration,
     pool_size: usize,
     timeout: Duration,
-    rejected: RejectedLimits,
+    rejected: RefusedBodyLimits,
 }
 
 impl Default for PostgresOptions {
@@ -44,7 +44,7 @@ impl Default for PostgresOptions {
             lease: Duration::from_secs(15),
             pool_size: 16,
             timeout: Duration::from_secs(5),
-            rejected: RejectedLimits::default(),
+            rejected: RefusedBodyLimits::default(),
         }
     }
 }
@@ -97,10 +97,10 @@ impl PostgresOptions {
         self
     }
 
-    /// How much of the refused bodies to keep (default [`RejectedLimits::default`]: 64 MiB in
+    /// How much of the refused bodies to keep (default [`RefusedBodyLimits::default`]: 64 MiB in
     /// all, 7 days each, counted from when each was stored). Receivers sharing a schema should
     /// agree: each applies its own limits when it keeps a body and when it prunes.
-    pub fn keep_rejected(mut self, limits: RejectedLimits) -> Self {
+    pub fn keep_rejected(mut self, limits: RefusedBodyLimits) -> Self {
         self.rejected = limits;
         self
     }
@@ -724,7 +724,7 @@ impl Store for PostgresStore {
         let len = body.len() as u64;
         limits.admit(
             len,
-            RejectedLimits::charge(len, (reason.len() + envelope.len()) as u64),
+            RefusedBodyLimits::charge(len, (reason.len() + envelope.len()) as u64),
         )?;
         let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
         let max_bytes = i64::try_from(limits.max_bytes).unwrap_or(i64::MAX);
@@ -764,7 +764,7 @@ impl Store for PostgresStore {
         record_id(id)
     }
 
-    async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
+    async fn rejected(&self) -> Result<Vec<RefusedBody>, StoreError> {
         let rows = self.query(&self.inner.sql.rejected, &[]).await?;
         rows.iter().map(rejected_from).collect()
     }
@@ -773,7 +773,7 @@ impl Store for PostgresStore {
         &self,
         after: RecordId,
         limit: usize,
-    ) -> Result<Vec<RejectedSummary>, StoreError> {
+    ) -> Result<Vec<RefusedBodySummary>, StoreError> {
         // No id is beyond i64.
         let Ok(after) = i64::try_from(after) else {
             return Ok(Vec::new());
@@ -787,7 +787,7 @@ impl Store for PostgresStore {
                 let id: i64 = row.get(0);
                 let envelope: String = row.get(3);
                 let envelope = serde_json::from_str(&envelope).map_err(|err| corrupt(id, err))?;
-                Ok(RejectedSummary::new(
+                Ok(RefusedBodySummary::new(
                     record_id(id)?,
                     u16::try_from(row.get::<_, i16>(1)).unwrap_or(0),
                     row.get(2),
@@ -798,7 +798,7 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn get_rejected(&self, id: RecordId) -> Result<Option<RejectedRecord>, StoreError> {
+    async fn get_rejected(&self, id: RecordId) -> Result<Option<RefusedBody>, StoreError> {
         let Ok(id) = db_id(id) else { return Ok(None) };
         let rows = self.query(&self.inner.sql.get_rejected, &[&id]).await?;
         rows.first().map(rejected_from).transpose()

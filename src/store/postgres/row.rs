@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tokio_postgres::Row;
 
 use crate::store::{
-    Attempt, Envelope, Record, RecordId, RecordState, RecordSummary, RejectedRecord, StoreError,
+    Attempt, Envelope, Record, RecordId, RecordState, RecordSummary, RefusedBody, StoreError,
     StoreErrorKind,
 };
 
@@ -112,12 +112,12 @@ pub(super) fn records_from(rows: &[Row]) -> Result<Vec<Record>, StoreError> {
 }
 
 /// A row of `id, status, reason, envelope, body` from the refused bodies.
-pub(super) fn rejected_from(row: &Row) -> Result<RejectedRecord, StoreError> {
+pub(super) fn rejected_from(row: &Row) -> Result<RefusedBody, StoreError> {
     let id: i64 = row.get(0);
     let envelope: String = row.get(3);
     let envelope = serde_json::from_str(&envelope).map_err(|err| corrupt(id, err))?;
     let body: Vec<u8> = row.get(4);
-    Ok(RejectedRecord::new(
+    Ok(RefusedBody::new(
         record_id(id)?,
         u16::try_from(row.get::<_, i16>(1)).unwrap_or(0),
         row.get(2),

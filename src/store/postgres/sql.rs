@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::batch::GroupSql;
 use super::row::{DEAD, DONE, HANDLED, PENDING};
-use crate::store::{MAX_HISTORY, RecordQuery, RecordState, RejectedLimits};
+use crate::store::{MAX_HISTORY, RecordQuery, RecordState, RefusedBodyLimits};
 
 /// The schema versions this crate knows, each applied once, in order, under an advisory lock.
 /// Append only: a shipped migration is never edited.
@@ -203,7 +203,7 @@ impl Sql {
         let r = format!("{schema}.rejected");
         let p = format!("{schema}.paused_kinds");
         let lease = format!("now() + interval '{} milliseconds'", lease.as_millis());
-        const ENTRY_COST: u64 = RejectedLimits::ENTRY_COST;
+        const ENTRY_COST: u64 = RefusedBodyLimits::ENTRY_COST;
         let released = "claimed_by = NULL, lease_until = NULL";
         Self {
             insert: format!(

@@ -1,6 +1,6 @@
 //! How the embedded store is opened.
 
-use crate::store::RejectedLimits;
+use crate::store::RefusedBodyLimits;
 
 /// How the embedded store is opened; see
 /// [`RedbStore::open_with`](crate::store::RedbStore::open_with).
@@ -8,7 +8,7 @@ use crate::store::RejectedLimits;
 #[non_exhaustive]
 pub struct RedbOptions {
     pub(super) cache_size: usize,
-    pub(super) rejected: RejectedLimits,
+    pub(super) rejected: RefusedBodyLimits,
 }
 
 impl RedbOptions {
@@ -24,10 +24,10 @@ impl RedbOptions {
         self
     }
 
-    /// How much of the refused bodies to keep (default [`RejectedLimits::default`]: 64 MiB in
+    /// How much of the refused bodies to keep (default [`RefusedBodyLimits::default`]: 64 MiB in
     /// all, 7 days each). Applied at open too: lowered limits drop what they no longer allow.
     #[must_use]
-    pub fn keep_rejected(mut self, limits: RejectedLimits) -> Self {
+    pub fn keep_rejected(mut self, limits: RefusedBodyLimits) -> Self {
         self.rejected = limits;
         self
     }
@@ -37,7 +37,7 @@ impl Default for RedbOptions {
     fn default() -> Self {
         Self {
             cache_size: Self::DEFAULT_CACHE_SIZE,
-            rejected: RejectedLimits::default(),
+            rejected: RefusedBodyLimits::default(),
         }
     }
 }

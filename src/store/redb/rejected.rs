@@ -28,8 +28,8 @@ use bytes::Bytes;
 use super::bodies::{Folder, Staged, Unsettled};
 use super::format::{CHANGED, META, checksum, corrupt};
 use crate::store::{
-    Envelope, RecordId, RejectedDrops, RejectedLimits, RejectedRecord, RejectedSummary, StoreError,
-    StoreErrorKind,
+    Envelope, RecordId, RefusedBody, RefusedBodyLimits, RefusedBodySummary, RejectedDrops,
+    StoreError, StoreErrorKind,
 };
 
 const HEADERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected_meta");
@@ -39,7 +39,7 @@ const OLD: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("rejected");
 
 /// The meta entry holding the sum of the kept bodies' charges (see [`charge`]).
 const KEPT_BYTES: &str = "rejected_charged";
-/// Before each entry was charged its header and [`RejectedLimits::ENTRY_COST`]: the sum of
+/// Before each entry was charged its header and [`RefusedBodyLimits::ENTRY_COST`]: the sum of
 /// the bodies' lengths alone, replaced at open ([`recount`]).
 const OLD_KEPT_BYTES: &str = "rejected_bytes";
 /// The meta entry holding the next refused body's id.
@@ -93,11 +93,11 @@ fn decode_header(id: RecordId, bytes: &[u8]) -> Result<Header, StoreError> {
 
 /// What an entry counts toward the cap: its body, its encoded header, and the fixed cost.
 fn charge(body_len: u64, header: &[u8]) -> u64 {
-    RejectedLimits::charge(body_len, header.len() as u64)
+    RefusedBodyLimits::charge(body_len, header.len() as u64)
 }
 
-fn summary(id: RecordId, header: Header) -> RejectedSummary {
-    RejectedSummary::new(
+fn summary(id: RecordId, header: Header) -> RefusedBodySummary {
+    RefusedBodySummary::new(
         id,
         header.status,
         header.reason,
@@ -107,7 +107,7 @@ fn summary(id: RecordId, header: Header) -> RejectedSummary {
 }
 
 /// The body, checked against its header.
-fn record(id: RecordId, header: Header, body: Vec<u8>) -> Result<RejectedRecord, StoreError> {
+fn record(id: RecordId, header: Header, body: Vec<u8>) -> Result<RefusedBody, StoreError> {
     if body.len() as u64 != header.body_len {
         return Err(corrupt(
             id,
@@ -117,7 +117,7 @@ fn record(id: RecordId, header: Header, body: Vec<u8>) -> Result<RejectedRecord,
     if crc32fast::hash(&body) != header.body_crc {
         return Err(corrupt(id, CHANGED));
     }
-    Ok(RejectedRecord::new(
+    Ok(RefusedBody::new(
         id,
         header.status,
         header.reason,
@@ -133,7 +133,7 @@ pub(super) fn page(
     db: &Database,
     after: RecordId,
     limit: usize,
-) -> Result<Vec<RejectedSummary>, StoreError> {
+) -> Result<Vec<RefusedBodySummary>, StoreError> {
     let tx = db.begin_read().map_err(unavailable)?;
     let headers = tx.open_table(HEADERS).map_err(unavailable)?;
     let range = headers
@@ -153,7 +153,7 @@ pub(super) fn get(
     db: &Database,
     folder: &Folder,
     id: RecordId,
-) -> Result<Option<RejectedRecord>, StoreError> {
+) -> Result<Option<RefusedBody>, StoreError> {
     let tx = db.begin_read().map_err(unavailable)?;
     let headers = tx.open_table(HEADERS).map_err(unavailable)?;
     let Some(value) = headers.get(id).map_err(unavailable)? else {
@@ -165,7 +165,7 @@ pub(super) fn get(
 
 /// Every refused body that can be read, bytes included. One that cannot (its file missing,
 /// its bytes changed) is left out with a WARN: [`get`] answers `Corrupt` for it alone.
-pub(super) fn all(db: &Database, folder: &Folder) -> Result<Vec<RejectedRecord>, StoreError> {
+pub(super) fn all(db: &Database, folder: &Folder) -> Result<Vec<RefusedBody>, StoreError> {
     let tx = db.begin_read().map_err(unavailable)?;
     let headers = tx.open_table(HEADERS).map_err(unavailable)?;
     let mut out = Vec::new();
@@ -192,7 +192,7 @@ fn with_body(
     folder: &Folder,
     id: RecordId,
     header: Header,
-) -> Result<Option<RejectedRecord>, StoreError> {
+) -> Result<Option<RefusedBody>, StoreError> {
     if let Some(body) = folder.read(id)? {
         return record(id, header, body).map(Some);
     }
@@ -225,7 +225,7 @@ pub(super) struct RejectedTables<'t> {
     headers: Table<'t, u64, &'static [u8]>,
     by_age: Table<'t, (i64, u64), ()>,
     folder: &'t Folder,
-    limits: RejectedLimits,
+    limits: RefusedBodyLimits,
     /// What this transaction dropped so far.
     dropped: RejectedDrops,
     /// The files this transaction placed: deleted if it does not commit.
@@ -239,7 +239,7 @@ impl<'t> RejectedTables<'t> {
     pub(super) fn open(
         tx: &'t WriteTransaction,
         folder: &'t Folder,
-        limits: RejectedLimits,
+        limits: RefusedBodyLimits,
     ) -> Result<Self, StoreError> {
         Ok(Self {
             headers: tx.open_table(HEADERS).map_err(unavailable)?,
@@ -432,7 +432,7 @@ impl<'t> RejectedTables<'t> {
             }
         };
         self.unlink.push(id);
-        let charged = RejectedLimits::charge(bytes, header_len);
+        let charged = RefusedBodyLimits::charge(bytes, header_len);
         let total = kept_bytes(meta)?.saturating_sub(charged);
         meta.insert(KEPT_BYTES, total).map_err(unavailable)?;
         Ok(Some(bytes))
@@ -451,7 +451,12 @@ pub(super) struct Settle {
 impl Settle {
     /// The transaction committed: keeps the files placed, deletes the dropped bodies' files,
     /// and logs and counts the drops.
-    pub(super) fn committed(self, folder: &Folder, limits: &RejectedLimits, counter: &AtomicU64) {
+    pub(super) fn committed(
+        self,
+        folder: &Folder,
+        limits: &RefusedBodyLimits,
+        counter: &AtomicU64,
+    ) {
         for file in self.placed {
             file.settle();
         }
@@ -519,7 +524,7 @@ const MOVE_ENTRIES: usize = 1024;
 pub(super) fn migrate(
     db: &Database,
     folder: &Folder,
-    limits: RejectedLimits,
+    limits: RefusedBodyLimits,
     dropped: &AtomicU64,
 ) -> Result<(), StoreError> {
     let mut moved = 0u64;
@@ -552,7 +557,7 @@ pub(super) fn migrate(
                     Ok(kept) => kept,
                     Err(why) => {
                         tracing::error!(rejected = id, error = %why, "a refused body cannot be read: kept whole, as the body of one that says why");
-                        RejectedRecord::new(
+                        RefusedBody::new(
                             id,
                             0,
                             format!("unreadable refused body {id}: {why}"),
@@ -607,7 +612,7 @@ const OLD_V2: [u8; 4] = [0xFF, b'R', 2, 0];
 
 /// Version 2: `[FF 'R' 2 0][crc32 of the rest, LE][header length: u32 LE][header JSON][body]`;
 /// version 1: `[header length: u32 LE][header JSON][body]`.
-fn decode_old(id: RecordId, bytes: &[u8]) -> Result<RejectedRecord, StoreError> {
+fn decode_old(id: RecordId, bytes: &[u8]) -> Result<RefusedBody, StoreError> {
     let rest = match bytes.split_first_chunk::<4>() {
         Some((magic, rest)) if *magic == OLD_V2 => {
             let (crc, rest) = rest
@@ -628,7 +633,7 @@ fn decode_old(id: RecordId, bytes: &[u8]) -> Result<RejectedRecord, StoreError> 
         .ok_or_else(|| corrupt(id, "truncated header"))?;
     let header: OldHeader =
         serde_json::from_slice(header).map_err(|_| corrupt(id, "unreadable header"))?;
-    Ok(RejectedRecord::new(
+    Ok(RefusedBody::new(
         id,
         header.status,
         header.reason,

@@ -18,7 +18,7 @@ use super::shared::{BODY_WRITES, Holds, SUMMARY_FRESH, Shared, unavailable};
 use super::writer::{Command, PURGE_BATCH, Reply, write_loop};
 use crate::store::{
     Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordPage, RecordQuery, RecordState,
-    RecordSummary, RejectedLimits, RejectedRecord, RejectedSummary, Store, StoreError,
+    RecordSummary, RefusedBody, RefusedBodyLimits, RefusedBodySummary, Store, StoreError,
     StoreErrorKind, StoreSummary, millis,
 };
 
@@ -479,7 +479,7 @@ impl Store for RedbStore {
         // Checked before the body is written: one over the cap is never kept. Its header's
         // length is known to the writer alone, which checks again with it.
         let len = body.len() as u64;
-        let at_least = RejectedLimits::charge(len, reason.len() as u64);
+        let at_least = RefusedBodyLimits::charge(len, reason.len() as u64);
         self.inner.shared.options.rejected.admit(len, at_least)?;
         let Some(writer) = self.inner.writer.clone() else {
             return Err(StoreError::bare(StoreErrorKind::Closed));
@@ -519,7 +519,7 @@ impl Store for RedbStore {
 
     /// A body that cannot be read (its file lost, its bytes changed) is left out, with a WARN
     /// naming it: [`get_rejected`](Store::get_rejected) says why.
-    async fn rejected(&self) -> Result<Vec<RejectedRecord>, StoreError> {
+    async fn rejected(&self) -> Result<Vec<RefusedBody>, StoreError> {
         let shared = Arc::clone(&self.inner.shared);
         self.read(move |db| rejected::all(db, &shared.folder)).await
     }
@@ -529,11 +529,11 @@ impl Store for RedbStore {
         &self,
         after: RecordId,
         limit: usize,
-    ) -> Result<Vec<RejectedSummary>, StoreError> {
+    ) -> Result<Vec<RefusedBodySummary>, StoreError> {
         self.read(move |db| rejected::page(db, after, limit)).await
     }
 
-    async fn get_rejected(&self, id: RecordId) -> Result<Option<RejectedRecord>, StoreError> {
+    async fn get_rejected(&self, id: RecordId) -> Result<Option<RefusedBody>, StoreError> {
         let shared = Arc::clone(&self.inner.shared);
         self.read(move |db| rejected::get(db, &shared.folder, id))
             .await
@@ -865,9 +865,9 @@ mod tests {
         let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
         // Each entry costs its header and 4 KiB besides its bytes: 15 of them fit in 16 × 4 KiB.
         let each = charge(400, "malformed JSON", &envelope, b"");
-        let cap = 16 * RejectedLimits::ENTRY_COST;
+        let cap = 16 * RefusedBodyLimits::ENTRY_COST;
         assert_eq!(cap / each, 15);
-        let limits = RejectedLimits::new(cap, RejectedLimits::DEFAULT_MAX_AGE);
+        let limits = RefusedBodyLimits::new(cap, RefusedBodyLimits::DEFAULT_MAX_AGE);
         let options = RedbOptions::default().keep_rejected(limits);
         let store = RedbStore::open_with(&dir, options.clone()).unwrap();
         let refuse = |store: &RedbStore| {
@@ -1032,7 +1032,8 @@ mod tests {
             let store = RedbStore::open(&dir).unwrap();
             write(&store.inner.shared.db().unwrap(), &entries);
         }
-        let limits = RejectedLimits::new(500 * each + each / 2, RejectedLimits::DEFAULT_MAX_AGE);
+        let limits =
+            RefusedBodyLimits::new(500 * each + each / 2, RefusedBodyLimits::DEFAULT_MAX_AGE);
         let store =
             RedbStore::open_with(&dir, RedbOptions::default().keep_rejected(limits)).unwrap();
         assert!(!exists(&store.inner.shared.db().unwrap()));
