@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use airudder_webhook::receiver::defaults;
-use airudder_webhook::store::RejectedLimits;
+use airudder_webhook::store::RefusedBodyLimits;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use reqwest::Url;
@@ -166,11 +166,11 @@ pub(crate) struct Config {
     /// The most bytes of refused bodies kept for replay (`rejected`), all kinds together; past
     /// it the oldest go first
     #[arg(long, env = "AIRUDDER_REJECTED_MAX_BYTES", value_name = "BYTES")]
-    #[arg(value_parser = whole::<0>, default_value_t = RejectedLimits::DEFAULT_MAX_BYTES)]
+    #[arg(value_parser = whole::<0>, default_value_t = RefusedBodyLimits::DEFAULT_MAX_BYTES)]
     pub(crate) rejected_max_bytes: u64,
     /// How long a refused body is kept for replay
     #[arg(long, env = "AIRUDDER_REJECTED_MAX_AGE", value_name = "DURATION")]
-    #[arg(value_parser = duration, default_value = span(RejectedLimits::DEFAULT_MAX_AGE))]
+    #[arg(value_parser = duration, default_value = span(RefusedBodyLimits::DEFAULT_MAX_AGE))]
     pub(crate) rejected_max_age: Duration,
     /// The most connections the Airudder listener keeps open; past it the oldest idle one is
     /// closed for a new one [default: from the file limit (ulimit -n), less a reserve]
