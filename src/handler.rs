@@ -215,6 +215,7 @@ impl<E> Delivery<E> {
 }
 
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 impl<E> Delivery<E> {
     /// A delivery of `event` made by hand, to unit-test a handler (feature `test-util`):
     /// attempt 1, received now. See [`test_util`](crate::test_util) for valid events.

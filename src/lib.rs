@@ -108,8 +108,8 @@
 //!   where refused bodies and given-up notifications go.
 //! - [`stats`]: every answer counted by status and reason, every notification by its fate;
 //!   [`Rejection`] is the one table of refusals behind both.
-//! - meters (private, feature `metrics`): the same outcomes through the `metrics` facade, and
-//!   the background sampler of the gauges.
+//! - meters (private, feature `metrics`): the same outcomes through the `metrics` facade; the
+//!   gauges are sampled in the background by the receiver (`receiver/gauges.rs`).
 //! - `test_util` (feature `test-util`): fixtures, a recording handler, `Delivery::for_test` and
 //!   a `Sender` that posts as Airudder does, for your tests.
 //!
@@ -119,7 +119,11 @@
 //! `calls`, `status`, `outcome` (`accepted`, `duplicate`, or the refusal's code) and
 //! `answer_us`, and ends with one event (INFO for a 200, DEBUG otherwise); every refusal is
 //! also logged at WARN, at most once a second for each code, with how many were left out. Each
-//! handler attempt runs in a span `airudder_delivery` with `task_id`, `record` and `attempt`.
+//! notification handed to the handler runs in a span `airudder_delivery` with `event`,
+//! `task_id`, `record` and `attempt`: one span for a stored notification's attempt, and with
+//! the memory ack one span for a notification and its in-memory retries (`attempt` the
+//! latest). A failed attempt is logged at WARN at most once every 10 s for each receiver, with
+//! how many were not (`suppressed`); the rest at DEBUG.
 //! No log line holds a phone number, a customer variable or a secret. What a log line takes
 //! from a request (the task id, a refusal's member path) goes through [`LogSafe`]: control
 //! characters escaped, so that none starts a forged line or drives a terminal, and cut after
@@ -183,6 +187,7 @@
 //! and http-body, which axum brings already, to serve its listeners with a header timeout. Dev-only: axum, hyper, hyper-util,
 //! tonic, tonic-health, criterion, metrics-util (the debugging recorder), metrics-exporter-prometheus
 //! (bench row (c3)), peak_alloc, proptest, tower, tracing-subscriber.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
 pub mod model;
@@ -202,6 +207,7 @@ mod rejection;
 pub mod stats;
 pub mod store;
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
 
 pub use decode::{DecodeError, DecodeErrorKind, decode};

@@ -202,6 +202,7 @@ mod traits;
 pub use self::erased::{BoxFuture, ErasedStore};
 pub use self::error::{StoreError, StoreErrorKind};
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use self::postgres::{PostgresOptions, PostgresStore};
 pub use self::query::{
     Attempt, AttemptOutcome, MAX_ERROR_LEN, MAX_HISTORY, RecordPage, RecordQuery, RecordSummary,
