@@ -51,6 +51,8 @@ async fn kind_action(relay: &Relay, action: &str) {
             "http://{}/admin/kinds/{KIND}/{action}",
             relay.admin
         ))
+        .header("content-type", "application/json")
+        .body("{}")
         .send()
         .await
         .unwrap();
