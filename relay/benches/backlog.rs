@@ -30,19 +30,10 @@ fn task(id: &str, calls: usize) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap()
 }
 
-/// The process' resident memory now and at its peak, in MB (`/proc/PID/status`).
+/// The relay's resident memory now and at its peak, in MB.
 fn memory(relay: &Relay) -> (u64, u64) {
-    let pid = relay.child.id().expect("the relay runs");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-            .map(|kib| kib >> 10)
-            .unwrap_or_else(|| panic!("no {name} in {status}"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let (now, peak) = common::memory(relay.child.id().expect("the relay runs"));
+    (now >> 20, peak >> 20)
 }
 
 async fn kind_action(relay: &Relay, action: &str) {

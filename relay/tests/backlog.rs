@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use airudder_webhook::store::{AttemptOutcome, RecordState, RedbStore, Store};
-use common::{DataDir, Service, client, free_port, start, start_quiet, task_id};
+use common::{DataDir, Service, client, free_port, memory, start, start_quiet, task_id};
 
 /// Big tasks: 600 calls, about 0.9 MB each, as Airudder posts for a task of that size.
 const CALLS: usize = 600;
@@ -35,20 +35,6 @@ fn big_task(task: &str) -> Vec<u8> {
     let call = value["details"][0].clone();
     value["details"] = vec![call; CALLS].into();
     serde_json::to_vec(&value).unwrap()
-}
-
-/// The process' resident memory now and at its peak, in bytes (`/proc/PID/status`).
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-            .map(|kib| kib << 10)
-            .unwrap_or_else(|| panic!("no {name} in {status}"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -232,6 +232,20 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
+/// The process' resident memory now and at its peak, in bytes (`/proc/PID/status`).
+pub(crate) fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|kib| kib << 10)
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 /// One request the service received.
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
