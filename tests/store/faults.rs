@@ -5,7 +5,7 @@
 //! The disk tests mount a real tmpfs of a few MiB, which takes root: without it they say so
 //! and return (CI runs as root).
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -3,12 +3,13 @@
 //! record's history; handled notifications stay findable; pausing a kind stops hand-offs, not
 //! intake.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::process::DataDir;
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
     AttemptOutcome, DEFAULT_KIND, RecordQuery, RecordState, RedbStore, Store,
@@ -17,7 +18,6 @@ use airudder_webhook::{BoxError, Delivery, Receiver, RetryLater, RetryPolicy};
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
-use support::process::DataDir;
 use tokio::sync::{Semaphore, mpsc};
 use tower::ServiceExt;
 

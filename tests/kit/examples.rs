@@ -2,10 +2,10 @@
 //!
 //! `cargo test` builds the examples before it runs this file.
 
-mod support;
+use crate::support;
 
+use crate::support::process::{next_line, post_example, rest, start, terminate};
 use serde_json::Value;
-use support::process::{next_line, post_example, rest, start, terminate};
 
 #[tokio::test]
 async fn the_receiver_prints_each_notification_as_one_json_line_and_stops_on_sigterm() {

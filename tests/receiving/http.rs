@@ -1,6 +1,6 @@
 //! The HTTP behaviour, one test per row of the status table, driven with `oneshot`.
 
-mod support;
+use crate::support;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

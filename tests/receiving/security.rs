@@ -1,6 +1,6 @@
 //! Authentication before the body is read, hostile input, and the body-decoding hook.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::pin::Pin;

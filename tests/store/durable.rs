@@ -1,13 +1,14 @@
 //! The durable ack: stored before the 200, redelivered after a restart, de-duplicated, dead
 //! letters and refused bodies kept and replayed, a failing store answered 503.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::support::process::DataDir;
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
     Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordState, RedbOptions, RedbStore,
@@ -17,7 +18,6 @@ use airudder_webhook::{Delivery, HandleNotification, Receiver, RetryPolicy, Shut
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::process::DataDir;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 

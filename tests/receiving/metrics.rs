@@ -1,8 +1,7 @@
 //! The receiver's recording through the `metrics` facade, read back with `metrics-util`'s
 //! debugging recorder (no exporter, no relay).
-#![cfg(feature = "metrics")]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use support::{EXAMPLE, example_with_task_id};
+use crate::support::{EXAMPLE, example_with_task_id};
 
 /// Every value seen so far, by name and sorted labels. The debugging recorder hands out each
 /// counter increment and histogram sample once (a snapshot resets them), so counters are
