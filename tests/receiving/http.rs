@@ -1,6 +1,6 @@
 //! The HTTP behaviour, one test per row of the status table, driven with `oneshot`.
 
-use crate::support;
+use crate::support::{self, stop};
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -91,14 +91,6 @@ where
     B::Error: Into<airudder_webhook::BoxError>,
 {
     json_body(receiver.clone().oneshot(request).await.unwrap()).await
-}
-
-/// Shuts the receiver down with a deadline no test should reach.
-async fn stop(receiver: &Receiver) -> airudder_webhook::ShutdownReport {
-    receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! The disk tests mount a real tmpfs of a few MiB, which takes root: without it they say so
 //! and return (CI runs as root).
 
-use crate::support;
+use crate::support::{self, stop};
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -81,13 +81,6 @@ fn receiver(store: impl Store, seen: &Seen, gate: Option<Arc<Semaphore>>) -> Rec
     .durable(store)
     .build()
     .unwrap()
-}
-
-async fn stop(receiver: &Receiver) {
-    receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await;
 }
 
 /// A tmpfs of `mib` MiB mounted for one test on a temporary directory: unmounted when

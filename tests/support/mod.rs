@@ -51,6 +51,16 @@ fn notification_value(calls: usize) -> Value {
     value
 }
 
+/// Shuts the receiver down with a deadline no test should reach.
+pub(crate) async fn stop<E: airudder_webhook::Event>(
+    receiver: &airudder_webhook::Receiver<E>,
+) -> airudder_webhook::ShutdownReport {
+    receiver
+        .shutdown_handle()
+        .shutdown(std::time::Duration::from_secs(5))
+        .await
+}
+
 /// A POST of `body` as `application/json` to `/airudder/task`.
 pub(crate) fn post(body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
     http::Request::post("/airudder/task")
