@@ -463,7 +463,7 @@ async fn shutdown_refuses_new_notifications_and_drains_the_queue() {
     started.recv().await.unwrap();
     let shutdown = receiver.shutdown_handle();
     let draining = tokio::spawn(async move { shutdown.shutdown(Duration::from_secs(10)).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    support::wait_until("the shutdown to begin", || !receiver.is_ready()).await;
 
     let (status, headers, body) = answer(&receiver, support::post(support::EXAMPLE)).await;
     assert_eq!(

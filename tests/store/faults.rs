@@ -193,8 +193,10 @@ async fn survives(on: &std::path::Path, break_disk: impl FnOnce(), mend_disk: im
     assert!(store.recoveries() >= 1);
     assert!(!store.is_recovering());
     seen.wait_for("during").await;
-    // The completer writes the marks it kept within its next second.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The completer writes the marks it kept within its next second: idle once it has.
+    tokio::time::timeout(Duration::from_secs(10), first.idle())
+        .await
+        .expect("the kept marks written");
     stop(&first).await;
     drop((first, store));
 

@@ -61,6 +61,18 @@ pub(crate) async fn stop<E: airudder_webhook::Event>(
         .await
 }
 
+/// Waits until `condition` holds, looking every millisecond; panics after 10 s, naming `what`.
+pub(crate) async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 10 s for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 /// A POST of `body` as `application/json` to `/airudder/task`.
 pub(crate) fn post(body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
     http::Request::post("/airudder/task")
