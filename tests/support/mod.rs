@@ -51,6 +51,28 @@ fn notification_value(calls: usize) -> Value {
     value
 }
 
+/// Shuts the receiver down with a deadline no test should reach.
+pub(crate) async fn stop<E: airudder_webhook::Event>(
+    receiver: &airudder_webhook::Receiver<E>,
+) -> airudder_webhook::ShutdownReport {
+    receiver
+        .shutdown_handle()
+        .shutdown(std::time::Duration::from_secs(5))
+        .await
+}
+
+/// Waits until `condition` holds, looking every millisecond; panics after 10 s, naming `what`.
+pub(crate) async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 10 s for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 /// A POST of `body` as `application/json` to `/airudder/task`.
 pub(crate) fn post(body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
     http::Request::post("/airudder/task")

@@ -9,7 +9,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub(crate) struct Cluster {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
     bin: PathBuf,
     pub(crate) port: u16,
     server: Option<(Child, ChildStdin)>,
@@ -81,15 +81,15 @@ pub(crate) fn free_port() -> u16 {
 impl Cluster {
     /// initdb, then start; blocks until the server accepts connections.
     pub(crate) fn start() -> Self {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("airudder-pg-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::Builder::new()
+            .prefix("airudder-pg-")
+            .tempdir()
+            .unwrap();
+        let dir = temp.path();
         if running_as_root() {
             let chown = Command::new("chown")
                 .args(["postgres:postgres"])
-                .arg(&dir)
+                .arg(dir)
                 .status()
                 .unwrap();
             assert!(chown.success(), "chown postgres {}", dir.display());
@@ -111,7 +111,7 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut cluster = Self {
-            dir,
+            dir: temp,
             bin,
             port: free_port(),
             server: None,
@@ -128,7 +128,7 @@ impl Cluster {
     /// Starts the server again (after [`stop`](Self::stop)) on the same port and data.
     pub(crate) fn resume(&mut self) {
         assert!(self.server.is_none(), "the server is running");
-        let data = self.dir.join("data");
+        let data = self.dir.path().join("data");
         // `read` returns when the test's end of stdin closes: on stop, or when the test dies.
         // Unless `stop` left a `keep` mark, the cluster's directory goes with the server.
         let script = format!(
@@ -139,7 +139,7 @@ impl Cluster {
             postgres = self.bin.join("postgres").display(),
             data = data.display(),
             port = self.port,
-            dir = self.dir.display(),
+            dir = self.dir.path().display(),
         );
         let mut child = as_server_user(Path::new("sh"))
             .args(["-c", &script])
@@ -170,7 +170,7 @@ impl Cluster {
     /// Stops the server (fast shutdown: connections are cut) and waits for it; the data stay
     /// for [`resume`](Self::resume).
     pub(crate) fn stop(&mut self) {
-        std::fs::write(self.dir.join("keep"), b"").unwrap();
+        std::fs::write(self.dir.path().join("keep"), b"").unwrap();
         self.halt();
     }
 
@@ -185,7 +185,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Stopped first: the temporary directory goes after, as the fields drop.
         self.halt();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

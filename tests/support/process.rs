@@ -35,19 +35,17 @@ pub(crate) fn example_binary(name: &str) -> PathBuf {
 }
 
 /// A directory of its own for each run's store, removed when the test ends.
-pub(crate) struct DataDir(pub(crate) PathBuf);
+/// A data directory not made yet (the receiver makes it), in a temporary directory that is
+/// removed when this drops.
+pub(crate) struct DataDir(pub(crate) PathBuf, tempfile::TempDir);
 
 impl DataDir {
     pub(crate) fn new() -> Self {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Self(std::env::temp_dir().join(format!("airudder-examples-{}-{n}", std::process::id())))
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let temp = tempfile::Builder::new()
+            .prefix("airudder-examples-")
+            .tempdir()
+            .unwrap();
+        Self(temp.path().join("data"), temp)
     }
 }
 

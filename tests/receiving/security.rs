@@ -1,6 +1,6 @@
 //! Authentication before the body is read, hostile input, and the body-decoding hook.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -392,9 +392,10 @@ async fn bytes_in_flight_are_capped_across_requests() {
         .build()
         .unwrap();
     // Two stalled bodies hold their declared length...
-    let mut stalled = Vec::new();
+    let (mut stalled, mut reading) = (Vec::new(), Vec::new());
     for _ in 0..2 {
-        let (mut body, _) = Watched::new(&support::EXAMPLE[..10]);
+        let (mut body, read) = Watched::new(&support::EXAMPLE[..10]);
+        reading.push(read);
         body.stall = true;
         body.declared = Some(size as u64);
         stalled.push(tokio::spawn(answer(
@@ -402,7 +403,11 @@ async fn bytes_in_flight_are_capped_across_requests() {
             request("/airudder/task", &[], body),
         )));
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A body is read only once its declared length is reserved.
+    support::wait_until("both stalled bodies to be read", || {
+        reading.iter().all(|read| read.load(Ordering::SeqCst))
+    })
+    .await;
     // ...so a third is refused at once, before its body is read.
     let (body, read) = Watched::new(support::EXAMPLE);
     let (status, answer_body) =
@@ -418,8 +423,9 @@ async fn bytes_in_flight_are_capped_across_requests() {
     // Once they are gone, the room is back.
     for task in stalled {
         task.abort();
+        // Its end: the request is dropped, with the bytes it held.
+        let _ = task.await;
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let (body, _) = Watched::new(support::EXAMPLE);
     assert_eq!(
         answer(receiver.clone(), request("/airudder/task", &[], body))

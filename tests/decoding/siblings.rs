@@ -9,15 +9,15 @@ use airudder_webhook::model::{
 use airudder_webhook::{DecodeErrorKind, Event};
 use serde_json::{Value, json};
 
-const CHATBOT: &[u8] = include_bytes!("data/chatbot_session_end.example.json");
-const WORKFLOW_CALL: &[u8] = include_bytes!("data/workflow_call_completion.example.json");
+const CHATBOT: &[u8] = include_bytes!("../data/chatbot_session_end.example.json");
+const WORKFLOW_CALL: &[u8] = include_bytes!("../data/workflow_call_completion.example.json");
 const WORKFLOW_CALL_IN_CALLS: &[u8] =
-    include_bytes!("data/workflow_call_completion.in_calls.example.json");
-const WORKFLOW_LIST: &[u8] = include_bytes!("data/workflow_list_completion.example.json");
-const WORKFLOW_STATUS: &[u8] = include_bytes!("data/workflow_status_change.example.json");
-const PDS_TASK: &[u8] = include_bytes!("data/pds_task_status.example.json");
-const PDS_AGENT: &[u8] = include_bytes!("data/pds_agent_status.example.json");
-const PDS_CONTACT: &[u8] = include_bytes!("data/pds_contact_status.example.json");
+    include_bytes!("../data/workflow_call_completion.in_calls.example.json");
+const WORKFLOW_LIST: &[u8] = include_bytes!("../data/workflow_list_completion.example.json");
+const WORKFLOW_STATUS: &[u8] = include_bytes!("../data/workflow_status_change.example.json");
+const PDS_TASK: &[u8] = include_bytes!("../data/pds_task_status.example.json");
+const PDS_AGENT: &[u8] = include_bytes!("../data/pds_agent_status.example.json");
+const PDS_CONTACT: &[u8] = include_bytes!("../data/pds_contact_status.example.json");
 
 /// Decodes `body` and checks that it serializes back to the same JSON value.
 fn round_trip<E: Event + std::fmt::Debug>(body: &[u8]) -> E {

@@ -1,32 +1,26 @@
 //! The durable ack: stored before the 200, redelivered after a restart, de-duplicated, dead
 //! letters and refused bodies kept and replayed, a failing store answered 503.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::support::process::DataDir;
+use crate::support::{example_with_task_id, stop};
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
     Appended, Attempt, Envelope, NewRecord, Record, RecordId, RecordState, RedbOptions, RedbStore,
     RefusedBody, RefusedBodyLimits, Store, StoreError, StoreErrorKind,
 };
-use airudder_webhook::{Delivery, HandleNotification, Receiver, RetryPolicy, ShutdownReport};
+use airudder_webhook::{Delivery, HandleNotification, Receiver, RetryPolicy};
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::process::DataDir;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
-
-/// The example with its own task id.
-fn notification(task: &str) -> Vec<u8> {
-    let mut body = support::example_value();
-    body["task_id"] = json!(task);
-    serde_json::to_vec(&body).unwrap()
-}
 
 type Seen = mpsc::UnboundedReceiver<(String, u32)>;
 
@@ -57,13 +51,6 @@ async fn next(seen: &mut Seen) -> (String, u32) {
         .unwrap()
 }
 
-async fn stop(receiver: &Receiver) -> ShutdownReport {
-    receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_is_stored_before_the_200_and_done_after_the_handler() {
     let dir = DataDir::new();
@@ -74,7 +61,7 @@ async fn a_notification_is_stored_before_the_200_and_done_after_the_handler() {
         .durable(store.clone())
         .build()
         .unwrap();
-    let (status, body) = post(&receiver, notification("t-1")).await;
+    let (status, body) = post(&receiver, example_with_task_id("t-1")).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
     assert_eq!(next(&mut seen).await, ("t-1".to_owned(), 1));
     let report = stop(&receiver).await;
@@ -101,11 +88,17 @@ async fn stored_notifications_are_handled_after_a_restart_with_their_attempt_num
         .durable(store)
         .build()
         .unwrap();
-        assert_eq!(post(&receiver, notification("r-1")).await.0, StatusCode::OK);
+        assert_eq!(
+            post(&receiver, example_with_task_id("r-1")).await.0,
+            StatusCode::OK
+        );
         let first = tokio::time::timeout(Duration::from_secs(5), started.recv()).await;
         assert_eq!(first.unwrap().as_deref(), Some("r-1"));
         for task in ["r-2", "r-3"] {
-            assert_eq!(post(&receiver, notification(task)).await.0, StatusCode::OK);
+            assert_eq!(
+                post(&receiver, example_with_task_id(task)).await.0,
+                StatusCode::OK
+            );
         }
         let report = receiver
             .shutdown_handle()
@@ -152,7 +145,7 @@ async fn the_same_notification_twice_at_once_and_later_is_handled_once() {
         .durable(store)
         .build()
         .unwrap();
-    let body = notification("d-1");
+    let body = example_with_task_id("d-1");
     let (a, b) = tokio::join!(post(&receiver, body.clone()), post(&receiver, body.clone()));
     assert_eq!((a.0, b.0), (StatusCode::OK, StatusCode::OK));
     // A retry may differ in white space and key order: still the same notification.
@@ -201,7 +194,10 @@ async fn failures_end_as_dead_letters_that_can_be_replayed() {
     .durable(store.clone())
     .build()
     .unwrap();
-    assert_eq!(post(&receiver, notification("x-1")).await.0, StatusCode::OK);
+    assert_eq!(
+        post(&receiver, example_with_task_id("x-1")).await.0,
+        StatusCode::OK
+    );
     receiver.idle().await;
     let dead = store.dead_letters().await.unwrap();
     assert_eq!(
@@ -250,7 +246,7 @@ async fn refused_bodies_are_kept_and_can_be_recovered_after_a_fix() {
         .build()
         .unwrap();
     assert_eq!(
-        post(&receiver, notification("j-1")).await.0,
+        post(&receiver, example_with_task_id("j-1")).await.0,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
@@ -267,10 +263,10 @@ async fn refused_bodies_are_kept_and_can_be_recovered_after_a_fix() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     // Each refused body is kept by a task of its own: the two may be stored in either order.
-    kept.sort_by_key(|record| record.body != notification("j-1"));
+    kept.sort_by_key(|record| record.body != example_with_task_id("j-1"));
     assert_eq!(
         (kept[0].status, &kept[0].body[..]),
-        (400, &notification("j-1")[..])
+        (400, &example_with_task_id("j-1")[..])
     );
     assert_eq!(kept[1].reason, "the body hook could not decode the body");
 
@@ -371,7 +367,7 @@ async fn a_store_that_fails_answers_503_never_200() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await; // the start-up read fails and is logged
     for task in ["f-1", "f-2"] {
-        let (status, body) = post(&receiver, notification(task)).await;
+        let (status, body) = post(&receiver, example_with_task_id(task)).await;
         assert_eq!(
             (status, &body["error"]),
             (StatusCode::SERVICE_UNAVAILABLE, &json!("store_unavailable"))
@@ -409,7 +405,7 @@ fn decrypt_with(key: u8) -> impl Fn(&http::request::Parts, Bytes) -> Result<Byte
 #[tokio::test]
 async fn a_body_refused_by_a_wrong_key_is_recovered_through_the_fixed_hook_after_a_restart() {
     let dir = DataDir::new();
-    let encrypted = xor(&notification("j-encrypted"), 0x21);
+    let encrypted = xor(&example_with_task_id("j-encrypted"), 0x21);
     let request = || {
         http::Request::post("/airudder/task")
             .header("content-type", "application/json")

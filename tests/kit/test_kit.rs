@@ -1,5 +1,4 @@
 //! The test kit (feature `test-util`), tested as a user would use it.
-#![cfg(feature = "test-util")]
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,6 @@
 //! The model: one test per tolerance rule, the strict refusals, and the round trip.
 
-mod support;
+use crate::support;
 
 use airudder_webhook::model::{
     CallResult, HangupType, ParsedTime, RingType, RobotMethod, TaskNotification, TaskStatus,

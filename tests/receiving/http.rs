@@ -1,6 +1,6 @@
 //! The HTTP behaviour, one test per row of the status table, driven with `oneshot`.
 
-mod support;
+use crate::support::{self, stop};
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -91,14 +91,6 @@ where
     B::Error: Into<airudder_webhook::BoxError>,
 {
     json_body(receiver.clone().oneshot(request).await.unwrap()).await
-}
-
-/// Shuts the receiver down with a deadline no test should reach.
-async fn stop(receiver: &Receiver) -> airudder_webhook::ShutdownReport {
-    receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await
 }
 
 #[tokio::test]
@@ -471,7 +463,7 @@ async fn shutdown_refuses_new_notifications_and_drains_the_queue() {
     started.recv().await.unwrap();
     let shutdown = receiver.shutdown_handle();
     let draining = tokio::spawn(async move { shutdown.shutdown(Duration::from_secs(10)).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    support::wait_until("the shutdown to begin", || !receiver.is_ready()).await;
 
     let (status, headers, body) = answer(&receiver, support::post(support::EXAMPLE)).await;
     assert_eq!(

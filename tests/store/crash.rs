@@ -2,14 +2,14 @@
 //! acknowledged, and prints a notification sent twice at the same instant (and once more
 //! later) only once.
 
-mod support;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::process::{DataDir, collect, start_in, terminate, wait_printed};
+use crate::support::process::{DataDir, collect, start_in, terminate, wait_printed};
 
 const ROUNDS: usize = 3;
 const CLIENTS: usize = 4;

@@ -3,12 +3,14 @@
 //! record's history; handled notifications stay findable; pausing a kind stops hand-offs, not
 //! intake.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::process::DataDir;
+use crate::support::{example_with_task_id, stop};
 use airudder_webhook::model::TaskNotification;
 use airudder_webhook::store::{
     AttemptOutcome, DEFAULT_KIND, RecordQuery, RecordState, RedbStore, Store,
@@ -16,16 +18,8 @@ use airudder_webhook::store::{
 use airudder_webhook::{BoxError, Delivery, Receiver, RetryLater, RetryPolicy};
 use bytes::Bytes;
 use http::StatusCode;
-use serde_json::json;
-use support::process::DataDir;
 use tokio::sync::{Semaphore, mpsc};
 use tower::ServiceExt;
-
-fn notification(task: &str) -> Vec<u8> {
-    let mut body = support::example_value();
-    body["task_id"] = json!(task);
-    serde_json::to_vec(&body).unwrap()
-}
 
 async fn post(receiver: &Receiver, body: impl Into<Bytes>) -> StatusCode {
     receiver
@@ -34,13 +28,6 @@ async fn post(receiver: &Receiver, body: impl Into<Bytes>) -> StatusCode {
         .await
         .unwrap()
         .status()
-}
-
-async fn stop(receiver: &Receiver) {
-    receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await;
 }
 
 async fn pending(store: &RedbStore) -> usize {
@@ -81,7 +68,7 @@ async fn a_backlog_waits_in_the_store_and_is_answered_200_while_the_workers_are_
     // Far more than the workers and the queue hold: each stored and answered 200 at once.
     for n in 0..100 {
         assert_eq!(
-            post(&receiver, notification(&format!("b-{n}"))).await,
+            post(&receiver, example_with_task_id(&format!("b-{n}"))).await,
             StatusCode::OK
         );
     }
@@ -145,7 +132,10 @@ async fn a_failed_attempt_waits_on_disk_for_its_due_time_with_its_history() {
         .durable(store.clone())
         .build()
         .unwrap();
-    assert_eq!(post(&receiver, notification("w-1")).await, StatusCode::OK);
+    assert_eq!(
+        post(&receiver, example_with_task_id("w-1")).await,
+        StatusCode::OK
+    );
     let (first, first_at) = seen.recv().await.unwrap();
     assert_eq!(first, 1);
     // Between the attempts the record waits in the store, not in a task.
@@ -225,7 +215,7 @@ async fn a_handler_asks_for_its_wait_and_the_deadline_cuts_it_short() {
         .unwrap();
     let posted = Instant::now();
     assert_eq!(
-        post(&receiver, notification("late-1")).await,
+        post(&receiver, example_with_task_id("late-1")).await,
         StatusCode::OK
     );
     assert_eq!(seen.recv().await.unwrap().0, 1);
@@ -275,7 +265,7 @@ async fn a_paused_kind_is_stored_and_answered_but_handed_on_only_after_resume() 
     receiver.set_paused(true).await.unwrap();
     for n in 0..5 {
         assert_eq!(
-            post(&receiver, notification(&format!("p-{n}"))).await,
+            post(&receiver, example_with_task_id(&format!("p-{n}"))).await,
             StatusCode::OK
         );
     }

@@ -2,23 +2,22 @@
 //! cluster from Debian's `postgresql` package): the store's contract, migrations raced by
 //! several receivers, two receiver processes sharing one database, one of them SIGKILLed
 //! under load, and the database restarted under load.
-#![cfg(feature = "postgres")]
 
-mod support;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::postgres::Cluster;
+use crate::support::process::{DataDir, collect, start_in, terminate, wait_printed};
 use airudder_webhook::store::{
     Appended, Attempt, AttemptOutcome, DEFAULT_KIND, Envelope, MAX_HISTORY, NewRecord,
     PostgresOptions, PostgresStore, RecordId, RecordQuery, RecordState, RefusedBodyLimits,
     RefusedBodySummary, Store, StoreError, StoreErrorKind,
 };
 use bytes::Bytes;
-use support::postgres::Cluster;
-use support::process::{DataDir, collect, start_in, terminate, wait_printed};
 
 /// One cluster for the tests that do not stop it; each test uses a schema of its own.
 fn shared_cluster() -> &'static Cluster {

@@ -1,6 +1,6 @@
 //! The receiver mounted in axum, over a real socket on 127.0.0.1 port 0.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};

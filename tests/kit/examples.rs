@@ -2,10 +2,10 @@
 //!
 //! `cargo test` builds the examples before it runs this file.
 
-mod support;
+use crate::support;
 
+use crate::support::process::{next_line, post_example, rest, start, terminate};
 use serde_json::Value;
-use support::process::{next_line, post_example, rest, start, terminate};
 
 #[tokio::test]
 async fn the_receiver_prints_each_notification_as_one_json_line_and_stops_on_sigterm() {
@@ -202,11 +202,7 @@ async fn dead_letters_and_refused_bodies_are_listed_shown_and_replayed_from_the_
     use airudder_webhook::model::TaskNotification;
     use airudder_webhook::store::{Appended, Attempt, Envelope, NewRecord, RedbStore, Store};
 
-    let notification = |task: &str| {
-        let mut body = support::example_value();
-        body["task_id"] = task.into();
-        bytes::Bytes::from(serde_json::to_vec(&body).unwrap())
-    };
+    let notification = |task: &str| bytes::Bytes::from(support::example_with_task_id(task));
     let data = support::process::DataDir::new();
     let dead_id = {
         let store = RedbStore::open(&data.0).unwrap();

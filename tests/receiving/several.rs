@@ -2,7 +2,7 @@
 //! sharing one store: each stores its own kind, redelivers only its own after a restart, and
 //! replays only its own.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use axum::Router;
 use http::StatusCode;
 use tower::ServiceExt;
 
-const CHATBOT: &[u8] = include_bytes!("data/chatbot_session_end.example.json");
+const CHATBOT: &[u8] = include_bytes!("../data/chatbot_session_end.example.json");
 const RAW: &[u8] = br#"{"plan_id": "plan-7", "state": "done"}"#;
 
 /// What each handler saw: its kind and the event's log id.

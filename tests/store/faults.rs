@@ -5,7 +5,7 @@
 //! The disk tests mount a real tmpfs of a few MiB, which takes root: without it they say so
 //! and return (CI runs as root).
 
-mod support;
+use crate::support::{self, stop};
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -83,15 +83,9 @@ fn receiver(store: impl Store, seen: &Seen, gate: Option<Arc<Semaphore>>) -> Rec
     .unwrap()
 }
 
-async fn stop(receiver: &Receiver) {
-    receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(5))
-        .await;
-}
-
-/// A tmpfs of `mib` MiB mounted for one test, unmounted when dropped.
-struct Tmpfs(PathBuf);
+/// A tmpfs of `mib` MiB mounted for one test on a temporary directory: unmounted when
+/// dropped, then the directory removed.
+struct Tmpfs(tempfile::TempDir);
 
 impl Tmpfs {
     fn mount(name: &str, mib: u32) -> Option<Self> {
@@ -100,22 +94,27 @@ impl Tmpfs {
             eprintln!("skipped: mounting a tmpfs needs root");
             return None;
         }
-        let dir =
-            std::env::temp_dir().join(format!("airudder-fault-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("airudder-fault-{name}-"))
+            .tempdir()
+            .unwrap();
         let mounted = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(&dir)
+            .arg(temp.path())
             .status()
             .unwrap();
-        assert!(mounted.success(), "mount a tmpfs at {}", dir.display());
-        Some(Self(dir))
+        assert!(
+            mounted.success(),
+            "mount a tmpfs at {}",
+            temp.path().display()
+        );
+        Some(Self(temp))
     }
 
     /// Fills the file system to the last byte.
     fn fill(&self) -> PathBuf {
         use std::io::Write;
-        let path = self.0.join("filler");
+        let path = self.0.path().join("filler");
         let mut file = std::fs::File::create(&path).unwrap();
         let chunk = vec![0u8; 4096];
         while file.write_all(&chunk).is_ok() {}
@@ -126,8 +125,9 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
     }
 }
 
@@ -193,8 +193,10 @@ async fn survives(on: &std::path::Path, break_disk: impl FnOnce(), mend_disk: im
     assert!(store.recoveries() >= 1);
     assert!(!store.is_recovering());
     seen.wait_for("during").await;
-    // The completer writes the marks it kept within its next second.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The completer writes the marks it kept within its next second: idle once it has.
+    tokio::time::timeout(Duration::from_secs(10), first.idle())
+        .await
+        .expect("the kept marks written");
     stop(&first).await;
     drop((first, store));
 
@@ -216,7 +218,7 @@ async fn a_full_disk_answers_503_then_recovers_without_a_restart_and_handles_not
     };
     let filler = Mutex::new(None);
     survives(
-        &fs.0,
+        fs.0.path(),
         || *filler.lock().unwrap() = Some(fs.fill()),
         || std::fs::remove_file(filler.lock().unwrap().take().unwrap()).unwrap(),
     )
@@ -239,7 +241,7 @@ async fn a_refused_body_on_a_full_disk_is_answered_unavailable_and_leaves_no_hea
     let Some(fs) = Tmpfs::mount("full-refused", 3) else {
         return;
     };
-    let dir = fs.0.join("store");
+    let dir = fs.0.path().join("store");
     let store = RedbStore::open(&dir).unwrap();
     let refuse = |len: usize| {
         let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
@@ -279,6 +281,8 @@ async fn a_refused_body_on_a_full_disk_is_answered_unavailable_and_leaves_no_hea
 struct FailingDisk {
     image: PathBuf,
     dir: PathBuf,
+    /// Holds both, removed after the unmount.
+    _temp: tempfile::TempDir,
 }
 
 impl FailingDisk {
@@ -294,14 +298,20 @@ impl FailingDisk {
             eprintln!("skipped: needs root, mkfs.ext4, losetup and python3");
             return None;
         }
-        let base =
-            std::env::temp_dir().join(format!("airudder-disk-{name}-{}", std::process::id()));
-        let (image, dir) = (base.with_extension("img"), base);
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("airudder-disk-{name}-"))
+            .tempdir()
+            .unwrap();
+        let (image, dir) = (temp.path().join("disk.img"), temp.path().join("mnt"));
         std::fs::create_dir_all(&dir).unwrap();
         let file = std::fs::File::create(&image).unwrap();
         file.set_len(32 * 1024 * 1024).unwrap();
         run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
-        let disk = Self { image, dir };
+        let disk = Self {
+            image,
+            dir,
+            _temp: temp,
+        };
         disk.attach();
         Some(disk)
     }
@@ -342,8 +352,6 @@ impl Drop for FailingDisk {
             .arg("-l")
             .arg(&self.dir)
             .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_file(&self.image);
     }
 }
 

@@ -1,8 +1,7 @@
 //! The receiver's recording through the `metrics` facade, read back with `metrics-util`'s
 //! debugging recorder (no exporter, no relay).
-#![cfg(feature = "metrics")]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use support::{EXAMPLE, example_with_task_id};
+use crate::support::{EXAMPLE, example_with_task_id};
 
 /// Every value seen so far, by name and sorted labels. The debugging recorder hands out each
 /// counter increment and histogram sample once (a snapshot resets them), so counters are
@@ -164,8 +163,8 @@ fn request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_is_counted_once_under_its_status_and_outcome() {
-    let dir = tempfile_dir("answers");
-    let store = RedbStore::open(dir.join("store.redb")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path().join("store.redb")).unwrap();
     let recorder = DebuggingRecorder::new();
     let mut seen = Seen::new(&recorder);
     let fails = Arc::new(AtomicU32::new(1));
@@ -397,8 +396,8 @@ async fn a_panic_a_timeout_and_a_dead_letter_are_told_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_counts_its_redeliveries_and_the_store_gauges_see_them() {
-    let dir = tempfile_dir("redeliveries");
-    let path = dir.join("store.redb");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
     // First run: two notifications stored, the handler never finishes them.
     {
         let receiver = Receiver::builder(|_: Delivery<TaskNotification>| async {
@@ -470,11 +469,4 @@ fn gated(
             Ok::<_, std::convert::Infallible>(())
         }
     }
-}
-
-fn tempfile_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("airudder-metrics-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

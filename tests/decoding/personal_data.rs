@@ -5,7 +5,7 @@
 //! given up, shutdown), and searches the lines for the phone numbers, the customer variables
 //! and the secrets of the run.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Every refusal reaches the log at WARN, the default level's neighbour, and a flood of them
 //! does not flood it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

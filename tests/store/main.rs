@@ -1,0 +1,12 @@
+//! The durable receiver and its store: the ack after the write, the store as the queue, a disk's
+//! bad day, SIGKILLed processes, and the PostgreSQL store.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod crash;
+mod durable;
+mod faults;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod queue;
