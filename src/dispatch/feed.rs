@@ -37,10 +37,11 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         let mut asked_paused: Option<tokio::time::Instant> = None;
         loop {
             if asked_paused.is_none_or(|at| at.elapsed() >= POLL) {
+                let changes = self.shared.pause_changes();
                 match store.paused().await {
                     Ok(paused) => {
                         let ours = paused.iter().any(|kind| **kind == *self.shared.kind);
-                        self.shared.set_paused(ours);
+                        self.shared.store_says_paused(ours, changes);
                     }
                     Err(err) => {
                         tracing::debug!(error = %err, "could not read the paused kinds");

@@ -36,6 +36,10 @@ pub(super) struct Shared {
     /// every poll; [`Receiver::set_paused`](crate::Receiver::set_paused) sets it at once).
     /// Paused until first read, so that nothing is handed on before the store has said.
     paused: AtomicBool,
+    /// Pauses and resumes made in this process ([`Receiver::set_paused`](crate::Receiver::set_paused)),
+    /// counted: a read of the store that began before one is older than it and must not undo it.
+    /// Every write of `paused` holds this lock.
+    pause_changes: StdMutex<u64>,
     /// Failed attempts, for a log that stays readable through an outage.
     pub(super) failures: super::failures::Failures,
     /// The soonest due time of a retry this receiver scheduled, in milliseconds since the Unix
@@ -83,6 +87,7 @@ impl Shared {
             kind: Arc::from(name),
             feed: Notify::new(),
             paused,
+            pause_changes: StdMutex::new(0),
             failures: super::failures::Failures::default(),
             next_due_ms: AtomicI64::new(i64::MAX),
         }
@@ -115,8 +120,28 @@ impl Shared {
         self.paused.load(Ordering::Acquire)
     }
 
-    /// Records what the store says of this receiver's kind; a resume wakes the feeder.
+    /// A pause or resume made here, once the store has it; a resume wakes the feeder.
     pub(super) fn set_paused(&self, paused: bool) {
+        let mut changes = lock(&self.pause_changes);
+        *changes += 1;
+        self.apply_paused(paused);
+    }
+
+    /// How many pauses and resumes were made here so far: taken before reading the store.
+    pub(super) fn pause_changes(&self) -> u64 {
+        *lock(&self.pause_changes)
+    }
+
+    /// What a read of the store said of this receiver's kind, unless a pause or resume was made
+    /// here since the read began (`changes_before`): the newer one stands.
+    pub(super) fn store_says_paused(&self, paused: bool, changes_before: u64) {
+        let changes = lock(&self.pause_changes);
+        if *changes == changes_before {
+            self.apply_paused(paused);
+        }
+    }
+
+    fn apply_paused(&self, paused: bool) {
         let was = self.paused.swap(paused, Ordering::AcqRel);
         if was && !paused {
             self.feed.notify_one();

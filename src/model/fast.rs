@@ -10,7 +10,7 @@
 //! malformed) makes it give up with `None`, and the caller decodes the body again with serde_json, which
 //! then accepts it or produces the usual [`DecodeError`](crate::DecodeError). So a body the fast
 //! path accepts decodes to the value serde_json gives, and every error is serde_json's own: the
-//! differential tests in `tests/model.rs` hold it to that.
+//! differential tests in `tests/decoding/model.rs` hold it to that.
 
 use std::borrow::Cow;
 
