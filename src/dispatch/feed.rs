@@ -1,22 +1,27 @@
-//! The feeder: a durable receiver's workers take their work from the store. As slots free up,
-//! it claims the due records of the receiver's kind, a page at a time, and starts each in a
-//! slot; a record waiting for its due time waits on disk. Memory holds what is being handled,
-//! never the backlog.
+//! The feeder: a durable receiver's workers take their work from the store. It claims the due
+//! records of the receiver's kind a page at a time, each claim counting the attempts about to
+//! start in one write ([`Store::claim_and_begin`](crate::store::Store::claim_and_begin)), and
+//! keeps up to one record a worker claimed ahead, so that a worker that frees up starts the
+//! next record at once instead of waiting for a claim's write. A record waiting for its due
+//! time waits on disk. Memory holds what is being handled and at most `workers` records
+//! claimed ahead, never the backlog.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
 
-use super::job::{Job, Origin, StoredAttempt};
+use super::job::{Job, Origin};
 use super::shared::lock;
 use super::worker::{Next, Outcome, Worker};
 use crate::event::Event;
 use crate::handler::HandleNotification;
 use crate::intake::Decoded;
 use crate::stats::Fate;
-use crate::store::{Attempt, ErasedStore, MAX_HISTORY, Record};
+use crate::store::{Attempt, BoxFuture, ErasedStore, MAX_HISTORY, Record, RecordId, StoreError};
 
 /// The most records claimed at once.
 const PAGE: usize = 64;
@@ -24,76 +29,135 @@ const PAGE: usize = 64;
 /// retry comes after its due time, or a record stored by another receiver sharing the store.
 pub(super) const POLL: Duration = Duration::from_secs(1);
 
+/// A claim under way, and how many records it asked for.
+type Claiming = (usize, BoxFuture<'static, Result<Vec<Record>, StoreError>>);
+
 impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
-    /// Claims due records as slots free up, until the receiver stops. Woken at once by a
-    /// record stored without a free slot, a replay or a retry-now
-    /// ([`Shared::feed`](super::Shared)); otherwise it asks the store every [`POLL`].
+    /// Claims due records ahead of the workers and starts each as a worker frees up, until the
+    /// receiver stops. When a claim finds less than it asked, it waits to be woken by a record
+    /// stored without a free worker, a replay or a retry-now ([`Shared::feed`](super::Shared)),
+    /// for the soonest retry due, or for the next [`POLL`].
     pub(super) async fn feed(
         self: Arc<Self>,
         store: Arc<dyn ErasedStore>,
         mut stop: watch::Receiver<bool>,
     ) {
         let mut failing = false;
-        let mut asked_paused: Option<tokio::time::Instant> = None;
+        let mut asked_paused: Option<Instant> = None;
+        // Claimed, counted, waiting for a worker: at most one a worker.
+        let mut ready: VecDeque<Record> = VecDeque::new();
+        let room = self.workers.max(1);
+        let mut claiming: Option<Claiming> = None;
+        // After a claim that found less than it asked: when to ask again at the latest.
+        let mut idle_until: Option<Instant> = None;
         loop {
             if asked_paused.is_none_or(|at| at.elapsed() >= POLL) {
-                let changes = self.shared.pause_changes();
-                match store.paused().await {
-                    Ok(paused) => {
-                        let ours = paused.iter().any(|kind| **kind == *self.shared.kind);
-                        self.shared.store_says_paused(ours, changes);
-                    }
-                    Err(err) => {
-                        tracing::debug!(error = %err, "could not read the paused kinds");
-                    }
-                }
-                asked_paused = Some(tokio::time::Instant::now());
+                self.read_paused(&store).await;
+                asked_paused = Some(Instant::now());
             }
-            // A slot first: what is claimed starts at once, never waits in memory.
-            let first = tokio::select! {
-                slot = Arc::clone(&self.slots).acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => return,
-                },
-                _ = stop.wait_for(|stopping| *stopping) => return,
-            };
-            let mut slots = vec![first];
-            while slots.len() < PAGE {
-                match Arc::clone(&self.slots).try_acquire_owned() {
-                    Ok(slot) => slots.push(slot),
-                    Err(_) => break,
+            if self.shared.is_paused() && !ready.is_empty() {
+                self.give_back(&store, ready.drain(..).map(|record| record.id).collect())
+                    .await;
+            }
+            let mut untried = Vec::new();
+            while !ready.is_empty() {
+                let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+                    break;
+                };
+                if let Some(record) = ready.pop_front() {
+                    untried.extend(self.start_claimed(record, slot));
                 }
             }
-            let asked = slots.len();
-            let claimed = match store.claim(&self.shared.kind, asked).await {
-                Ok(claimed) => {
-                    if failing {
-                        tracing::info!("claiming stored notifications again");
-                    }
-                    failing = false;
-                    claimed
-                }
-                Err(err) => {
-                    if !failing {
-                        tracing::warn!(error = %err, "could not claim stored notifications; trying again every second");
-                    }
-                    failing = true;
-                    Vec::new()
-                }
-            };
-            let got = claimed.len();
-            for record in claimed {
-                let Some(slot) = slots.pop() else { break };
-                self.start_claimed(record, slot);
+            self.give_back(&store, untried).await;
+            if claiming.is_none() && idle_until.is_none() && ready.len() < room {
+                let asked = (room - ready.len()).min(PAGE);
+                let (store, kind) = (Arc::clone(&store), Arc::clone(&self.shared.kind));
+                let claim: BoxFuture<'static, _> =
+                    Box::pin(async move { store.claim_and_begin(&kind, asked).await });
+                claiming = Some((asked, claim));
             }
-            drop(slots);
-            if got < asked {
-                tokio::select! {
-                    () = self.shared.feed.notified() => {}
-                    () = tokio::time::sleep(self.until_next_due()) => {}
-                    _ = stop.wait_for(|stopping| *stopping) => return,
+            tokio::select! {
+                biased;
+                () = async { drop(stop.wait_for(|stopping| *stopping).await) } => {
+                    // A claim under way is let finish, so that what it took is given back.
+                    if let Some((_, claim)) = claiming.take()
+                        && let Ok(claimed) = claim.await
+                    {
+                        ready.extend(claimed);
+                    }
+                    self.give_back(&store, ready.drain(..).map(|record| record.id).collect())
+                        .await;
+                    return;
+                }
+                slot = Arc::clone(&self.slots).acquire_owned(), if !ready.is_empty() => {
+                    let (Ok(slot), Some(record)) = (slot, ready.pop_front()) else {
+                        return;
+                    };
+                    let untried = self.start_claimed(record, slot);
+                    self.give_back(&store, untried.into_iter().collect()).await;
+                }
+                claimed = async {
+                    match claiming.as_mut() {
+                        Some((_, claim)) => Some(claim.await),
+                        None => None,
+                    }
+                }, if claiming.is_some() => {
+                    let asked = claiming.take().map_or(0, |(asked, _)| asked);
+                    let got = match claimed {
+                        Some(Ok(claimed)) => {
+                            if failing {
+                                tracing::info!("claiming stored notifications again");
+                            }
+                            failing = false;
+                            let got = claimed.len();
+                            ready.extend(claimed);
+                            got
+                        }
+                        Some(Err(err)) => {
+                            if !failing {
+                                tracing::warn!(error = %err, "could not claim stored notifications; trying again every second");
+                            }
+                            failing = true;
+                            0
+                        }
+                        None => 0,
+                    };
+                    if got < asked {
+                        idle_until = Some(Instant::now() + self.until_next_due());
+                    }
+                }
+                () = self.shared.feed.notified(), if idle_until.is_some() => idle_until = None,
+                () = tokio::time::sleep_until(idle_until.unwrap_or_else(Instant::now)), if idle_until.is_some() => {
+                    idle_until = None;
                 }
             }
+        }
+    }
+
+    /// Reads whether this receiver's kind is paused, unless a pause or resume made here since
+    /// the read began says otherwise.
+    async fn read_paused(&self, store: &Arc<dyn ErasedStore>) {
+        let changes = self.shared.pause_changes();
+        match store.paused().await {
+            Ok(paused) => {
+                let ours = paused.iter().any(|kind| **kind == *self.shared.kind);
+                self.shared.store_says_paused(ours, changes);
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "could not read the paused kinds");
+            }
+        }
+    }
+
+    /// Gives claimed records that were never tried back to the store, their counted attempt
+    /// taken back ([`Store::unclaim`](crate::store::Store::unclaim)).
+    async fn give_back(&self, store: &Arc<dyn ErasedStore>, ids: Vec<RecordId>) {
+        if ids.is_empty() {
+            return;
+        }
+        let count = ids.len();
+        if let Err(err) = store.unclaim(ids).await {
+            tracing::warn!(count, error = %err, "could not give claimed notifications back to the store: each counts one attempt more, and is claimed again once its claim lapses");
         }
     }
 
@@ -112,14 +176,19 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         Duration::from_millis(u64::try_from(next.saturating_sub(now)).unwrap_or(0) + 5)
     }
 
-    /// Starts a claimed record in `slot`. A body that no longer decodes becomes a dead letter.
-    fn start_claimed(self: &Arc<Self>, record: Record, slot: OwnedSemaphorePermit) {
+    /// Starts a claimed, counted record in `slot`. A body that no longer decodes becomes a dead
+    /// letter. Returns the record's id when it is not tried, to give back to the store.
+    fn start_claimed(
+        self: &Arc<Self>,
+        record: Record,
+        slot: OwnedSemaphorePermit,
+    ) -> Option<RecordId> {
         if lock(&self.shared.unmarked).contains(&record.id) {
             tracing::debug!(
                 record = record.id,
                 "already handled; its done mark is on its way"
             );
-            return;
+            return Some(record.id);
         }
         let decoded = match Decoded::<E>::from_stored(&record) {
             Ok(decoded) => decoded,
@@ -135,19 +204,18 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                         next: Next::Dead,
                     });
                 }
-                return;
+                return None;
             }
         };
-        // More attempts started than finished: one was cut short by a crash or a lost claim.
+        // More attempts started before this one than finished: one was cut short by a crash or
+        // a lost claim.
         let finished = record.history.len();
-        if record.attempts as usize > finished && finished < MAX_HISTORY {
+        if record.attempts.saturating_sub(1) as usize > finished && finished < MAX_HISTORY {
             self.shared.counters.redelivered(1);
         }
         let origin = Origin::Stored {
             id: record.id,
-            attempt: StoredAttempt::ToCount {
-                before: record.attempts,
-            },
+            attempt: record.attempts,
         };
         let job = Job::new(decoded.event, record.envelope.received_at(), None, origin);
         self.shared.counters.count(Fate::Queued);
@@ -156,5 +224,6 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             drop(job);
             self.shared.counters.count(Fate::Returned);
         }
+        None
     }
 }

@@ -28,20 +28,10 @@ pub(crate) enum Origin {
         deadline: Instant,
     },
     /// A stored record (the durable ack, redelivery, replay): attempts are counted in the
-    /// store, the outcome is written there.
-    Stored {
-        id: RecordId,
-        attempt: StoredAttempt,
-    },
-}
-
-/// Whether the store has counted a stored record's coming attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StoredAttempt {
-    /// Counted as it was stored (a notification just received, stored as started): attempt 1.
-    Counted(u32),
-    /// To count before it runs (a claimed record): the store had counted this many.
-    ToCount { before: u32 },
+    /// store, the outcome is written there. `attempt` is the attempt about to start, already
+    /// counted: as the record was stored (a notification just received, started at once), or
+    /// by the claim that took it.
+    Stored { id: RecordId, attempt: u32 },
 }
 
 impl<E> Job<E> {

@@ -29,7 +29,7 @@ pub use self::retry::RetryPolicy;
 pub use self::shutdown::{ShutdownHandle, ShutdownReport, shutdown_signal};
 
 use self::background::{StoredTasks, Tasks, Windows};
-use self::job::{Job, Origin, StoredAttempt};
+use self::job::{Job, Origin};
 use self::shared::{Shared, lock};
 use self::worker::{Launch, Worker};
 use crate::event::Event;
@@ -250,10 +250,7 @@ impl<E: Event> Queue<E> {
                 match (launcher, slot) {
                     (Some(launcher), Some(slot)) => {
                         self.shared.counters.count(Fate::Queued);
-                        let origin = Origin::Stored {
-                            id,
-                            attempt: StoredAttempt::Counted(1),
-                        };
+                        let origin = Origin::Stored { id, attempt: 1 };
                         let job = Job::new(decoded.event, received_at, memory, origin);
                         if launcher.launch_in(job, slot).is_err() {
                             // Past the shutdown's deadline: it stays stored for the next start.

@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::job::{Job, Origin, StoredAttempt};
+use super::job::{Job, Origin};
 use super::retry::RetryPolicy;
 use super::shared::Shared;
 use crate::BoxError;
@@ -23,7 +23,7 @@ use crate::hooks::{FailedDelivery, OnFailed};
 use crate::meters::AttemptResult;
 use crate::rejection::Rejection;
 use crate::stats::Fate;
-use crate::store::{Attempt, AttemptOutcome, ErasedStore, RecordId, StoreErrorKind};
+use crate::store::{Attempt, AttemptOutcome, ErasedStore, RecordId};
 
 /// Starts a job on the workers from outside the dispatcher.
 pub(super) trait Launch<E>: Send + Sync {
@@ -287,34 +287,13 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     }
 
     /// The durable ack: one attempt of a stored record, counted in the store before it runs
-    /// (so that a crash mid-attempt still counts; `counted` when the store counted it on
-    /// append), its outcome handed to the completer, which writes it back: done, due again
-    /// after the policy's backoff (the record leaves memory until then), or dead.
-    async fn deliver_stored(
-        &self,
-        mut delivery: Delivery<E>,
-        id: RecordId,
-        attempt: StoredAttempt,
-    ) {
+    /// (so that a crash mid-attempt still counts: on append, or by the claim), its outcome
+    /// handed to the completer, which writes it back: done, due again after the policy's
+    /// backoff (the record leaves memory until then), or dead.
+    async fn deliver_stored(&self, mut delivery: Delivery<E>, id: RecordId, attempt: u32) {
         let counters = &self.shared.counters;
-        let (Some(store), Some(done)) = (&self.store, &self.done) else {
+        let (Some(_), Some(done)) = (&self.store, &self.done) else {
             return;
-        };
-        let attempt = match attempt {
-            StoredAttempt::Counted(attempt) => attempt,
-            StoredAttempt::ToCount { before } => match store.begin_attempt(id).await {
-                Ok(attempt) => attempt,
-                Err(err) if err.kind() == StoreErrorKind::NotFound => {
-                    // Done, or claimed by another receiver after this one lost its claim.
-                    tracing::info!(error = %err, "not this receiver's to handle any more");
-                    counters.count(Fate::Returned);
-                    return;
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "could not count the attempt in the store");
-                    before + 1
-                }
-            },
         };
         tracing::Span::current().record("attempt", attempt);
         delivery.set_attempt(attempt);

@@ -56,6 +56,14 @@ pub trait ErasedStore: Send + Sync + 'static {
         max: usize,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
     #[allow(missing_docs)]
+    fn claim_and_begin<'a>(
+        &'a self,
+        kind: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
+    #[allow(missing_docs)]
+    fn unclaim(&self, ids: Vec<RecordId>) -> BoxFuture<'_, Result<(), StoreError>>;
+    #[allow(missing_docs)]
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
     #[allow(missing_docs)]
     fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
@@ -153,6 +161,16 @@ impl<S: Store> ErasedStore for S {
         max: usize,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
         Box::pin(Store::claim(self, kind, max))
+    }
+    fn claim_and_begin<'a>(
+        &'a self,
+        kind: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
+        Box::pin(Store::claim_and_begin(self, kind, max))
+    }
+    fn unclaim(&self, ids: Vec<RecordId>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(Store::unclaim(self, ids))
     }
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(Store::pending(self))
@@ -285,6 +303,17 @@ impl Store for Arc<dyn ErasedStore> {
     ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
         let kind = kind.to_owned();
         async move { ErasedStore::claim(&**self, &kind, max).await }
+    }
+    fn claim_and_begin(
+        &self,
+        kind: &str,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
+        let kind = kind.to_owned();
+        async move { ErasedStore::claim_and_begin(&**self, &kind, max).await }
+    }
+    fn unclaim(&self, ids: Vec<RecordId>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ErasedStore::unclaim(&**self, ids)
     }
     fn pending(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
         ErasedStore::pending(&**self)

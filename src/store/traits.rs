@@ -104,6 +104,55 @@ pub trait Store: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
 
+    /// [`claim`](Store::claim)s up to `max` records and counts the attempt about to start on
+    /// each, as [`begin_attempt`](Store::begin_attempt) would: each record comes back with
+    /// its [`attempts`](Record::attempts) including that one. The receiver's workers take
+    /// their work this way, a page at a time, so that a claimed record starts without a
+    /// write of its own to wait for.
+    ///
+    /// The bundled stores count in one write for the whole page (the claim's own, on
+    /// PostgreSQL). The default claims, then counts each record in turn; a record whose count
+    /// fails is left out (claimed until the store lets it go), and when every count failed
+    /// the first error is returned.
+    fn claim_and_begin(
+        &self,
+        kind: &str,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
+        async move {
+            let claimed = self.claim(kind, max).await?;
+            let (mut begun, mut first_error) = (Vec::with_capacity(claimed.len()), None);
+            for mut record in claimed {
+                match self.begin_attempt(record.id).await {
+                    Ok(attempts) => {
+                        record.attempts = attempts;
+                        begun.push(record);
+                    }
+                    Err(err) if err.kind() == StoreErrorKind::NotFound => {}
+                    Err(err) => {
+                        first_error.get_or_insert(err);
+                    }
+                }
+            }
+            match first_error {
+                Some(err) if begun.is_empty() => Err(err),
+                _ => Ok(begun),
+            }
+        }
+    }
+
+    /// Gives back records [claimed and begun](Store::claim_and_begin) that were never tried
+    /// (the receiver stopped, or its kind was paused, before a worker took them): each is
+    /// held no more, and the attempt its claim counted is taken back. A record no longer
+    /// pending, or no longer this store's, is left as it is.
+    ///
+    /// The default does nothing: a store whose claims end with a [lease](Store::lease) gets
+    /// the records back when it lapses, with that attempt counted.
+    fn unclaim(&self, ids: Vec<RecordId>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = ids;
+        async { Ok(()) }
+    }
+
     /// Every pending record, oldest first, bodies included: it reads the whole backlog, so it
     /// suits tests and small stores. Lists for people page with [`list`](Store::list).
     fn pending(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;

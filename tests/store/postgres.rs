@@ -893,6 +893,47 @@ async fn a_claim_takes_due_records_only_soonest_due_first() {
     assert!(store.claim(DEFAULT_KIND, 0).await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn a_claim_that_begins_counts_in_its_statement_and_an_unclaim_takes_it_back() {
+    let url = shared_cluster().url();
+    let first = fresh(&url, "claim_begin", Duration::from_secs(30)).await;
+    let second = store(&url, "claim_begin", Duration::from_secs(30)).await;
+    let a = stored(first.append(waiting(1, DEFAULT_KIND)).await.unwrap());
+    let b = stored(first.append(waiting(2, DEFAULT_KIND)).await.unwrap());
+    let claimed = first.claim_and_begin(DEFAULT_KIND, 10).await.unwrap();
+    assert_eq!(ids(&claimed), [a, b]);
+    assert!(claimed.iter().all(|record| record.attempts == 1));
+    assert_eq!(first.get(a).await.unwrap().unwrap().attempts, 1);
+    assert!(
+        second
+            .claim_and_begin(DEFAULT_KIND, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "held by the first"
+    );
+
+    // Only its owner gives a record back: another store's unclaim leaves it as it is.
+    second.unclaim(vec![a]).await.unwrap();
+    assert!(
+        second
+            .claim_and_begin(DEFAULT_KIND, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    first.unclaim(vec![a]).await.unwrap();
+    assert_eq!(first.get(a).await.unwrap().unwrap().attempts, 0);
+    let taken = second.claim_and_begin(DEFAULT_KIND, 10).await.unwrap();
+    assert_eq!((ids(&taken), taken[0].attempts), (vec![a], 1));
+
+    // A record handled meanwhile is left as it is.
+    first.complete_all(vec![(b, ok())]).await.unwrap();
+    first.unclaim(vec![b]).await.unwrap();
+    let done = first.get(b).await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempts), (RecordState::Handled, 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_claiming_at_once_never_take_the_same_record() {
     let url = shared_cluster().url();

@@ -413,6 +413,24 @@ impl PostgresStore {
         }
     }
 
+    /// Runs a claim statement (`claim` or `claim_and_begin`): records soonest due first.
+    async fn claim_with(
+        &self,
+        sql: &str,
+        kind: &str,
+        max: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows = self.query(sql, &[&self.inner.owner, &max, &kind]).await?;
+        let mut records = records_from(&rows)?;
+        // `RETURNING` keeps no order: soonest due first, then oldest.
+        records.sort_by_key(|record| (record.due_at_ms, record.id));
+        Ok(records)
+    }
+
     /// Runs one statement and returns its rows.
     async fn query(
         &self,
@@ -832,17 +850,23 @@ impl Store for PostgresStore {
     }
 
     async fn claim(&self, kind: &str, max: usize) -> Result<Vec<Record>, StoreError> {
-        if max == 0 {
-            return Ok(Vec::new());
+        self.claim_with(&self.inner.sql.claim, kind, max).await
+    }
+
+    /// One statement: the claim counts the attempts.
+    async fn claim_and_begin(&self, kind: &str, max: usize) -> Result<Vec<Record>, StoreError> {
+        self.claim_with(&self.inner.sql.claim_and_begin, kind, max)
+            .await
+    }
+
+    async fn unclaim(&self, ids: Vec<RecordId>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
         }
-        let max = i64::try_from(max).unwrap_or(i64::MAX);
-        let rows = self
-            .query(&self.inner.sql.claim, &[&self.inner.owner, &max, &kind])
-            .await?;
-        let mut records = records_from(&rows)?;
-        // `RETURNING` keeps no order: soonest due first, then oldest.
-        records.sort_by_key(|record| (record.due_at_ms, record.id));
-        Ok(records)
+        let ids = ids.into_iter().map(db_id).collect::<Result<Vec<_>, _>>()?;
+        self.execute(&self.inner.sql.unclaim, &[&ids, &self.inner.owner])
+            .await
+            .map(drop)
     }
 
     async fn renew(&self) -> Result<u64, StoreError> {

@@ -130,10 +130,27 @@ pub(super) struct Sql {
     pub(super) remove_rejected: String,
     pub(super) prune: String,
     pub(super) claim: String,
+    /// [`claim`](Self::claim), counting each claimed record's attempt in the same statement.
+    pub(super) claim_and_begin: String,
+    /// Claimed records given back untried: their counted attempt taken back.
+    pub(super) unclaim: String,
     pub(super) group: GroupSql,
     pub(super) summary: String,
     pub(super) renew: String,
     pub(super) release: String,
+}
+
+/// Claims up to `$2` due records of kind `$3` for owner `$1`, setting `also` as well.
+fn claim(t: &str, p: &str, lease: &str, also: &str) -> String {
+    format!(
+        "UPDATE {t} SET claimed_by = $1, lease_until = {lease}{also} WHERE id IN ( \
+           SELECT id FROM {t} AS c WHERE c.state = {PENDING} AND c.kind = $3 \
+           AND c.due_at <= now() \
+           AND (c.lease_until IS NULL OR c.lease_until < now()) \
+           AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.kind = $3) \
+           ORDER BY c.due_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED) \
+         RETURNING {COLUMNS}"
+    )
 }
 
 /// A record's columns, as `row::record_from` reads them: id, state, attempts, last error,
@@ -301,14 +318,11 @@ impl Sql {
                    AND dedup_key IS NOT NULL AND stored_at < to_timestamp($1) RETURNING 1) \
                  SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM forgot)"
             ),
-            claim: format!(
-                "UPDATE {t} SET claimed_by = $1, lease_until = {lease} WHERE id IN ( \
-                   SELECT id FROM {t} AS c WHERE c.state = {PENDING} AND c.kind = $3 \
-                   AND c.due_at <= now() \
-                   AND (c.lease_until IS NULL OR c.lease_until < now()) \
-                   AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.kind = $3) \
-                   ORDER BY c.due_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED) \
-                 RETURNING {COLUMNS}"
+            claim: claim(&t, &p, &lease, ""),
+            claim_and_begin: claim(&t, &p, &lease, ", attempts = attempts + 1"),
+            unclaim: format!(
+                "UPDATE {t} SET attempts = GREATEST(attempts - 1, 0), {released} \
+                 WHERE id = ANY($1) AND claimed_by = $2 AND state = {PENDING}"
             ),
             group: GroupSql::new(&t, &lease, PENDING),
             summary: format!(

@@ -592,3 +592,38 @@ async fn a_page_stops_at_its_scan_cap_and_says_where_to_carry_on() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_begins_counts_each_attempt_and_an_unclaim_takes_it_back() {
+    let dir = temp_dir("claim-begin");
+    let store = RedbStore::open(&dir).unwrap();
+    store.set_paused("k", false).await.unwrap();
+    let a = stored(&store, waiting(1, "k", ago(20))).await;
+    let b = stored(&store, waiting(2, "k", ago(10))).await;
+    let claimed = store.claim_and_begin("k", 10).await.unwrap();
+    assert_eq!(ids(&claimed), [a, b]);
+    assert!(claimed.iter().all(|record| record.attempts == 1));
+    assert_eq!(
+        store.get(a).await.unwrap().unwrap().attempts,
+        1,
+        "counted on disk"
+    );
+    assert!(
+        store.claim_and_begin("k", 10).await.unwrap().is_empty(),
+        "held"
+    );
+
+    // Given back untried: held no more, the count taken back; the next claim counts again.
+    store.unclaim(vec![a]).await.unwrap();
+    assert_eq!(store.get(a).await.unwrap().unwrap().attempts, 0);
+    let again = store.claim_and_begin("k", 10).await.unwrap();
+    assert_eq!((ids(&again), again[0].attempts), (vec![a], 1));
+
+    // A record handled meanwhile is left as it is by an unclaim.
+    store.complete(b, ok()).await.unwrap();
+    store.unclaim(vec![b]).await.unwrap();
+    let done = store.get(b).await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempts), (RecordState::Handled, 1));
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -336,6 +336,44 @@ impl Store for RedbStore {
         Ok(claimed.take())
     }
 
+    /// The claim's read, then one write counting every claimed record's attempt.
+    async fn claim_and_begin(&self, kind: &str, max: usize) -> Result<Vec<Record>, StoreError> {
+        let mut records = self.claim(kind, max).await?;
+        if records.is_empty() {
+            return Ok(records);
+        }
+        let ids = records.iter().map(|record| record.id).collect();
+        let holds = &self.inner.shared.holds;
+        match self.send(|reply| Command::BeginAll(ids, reply)).await {
+            Ok(begun) => {
+                let mut begun = begun.into_iter();
+                records.retain_mut(|record| match begun.next().flatten() {
+                    Some(attempts) => {
+                        record.attempts = attempts;
+                        true
+                    }
+                    // No longer pending: not this claim's any more.
+                    None => {
+                        holds.release(record.id);
+                        false
+                    }
+                });
+                Ok(records)
+            }
+            Err(err) => {
+                records.iter().for_each(|record| holds.release(record.id));
+                Err(err)
+            }
+        }
+    }
+
+    async fn unclaim(&self, ids: Vec<RecordId>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.send(|reply| Command::Unclaim(ids, reply)).await
+    }
+
     async fn make_due(&self, id: RecordId) -> Result<bool, StoreError> {
         self.send(|reply| Command::MakeDue(id, reply)).await
     }

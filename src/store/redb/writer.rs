@@ -27,6 +27,12 @@ pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 pub(super) enum Command {
     Append(NewRecord, Reply<Appended>),
     BeginAttempt(RecordId, Reply<u32>),
+    /// [`BeginAttempt`](Command::BeginAttempt) for several, each answered apart (`None`: no
+    /// longer pending).
+    BeginAll(Vec<RecordId>, Reply<Vec<Option<u32>>>),
+    /// Claimed records never tried: the attempt their claim counted taken back; released once
+    /// answered.
+    Unclaim(Vec<RecordId>, Reply<()>),
     /// Handled; the hold is released once answered.
     Complete(RecordId, Attempt, Reply<()>),
     /// Handled, several in one transaction (a record no longer pending is skipped).
@@ -230,6 +236,7 @@ fn outcome_ids(command: &Command) -> Vec<RecordId> {
             vec![*id]
         }
         Command::CompleteAll(done, _) => done.iter().map(|(id, _)| *id).collect(),
+        Command::Unclaim(ids, _) => ids.clone(),
         _ => Vec::new(),
     }
 }
@@ -242,12 +249,14 @@ fn fail_command(command: Command, err: &StoreError, holds: &Arc<Holds>) -> Answe
     match command {
         Command::Append(_, r) => Answer::new(r, Err(e())),
         Command::BeginAttempt(_, r) => Answer::new(r, Err(e())),
+        Command::BeginAll(_, r) => Answer::new(r, Err(e())),
         Command::Complete(_, _, r)
         | Command::CompleteAll(_, r)
         | Command::Fail(_, _, _, r)
         | Command::Dead(_, _, r)
         | Command::SetPaused(_, _, r)
-        | Command::RemoveRejected(_, r) => Answer::new(r, Err(e())),
+        | Command::RemoveRejected(_, r)
+        | Command::Unclaim(_, r) => Answer::new(r, Err(e())),
         Command::Replay(_, r) => Answer::new(r, Err(e())),
         Command::MakeDue(_, r) | Command::Purge(_, r) => Answer::new(r, Err(e())),
         Command::Reject(_, _, _, _, r) => Answer::new(r, Err(e())),
@@ -347,6 +356,29 @@ impl Tables<'_, '_> {
                     Ok(meta.attempts)
                 })?;
                 Answer::new(reply, result)
+            }
+            Command::BeginAll(ids, reply) => {
+                let mut begun = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let result = self.update(id, |meta| {
+                        pending(meta)?;
+                        meta.attempts = meta.attempts.saturating_add(1);
+                        Ok(meta.attempts)
+                    })?;
+                    begun.push(result.ok());
+                }
+                Answer::new(reply, Ok(begun))
+            }
+            Command::Unclaim(ids, reply) => {
+                for id in ids {
+                    // A record no longer pending (or gone) is left as it is.
+                    let _ = self.update(id, |meta| {
+                        pending(meta)?;
+                        meta.attempts = meta.attempts.saturating_sub(1);
+                        Ok(())
+                    })?;
+                }
+                Answer::new(reply, Ok(()))
             }
             Command::Complete(id, attempt, reply) => {
                 let result = self.complete(id, attempt)?;
