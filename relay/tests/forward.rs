@@ -318,9 +318,7 @@ async fn a_bad_setting_stops_the_start_naming_its_key() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(
-            "AIRUDDER_RETRY_FOR (retry_for in the file): \"three days\" is not a duration"
-        ),
+        stderr.contains("AIRUDDER_RETRY_FOR: \"three days\" is not a duration"),
         "{stderr}"
     );
 }
