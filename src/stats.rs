@@ -10,35 +10,75 @@ use http::StatusCode;
 use crate::meters::{AttemptResult, Meters};
 use crate::rejection::{self, CODE_COUNT, Rejection};
 
-/// A snapshot of the receiver's counters.
+/// A snapshot of the receiver's counters, from [`Receiver::stats`](crate::Receiver::stats).
+///
+/// The counters live in memory and count from the moment the receiver was built: a restart
+/// starts them at 0 (what the store holds is [`StoreSummary`](crate::store::StoreSummary)'s).
+/// They come in two families:
+///
+/// - What became of the notifications: a worker *takes* one ([`queued`](Self::queued)), and
+///   each take ends in one of [`handled`](Self::handled), [`failed`](Self::failed) or
+///   [`returned`](Self::returned); the takes not ended yet are [`pending`](Self::pending).
+///   With [`AckPolicy::Durable`](crate::AckPolicy::Durable) a notification is taken once per
+///   attempt: one that fails twice and then succeeds is queued 3 times, returned twice and
+///   handled once.
+/// - How requests were answered: [`refused`](Self::refused), [`unavailable`](Self::unavailable)
+///   and [`duplicates`](Self::duplicates) sum up [`answers`](Self::answers), which has every
+///   reason (`accepted`, `unauthorized`, `queue_full`, …) with its status.
 #[allow(deprecated)] // the derives read the old name of `refused`
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Notifications put in the queue.
+    /// Notifications taken for handling. With the memory and "handled" acks, each accepted
+    /// notification once, as it is queued (its retries, memory ack, happen within the take).
+    /// With the durable ack, each attempt: a stored notification is taken when a worker starts
+    /// it (at once if one is free when it is stored, else when the store hands it on), and
+    /// again for each retry, after a restart or a lapsed claim, and after a replay; those
+    /// waiting in the store are not counted until taken.
     pub queued: u64,
-    /// Notifications the handler handled.
+    /// Takes that ended with the handler's success: notifications handled (a replayed or
+    /// redelivered one counts each time it succeeds).
     pub handled: u64,
-    /// Notifications the handler gave up on (passed to the failed hook).
+    /// Takes that ended in giving up: the dead letters. The handler failed its last attempt
+    /// (the retries spent or, durable ack, the policy's `retry_for` past) or returned
+    /// [`GiveUp`](crate::GiveUp); with the durable ack also a notification whose attempts kept
+    /// ending in crashes, or whose stored body no longer decodes. Each but the last is passed
+    /// to the failed hook. Never with the "handled" ack: its failures are answered 503.
     pub failed: u64,
-    /// Notifications handed back to the sender with a 503 (the "handled" ack), whose
-    /// request went away before a worker took them, or (with a shared store) left to the
-    /// receiver that took over their claim.
+    /// Takes that ended without an outcome, the notification to be tried again later or
+    /// elsewhere. With the durable ack: a failed attempt put back in the store until its next
+    /// try (the usual case: one per retry), a notification no longer this receiver's when its
+    /// attempt began (handled meanwhile, or taken over by a receiver sharing the store after
+    /// this one's claim lapsed), or one left stored at shutdown. With the "handled" ack: a
+    /// failed or timed-out attempt answered 503 (the sender retries), or a request that went
+    /// away before a worker took it. Never with the memory ack.
     pub returned: u64,
-    /// Bodies refused for their size, pace or content (400, 408, 413, 422).
+    /// Requests whose body was refused: 400 (empty, unreadable, malformed JSON, too deep, …),
+    /// 408 (too slow), 413 (too large), 422 (valid JSON of the wrong shape). A refused token
+    /// (401), address (403), method (405), content type (415) or head (431) is not counted
+    /// here: see [`answers`](Self::answers).
     pub refused: u64,
     /// [`refused`](Self::refused), under its old name.
     #[deprecated(since = "0.2.0", note = "renamed to `refused`")]
     pub rejected: u64,
-    /// Requests answered 503, whatever the cause (see [`answers`](Self::answers)).
+    /// Requests answered 503, whatever the cause: the queue full, the store failing, too many
+    /// bodies in flight, the receiver stopping, and with the "handled" ack the handler failing
+    /// or timing out (each cause apart in [`answers`](Self::answers)).
     pub unavailable: u64,
-    /// Notifications answered 200 without a second delivery: already stored (durable ack).
+    /// Requests answered 200 for a notification already stored, which is not handled again
+    /// (the durable ack's de-duplication; always 0 with the other acks). Also in
+    /// [`answers`](Self::answers), as `duplicate`.
     pub duplicates: u64,
     answers: Answers,
 }
 
 impl Stats {
-    /// Notifications accepted and neither handled, failed nor returned yet.
+    /// Takes not ended yet: [`queued`](Self::queued) less [`handled`](Self::handled),
+    /// [`failed`](Self::failed) and [`returned`](Self::returned). Notifications in the queue or
+    /// in a handler (with the memory ack, also those waiting between retries). With the
+    /// durable ack, those waiting in the store (a backlog, or a retry's due time) are not
+    /// counted: the store's own count is
+    /// [`StoreSummary::pending`](crate::store::StoreSummary::pending).
     pub fn pending(&self) -> u64 {
         self.queued
             .saturating_sub(self.handled + self.failed + self.returned)

@@ -1,6 +1,6 @@
 //! The relay's configuration: flags, environment variables and a TOML file, each setting typed
 //! by clap and its default written once, validated at start into one [`Config`], with errors
-//! that name the variable and the file key.
+//! that name the variable, and the file key when a file was given.
 //!
 //! The file's values become clap's defaults, so clap merges the three: a flag wins over its
 //! variable, the variable over the file, the file over the built-in default.
@@ -240,8 +240,11 @@ impl Cli {
         let mut matches = sources::matches(&command, &args)?;
         let mut given = Given::default();
         if let Some(path) = matches.get_one::<PathBuf>("config") {
-            command = sources::with_file(command, path, &mut given)?;
-            matches = sources::matches(&command, &args)?;
+            command = sources::with_file(command, path, &mut given).map_err(|e| e.in_file(true))?;
+            matches = sources::matches(&command, &args).map_err(|refused| match refused {
+                Refused::Setting(err) => Refused::Setting(err.in_file(true)),
+                usage => usage,
+            })?;
         }
         let given_here = |id: &&clap::Id| {
             let source = matches.value_source(id.as_str());
@@ -268,15 +271,24 @@ impl Cli {
             .map(|t| t.expose().to_owned())
     }
 
-    /// The settings checked together.
+    /// The settings checked together; an error names the file key if a file was given.
     pub(crate) fn load(self) -> Result<Config, ConfigError> {
+        let file = self.config.is_some();
+        self.check(file).map_err(|err| err.in_file(file))
+    }
+
+    fn check(self, file: bool) -> Result<Config, ConfigError> {
         let (mut c, given) = (self.settings, self.given);
         let is_given = |key: &str| given.keys.contains(key);
         let mut old = |old: &str, new: &str| {
             let (was, is) = (variable(old), variable(new));
-            let line = format!(
-                "{was} ({old} in the file) is deprecated: use {is} ({new} in the file), a duration such as 10s"
-            );
+            let line = if file {
+                format!(
+                    "{was} ({old} in the file) is deprecated: use {is} ({new} in the file), a duration such as 10s"
+                )
+            } else {
+                format!("{was} is deprecated: use {is}, a duration such as 10s")
+            };
             c.deprecated.push(line);
             !is_given(new)
         };

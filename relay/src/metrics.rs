@@ -1,6 +1,10 @@
 //! The relay's metrics: the library's (through the `metrics` facade) and the forwarder's,
-//! exported in Prometheus' text format at `GET /metrics` on the admin listener.
+//! exported in Prometheus' text format at `GET /metrics` on the admin listener. A series shows
+//! from its first use on ([`first_use`]): an idle relay's scrape is short.
 
+mod first_use;
+
+use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +13,11 @@ use airudder_webhook::store::{ErasedStore, RecordQuery, RecordState, Store};
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{
+    BuildError, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+use self::first_use::FirstUse;
 
 /// Histogram buckets for every `_seconds` metric: from half a millisecond (an answer from
 /// memory) to a minute (a slow forward).
@@ -18,14 +26,18 @@ const BUCKETS: &[f64] = &[
     60.0,
 ];
 
-/// Installs the Prometheus recorder as the process' recorder (before the receiver is built, so
-/// that its handles record there) and keeps its histograms trimmed; `None`, with a warning, if
-/// another recorder was installed first.
+/// Installs the Prometheus recorder, behind [`FirstUse`], as the process' recorder (before the
+/// receiver is built, so that its handles record there) and keeps its histograms trimmed;
+/// `None`, with a warning, if another recorder was installed first.
 pub(crate) fn install() -> Option<PrometheusHandle> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
-        .and_then(PrometheusBuilder::install_recorder);
-    let handle = match handle {
+    let installed = prometheus()
+        .map_err(Box::<dyn Error>::from)
+        .and_then(|recorder| {
+            let handle = recorder.handle();
+            metrics::set_global_recorder(FirstUse::new(recorder))?;
+            Ok(handle)
+        });
+    let handle = match installed {
         Ok(handle) => handle,
         Err(err) => {
             tracing::warn!(error = %err, "metrics are off: GET /metrics answers 404");
@@ -42,6 +54,13 @@ pub(crate) fn install() -> Option<PrometheusHandle> {
         }
     });
     Some(handle)
+}
+
+/// The Prometheus recorder with the relay's buckets.
+fn prometheus() -> Result<PrometheusRecorder, BuildError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+        .map(PrometheusBuilder::build_recorder)
 }
 
 fn describe() {

@@ -67,7 +67,7 @@ async fn an_old_spelling_is_read_with_a_warning_naming_the_new_one() {
     let mut relay = start(&data, &[("AIRUDDER_HANDLER_DELAY_MS", "600")]).await;
     assert!(
         relay.startup.contains(
-            "AIRUDDER_HANDLER_DELAY_MS (handler_delay_ms in the file) is deprecated: use AIRUDDER_HANDLER_DELAY (handler_delay in the file)"
+            "AIRUDDER_HANDLER_DELAY_MS is deprecated: use AIRUDDER_HANDLER_DELAY, a duration"
         ),
         "{}",
         relay.startup
@@ -136,26 +136,31 @@ async fn a_bad_value_is_named_by_its_variable_and_its_file_key() {
         &data,
         "forward_url = \"http://127.0.0.1:9/x\"\nretry_for = \"soon\"\n",
     );
-    for env in [
-        vec![("AIRUDDER_CONFIG", path.as_str())],
-        vec![
-            ("AIRUDDER_FORWARD_URL", "http://127.0.0.1:9/x"),
-            ("AIRUDDER_RETRY_FOR", "soon"),
-        ],
+    // The file's key only where a file was given.
+    for (env, named) in [
+        (
+            vec![("AIRUDDER_CONFIG", path.as_str())],
+            "AIRUDDER_RETRY_FOR (retry_for in the file)",
+        ),
+        (
+            vec![
+                ("AIRUDDER_FORWARD_URL", "http://127.0.0.1:9/x"),
+                ("AIRUDDER_RETRY_FOR", "soon"),
+            ],
+            "AIRUDDER_RETRY_FOR",
+        ),
     ] {
         let (code, _, err) = relay_command(&[], &env).await;
         assert_eq!(code, Some(2), "{err}");
         assert!(
-            err.contains("AIRUDDER_RETRY_FOR (retry_for in the file): \"soon\" is not a duration: use a number and a unit, like 250ms, 10s or 72h"),
+            err.contains(&format!("{named}: \"soon\" is not a duration: use a number and a unit, like 250ms, 10s or 72h")),
             "{env:?}: {err}"
         );
     }
     let (code, _, err) = relay_command(&[], &[("AIRUDDER_ACK", "later")]).await;
     assert_eq!(code, Some(2));
     assert!(
-        err.contains(
-            "AIRUDDER_ACK (ack in the file): \"later\" is not one of: durable, memory, handled"
-        ),
+        err.contains("AIRUDDER_ACK: \"later\" is not one of: durable, memory, handled"),
         "{err}"
     );
 }

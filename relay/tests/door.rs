@@ -215,7 +215,7 @@ async fn a_flood_of_slow_bodies_does_not_shut_the_door() {
     let metrics = scrape(&relay).await;
     let closed = |which: &str| {
         let which = format!(r#"closed="{which}""#);
-        sample(
+        sample_or_0(
             &metrics,
             "airudder_connections_closed_for_room_total",
             &[r#"listener="main""#, &which],
@@ -288,13 +288,13 @@ async fn accepted_at_least(relay: &common::Relay, count: usize) {
     loop {
         let metrics = scrape(relay).await;
         let closed = |which: &str| {
-            sample(
+            sample_or_0(
                 &metrics,
                 "airudder_connections_closed_for_room_total",
                 &[r#"listener="main""#, &format!(r#"closed="{which}""#)],
             )
         };
-        let open = sample(
+        let open = sample_or_0(
             &metrics,
             "airudder_connections_open",
             &[r#"listener="main""#],
@@ -387,6 +387,20 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
         .find(|line| labels.iter().all(|label| line.contains(label)))
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"))
+}
+
+/// As [`sample`], but 0 without the series: the relay shows a series from its first use on
+/// (no connection opened or closed yet).
+fn sample_or_0(text: &str, name: &str, labels: &[&str]) -> f64 {
+    let series = format!("{name}{{");
+    if text
+        .lines()
+        .any(|line| line.starts_with(&series) && labels.iter().all(|label| line.contains(label)))
+    {
+        sample(text, name, labels)
+    } else {
+        0.0
+    }
 }
 
 /// Raises this process' soft limit on open files to `files` if it is lower (the hard limit

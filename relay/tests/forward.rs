@@ -242,7 +242,7 @@ async fn a_service_back_before_the_deadline_gets_everything_and_leaves_no_dead_l
     tokio::time::sleep(Duration::from_secs(2)).await;
     service.status.store(200, Ordering::SeqCst);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let handled = loop {
+    let (handled, stats) = loop {
         let stats: serde_json::Value = common::client()
             .get(format!("http://{}/admin/stats", relay.admin))
             .bearer_auth(ADMIN_TOKEN)
@@ -257,7 +257,7 @@ async fn a_service_back_before_the_deadline_gets_everything_and_leaves_no_dead_l
         if handled.unwrap_or(0) + failed.unwrap_or(0) >= tasks.len() as u64
             || std::time::Instant::now() > deadline
         {
-            break (handled, failed);
+            break ((handled, failed), stats);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -268,6 +268,7 @@ async fn a_service_back_before_the_deadline_gets_everything_and_leaves_no_dead_l
     );
     let (ok, listed, _) = operate(&relay, &["dead-letters"]).await;
     assert_eq!((ok, listed.trim()), (true, "No dead letters."));
+    let tries = service.received().len();
     let retried = service
         .received()
         .iter()
@@ -277,6 +278,10 @@ async fn a_service_back_before_the_deadline_gets_everything_and_leaves_no_dead_l
         retried >= tasks.len(),
         "each was tried again: {retried} retries"
     );
+    // As relay/README.md says: each try is queued, and each failed one returned.
+    assert_eq!(stats["queued"], tries, "{stats}");
+    assert_eq!(stats["returned"], retried, "{stats}");
+    assert_eq!(stats["pending"], 0, "{stats}");
 }
 
 #[tokio::test]
@@ -318,9 +323,7 @@ async fn a_bad_setting_stops_the_start_naming_its_key() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(
-            "AIRUDDER_RETRY_FOR (retry_for in the file): \"three days\" is not a duration"
-        ),
+        stderr.contains("AIRUDDER_RETRY_FOR: \"three days\" is not a duration"),
         "{stderr}"
     );
 }

@@ -233,6 +233,9 @@ async fn a_scrape_counts_each_answer_once_under_its_status_and_the_gauges_follow
             if name.starts_with("airudder_forward_") {
                 continue; // forwarding only: see the forwarding test
             }
+            if name == "airudder_dead_letters_total" {
+                continue; // from the first dead letter on: see the dead-letter test
+            }
             assert!(
                 exported.contains(&name)
                     || ["_bucket", "_count", "_sum"]
@@ -242,6 +245,122 @@ async fn a_scrape_counts_each_answer_once_under_its_status_and_the_gauges_follow
             );
         }
     }
+}
+
+#[tokio::test]
+async fn an_idle_relay_shows_few_series_and_an_answer_adds_its_own() {
+    let data = DataDir::new();
+    let relay = start(
+        &data,
+        &[
+            ("AIRUDDER_TOKEN", "s3cret-long-enough"),
+            ("AIRUDDER_METRICS_INTERVAL", "50ms"),
+        ],
+    )
+    .await;
+    // Once sampled, the gauges are there; no answer's series is.
+    let idle = scrape_until(&relay, None, "the gauges sampled", |s| {
+        s.get("airudder_ready", &[TASK]) == Some(1.0)
+            && s.get("airudder_store_pending", &[TASK]).is_some()
+    })
+    .await;
+    eprintln!("{} series in an idle relay's scrape", idle.0.len());
+    assert!(
+        idle.0.len() < 100,
+        "{} series:\n{}",
+        idle.0.len(),
+        idle.text()
+    );
+    for name in ["airudder_requests_total", "airudder_answer_seconds_count"] {
+        assert_eq!(idle.get(name, &[]), None, "{name} before any answer");
+    }
+
+    let json = "application/json";
+    assert_eq!(
+        post_to(
+            &relay,
+            "?token=s3cret-long-enough",
+            json,
+            notification("one")
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        post_to(&relay, "?token=wrong", json, notification("two")).await,
+        401
+    );
+    let seen = scrape(&relay, None).await;
+    eprintln!("{} series after two answers", seen.0.len());
+    let series = |name: &str| -> Vec<&str> {
+        let mut found: Vec<&str> = seen
+            .0
+            .iter()
+            .map(|(series, _)| series.as_str())
+            .filter(|series| series.split('{').next() == Some(name))
+            .collect();
+        found.sort_unstable();
+        found
+    };
+    assert_eq!(
+        series("airudder_requests_total"),
+        [
+            r#"airudder_requests_total{receiver="task_notification",status="200",outcome="accepted"}"#,
+            r#"airudder_requests_total{receiver="task_notification",status="401",outcome="unauthorized"}"#,
+        ]
+    );
+    assert_eq!(
+        series("airudder_answer_seconds_count"),
+        [
+            r#"airudder_answer_seconds_count{receiver="task_notification",status="200"}"#,
+            r#"airudder_answer_seconds_count{receiver="task_notification",status="401"}"#,
+        ]
+    );
+    assert_eq!(seen.value("airudder_requests_total", &[]), 2.0);
+    for status in ["200", "401"] {
+        let labels = [TASK, &format!(r#"status="{status}""#)];
+        assert_eq!(seen.value("airudder_answer_seconds_count", &labels), 1.0);
+        assert_eq!(
+            seen.value(
+                "airudder_answer_seconds_bucket",
+                &[&labels[..], &[r#"le="+Inf""#]].concat()
+            ),
+            1.0
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_counted_from_the_first() {
+    let port = free_port();
+    let service = Service::start(port).await;
+    service
+        .status
+        .store(500, std::sync::atomic::Ordering::SeqCst);
+    let data = DataDir::new();
+    let url = format!("http://127.0.0.1:{port}/hooks/airudder");
+    let relay = start(
+        &data,
+        &[
+            ("AIRUDDER_FORWARD_URL", &url),
+            ("AIRUDDER_RETRY_FOR", "1s"),
+            ("AIRUDDER_METRICS_INTERVAL", "50ms"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        scrape(&relay, None)
+            .await
+            .get("airudder_dead_letters_total", &[]),
+        None
+    );
+    assert_eq!(relay.post(notification("given up")).await, 200);
+    // Named by the dashboard and the alert rules.
+    let seen = scrape_until(&relay, None, "a dead letter counted", |s| {
+        s.get("airudder_dead_letters_total", &[TASK]) == Some(1.0)
+    })
+    .await;
+    assert_eq!(seen.value("airudder_dead_letters_total", &[]), 1.0);
 }
 
 #[tokio::test]
