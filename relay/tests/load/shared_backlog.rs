@@ -2,10 +2,8 @@
 //! halfway through the drain. Every notification is delivered; only those the killed relay
 //! had in flight may arrive twice, and the test counts them.
 
-mod common;
-#[path = "../../tests/support/postgres.rs"]
-#[allow(dead_code)]
-mod postgres;
+use crate::common;
+use crate::postgres;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! library, run exactly as printed there against the relay: every kind acted on, a duplicate
 //! delivery not, before and after the service restarts.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

@@ -1,6 +1,6 @@
 //! `airudder-relay send` and `example`, as real processes against a real service on loopback.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 use std::sync::atomic::Ordering;

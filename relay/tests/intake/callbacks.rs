@@ -1,7 +1,7 @@
 //! Every callback at its own path of a real relay: printed whole, forwarded with its kind (to
 //! its own URL when set), and its dead letters listed and replayed by kind.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

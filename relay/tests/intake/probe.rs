@@ -2,7 +2,7 @@
 //! loopback: redirects from the service, forged log lines and terminal escapes, a hostile
 //! `Retry-After`, secrets in every setting, weak tokens, and a browser page at the admin API.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -6,7 +6,7 @@
 //! - Retries survive a SIGKILL: the attempt count, the due time and the history are in the
 //!   store; a kill during a wait neither loses nor repeats an attempt.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -24,10 +24,6 @@ const SENDERS: usize = 4;
 /// the bodies being read and handled.
 const MEMORY_CAP: u64 = 192 << 20;
 
-/// One test at a time: each takes a port before its service binds it, and the backlog's load
-/// would skew the other's timing.
-static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// The example with its own task id and `CALLS` calls.
 fn big_task(task: &str) -> Vec<u8> {
     let mut value: serde_json::Value = serde_json::from_slice(common::EXAMPLE).unwrap();
@@ -39,7 +35,7 @@ fn big_task(task: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_larger_than_the_memory_is_kept_on_disk_and_delivered_once() {
-    let _alone = ALONE.lock().await;
+    let _alone = crate::ALONE.lock().await;
     let data = DataDir::new();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hooks");
@@ -180,7 +176,7 @@ async fn a_backlog_larger_than_the_memory_is_kept_on_disk_and_delivered_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_keep_their_count_due_time_and_history_across_a_sigkill() {
-    let _alone = ALONE.lock().await;
+    let _alone = crate::ALONE.lock().await;
     let data = DataDir::new();
     let port = free_port();
     let service = Service::start(port).await;

@@ -1,7 +1,7 @@
 //! A rate cap per destination (`AIRUDDER_FORWARD_RATE`), as real processes: over 30 s of a
 //! backlog larger than the rate allows, the service sees the rate, within 10%.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! after a try at or past `AIRUDDER_RETRY_FOR`, the last wait cut short to it, never while
 //! time is left.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const UNIT: &str = include_str!("../../deploy/airudder-relay.service");
-const DOCKERFILE: &str = include_str!("../../deploy/Dockerfile");
-const COMPOSE: &str = include_str!("../../deploy/compose.yaml");
+const UNIT: &str = include_str!("../../../deploy/airudder-relay.service");
+const DOCKERFILE: &str = include_str!("../../../deploy/Dockerfile");
+const COMPOSE: &str = include_str!("../../../deploy/compose.yaml");
 
 /// The values of `key=` lines of the unit.
 fn unit(key: &str) -> Vec<&'static str> {

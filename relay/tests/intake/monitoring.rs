@@ -3,7 +3,7 @@
 //! tests pass, and every query of the dashboard parses.
 //!
 //! That every metric they name is exported is checked against a real scrape in
-//! `tests/metrics.rs`.
+//! `tests/delivery/metrics.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! connection between requests, after its 10 s header timeout. Then 900 connections that send a
 //! whole head and their body one byte every 2 s: Airudder's POST and `/health` still answer.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -22,12 +22,9 @@ const HEAD_WITHIN: Duration = Duration::from_secs(10);
 const SLACK: Duration = Duration::from_secs(5);
 const SLOW_BODIES: usize = 900;
 
-/// One flood at a time: two would share this process' files and the machine's cores.
-static FLOODS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_idle_and_slow_connections_neither_shuts_the_door_nor_stays_open() {
-    let _alone = FLOODS.lock().await;
+    let _alone = crate::ALONE.lock().await;
     own_file_limit_at_least(IDLE + SLOW + 300);
     let data = DataDir::new();
     let mut relay = start_quiet_with_file_limit(&data, &[], RELAY_FILES).await;
@@ -175,7 +172,7 @@ async fn a_flood_of_slow_bodies_does_not_shut_the_door() {
     // which a head is answered 503 at once and frees its seat.
     const HEAD: &[u8] = b"POST /airudder/task HTTP/1.1\r\nHost: relay\r\n\
         Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{";
-    let _alone = FLOODS.lock().await;
+    let _alone = crate::ALONE.lock().await;
     own_file_limit_at_least(SLOW_BODIES + 300);
     let data = DataDir::new();
     let mut relay = start_quiet_with_file_limit(&data, &[], RELAY_FILES).await;

@@ -1,10 +1,8 @@
 //! Several relays on one PostgreSQL: one de-duplication window and one queue, and a relay
 //! killed mid-forward leaves its notifications to the others after the lease.
 
-mod common;
-#[path = "../../tests/support/postgres.rs"]
-#[allow(dead_code)]
-mod postgres;
+use crate::common;
+use crate::postgres;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;

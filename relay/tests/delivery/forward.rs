@@ -1,6 +1,6 @@
 //! The relay as a team deploys it: a real process in front of a real service, on loopback.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;

@@ -1,6 +1,6 @@
 //! `GET /metrics` on the relay's admin listener, scraped for real after real requests.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The operator's controls, as real processes: the admin API's lists, filters and actions, and
 //! the CLI on top (find, show, pause, resume, kinds, replay-dead, retry-now, purge-dead).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;

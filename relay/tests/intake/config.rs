@@ -2,7 +2,7 @@
 //! per-kind URLs from the file and the environment, a bad value named by its variable and its
 //! file key, and a signing key made by `airudder-relay secret`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,15 @@
+//! Forwarding, as real processes: signed deliveries, retries on time, the operator's tools, the
+//! metrics, and several relays on one PostgreSQL.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../../../tests/support/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
+
+mod forward;
+mod metrics;
+mod on_time;
+mod operations;
+mod rehearse;
+mod several_relays;

@@ -1,0 +1,12 @@
+//! The relay's door and its set-up, as real processes: what it accepts and refuses, its
+//! configuration, its probes, the deployment files and the Python receiver of the README.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod callbacks;
+mod config;
+mod deploy;
+mod monitoring;
+mod probe;
+mod python;
