@@ -12,6 +12,7 @@ const WINDOW: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_keep_to_the_rate_over_thirty_seconds() {
+    let _alone = crate::ALONE.lock().await;
     let data = DataDir::new();
     let port = free_port();
     let service = Service::start(port).await;

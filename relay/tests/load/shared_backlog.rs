@@ -18,6 +18,7 @@ const SENDERS: usize = 32;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_drain_a_shared_backlog_and_a_killed_one_repeats_only_what_it_had_in_flight() {
+    let _alone = crate::ALONE.lock().await;
     let cluster = tokio::task::block_in_place(postgres::Cluster::start);
     let url = cluster.url();
     let port = free_port();
