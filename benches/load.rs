@@ -305,11 +305,8 @@ fn run(server_threads: Option<usize>, warm_up: Duration, duration: Duration, rou
         .enable_all()
         .build()
         .unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "airudder-load-{}-{server_threads}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(format!("threads-{server_threads}"));
 
     let no_op = |_: Delivery<TaskNotification>| async { Ok::<_, Infallible>(()) };
     let sleepy = |_: Delivery<TaskNotification>| async {
@@ -584,5 +581,4 @@ fn run(server_threads: Option<usize>, warm_up: Duration, duration: Duration, rou
         }
     }
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -146,8 +146,8 @@ fn concurrent_load(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("airudder-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
     let template = std::str::from_utf8(support::EXAMPLE).unwrap().to_owned();
     let next = std::sync::atomic::AtomicU64::new(0);
     // A body with a task id of its own, so that no request is a duplicate of another.
@@ -208,7 +208,6 @@ fn concurrent_load(c: &mut Criterion) {
                 .shutdown(std::time::Duration::from_secs(30)),
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(

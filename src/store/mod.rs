@@ -9,7 +9,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let dir = std::env::temp_dir().join(format!("airudder-doc-{}", std::process::id()));
+//! # let tmp = tempfile::tempdir()?;
+//! # let dir = tmp.path().join("store");
 //! let store = RedbStore::open(&dir)?;
 //! let receiver = Receiver::builder(|d: Delivery<TaskNotification>| async move {
 //!     println!("attempt {} of task {}", d.attempt(), d.task_id);
@@ -21,7 +22,6 @@
 //! # let _ = receiver.shutdown_handle().shutdown(std::time::Duration::from_secs(1)).await;
 //! assert!(store.dead_letters().await?.is_empty());
 //! # drop((receiver, store));
-//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(())
 //! # }
 //! ```

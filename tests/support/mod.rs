@@ -3,6 +3,7 @@
 
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+pub(crate) mod ports;
 pub(crate) mod process;
 
 use bytes::Bytes;

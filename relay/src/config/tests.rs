@@ -160,8 +160,8 @@ fn no_error_repeats_a_secret() {
         assert!(!err.contains("hunter2"), "{args:?}: {err}");
     }
     // A file whose secret's line is broken: the error names the line, not its text.
-    let dir = std::env::temp_dir().join(format!("airudder-relay-secret-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("relay.toml");
     std::fs::write(
         &file,
@@ -172,7 +172,6 @@ fn no_error_repeats_a_secret() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("line 2") && !err.contains("hunter2"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -221,8 +220,8 @@ fn the_refused_bodies_and_connection_settings_are_checked() {
 
 #[test]
 fn the_file_fills_what_the_flags_and_environment_leave_out() {
-    let dir = std::env::temp_dir().join(format!("airudder-relay-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("relay.toml");
     std::fs::write(
         &file,
@@ -255,13 +254,12 @@ fn the_file_fills_what_the_flags_and_environment_leave_out() {
         err.contains("AIRUDDER_CONFIG") && err.contains("forwrd_url"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_refusal_names_the_file_key_only_when_a_file_is_given() {
-    let dir = std::env::temp_dir().join(format!("airudder-relay-no-file-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("relay.toml");
     let path = file.to_str().unwrap();
     let cases: [(Option<&str>, &[&str], &str); 5] = [
@@ -313,7 +311,6 @@ fn a_refusal_names_the_file_key_only_when_a_file_is_given() {
             "AIRUDDER_LEASE_SECS (lease_secs in the file) is deprecated: use AIRUDDER_LEASE (lease in the file), a duration such as 10s"
         ]
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -347,8 +344,8 @@ fn the_old_duration_spellings_are_read_with_a_warning_naming_the_new() {
 
 #[test]
 fn the_file_sends_a_kind_elsewhere_and_refuses_a_kind_not_served() {
-    let dir = std::env::temp_dir().join(format!("airudder-relay-urls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("relay.toml");
     let path = file.to_str().unwrap();
     let urls = "raw_names = \"crm\"\nlease = \"1m\"\n[forward.urls]\nraw_crm = \"https://crm.example/in\"\n";
@@ -395,5 +392,4 @@ fn the_file_sends_a_kind_elsewhere_and_refuses_a_kind_not_served() {
         let err = parse(&["--config", path]).unwrap_err().to_string();
         assert!(err.starts_with(says), "{err}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

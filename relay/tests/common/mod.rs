@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,23 +26,17 @@ pub(crate) fn notification(task: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// A directory of its own, removed when dropped.
-pub(crate) struct DataDir(pub(crate) PathBuf);
+/// A data folder of its own, inside a temporary directory removed when dropped. The folder
+/// itself does not exist until the relay makes it, as on a first start.
+pub(crate) struct DataDir(pub(crate) PathBuf, tempfile::TempDir);
 
 impl DataDir {
     pub(crate) fn new() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let dir =
-            std::env::temp_dir().join(format!("airudder-relay-test-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        Self(dir)
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let parent = tempfile::Builder::new()
+            .prefix("airudder-relay-test-")
+            .tempdir()
+            .unwrap();
+        Self(parent.path().join("data"), parent)
     }
 }
 
@@ -208,29 +202,7 @@ pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// A free port on loopback for a listener the test starts later (or never, for a closed port).
-///
-/// Taken below the kernel's ephemeral range, so no outgoing connection's local port can be the
-/// one a test is about to listen on (a port bound to 0 and let go can be, and the bind then fails
-/// with `AddrInUse`); a counter keeps the tests of one binary from sharing one, and the process id
-/// spreads binaries apart.
-pub(crate) fn free_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768);
-    let span = low.saturating_sub(1024).clamp(1, 10_000);
-    let start = std::process::id().wrapping_mul(97) % span;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(n < span, "no free port below the ephemeral range");
-        let port = (low - span + (start + n) % span) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+pub(crate) use crate::ports::free_port;
 
 /// The process' resident memory now and at its peak, in bytes (`/proc/PID/status`).
 pub(crate) fn memory(pid: u32) -> (u64, u64) {

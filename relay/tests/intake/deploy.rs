@@ -26,7 +26,8 @@ async fn the_systemd_units_command_starts_serves_and_stops_on_its_kill_signal() 
         "one command, no arguments"
     );
     assert_eq!(unit("KillSignal"), ["SIGTERM"]);
-    let data = std::env::temp_dir().join(format!("airudder-relay-unit-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_airudder-relay"));
     for assignment in unit("Environment") {
         let (name, value) = assignment.split_once('=').expect("NAME=value");
@@ -77,7 +78,6 @@ async fn the_systemd_units_command_starts_serves_and_stops_on_its_kill_signal() 
         status.success(),
         "exit {status}: systemd would count a failure"
     );
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../../../tests/support/ports.rs"]
+mod ports;
 
 mod callbacks;
 mod config;

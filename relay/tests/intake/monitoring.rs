@@ -94,8 +94,8 @@ fn every_dashboard_query_parses_and_the_on_call_panels_are_there() {
         }
     }
     assert!(count >= 12, "{count} queries");
-    let dir = std::env::temp_dir().join(format!("airudder-dashboard-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::write(dir.join("queries.yml"), &rules).unwrap();
     if let Some((ok, out)) = promtool(&dir, &["check", "rules", "queries.yml"]) {
         assert!(ok, "{out}\n{rules}");
@@ -104,5 +104,4 @@ fn every_dashboard_query_parses_and_the_on_call_panels_are_there() {
             "{out}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

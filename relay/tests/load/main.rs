@@ -6,6 +6,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../../../tests/support/ports.rs"]
+mod ports;
 #[path = "../../../tests/support/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;

@@ -230,13 +230,13 @@ mod tests {
 
     #[test]
     fn the_folder_is_opened_once_and_fsynced_through_that_handle() {
-        let dir = std::env::temp_dir().join(format!("airudder-folder-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         std::fs::create_dir_all(dir.join("rejected")).unwrap();
         let folder = Folder::new(&dir);
         folder.open().unwrap();
         // Its path gone (as good as a process out of file handles): the handle still syncs.
         std::fs::remove_dir(folder.path()).unwrap();
         folder.sync().unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

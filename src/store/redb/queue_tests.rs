@@ -16,10 +16,11 @@ use crate::store::{
 };
 
 /// A fresh directory for test `name`.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("airudder-queue-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("airudder-queue-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A notification of `kind` received (so due) at `received`, left for a claim.
@@ -53,7 +54,8 @@ fn ago(secs: u64) -> SystemTime {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_come_soonest_due_first_and_never_twice_while_held() {
-    let dir = temp_dir("claim-order");
+    let tmp = temp_dir("claim-order");
+    let dir = tmp.path();
     let store = RedbStore::open(&dir).unwrap();
     let c = stored(&store, waiting(1, "k", ago(10))).await;
     let a = stored(&store, waiting(2, "k", ago(30))).await;
@@ -103,12 +105,12 @@ async fn claims_come_soonest_due_first_and_never_twice_while_held() {
     );
     assert!(store.get(future).await.unwrap().is_some());
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_kind_is_not_claimed_across_a_reopen() {
-    let dir = temp_dir("paused");
+    let tmp = temp_dir("paused");
+    let dir = tmp.path();
     let store = RedbStore::open(&dir).unwrap();
     let id = stored(&store, waiting(1, "k", ago(1))).await;
     store.set_paused("k", true).await.unwrap();
@@ -124,12 +126,12 @@ async fn a_paused_kind_is_not_claimed_across_a_reopen() {
     assert!(store.paused().await.unwrap().is_empty());
     assert_eq!(ids(&store.claim("k", 10).await.unwrap()), [id]);
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_attempt_due_later_is_claimed_at_its_time_not_before() {
-    let dir = temp_dir("due-later");
+    let tmp = temp_dir("due-later");
+    let dir = tmp.path();
     let store = RedbStore::open(&dir).unwrap();
     let id = stored(&store, waiting(1, "k", ago(1))).await;
     assert_eq!(ids(&store.claim("k", 1).await.unwrap()), [id]);
@@ -160,12 +162,12 @@ async fn a_failed_attempt_due_later_is_claimed_at_its_time_not_before() {
     assert!(!store.make_due(id).await.unwrap(), "already due");
     assert_eq!(ids(&store.claim("k", 1).await.unwrap()), [id]);
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_keeps_the_first_attempt_and_the_newest_bounded() {
-    let dir = temp_dir("history");
+    let tmp = temp_dir("history");
+    let dir = tmp.path();
     let store = RedbStore::open(&dir).unwrap();
     let id = stored(&store, waiting(1, "k", ago(1))).await;
     for n in 0..(MAX_HISTORY + 5) {
@@ -191,12 +193,12 @@ async fn the_history_keeps_the_first_attempt_and_the_newest_bounded() {
     assert_eq!(record.last_error.as_deref(), Some("last"));
     assert_eq!(record.attempts, MAX_HISTORY as u32 + 5);
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handled_record_is_kept_found_by_its_task_and_replayed() {
-    let dir = temp_dir("handled");
+    let tmp = temp_dir("handled");
+    let dir = tmp.path();
     let store = RedbStore::open(&dir).unwrap();
     let id = stored(&store, waiting(1, "k", ago(1)).with_task_id("T-1")).await;
     stored(&store, waiting(2, "k", ago(1)).with_task_id("T-2")).await;
@@ -230,12 +232,12 @@ async fn a_handled_record_is_kept_found_by_its_task_and_replayed() {
     // Due now: after the other, due since its arrival.
     assert_eq!(ids(&store.claim("k", 2).await.unwrap()), [id + 1, id]);
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_before_goes_by_when_records_finished() {
-    let dir = temp_dir("purge");
+    let tmp = temp_dir("purge");
+    let dir = tmp.path();
     let store = RedbStore::open(&dir).unwrap();
     let (a, b, c, p) = (
         stored(&store, waiting(1, "k", ago(9))).await,
@@ -287,7 +289,6 @@ async fn purge_before_goes_by_when_records_finished() {
     assert_eq!(ids(&store.pending().await.unwrap()), [p]);
     assert_eq!(store.count(RecordQuery::new()).await.unwrap(), 1);
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Every page of `query`, followed by `next_after` to the end: the ids, and whether a page came
@@ -315,7 +316,8 @@ async fn every_page(store: &RedbStore, query: &RecordQuery) -> (Vec<RecordId>, b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_of_a_hundred_thousand_records_list_each_match_once_in_order() {
     const N: u32 = 100_010;
-    let dir = temp_dir("paging");
+    let tmp = temp_dir("paging");
+    let dir = tmp.path();
     let store = Arc::new(RedbStore::open(&dir).unwrap());
     let appends: Vec<_> = (0..N - 10)
         .map(|n| {
@@ -367,12 +369,12 @@ async fn pages_of_a_hundred_thousand_records_list_each_match_once_in_order() {
     let dead = RecordQuery::new().state(RecordState::Dead);
     assert_eq!(store.count(dead).await.unwrap(), 0);
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_body_breaks_get_and_not_list() {
-    let dir = temp_dir("list-no-body");
+    let tmp = temp_dir("list-no-body");
+    let dir = tmp.path();
     let store = RedbStore::open(&dir).unwrap();
     let id = stored(&store, waiting(1, "k", ago(1)).with_task_id("T")).await;
     let fine = stored(&store, waiting(2, "k", ago(1))).await;
@@ -407,12 +409,12 @@ async fn a_corrupt_body_breaks_get_and_not_list() {
     assert_eq!(ids(&store.claim("k", 10).await.unwrap()), [fine]);
     assert_eq!(store.list(RecordQuery::new()).await.unwrap().len(), 1);
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_of_format_2_opens_moves_to_format_3_and_reads_back() {
-    let dir = temp_dir("migrate-v2");
+    let tmp = temp_dir("migrate-v2");
+    let dir = tmp.path();
     let received = ago(3600);
     let envelope = Envelope::new(received, Some("127.0.0.1:9".into()), Vec::new());
     // More than one batch of the move.
@@ -515,12 +517,12 @@ async fn a_store_of_format_2_opens_moves_to_format_3_and_reads_back() {
         count / 2 + 1
     );
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_and_outcomes_hand_each_record_on_once() {
-    let dir = temp_dir("claim-race");
+    let tmp = temp_dir("claim-race");
+    let dir = tmp.path();
     let store = RedbStore::open(&dir).unwrap();
     for n in 0..300 {
         stored(&store, waiting(n, "k", ago(5))).await;
@@ -555,12 +557,12 @@ async fn concurrent_claims_and_outcomes_hand_each_record_on_once() {
     let handled = RecordQuery::new().state(RecordState::Handled);
     assert_eq!(store.count(handled).await.unwrap(), 300);
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_stops_at_its_scan_cap_and_says_where_to_carry_on() {
-    let dir = temp_dir("scan-cap");
+    let tmp = temp_dir("scan-cap");
+    let dir = tmp.path();
     let store = RedbStore::open(&dir).unwrap();
     let mut last = 0;
     for n in 0..200 {
@@ -590,12 +592,12 @@ async fn a_page_stops_at_its_scan_cap_and_says_where_to_carry_on() {
         Some(last)
     );
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_that_begins_counts_each_attempt_and_an_unclaim_takes_it_back() {
-    let dir = temp_dir("claim-begin");
+    let tmp = temp_dir("claim-begin");
+    let dir = tmp.path();
     let store = RedbStore::open(&dir).unwrap();
     store.set_paused("k", false).await.unwrap();
     let a = stored(&store, waiting(1, "k", ago(20))).await;
@@ -625,5 +627,4 @@ async fn a_claim_that_begins_counts_each_attempt_and_an_unclaim_takes_it_back() 
     let done = store.get(b).await.unwrap().unwrap();
     assert_eq!((done.state, done.attempts), (RecordState::Handled, 1));
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -596,11 +596,11 @@ mod tests {
     use crate::store::redb::rejected::RejectedTables;
     use crate::store::redb::writer::apply;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("airudder-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("airudder-store-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn new_record(key: u8, body: &str) -> NewRecord {
@@ -618,7 +618,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ids_are_new_across_groups_transactions_and_reopens() {
-        let dir = temp_dir("ids");
+        let tmp = temp_dir("ids");
+        let dir = tmp.path();
         let mut ids = std::collections::BTreeSet::new();
         for round in 0..3u8 {
             let store = Arc::new(RedbStore::open(&dir).unwrap());
@@ -654,12 +655,12 @@ mod tests {
             assert!(store.get(id).await.unwrap().is_some(), "record {id} kept");
         }
         assert_eq!(ids.len(), 3 * 43);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_record_lives_through_its_states_and_a_reopen() {
-        let dir = temp_dir("states");
+        let tmp = temp_dir("states");
+        let dir = tmp.path();
         let store = RedbStore::open(&dir).unwrap();
         let Appended::Stored(a) = store.append(new_record(1, "a")).await.unwrap() else {
             panic!()
@@ -740,12 +741,12 @@ mod tests {
             Appended::Stored(_)
         ));
         drop(store);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_appends_of_one_key_store_once_and_commit_in_groups() {
-        let dir = temp_dir("concurrent");
+        let tmp = temp_dir("concurrent");
+        let dir = tmp.path();
         let store = RedbStore::open(&dir).unwrap();
         let tasks: Vec<_> = (0..64)
             .map(|i| {
@@ -770,12 +771,12 @@ mod tests {
         );
         assert_eq!(store.pending().await.unwrap().len(), 33);
         drop(store);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_second_process_or_a_garbage_file_is_an_error() {
-        let dir = temp_dir("locked");
+        let tmp = temp_dir("locked");
+        let dir = tmp.path();
         let store = RedbStore::open(&dir).unwrap();
         assert_eq!(
             RedbStore::open(&dir).unwrap_err().kind(),
@@ -785,12 +786,12 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(50));
         std::fs::write(dir.join("airudder.redb"), vec![0xA5; 64 * 1024]).unwrap();
         assert!(RedbStore::open(&dir).is_err(), "a garbage file is reported");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_corrupt_record_is_reported_and_kept_not_skipped() {
-        let dir = temp_dir("corrupt");
+        let tmp = temp_dir("corrupt");
+        let dir = tmp.path();
         {
             let store = RedbStore::open(&dir).unwrap();
             let tx = store.inner.shared.db().unwrap().begin_write().unwrap();
@@ -817,7 +818,6 @@ mod tests {
             );
             assert_eq!(&rejected[0].body[..], b"\x01\x00half");
         });
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
@@ -840,7 +840,8 @@ mod tests {
 
     #[test]
     fn a_crash_leaves_files_that_open_sweeps_and_a_lost_file_reads_as_corrupt() {
-        let dir = temp_dir("rejected-crash");
+        let tmp = temp_dir("rejected-crash");
+        let dir = tmp.path();
         let folder = dir.join("rejected");
         async fn refuse(store: &RedbStore, body: &'static [u8]) -> Result<RecordId, StoreError> {
             let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
@@ -893,13 +894,13 @@ mod tests {
             assert_eq!(&again.body[..], b"next");
             assert_eq!(store.rejected().await.unwrap().len(), 2);
         });
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_flood_of_empty_refused_bodies_keeps_the_cap_over_what_each_entry_costs() {
         use super::rejected::old_format::charge;
-        let dir = temp_dir("rejected-flood");
+        let tmp = temp_dir("rejected-flood");
+        let dir = tmp.path();
         let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
         // Each entry costs its header and 4 KiB besides its bytes: 15 of them fit in 16 × 4 KiB.
         let each = charge(400, "malformed JSON", &envelope, b"");
@@ -923,12 +924,12 @@ mod tests {
         refuse(&store);
         assert_eq!(block_on(store.rejected_page(0, 1000)).unwrap().len(), 15);
         drop(store);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_body_that_cannot_be_placed_fails_alone_and_the_appends_of_its_group_commit() {
-        let dir = temp_dir("rejected-unplaced");
+        let tmp = temp_dir("rejected-unplaced");
+        let dir = tmp.path();
         let store = RedbStore::open(&dir).unwrap();
         let shared = &store.inner.shared;
         let staged = shared.folder.stage(b"lost").unwrap();
@@ -959,12 +960,12 @@ mod tests {
         assert!(block_on(store.rejected_page(0, 10)).unwrap().is_empty());
         assert!(!store.is_recovering());
         drop(store);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_failed_commit_leaves_its_files_to_the_sweep_at_the_reopen() {
-        let dir = temp_dir("rejected-failed-commit");
+        let tmp = temp_dir("rejected-failed-commit");
+        let dir = tmp.path();
         let store = RedbStore::open(&dir).unwrap();
         let shared = &store.inner.shared;
         let db = shared.db().unwrap();
@@ -990,13 +991,13 @@ mod tests {
         assert!(files_in(&dir).is_empty(), "no header names it: swept");
         drop(db);
         drop(store);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn refused_bodies_of_the_old_format_move_to_their_own_tables_at_open() {
         use super::rejected::old_format::{exists, v1, v2, write};
-        let dir = temp_dir("rejected-v2");
+        let tmp = temp_dir("rejected-v2");
+        let dir = tmp.path();
         let envelope = Envelope::new(SystemTime::now(), Some("127.0.0.1:5".into()), Vec::new());
         let mut changed = v2(413, "too large", &envelope, b"five");
         let last = changed.len() - 1;
@@ -1053,13 +1054,13 @@ mod tests {
                 .unwrap();
             assert_eq!(next, 6);
         });
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn an_old_table_longer_than_a_move_group_moves_whole_within_the_limits() {
         use super::rejected::old_format::{charge, exists, v2, write};
-        let dir = temp_dir("rejected-move-capped");
+        let tmp = temp_dir("rejected-move-capped");
+        let dir = tmp.path();
         let envelope = Envelope::new(SystemTime::now(), None, Vec::new());
         // More entries than one transaction of the move carries.
         let entries: Vec<_> = (1..=1500u64)
@@ -1092,6 +1093,5 @@ mod tests {
             "the dropped ones' files are gone"
         );
         drop(store);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
