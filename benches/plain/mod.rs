@@ -7,9 +7,9 @@
 //! maps (`EventLabel`, `Slots`, `NerSlots`, `variables`, which may hold any JSON), and
 //! `rename` where the wire name is not a Rust name. Decoded with `serde_json::from_slice`.
 //!
-//! What it does not do that the crate does: keep unknown members (`extra`), refuse a repeated
-//! member, tell `null` from absent. On the bodies the benches decode (no unknown, repeated or
-//! `null` members) that changes no work; [`assert_agrees`] checks that the two decodes agree.
+//! What it does not do that the crate does: keep unknown members (`extra`) and tell `null`
+//! from absent. On the bodies the benches decode (no unknown or `null` members) that changes no
+//! work; [`assert_agrees`] checks that the two decodes agree.
 //!
 //! Shared by the decode, instructions and memory benches (`mod plain;`).
 
