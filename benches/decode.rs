@@ -1,8 +1,10 @@
 //! Decoding task notifications and the other callbacks, beside `serde_json::Value` on the same
-//! bytes.
+//! bytes, and the task notification beside a plain `#[derive(Deserialize)]` mirror of it
+//! (`benches/plain/mod.rs`).
 //!
 //! Run with: cargo bench --bench decode
 
+mod plain;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -35,6 +37,7 @@ fn decode_bodies(c: &mut Criterion) {
         ("10000 calls", support::notification_with_calls(10_000)),
     ];
     for (name, body) in &bodies {
+        plain::assert_agrees(body);
         let mut group = c.benchmark_group(format!("decode/{name}"));
         group.throughput(Throughput::Bytes(body.len() as u64));
         if body.len() > 1 << 20 {
@@ -42,6 +45,9 @@ fn decode_bodies(c: &mut Criterion) {
         }
         group.bench_function("serde_json::Value (baseline)", |b| {
             b.iter(|| serde_json::from_slice::<Value>(black_box(body)).unwrap())
+        });
+        group.bench_function("plain serde derive", |b| {
+            b.iter(|| plain::decode(black_box(body)))
         });
         group.bench_function("TaskNotification", |b| {
             b.iter(|| TaskNotification::from_slice(black_box(body)).unwrap())

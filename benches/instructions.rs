@@ -10,13 +10,18 @@
 //! - the floor: a tower service that reads the body and answers `{}`, parsing nothing;
 //! - parsing the example into a `serde_json::Value` and dropping it, as a hand-written
 //!   `Json<Value>` handler does;
-//! - decoding the example into `TaskNotification` and dropping it;
+//! - decoding the example into a plain `#[derive(Deserialize)]` mirror of the notification
+//!   (`benches/plain/mod.rs`) and dropping it, as a typed hand-written handler does;
+//! - decoding the example into `TaskNotification` and dropping it: with the fast path
+//!   (`TaskNotification::from_slice`, what the receiver runs), and with serde_json alone
+//!   (`decode::<TaskNotification>`);
 //! - a request through a `Receiver` (memory ack, no-op handler) to its 200, then its handler
 //!   to its end.
 //!
 //! Under `cargo test --benches` each operation runs a few times without Valgrind, to keep the
 //! bench working.
 
+mod plain;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -26,18 +31,26 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use airudder_webhook::model::TaskNotification;
-use airudder_webhook::{Delivery, Receiver};
+use airudder_webhook::{Delivery, Receiver, decode};
 use bytes::Bytes;
 use tower::ServiceExt;
 
 /// The operations, with what the table calls them.
-const OPERATIONS: [(&str, &str); 4] = [
+const OPERATIONS: [(&str, &str); 6] = [
     ("floor", "floor: read the body, answer {}"),
     (
         "value",
         "serde_json::Value, then drop (what a hand-written handler parses)",
     ),
+    (
+        "plain",
+        "plain serde derive of the notification, then drop (a typed hand-written handler)",
+    ),
     ("decode", "TaskNotification::from_slice, then drop"),
+    (
+        "serde_only",
+        "decode::<TaskNotification> (serde_json alone), then drop",
+    ),
     (
         "request",
         "Receiver: request to 200, then the handler to its end",
@@ -60,6 +73,7 @@ fn main() {
         run(operation, count);
         return;
     }
+    plain::assert_agrees(support::EXAMPLE);
     if !args.iter().any(|arg| arg == "--bench") {
         for (operation, _) in OPERATIONS {
             run(operation, 3);
@@ -71,20 +85,32 @@ fn main() {
     for (operation, label) in OPERATIONS {
         let once = instructions(&me, operation, N);
         let twice = instructions(&me, operation, 2 * N);
-        counted.push((label, twice.saturating_sub(once) / N));
+        counted.push((operation, label, twice.saturating_sub(once) / N));
     }
-    let decode = counted[2].1 as f64;
+    let each = |name: &str| {
+        counted
+            .iter()
+            .find(|(operation, _, _)| *operation == name)
+            .map(|&(_, _, each)| each)
+            .expect("a measured operation")
+    };
+    let decode = each("decode") as f64;
     println!("\n| operation | instructions each | × decode |");
     println!("| --- | --- | --- |");
-    for (label, each) in &counted {
+    for (_, label, each) in &counted {
         println!("| {label} | {each} | {:.2}x |", *each as f64 / decode);
     }
-    let (floor, request) = (counted[0].1, counted[3].1);
+    let (floor, request) = (each("floor"), each("request"));
     println!(
         "\nthe request beside its decode: {} instructions ({:.0}% of the request is the decode); over the floor: {}",
-        request.saturating_sub(counted[2].1),
+        request.saturating_sub(each("decode")),
         100.0 * decode / request as f64,
         request.saturating_sub(floor)
+    );
+    println!(
+        "the plain derive beside TaskNotification::from_slice: {:.2}x the instructions; beside serde_json alone into TaskNotification: {:.2}x",
+        each("plain") as f64 / decode,
+        each("plain") as f64 / each("serde_only") as f64
     );
 }
 
@@ -137,9 +163,17 @@ fn run(operation: &str, count: u64) {
                         let value = serde_json::from_slice::<serde_json::Value>(black_box(&body));
                         drop(black_box(value.unwrap()));
                     }
+                    "plain" => {
+                        drop(black_box(plain::decode(black_box(&body))));
+                    }
                     "decode" => {
                         drop(black_box(
                             TaskNotification::from_slice(black_box(&body)).unwrap(),
+                        ));
+                    }
+                    "serde_only" => {
+                        drop(black_box(
+                            decode::<TaskNotification>(black_box(&body)).unwrap(),
                         ));
                     }
                     "request" => {
