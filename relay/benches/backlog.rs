@@ -12,6 +12,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../../tests/support/ports.rs"]
+mod ports;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

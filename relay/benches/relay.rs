@@ -10,6 +10,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../../tests/support/ports.rs"]
+mod ports;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

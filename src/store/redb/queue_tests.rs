@@ -1,7 +1,6 @@
 //! The embedded store as the queue: claims and holds, due times, pauses, outcomes and their
 //! history, lists without bodies, purges by time, and the move from record format 2.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

@@ -590,7 +590,6 @@ impl Store for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     use crate::store::redb::format::{META, RECORDS};
     use crate::store::redb::rejected::RejectedTables;
