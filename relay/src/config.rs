@@ -6,7 +6,6 @@
 //! variable, the variable over the file, the file over the built-in default.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,15 +14,16 @@ use airudder_webhook::receiver::defaults;
 use airudder_webhook::store::RefusedBodyLimits;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
-use reqwest::Url;
 
 pub(crate) use self::error::{ConfigError, Refused};
+pub(crate) use self::forward::Forward;
 use self::sources::{Given, variable};
 pub(crate) use self::values::{Ack, LogFormat, Secret};
 use self::values::{ForwardUrl, RawNames, address, count, duration, span, token, whole};
 use crate::signing_key::SigningKey;
 
 mod error;
+mod forward;
 mod sources;
 mod values;
 
@@ -191,44 +191,6 @@ impl Config {
     /// The raw callbacks' names.
     pub(crate) fn raw_names(&self) -> &[String] {
         self.raw_names.as_ref().map_or(&[], |names| &names.0)
-    }
-}
-
-/// Where notifications go and how, when they are forwarded.
-#[derive(Clone)]
-pub(crate) struct Forward {
-    pub(crate) url: Url,
-    pub(crate) timeout: Duration,
-    pub(crate) retry_for: Duration,
-    pub(crate) concurrency: usize,
-    /// The most forwards started per second, minute or hour, to each destination.
-    pub(crate) rate: Option<crate::pace::Rate>,
-    /// The signing key, decoded from `whsec_…`.
-    pub(crate) secret: Option<Vec<u8>>,
-    /// Kinds sent elsewhere than `url` (`AIRUDDER_FORWARD_URL_<KIND>`, `[forward.urls]`).
-    pub(crate) urls: Vec<(String, Url)>,
-}
-
-impl Forward {
-    /// Where events of `kind` go.
-    pub(crate) fn url_for(&self, kind: &str) -> Url {
-        let elsewhere = self.urls.iter().find(|(k, _)| k == kind);
-        elsewhere.map_or_else(|| self.url.clone(), |(_, url)| url.clone())
-    }
-}
-
-impl fmt::Debug for Forward {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kinds: Vec<&String> = self.urls.iter().map(|(k, _)| k).collect();
-        f.debug_struct("Forward")
-            .field("url", &crate::shown::url(self.url.as_str()))
-            .field("timeout", &self.timeout)
-            .field("retry_for", &self.retry_for)
-            .field("concurrency", &self.concurrency)
-            .field("rate", &self.rate)
-            .field("signed", &self.secret.is_some())
-            .field("kinds_elsewhere", &kinds)
-            .finish()
     }
 }
 
