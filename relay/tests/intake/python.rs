@@ -178,6 +178,17 @@ async fn a_python_service_acts_once_on_every_kind_across_its_restart() {
         next_line(&mut acted).await.as_deref(),
         Some("task_notification py-2 ['finished']")
     );
+    // The line is printed inside the service's transaction: py-2 is remembered once its 200
+    // reached the relay, and only then is the service killed (killed between the two, it would
+    // rightly act on py-2 again).
+    relay
+        .admin_api(None)
+        .until(
+            "/admin/notifications?kind=task_notification&task_id=py-2&state=handled",
+            Duration::from_secs(30),
+            |listed: &Value| listed["items"].as_array().is_some_and(|items| items.len() == 1),
+        )
+        .await;
 
     // Killed and started again on the same database, it still knows what it acted on.
     service.kill().await.unwrap();
