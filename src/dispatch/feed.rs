@@ -1,10 +1,14 @@
 //! The feeder: a durable receiver's workers take their work from the store. It claims the due
 //! records of the receiver's kind a page at a time, each claim counting the attempts about to
 //! start in one write ([`Store::claim_and_begin`](crate::store::Store::claim_and_begin)), and
-//! keeps up to one record a worker claimed ahead, so that a worker that frees up starts the
-//! next record at once instead of waiting for a claim's write. A record waiting for its due
-//! time waits on disk. Memory holds what is being handled and at most `workers` records
-//! claimed ahead, never the backlog.
+//! keeps records claimed ahead, so that a worker that frees up starts the next record at once
+//! instead of waiting for a claim's write. A record waiting for its due time waits on disk.
+//!
+//! Claimed ahead: up to a [`PAGE`] of records (or one a worker, if more) while their bodies
+//! stay within [`AHEAD_BYTES`], and whatever their size one a worker. The store reads no body
+//! past the budget. Small notifications then come a page a write (with 16 workers, a claim of
+//! 16 records a commit was what bound forwarding), and big ones no more than one a worker. Memory holds what is being handled and what is claimed ahead, never the
+//! backlog.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,8 +27,10 @@ use crate::intake::Decoded;
 use crate::stats::Fate;
 use crate::store::{Attempt, BoxFuture, ErasedStore, MAX_HISTORY, Record, RecordId, StoreError};
 
-/// The most records claimed at once.
+/// The most records claimed at once, and claimed ahead.
 const PAGE: usize = 64;
+/// The bodies claimed ahead, past one record a worker.
+const AHEAD_BYTES: usize = 4 << 20;
 /// How often the store is asked when nothing is due and nothing wakes the feeder: the latest a
 /// retry comes after its due time, or a record stored by another receiver sharing the store.
 pub(super) const POLL: Duration = Duration::from_secs(1);
@@ -46,7 +52,9 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         let mut asked_paused: Option<Instant> = None;
         // Claimed, counted, waiting for a worker: at most one a worker.
         let mut ready: VecDeque<Record> = VecDeque::new();
-        let room = self.workers.max(1);
+        let workers = self.workers.max(1);
+        // The bodies in `ready`.
+        let mut ready_bytes = 0usize;
         let mut claiming: Option<Claiming> = None;
         // After a claim that found less than it asked: when to ask again at the latest.
         let mut idle_until: Option<Instant> = None;
@@ -56,6 +64,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 asked_paused = Some(Instant::now());
             }
             if self.shared.is_paused() && !ready.is_empty() {
+                ready_bytes = 0;
                 self.give_back(&store, ready.drain(..).map(|record| record.id).collect())
                     .await;
             }
@@ -65,15 +74,16 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                     break;
                 };
                 if let Some(record) = ready.pop_front() {
+                    ready_bytes = ready_bytes.saturating_sub(record.body.len());
                     untried.extend(self.start_claimed(record, slot));
                 }
             }
             self.give_back(&store, untried).await;
-            if claiming.is_none() && idle_until.is_none() && ready.len() < room {
-                let asked = (room - ready.len()).min(PAGE);
+            let (asked, max_bytes) = to_claim(ready.len(), ready_bytes, workers);
+            if claiming.is_none() && idle_until.is_none() && asked > 0 {
                 let (store, kind) = (Arc::clone(&store), Arc::clone(&self.shared.kind));
                 let claim: BoxFuture<'static, _> =
-                    Box::pin(async move { store.claim_and_begin(&kind, asked).await });
+                    Box::pin(async move { store.claim_and_begin(&kind, asked, max_bytes).await });
                 claiming = Some((asked, claim));
             }
             tokio::select! {
@@ -93,6 +103,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                     let (Ok(slot), Some(record)) = (slot, ready.pop_front()) else {
                         return;
                     };
+                    ready_bytes = ready_bytes.saturating_sub(record.body.len());
                     let untried = self.start_claimed(record, slot);
                     self.give_back(&store, untried.into_iter().collect()).await;
                 }
@@ -110,6 +121,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                             }
                             failing = false;
                             let got = claimed.len();
+                            ready_bytes += claimed.iter().map(|record| record.body.len()).sum::<usize>();
                             ready.extend(claimed);
                             got
                         }
@@ -225,5 +237,43 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             self.shared.counters.count(Fate::Returned);
         }
         None
+    }
+}
+
+/// How many records to claim, and within how many bytes of bodies, with `ready` records of
+/// `ready_bytes` claimed ahead: up to a [`PAGE`] (or one a worker) while the bodies fit within
+/// [`AHEAD_BYTES`], and while fewer than one a worker are ready, at least one (the store
+/// always gives the first record of a claim, whatever its size).
+fn to_claim(ready: usize, ready_bytes: usize, workers: usize) -> (usize, usize) {
+    let count = PAGE.max(workers).saturating_sub(ready).min(PAGE);
+    let bytes = AHEAD_BYTES.saturating_sub(ready_bytes);
+    if ready < workers || bytes > 0 {
+        (count, bytes)
+    } else {
+        (0, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_claimed_a_page_ahead_within_the_bytes_and_one_a_worker_whatever_their_size() {
+        // Small (2.8 KB): a page, less what is ready, within the bytes left.
+        assert_eq!(to_claim(0, 0, 16), (PAGE, AHEAD_BYTES));
+        assert_eq!(
+            to_claim(40, 40 * 2_800, 16),
+            (PAGE - 40, AHEAD_BYTES - 40 * 2_800)
+        );
+        assert_eq!(to_claim(PAGE, PAGE * 2_800, 16).0, 0);
+        // Big (1.5 MB): past the bytes, still one at a time (the first of a claim) until one
+        // a worker is ready, then none.
+        assert_eq!(to_claim(10, 15_000_000, 16), (PAGE - 10, 0));
+        assert_eq!(to_claim(16, 24_000_000, 16), (0, 0));
+        // More workers than a page: a page at a time, up to one a worker.
+        assert_eq!(to_claim(0, 0, 128), (PAGE, AHEAD_BYTES));
+        assert_eq!(to_claim(100, 150_000_000, 128), (28, 0));
+        assert_eq!(to_claim(128, 150_000_000, 128), (0, 0));
     }
 }

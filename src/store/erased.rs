@@ -60,6 +60,7 @@ pub trait ErasedStore: Send + Sync + 'static {
         &'a self,
         kind: &'a str,
         max: usize,
+        max_bytes: usize,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
     #[allow(missing_docs)]
     fn unclaim(&self, ids: Vec<RecordId>) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -166,8 +167,9 @@ impl<S: Store> ErasedStore for S {
         &'a self,
         kind: &'a str,
         max: usize,
+        max_bytes: usize,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
-        Box::pin(Store::claim_and_begin(self, kind, max))
+        Box::pin(Store::claim_and_begin(self, kind, max, max_bytes))
     }
     fn unclaim(&self, ids: Vec<RecordId>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(Store::unclaim(self, ids))
@@ -308,9 +310,10 @@ impl Store for Arc<dyn ErasedStore> {
         &self,
         kind: &str,
         max: usize,
+        max_bytes: usize,
     ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
         let kind = kind.to_owned();
-        async move { ErasedStore::claim_and_begin(&**self, &kind, max).await }
+        async move { ErasedStore::claim_and_begin(&**self, &kind, max, max_bytes).await }
     }
     fn unclaim(&self, ids: Vec<RecordId>) -> impl Future<Output = Result<(), StoreError>> + Send {
         ErasedStore::unclaim(&**self, ids)

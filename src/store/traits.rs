@@ -104,21 +104,25 @@ pub trait Store: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
 
-    /// [`claim`](Store::claim)s up to `max` records and counts the attempt about to start on
-    /// each, as [`begin_attempt`](Store::begin_attempt) would: each record comes back with
-    /// its [`attempts`](Record::attempts) including that one. The receiver's workers take
-    /// their work this way, a page at a time, so that a claimed record starts without a
-    /// write of its own to wait for.
+    /// [`claim`](Store::claim)s up to `max` records whose bodies come to at most `max_bytes`
+    /// (the first one whatever its size), and counts the attempt about to start on each, as
+    /// [`begin_attempt`](Store::begin_attempt) would: each record comes back with its
+    /// [`attempts`](Record::attempts) including that one. The receiver's workers take their
+    /// work this way, a page at a time, so that a claimed record starts without a write of its
+    /// own to wait for, and the bytes bound what the receiver holds claimed ahead.
     ///
     /// The bundled stores count in one write for the whole page (the claim's own, on
-    /// PostgreSQL). The default claims, then counts each record in turn; a record whose count
-    /// fails is left out (claimed until the store lets it go), and when every count failed
-    /// the first error is returned.
+    /// PostgreSQL), and read no body past `max_bytes`. The default claims `max` records (it
+    /// cannot give any back, so it does not look at `max_bytes`), then counts each in turn; a
+    /// record whose count fails is left out (claimed until the store lets it go), and when
+    /// every count failed the first error is returned.
     fn claim_and_begin(
         &self,
         kind: &str,
         max: usize,
+        max_bytes: usize,
     ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
+        let _ = max_bytes;
         async move {
             let claimed = self.claim(kind, max).await?;
             let (mut begun, mut first_error) = (Vec::with_capacity(claimed.len()), None);

@@ -900,13 +900,16 @@ async fn a_claim_that_begins_counts_in_its_statement_and_an_unclaim_takes_it_bac
     let second = store(&url, "claim_begin", Duration::from_secs(30)).await;
     let a = stored(first.append(waiting(1, DEFAULT_KIND)).await.unwrap());
     let b = stored(first.append(waiting(2, DEFAULT_KIND)).await.unwrap());
-    let claimed = first.claim_and_begin(DEFAULT_KIND, 10).await.unwrap();
+    let claimed = first
+        .claim_and_begin(DEFAULT_KIND, 10, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(ids(&claimed), [a, b]);
     assert!(claimed.iter().all(|record| record.attempts == 1));
     assert_eq!(first.get(a).await.unwrap().unwrap().attempts, 1);
     assert!(
         second
-            .claim_and_begin(DEFAULT_KIND, 10)
+            .claim_and_begin(DEFAULT_KIND, 10, usize::MAX)
             .await
             .unwrap()
             .is_empty(),
@@ -917,14 +920,17 @@ async fn a_claim_that_begins_counts_in_its_statement_and_an_unclaim_takes_it_bac
     second.unclaim(vec![a]).await.unwrap();
     assert!(
         second
-            .claim_and_begin(DEFAULT_KIND, 10)
+            .claim_and_begin(DEFAULT_KIND, 10, usize::MAX)
             .await
             .unwrap()
             .is_empty()
     );
     first.unclaim(vec![a]).await.unwrap();
     assert_eq!(first.get(a).await.unwrap().unwrap().attempts, 0);
-    let taken = second.claim_and_begin(DEFAULT_KIND, 10).await.unwrap();
+    let taken = second
+        .claim_and_begin(DEFAULT_KIND, 10, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!((ids(&taken), taken[0].attempts), (vec![a], 1));
 
     // A record handled meanwhile is left as it is.
@@ -1584,4 +1590,29 @@ async fn a_schema_at_version_2_migrates_and_its_records_are_read() {
     drop(store);
     let again = self::store(&url, schema, Duration::from_secs(30)).await;
     assert_eq!(again.pending().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_claim_that_begins_stops_at_its_bytes_past_the_first_record() {
+    let url = shared_cluster().url();
+    let store = fresh(&url, "claim_bytes", Duration::from_secs(30)).await;
+    let mut appended = Vec::new();
+    for key in 1..=3 {
+        appended.push(stored(
+            store.append(waiting(key, DEFAULT_KIND)).await.unwrap(),
+        ));
+        // One due after the other.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let size = store.get(appended[0]).await.unwrap().unwrap().body.len();
+    let claimed = store
+        .claim_and_begin(DEFAULT_KIND, 10, 2 * size)
+        .await
+        .unwrap();
+    assert_eq!(ids(&claimed), appended[..2], "two bodies fit, not three");
+    let left = store.get(appended[2]).await.unwrap().unwrap();
+    assert_eq!(left.attempts, 0, "the one past the bytes is not counted");
+    // The first record of a claim comes whatever its size.
+    let claimed = store.claim_and_begin(DEFAULT_KIND, 10, 0).await.unwrap();
+    assert_eq!((ids(&claimed), claimed[0].attempts), (vec![appended[2]], 1));
 }

@@ -854,9 +854,24 @@ impl Store for PostgresStore {
     }
 
     /// One statement: the claim counts the attempts.
-    async fn claim_and_begin(&self, kind: &str, max: usize) -> Result<Vec<Record>, StoreError> {
-        self.claim_with(&self.inner.sql.claim_and_begin, kind, max)
-            .await
+    async fn claim_and_begin(
+        &self,
+        kind: &str,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        let sql = &self.inner.sql.claim_and_begin;
+        let rows = self
+            .query(sql, &[&self.inner.owner, &max, &kind, &max_bytes])
+            .await?;
+        let mut records = records_from(&rows)?;
+        records.sort_by_key(|record| (record.due_at_ms, record.id));
+        Ok(records)
     }
 
     async fn unclaim(&self, ids: Vec<RecordId>) -> Result<(), StoreError> {

@@ -130,7 +130,8 @@ pub(super) struct Sql {
     pub(super) remove_rejected: String,
     pub(super) prune: String,
     pub(super) claim: String,
-    /// [`claim`](Self::claim), counting each claimed record's attempt in the same statement.
+    /// [`claim`](Self::claim), counting each claimed record's attempt in the same statement,
+    /// and past the first record none whose body takes the bodies past `$4` bytes.
     pub(super) claim_and_begin: String,
     /// Claimed records given back untried: their counted attempt taken back.
     pub(super) unclaim: String,
@@ -149,6 +150,25 @@ fn claim(t: &str, p: &str, lease: &str, also: &str) -> String {
            AND (c.lease_until IS NULL OR c.lease_until < now()) \
            AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.kind = $3) \
            ORDER BY c.due_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED) \
+         RETURNING {COLUMNS}"
+    )
+}
+
+/// [`claim`]'s statement, counting each attempt, and past the first record taking none whose
+/// body would bring the bodies past `$4` bytes: the candidates are locked in due order, and
+/// those past the budget let go at the statement's end.
+fn claim_within(t: &str, p: &str, lease: &str) -> String {
+    format!(
+        "WITH c AS ( \
+           SELECT c.id, c.due_at, coalesce(octet_length(c.body), 0)::int8 AS n FROM {t} AS c \
+           WHERE c.state = {PENDING} AND c.kind = $3 AND c.due_at <= now() \
+           AND (c.lease_until IS NULL OR c.lease_until < now()) \
+           AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.kind = $3) \
+           ORDER BY c.due_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED), \
+         w AS (SELECT id, row_number() OVER (ORDER BY due_at, id) AS k, \
+           sum(n) OVER (ORDER BY due_at, id) AS running FROM c) \
+         UPDATE {t} SET claimed_by = $1, lease_until = {lease}, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM w WHERE k = 1 OR running <= $4::int8) \
          RETURNING {COLUMNS}"
     )
 }
@@ -319,7 +339,7 @@ impl Sql {
                  SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM forgot)"
             ),
             claim: claim(&t, &p, &lease, ""),
-            claim_and_begin: claim(&t, &p, &lease, ", attempts = attempts + 1"),
+            claim_and_begin: claim_within(&t, &p, &lease),
             unclaim: format!(
                 "UPDATE {t} SET attempts = GREATEST(attempts - 1, 0), {released} \
                  WHERE id = ANY($1) AND claimed_by = $2 AND state = {PENDING}"

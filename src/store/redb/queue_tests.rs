@@ -601,7 +601,7 @@ async fn a_claim_that_begins_counts_each_attempt_and_an_unclaim_takes_it_back() 
     store.set_paused("k", false).await.unwrap();
     let a = stored(&store, waiting(1, "k", ago(20))).await;
     let b = stored(&store, waiting(2, "k", ago(10))).await;
-    let claimed = store.claim_and_begin("k", 10).await.unwrap();
+    let claimed = store.claim_and_begin("k", 10, usize::MAX).await.unwrap();
     assert_eq!(ids(&claimed), [a, b]);
     assert!(claimed.iter().all(|record| record.attempts == 1));
     assert_eq!(
@@ -610,14 +610,18 @@ async fn a_claim_that_begins_counts_each_attempt_and_an_unclaim_takes_it_back() 
         "counted on disk"
     );
     assert!(
-        store.claim_and_begin("k", 10).await.unwrap().is_empty(),
+        store
+            .claim_and_begin("k", 10, usize::MAX)
+            .await
+            .unwrap()
+            .is_empty(),
         "held"
     );
 
     // Given back untried: held no more, the count taken back; the next claim counts again.
     store.unclaim(vec![a]).await.unwrap();
     assert_eq!(store.get(a).await.unwrap().unwrap().attempts, 0);
-    let again = store.claim_and_begin("k", 10).await.unwrap();
+    let again = store.claim_and_begin("k", 10, usize::MAX).await.unwrap();
     assert_eq!((ids(&again), again[0].attempts), (vec![a], 1));
 
     // A record handled meanwhile is left as it is by an unclaim.
@@ -625,5 +629,27 @@ async fn a_claim_that_begins_counts_each_attempt_and_an_unclaim_takes_it_back() 
     store.unclaim(vec![b]).await.unwrap();
     let done = store.get(b).await.unwrap().unwrap();
     assert_eq!((done.state, done.attempts), (RecordState::Handled, 1));
+    drop(store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_begins_stops_at_its_bytes_past_the_first_record() {
+    let tmp = temp_dir("claim-bytes");
+    let store = RedbStore::open(tmp.path()).unwrap();
+    // Bodies of 6 bytes each ("body N"), due in this order.
+    let a = stored(&store, waiting(1, "k", ago(30))).await;
+    let b = stored(&store, waiting(2, "k", ago(20))).await;
+    let c = stored(&store, waiting(3, "k", ago(10))).await;
+    let claimed = store.claim_and_begin("k", 10, 12).await.unwrap();
+    assert_eq!(
+        ids(&claimed),
+        [a, b],
+        "two bodies fit in 12 bytes, not three"
+    );
+    let left = store.get(c).await.unwrap().unwrap();
+    assert_eq!(left.attempts, 0, "the one past the bytes is not counted");
+    // The first record of a claim comes whatever its size.
+    let claimed = store.claim_and_begin("k", 10, 0).await.unwrap();
+    assert_eq!((ids(&claimed), claimed[0].attempts), (vec![c], 1));
     drop(store);
 }

@@ -295,7 +295,8 @@ impl Drop for Claimed {
 }
 
 /// Claims up to `max` due pending records of `kind`, soonest due first, then lowest id,
-/// skipping held ones; none when the kind is paused.
+/// skipping held ones; none when the kind is paused. Past the first record, none whose body
+/// would take the bodies past `max_bytes` (its body is not read).
 ///
 /// The candidates are held first, then read again in a new transaction: an outcome written
 /// meanwhile (committed before its hold was released) is seen there, and the record let go.
@@ -303,6 +304,7 @@ pub(super) fn claim(
     db: &Database,
     kind: &str,
     max: usize,
+    max_bytes: usize,
     holds: &Arc<Holds>,
 ) -> Result<Claimed, StoreError> {
     let now = now_ms();
@@ -312,7 +314,7 @@ pub(super) fn claim(
         holds: Arc::clone(holds),
         corrupt: Vec::new(),
     };
-    let read = read_claimed(db, kind, now, &candidates, &mut claimed);
+    let read = read_claimed(db, kind, now, max_bytes, &candidates, &mut claimed);
     // Every candidate not handed back is let go (all of them, after an error).
     for id in candidates {
         if read.is_err() || !claimed.records.iter().any(|record| record.id == id) {
@@ -369,16 +371,26 @@ fn hold_due(
     Ok(())
 }
 
-/// Reads the held candidates whole; keeps those still pending, of `kind` and due.
+/// Reads the held candidates whole; keeps those still pending, of `kind` and due, until the
+/// next body would take them past `max_bytes`.
 fn read_claimed(
     db: &Database,
     kind: &str,
     now: i64,
+    max_bytes: usize,
     candidates: &[RecordId],
     claimed: &mut Claimed,
 ) -> Result<(), StoreError> {
     let tables = Tables::open(&begin(db)?)?;
+    let mut bytes = 0usize;
     for &id in candidates {
+        if let Some(Ok(decoded)) = read_meta(&tables.records, id)? {
+            let size = usize::try_from(decoded.meta.info.body_len).unwrap_or(usize::MAX);
+            if !claimed.records.is_empty() && bytes.saturating_add(size) > max_bytes {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+        }
         match tables.record(id)? {
             Some(Ok(record))
                 if record.state == RecordState::Pending

@@ -85,6 +85,25 @@ impl std::fmt::Debug for RedbStore {
 }
 
 impl RedbStore {
+    /// Claims up to `max` due records of `kind` whose bodies come to at most `max_bytes` (the
+    /// first whatever its size).
+    async fn claim_within(
+        &self,
+        kind: &str,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let (kind, holds) = (kind.to_owned(), Arc::clone(&self.inner.shared.holds));
+        let mut claimed = self
+            .read(move |db| reads::claim(db, &kind, max, max_bytes, &holds))
+            .await?;
+        self.quarantine_all(std::mem::take(&mut claimed.corrupt));
+        Ok(claimed.take())
+    }
+
     /// Opens (or creates) the store in `dir`, as the file `airudder.redb` and the folder
     /// `rejected/`, with the default [`RedbOptions`].
     ///
@@ -325,20 +344,18 @@ impl Store for RedbStore {
     }
 
     async fn claim(&self, kind: &str, max: usize) -> Result<Vec<Record>, StoreError> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let (kind, holds) = (kind.to_owned(), Arc::clone(&self.inner.shared.holds));
-        let mut claimed = self
-            .read(move |db| reads::claim(db, &kind, max, &holds))
-            .await?;
-        self.quarantine_all(std::mem::take(&mut claimed.corrupt));
-        Ok(claimed.take())
+        self.claim_within(kind, max, usize::MAX).await
     }
 
-    /// The claim's read, then one write counting every claimed record's attempt.
-    async fn claim_and_begin(&self, kind: &str, max: usize) -> Result<Vec<Record>, StoreError> {
-        let mut records = self.claim(kind, max).await?;
+    /// The claim's read (no body read past `max_bytes`), then one write counting every
+    /// claimed record's attempt.
+    async fn claim_and_begin(
+        &self,
+        kind: &str,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut records = self.claim_within(kind, max, max_bytes).await?;
         if records.is_empty() {
             return Ok(records);
         }
