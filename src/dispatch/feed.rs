@@ -35,12 +35,12 @@ const AHEAD_BYTES: usize = 4 << 20;
 /// retry comes after its due time, or a record stored by another receiver sharing the store.
 pub(super) const POLL: Duration = Duration::from_secs(1);
 
-/// A claim under way, and how many records it asked for.
-type Claiming = (usize, BoxFuture<'static, Result<Vec<Record>, StoreError>>);
+/// A claim under way.
+type Claiming = BoxFuture<'static, Result<Vec<Record>, StoreError>>;
 
 impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     /// Claims due records ahead of the workers and starts each as a worker frees up, until the
-    /// receiver stops. When a claim finds less than it asked, it waits to be woken by a record
+    /// receiver stops. When a claim finds nothing due, it waits to be woken by a record
     /// stored without a free worker, a replay or a retry-now ([`Shared::feed`](super::Shared)),
     /// for the soonest retry due, or for the next [`POLL`].
     pub(super) async fn feed(
@@ -50,13 +50,13 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     ) {
         let mut failing = false;
         let mut asked_paused: Option<Instant> = None;
-        // Claimed, counted, waiting for a worker: at most one a worker.
+        // Claimed, counted, waiting for a worker (see the module's guide for how many).
         let mut ready: VecDeque<Record> = VecDeque::new();
         let workers = self.workers.max(1);
         // The bodies in `ready`.
         let mut ready_bytes = 0usize;
         let mut claiming: Option<Claiming> = None;
-        // After a claim that found less than it asked: when to ask again at the latest.
+        // After a claim that found nothing: when to ask again at the latest.
         let mut idle_until: Option<Instant> = None;
         loop {
             if asked_paused.is_none_or(|at| at.elapsed() >= POLL) {
@@ -84,13 +84,13 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 let (store, kind) = (Arc::clone(&store), Arc::clone(&self.shared.kind));
                 let claim: BoxFuture<'static, _> =
                     Box::pin(async move { store.claim_and_begin(&kind, asked, max_bytes).await });
-                claiming = Some((asked, claim));
+                claiming = Some(claim);
             }
             tokio::select! {
                 biased;
                 () = async { drop(stop.wait_for(|stopping| *stopping).await) } => {
                     // A claim under way is let finish, so that what it took is given back.
-                    if let Some((_, claim)) = claiming.take()
+                    if let Some(claim) = claiming.take()
                         && let Ok(claimed) = claim.await
                     {
                         ready.extend(claimed);
@@ -109,11 +109,11 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 }
                 claimed = async {
                     match claiming.as_mut() {
-                        Some((_, claim)) => Some(claim.await),
+                        Some(claim) => Some(claim.await),
                         None => None,
                     }
                 }, if claiming.is_some() => {
-                    let asked = claiming.take().map_or(0, |(asked, _)| asked);
+                    claiming = None;
                     let got = match claimed {
                         Some(Ok(claimed)) => {
                             if failing {
@@ -134,7 +134,9 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                         }
                         None => 0,
                     };
-                    if got < asked {
+                    // Nothing due: wait. A claim that found less than it asked may have been cut
+                    // short by its bytes, not by what is due: the next one tells.
+                    if got == 0 {
                         idle_until = Some(Instant::now() + self.until_next_due());
                     }
                 }
