@@ -1,9 +1,9 @@
 //! Fixtures shared by the tests and the benches.
 #![allow(dead_code)]
 
+pub(crate) mod ports;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
-pub(crate) mod ports;
 pub(crate) mod process;
 
 use bytes::Bytes;

@@ -186,7 +186,11 @@ async fn a_python_service_acts_once_on_every_kind_across_its_restart() {
         .until(
             "/admin/notifications?kind=task_notification&task_id=py-2&state=handled",
             Duration::from_secs(30),
-            |listed: &Value| listed["items"].as_array().is_some_and(|items| items.len() == 1),
+            |listed: &Value| {
+                listed["items"]
+                    .as_array()
+                    .is_some_and(|items| items.len() == 1)
+            },
         )
         .await;
 
