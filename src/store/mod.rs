@@ -188,6 +188,7 @@
 //!   [`PostgresStore::for_another_receiver`](PostgresStore::for_another_receiver): the same
 //!   pool, claims of its own, so that one receiver's shutdown never releases another's claims.
 
+mod claims;
 mod erased;
 mod error;
 #[cfg(feature = "postgres")]
@@ -199,11 +200,12 @@ mod rejected;
 mod summary;
 mod traits;
 
+pub(crate) use self::claims::Claims;
 pub use self::erased::{BoxFuture, ErasedStore};
 pub use self::error::{StoreError, StoreErrorKind};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use self::postgres::{PostgresOptions, PostgresStore};
+pub use self::postgres::{Completion, PostgresOptions, PostgresStore};
 pub use self::query::{
     Attempt, AttemptOutcome, MAX_ERROR_LEN, MAX_HISTORY, RecordPage, RecordQuery, RecordSummary,
     push_attempt,
