@@ -130,6 +130,10 @@ impl PostgresOptions {
 ///   receiver took the notification over). A handled notification keeps its body and history
 ///   until [`purge_before`](Store::purge_before); its de-duplication key is forgotten at the
 ///   [prune](Store::prune), its row kept.
+/// - A handler may mark its notification handled in its own transaction, on the same
+///   database ([`Delivery::complete_in`](crate::Delivery::complete_in), or the statement of
+///   [`Delivery::completion`](crate::Delivery::completion) for other drivers), guarded by its
+///   claim: see [the guide](crate::store#completing-in-your-own-transaction).
 /// - Lists, counts and summaries read columns and indexes (kind, task id, receipt, due time,
 ///   body length), never a body. Paused kinds are a table, shared by every receiver.
 /// - The tables live in their own schema, created and migrated at connect, under an advisory
