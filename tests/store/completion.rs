@@ -146,7 +146,7 @@ async fn a_handler_writes_and_completes_in_one_transaction_and_each_call_is_writ
             write_calls(&tx, "team_in_tx", &d, "receiver").await?;
             // Odd tasks leave the mark to the receiver, as before.
             let n: usize = d.task_id.trim_start_matches("task-").parse().unwrap_or(0);
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 d.complete_in(&*tx).await?;
             }
             tx.commit().await?;
