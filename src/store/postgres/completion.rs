@@ -111,7 +111,7 @@ fn refusal(id: i64, err: &tokio_postgres::Error) -> Option<StoreError> {
             StoreErrorKind::NotFound,
             format!(
                 "notification {id} is no longer pending under this receiver's claim (handled \
-                 already, or taken over by another receiver): its transaction is rolled back"
+                 already, or taken over by another receiver): PostgreSQL aborted the transaction"
             ),
         )
     })
