@@ -160,6 +160,9 @@ pub struct Delivery<E = TaskNotification> {
     received_at: SystemTime,
     /// Where [`report_status`](Self::report_status) writes, for a stored notification.
     status: Option<Arc<AtomicU16>>,
+    /// How to complete in the handler's transaction: a record a PostgreSQL store claimed.
+    #[cfg(feature = "postgres")]
+    completion: Option<crate::store::Completion>,
 }
 
 impl<E> Delivery<E> {
@@ -169,7 +172,16 @@ impl<E> Delivery<E> {
             attempt,
             received_at,
             status: None,
+            #[cfg(feature = "postgres")]
+            completion: None,
         }
+    }
+
+    /// The same delivery, able to complete in the handler's transaction.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn completing_with(mut self, completion: crate::store::Completion) -> Self {
+        self.completion = Some(completion);
+        self
     }
 
     /// The same delivery, keeping the status the handler reports in `status`.
@@ -214,6 +226,55 @@ impl<E> Delivery<E> {
     }
 }
 
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+impl<E> Delivery<E> {
+    /// Marks this notification handled inside the handler's transaction (tokio-postgres), so
+    /// that it is handled if and only if the handler's own writes commit (feature `postgres`).
+    /// Call it last, just before the commit: from here to the commit the notification's row is
+    /// locked. After the handler returns `Ok`, the receiver adds the attempt to the record's
+    /// history without marking it again. See
+    /// [the store's guide](crate::store#completing-in-your-own-transaction).
+    ///
+    /// `client` is a `tokio_postgres::Transaction` (with deadpool-postgres, `&*transaction`),
+    /// or a `Client` inside a transaction begun by hand; on the store's database.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::NotFound`](crate::store::StoreErrorKind::NotFound) when the
+    /// notification is no longer pending under this receiver's claim (handled already, or its
+    /// lease lapsed and another receiver took it over): PostgreSQL has aborted the
+    /// transaction, so that none of its writes land; return the error (`?`). The same kind
+    /// when this delivery holds no claim (see [`completion`](Self::completion)).
+    /// [`StoreErrorKind::Unavailable`](crate::store::StoreErrorKind::Unavailable) when the
+    /// statement could not run.
+    pub async fn complete_in<C>(&self, client: &C) -> Result<(), crate::store::StoreError>
+    where
+        C: tokio_postgres::GenericClient + Sync,
+    {
+        self.completion()?.run(client).await
+    }
+
+    /// The statement that marks this notification handled, and its parameters, for a driver
+    /// other than tokio-postgres (sqlx, diesel, …): run it in the handler's transaction, last
+    /// (feature `postgres`). It fails by itself, aborting the transaction, when the
+    /// notification is no longer this receiver's. See [`Completion`](crate::store::Completion).
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::NotFound`](crate::store::StoreErrorKind::NotFound) when this delivery
+    /// holds no claim to complete: only a durable receiver built with a
+    /// [`PostgresStore`](crate::store::PostgresStore) (given to
+    /// [`durable`](crate::ReceiverBuilder::durable) as itself) hands on claimed records.
+    pub fn completion(&self) -> Result<&crate::store::Completion, crate::store::StoreError> {
+        self.completion.as_ref().ok_or_else(|| {
+            crate::store::StoreError::new(
+                crate::store::StoreErrorKind::NotFound,
+                "this delivery holds no claim to complete: only a durable receiver on a \
+                 PostgresStore hands on claimed notifications",
+            )
+        })
+    }
+}
+
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 impl<E> Delivery<E> {
@@ -251,6 +312,8 @@ impl<E> Clone for Delivery<E> {
             attempt: self.attempt,
             received_at: self.received_at,
             status: self.status.clone(),
+            #[cfg(feature = "postgres")]
+            completion: self.completion.clone(),
         }
     }
 }

@@ -38,7 +38,7 @@ use crate::hooks::OnFailed;
 use crate::intake::Decoded;
 use crate::rejection::Rejection;
 use crate::stats::{Accepted, Counters, Fate};
-use crate::store::{Appended, Envelope, ErasedStore, StoreError, StoreErrorKind};
+use crate::store::{Appended, Claims, Envelope, ErasedStore, StoreError, StoreErrorKind};
 
 /// The request path's end of the queue.
 pub(crate) struct Queue<E> {
@@ -68,6 +68,8 @@ pub(crate) struct WorkerConfig<E> {
     pub(crate) handler_timeout: Duration,
     pub(crate) on_failed: Arc<dyn OnFailed<E>>,
     pub(crate) store: Option<Arc<dyn ErasedStore>>,
+    /// What the handler needs to complete a stored record in its own transaction.
+    pub(crate) claims: Claims,
     pub(crate) dedup_window: Duration,
     /// How long handled records stay in the store.
     pub(crate) retention: Duration,
@@ -160,6 +162,7 @@ impl<E: Event> Queue<E> {
             handler_timeout: config.handler_timeout,
             shared: Arc::clone(&shared),
             store: config.store.clone(),
+            claims: config.claims,
             done: done_tx,
             slots: Arc::new(Semaphore::new(workers)),
             workers,

@@ -23,7 +23,7 @@ use crate::hooks::{FailedDelivery, OnFailed};
 use crate::meters::AttemptResult;
 use crate::rejection::Rejection;
 use crate::stats::Fate;
-use crate::store::{Attempt, AttemptOutcome, ErasedStore, RecordId};
+use crate::store::{Attempt, AttemptOutcome, Claims, ErasedStore, RecordId};
 
 /// Starts a job on the workers from outside the dispatcher.
 pub(super) trait Launch<E>: Send + Sync {
@@ -50,6 +50,8 @@ pub(super) struct Worker<E, H> {
     pub(super) handler_timeout: Duration,
     pub(super) shared: Arc<Shared>,
     pub(super) store: Option<Arc<dyn ErasedStore>>,
+    /// Lets the handler complete a stored record in its own transaction (PostgreSQL).
+    pub(super) claims: Claims,
     /// Every stored record's outcome, for the completer to write back.
     pub(super) done: Option<mpsc::UnboundedSender<Outcome>>,
 }
@@ -208,6 +210,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             }
             Origin::Answered => self.deliver(delivery).instrument(span).await,
             Origin::Stored { id, attempt } => {
+                let delivery = self.claims.stamp(delivery, id);
                 self.deliver_stored(delivery, id, attempt)
                     .instrument(span)
                     .await;

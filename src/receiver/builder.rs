@@ -15,7 +15,7 @@ use crate::event::Event;
 use crate::handler::HandleNotification;
 use crate::hooks::{BodyHook, DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
 use crate::intake::Intake;
-use crate::store::{ErasedStore, Store};
+use crate::store::{Claims, ErasedStore, Store};
 
 /// The default body limit: [`defaults::BODY_LIMIT`], its one name from 0.2 on.
 #[deprecated(since = "0.2.0", note = "use `receiver::defaults::BODY_LIMIT`")]
@@ -59,6 +59,8 @@ pub struct ReceiverBuilder<E, H> {
     body_hook: Option<Arc<dyn BodyHook>>,
     keep_headers: Vec<HeaderName>,
     store: Option<Arc<dyn ErasedStore>>,
+    /// What the handler needs to complete in its own transaction (a `PostgresStore`).
+    claims: Claims,
     dedup_window: Option<Duration>,
     retention: Option<Duration>,
     name: Option<String>,
@@ -114,6 +116,7 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
             body_hook: None,
             keep_headers: Vec::new(),
             store: None,
+            claims: Claims::default(),
             dedup_window: None,
             retention: None,
             name: None,
@@ -184,6 +187,7 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
     /// Stores every notification in `store`, fsynced, before answering 200, and feeds the
     /// handler from there: the [durable ack](AckPolicy::Durable). See [`store`](crate::store).
     pub fn durable(mut self, store: impl Store) -> Self {
+        self.claims = Claims::of(&store);
         self.store = Some(Arc::new(store));
         self
     }
@@ -388,6 +392,7 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
             handler_timeout: self.handler_timeout.unwrap_or(defaults::HANDLER_TIMEOUT),
             on_failed: self.on_failed,
             store: self.store,
+            claims: self.claims,
             dedup_window: self.dedup_window.unwrap_or(defaults::DEDUP_WINDOW),
             retention: self.retention.unwrap_or(defaults::RETENTION),
             name,

@@ -166,6 +166,93 @@
 //! - **TLS.** `PostgresStore::connect` speaks plain TCP; `connect_config` takes any
 //!   `tokio-postgres` TLS connector, so this crate pulls no TLS stack.
 //!
+//! # Completing in your own transaction
+//!
+//! When the [`PostgresStore`]'s tables live in the database your handler writes to (in a
+//! schema of their own, [`PostgresOptions::schema`]), the handler can mark its notification
+//! handled in the transaction that writes its results (feature `postgres`): the notification
+//! is handled if and only if those writes commit, so that they are made once, however often
+//! the notification is delivered.
+//!
+//! ```no_run
+//! # #[cfg(feature = "postgres")]
+//! # mod example {
+//! use std::sync::Arc;
+//!
+//! use airudder_webhook::store::PostgresStore;
+//! use airudder_webhook::{BoxError, Delivery, Receiver, auth::QueryToken};
+//! use airudder_webhook::model::TaskNotification;
+//! use tokio::sync::Mutex;
+//!
+//! /// One row per call, written in the transaction that marks the notification handled.
+//! async fn handle(
+//!     db: Arc<Mutex<tokio_postgres::Client>>, // a pool in practice
+//!     delivery: Delivery<TaskNotification>,
+//! ) -> Result<(), BoxError> {
+//!     let mut client = db.lock().await;
+//!     let tx = client.transaction().await?;
+//!     for call in &delivery.details {
+//!         tx.execute(
+//!             "INSERT INTO team.calls (task_id, call_id) VALUES ($1, $2)",
+//!             &[&&*delivery.task_id, &call.id],
+//!         )
+//!         .await?;
+//!     }
+//!     // Last, just before the commit. Refused when the notification is no longer this
+//!     // receiver's: PostgreSQL aborts the transaction, and `?` returns before the commit.
+//!     delivery.complete_in(&tx).await?;
+//!     tx.commit().await?;
+//!     Ok(())
+//! }
+//!
+//! fn receiver(store: PostgresStore, db: tokio_postgres::Client, token: String)
+//!     -> Result<Receiver, BoxError>
+//! {
+//!     let db = Arc::new(Mutex::new(db));
+//!     Ok(Receiver::builder(move |d: Delivery<TaskNotification>| handle(Arc::clone(&db), d))
+//!         .authorize(QueryToken::new([token])?)
+//!         .durable(store) // the PostgresStore itself, on the database `db` writes to
+//!         .build()?)
+//! }
+//! # }
+//! ```
+//!
+//! - **Guarded by the claim.** The statement marks the notification handled only while it is
+//!   pending under this receiver's claim. When it is not (handled already, or the receiver
+//!   stalled past its [lease](PostgresOptions::lease) and another receiver took the
+//!   notification over), the statement fails inside PostgreSQL, which aborts the transaction:
+//!   the late handler's writes never land, even if it tries to commit anyway.
+//!   [`complete_in`](crate::Delivery::complete_in) then returns
+//!   [`StoreErrorKind::NotFound`]; return it, and the attempt counts as failed. From the
+//!   statement to the commit the notification's row is locked (nobody else can take it
+//!   over, and this receiver's lease renewals wait): complete last.
+//! - **After the handler returns.** A notification completed in the handler's transaction is
+//!   not marked again: the receiver adds the attempt to its history (when, how long, the
+//!   reported status) and ends the claim. A handler that returns an error after its commit
+//!   leaves the notification handled, the error in its history. A handler that did not
+//!   complete in its transaction is marked as always, after it returns.
+//! - **Other drivers.** [`Delivery::completion`](crate::Delivery::completion) gives the
+//!   statement and its parameters ([`Completion`]); it fails by itself, so any driver gets the
+//!   rollback. There is no `sqlx` feature (its build is too heavy for this crate's CI); with
+//!   sqlx, bind the parameters:
+//!
+//!   ```text
+//!   let done = delivery.completion()?;
+//!   let mut tx = pool.begin().await?;
+//!   // … the handler's writes, on `&mut *tx` …
+//!   sqlx::query(done.sql())
+//!       .bind(done.id()) // $1, bigint
+//!       .bind(done.owner()) // $2, text
+//!       .execute(&mut *tx)
+//!       .await?; // refused: an error, and the transaction is aborted
+//!   tx.commit().await?;
+//!   ```
+//! - **What it needs.** A durable receiver given the [`PostgresStore`] itself
+//!   ([`durable`](crate::ReceiverBuilder::durable); a store behind another type, such as
+//!   `Arc<dyn ErasedStore>`, gives its deliveries no claim), and a database role for the
+//!   handler that may update the store's `notifications` table. A delivery with no claim (the
+//!   memory or handled ack, the embedded store) answers [`StoreErrorKind::NotFound`].
+//!
 //! # Several callbacks, one store
 //!
 //! An app that receives several of Airudder's callbacks (the task notification, a workflow's,
@@ -188,6 +275,7 @@
 //!   [`PostgresStore::for_another_receiver`](PostgresStore::for_another_receiver): the same
 //!   pool, claims of its own, so that one receiver's shutdown never releases another's claims.
 
+mod claims;
 mod erased;
 mod error;
 #[cfg(feature = "postgres")]
@@ -199,11 +287,12 @@ mod rejected;
 mod summary;
 mod traits;
 
+pub(crate) use self::claims::Claims;
 pub use self::erased::{BoxFuture, ErasedStore};
 pub use self::error::{StoreError, StoreErrorKind};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use self::postgres::{PostgresOptions, PostgresStore};
+pub use self::postgres::{Completion, PostgresOptions, PostgresStore};
 pub use self::query::{
     Attempt, AttemptOutcome, MAX_ERROR_LEN, MAX_HISTORY, RecordPage, RecordQuery, RecordSummary,
     push_attempt,

@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[cfg(feature = "postgres")]
+mod completion;
 mod crash;
 mod durable;
 mod faults;

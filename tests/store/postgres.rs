@@ -20,12 +20,12 @@ use airudder_webhook::store::{
 use bytes::Bytes;
 
 /// One cluster for the tests that do not stop it; each test uses a schema of its own.
-fn shared_cluster() -> &'static Cluster {
+pub(crate) fn shared_cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(Cluster::start)
 }
 
-async fn store(url: &str, schema: &str, lease: Duration) -> PostgresStore {
+pub(crate) async fn store(url: &str, schema: &str, lease: Duration) -> PostgresStore {
     let options = PostgresOptions::default()
         .schema(schema)
         .unwrap()
@@ -828,7 +828,7 @@ async fn refused_bodies_kept_before_their_byte_counts_are_counted_at_the_migrati
 // ---- The store is the queue ---------------------------------------------------------------------
 
 /// A store on its own schema, dropped first so that a rerun starts empty.
-async fn fresh(url: &str, schema: &str, lease: Duration) -> PostgresStore {
+pub(crate) async fn fresh(url: &str, schema: &str, lease: Duration) -> PostgresStore {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();

@@ -97,7 +97,7 @@ fn every_dashboard_query_parses_and_the_on_call_panels_are_there() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("queries.yml"), &rules).unwrap();
-    if let Some((ok, out)) = promtool(&dir, &["check", "rules", "queries.yml"]) {
+    if let Some((ok, out)) = promtool(dir, &["check", "rules", "queries.yml"]) {
         assert!(ok, "{out}\n{rules}");
         assert!(
             out.contains(&format!("SUCCESS: {count} rules found")),

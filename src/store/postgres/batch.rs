@@ -9,7 +9,8 @@
 //! follows the conflicting commit; a key pruned in between is appended again, alone.
 //!
 //! Completions are grouped the same way: the completions that arrive together are one
-//! `UPDATE … FROM unnest …` (each record handled, its attempt added to its history).
+//! `UPDATE … FROM unnest …` (each record handled, its attempt added to its history; one its
+//! handler completed in its own transaction, under this store's claim, included).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -46,6 +47,8 @@ pub(super) struct Complete {
     pub(super) id: i64,
     /// The attempt, as its history keeps it (JSON).
     pub(super) attempt: String,
+    /// The store's claim owner: a record its handler completed under this claim is marked too.
+    pub(super) owner: Arc<str>,
     /// Whether a pending record was handled.
     pub(super) reply: oneshot::Sender<Result<bool, StoreError>>,
 }
@@ -138,8 +141,9 @@ async fn complete(pool: &Pool, sql: &str, timeout: Duration, group: Vec<Complete
         let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
         let ids: Vec<i64> = group.iter().map(|c| c.id).collect();
         let attempts: Vec<&str> = group.iter().map(|c| c.attempt.as_str()).collect();
+        let owners: Vec<&str> = group.iter().map(|c| &*c.owner).collect();
         let rows = client
-            .query(&statement, &[&ids, &attempts])
+            .query(&statement, &[&ids, &attempts, &owners])
             .await
             .map_err(unavailable)?;
         rows.iter()

@@ -1,8 +1,12 @@
 //! The shared store: PostgreSQL, for several receivers behind one URL.
 
 mod batch;
+mod completion;
 mod row;
 mod sql;
+
+pub(crate) use self::completion::Claimant;
+pub use self::completion::Completion;
 
 use std::fmt;
 use std::sync::Arc;
@@ -121,9 +125,15 @@ impl PostgresOptions {
 ///   statement ([`NewRecord::started`]).
 /// - Each outcome is one statement: its attempt is added to the row's history (JSON, the
 ///   first and the newest [`MAX_HISTORY`](crate::store::MAX_HISTORY)), and the claim ends.
-///   Completions that arrive together are written together. A handled notification keeps its
-///   body and history until [`purge_before`](Store::purge_before); its de-duplication key is
-///   forgotten at the [prune](Store::prune), its row kept.
+///   Completions that arrive together are written together. A failed attempt's outcome is
+///   never written over another receiver's claim (its lease lapsed meanwhile, and the other
+///   receiver took the notification over). A handled notification keeps its body and history
+///   until [`purge_before`](Store::purge_before); its de-duplication key is forgotten at the
+///   [prune](Store::prune), its row kept.
+/// - A handler may mark its notification handled in its own transaction, on the same
+///   database ([`Delivery::complete_in`](crate::Delivery::complete_in), or the statement of
+///   [`Delivery::completion`](crate::Delivery::completion) for other drivers), guarded by its
+///   claim: see [the guide](crate::store#completing-in-your-own-transaction).
 /// - Lists, counts and summaries read columns and indexes (kind, task id, receipt, due time,
 ///   body length), never a body. Paused kinds are a table, shared by every receiver.
 /// - The tables live in their own schema, created and migrated at connect, under an advisory
@@ -148,7 +158,7 @@ struct Inner {
     /// Completions, to be written in groups (see `batch`).
     completes: tokio::sync::mpsc::UnboundedSender<batch::Complete>,
     /// Who claims: unique to this store (process id, time, and a counter).
-    owner: String,
+    owner: Arc<str>,
     options: PostgresOptions,
     sql: Sql,
     /// Refused bodies this store dropped for its limits (shared with
@@ -189,14 +199,14 @@ fn db_millis(time: SystemTime) -> i64 {
 }
 
 /// A claim owner unique to this store: process id, time, and a counter.
-fn new_owner() -> String {
+fn new_owner() -> Arc<str> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
+    Arc::from(format!(
         "{}-{}-{}",
         std::process::id(),
         crate::store::millis(SystemTime::now()),
         NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    ))
 }
 
 impl PostgresStore {
@@ -293,6 +303,15 @@ impl PostgresStore {
     /// The name this store claims notifications under (unique per connected store).
     pub fn owner(&self) -> &str {
         &self.inner.owner
+    }
+
+    /// What each delivery of this store's claims needs to complete in the handler's
+    /// transaction.
+    pub(crate) fn claimant(&self) -> Arc<Claimant> {
+        Arc::new(Claimant::new(
+            Arc::clone(&self.inner.owner),
+            self.inner.sql.complete_in.clone(),
+        ))
     }
 
     /// The same database and connection pool, claiming under an owner of its own: give each
@@ -424,7 +443,7 @@ impl PostgresStore {
             return Ok(Vec::new());
         }
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        let rows = self.query(sql, &[&self.inner.owner, &max, &kind]).await?;
+        let rows = self.query(sql, &[&&*self.inner.owner, &max, &kind]).await?;
         let mut records = records_from(&rows)?;
         // `RETURNING` keeps no order: soonest due first, then oldest.
         records.sort_by_key(|record| (record.due_at_ms, record.id));
@@ -498,7 +517,7 @@ impl Store for PostgresStore {
             key: record.key.to_vec(),
             envelope: envelope_json(&record.envelope)?,
             body: record.body.clone(),
-            owner: self.inner.owner.clone(),
+            owner: self.inner.owner.to_string(),
             started: record.started,
             kind: kind.clone(),
             received_at_ms,
@@ -527,7 +546,7 @@ impl Store for PostgresStore {
                         &key,
                         &envelope,
                         &body,
-                        &self.inner.owner,
+                        &&*self.inner.owner,
                         &record.started,
                         &kind,
                         &received_at_ms,
@@ -551,7 +570,7 @@ impl Store for PostgresStore {
         let rows = self
             .query(
                 &self.inner.sql.begin_attempt,
-                &[&db_id(id)?, &self.inner.owner],
+                &[&db_id(id)?, &&*self.inner.owner],
             )
             .await?;
         match rows.first() {
@@ -571,6 +590,7 @@ impl Store for PostgresStore {
             .send(batch::Complete {
                 id: db_id(id)?,
                 attempt: attempt_json(&attempt)?,
+                owner: Arc::clone(&self.inner.owner),
                 reply,
             })
             .map_err(|_| StoreError::bare(StoreErrorKind::Closed))?;
@@ -596,7 +616,8 @@ impl Store for PostgresStore {
                 attempts.push(attempt_json(attempt)?);
             }
         }
-        self.query(&self.inner.sql.complete_all, &[&ids, &attempts])
+        let owners = vec![&*self.inner.owner; ids.len()];
+        self.query(&self.inner.sql.complete_all, &[&ids, &attempts, &owners])
             .await?;
         Ok(())
     }
@@ -611,7 +632,13 @@ impl Store for PostgresStore {
         let due = db_millis(due);
         self.update_one(
             &self.inner.sql.fail,
-            &[&db_id(id)?, &attempt_json(&attempt)?, &error, &due],
+            &[
+                &db_id(id)?,
+                &attempt_json(&attempt)?,
+                &error,
+                &due,
+                &&*self.inner.owner,
+            ],
         )
         .await
     }
@@ -620,7 +647,12 @@ impl Store for PostgresStore {
         let error = last_error(&attempt);
         self.update_one(
             &self.inner.sql.dead_letter,
-            &[&db_id(id)?, &attempt_json(&attempt)?, &error],
+            &[
+                &db_id(id)?,
+                &attempt_json(&attempt)?,
+                &error,
+                &&*self.inner.owner,
+            ],
         )
         .await
     }
@@ -879,18 +911,18 @@ impl Store for PostgresStore {
             return Ok(());
         }
         let ids = ids.into_iter().map(db_id).collect::<Result<Vec<_>, _>>()?;
-        self.execute(&self.inner.sql.unclaim, &[&ids, &self.inner.owner])
+        self.execute(&self.inner.sql.unclaim, &[&ids, &&*self.inner.owner])
             .await
             .map(drop)
     }
 
     async fn renew(&self) -> Result<u64, StoreError> {
-        self.execute(&self.inner.sql.renew, &[&self.inner.owner])
+        self.execute(&self.inner.sql.renew, &[&&*self.inner.owner])
             .await
     }
 
     async fn release(&self) -> Result<u64, StoreError> {
-        self.execute(&self.inner.sql.release, &[&self.inner.owner])
+        self.execute(&self.inner.sql.release, &[&&*self.inner.owner])
             .await
     }
 }

@@ -110,6 +110,12 @@ pub(super) struct Sql {
     pub(super) find_key: String,
     pub(super) begin_attempt: String,
     pub(super) complete_all: String,
+    /// Completes one record in the handler's transaction, guarded by its claim (`$1` the id,
+    /// `$2` the owner): one row, the id, or an error that aborts the transaction. The error
+    /// is a cast of a sentence to a number, the only way a plain statement raises a message
+    /// of its own; the sentence depends on `max(id)`, so that the planner cannot fold the
+    /// cast ahead of time.
+    pub(super) complete_in: String,
     pub(super) fail: String,
     pub(super) dead_letter: String,
     pub(super) in_state: String,
@@ -210,6 +216,16 @@ fn push_history(history: &str, attempt: &str) -> String {
     )
 }
 
+/// A record whose failed attempt `owner` (a parameter) may write: pending and held by this
+/// receiver or by nobody, or completed in this receiver's handler's transaction (handled,
+/// still claimed).
+fn ours(owner: &str) -> String {
+    format!(
+        "((state = {PENDING} AND (claimed_by IS NULL OR claimed_by = {owner})) \
+         OR (state = {HANDLED} AND claimed_by = {owner}))"
+    )
+}
+
 /// The `state` column's value for `state`.
 pub(super) fn state_code(state: RecordState) -> i16 {
     match state {
@@ -256,22 +272,47 @@ impl Sql {
                 "UPDATE {t} SET attempts = attempts + 1, lease_until = {lease} \
                  WHERE id = $1 AND state = {PENDING} AND claimed_by = $2 RETURNING attempts"
             ),
+            // A record its handler completed in its own transaction (`complete_in`) is
+            // handled and still claimed by this attempt's owner: the mark adds the attempt to
+            // its history and ends the claim, keeping the time it was handled.
             complete_all: format!(
-                "UPDATE {t} AS n SET state = {HANDLED}, due_at = now(), history = {}, {released} \
-                 FROM unnest($1::int8[], $2::text[]) AS u(id, attempt) \
-                 WHERE n.id = u.id AND n.state = {PENDING} RETURNING n.id",
+                "UPDATE {t} AS n SET state = {HANDLED}, \
+                   due_at = CASE WHEN n.state = {PENDING} THEN now() ELSE n.due_at END, \
+                   history = {}, {released} \
+                 FROM unnest($1::int8[], $2::text[], $3::text[]) AS u(id, attempt, owner) \
+                 WHERE n.id = u.id AND (n.state = {PENDING} \
+                   OR (n.state = {HANDLED} AND n.claimed_by = u.owner)) RETURNING n.id",
                 push_history("n.history", "u.attempt::jsonb")
             ),
+            // Not over another receiver's claim (`$5` is this one's): a late attempt's outcome
+            // would end the claim of the receiver that took the record over. As in
+            // `complete_all`, a record completed in the handler's transaction stays handled:
+            // the failed attempt goes to its history.
             fail: format!(
-                "UPDATE {t} SET due_at = {}, last_error = $3, history = {}, {released} \
-                 WHERE id = $1 AND state = {PENDING}",
+                "UPDATE {t} SET due_at = CASE WHEN state = {PENDING} THEN {} ELSE due_at END, \
+                   last_error = $3, history = {}, {released} \
+                 WHERE id = $1 AND {}",
                 at_ms("$4"),
-                push_history("history", "$2::text::jsonb")
+                push_history("history", "$2::text::jsonb"),
+                ours("$5")
             ),
+            // As `fail`, with this receiver's owner in `$4`.
             dead_letter: format!(
-                "UPDATE {t} SET state = {DEAD}, due_at = now(), last_error = $3, history = {}, \
-                 {released} WHERE id = $1 AND state = {PENDING}",
-                push_history("history", "$2::text::jsonb")
+                "UPDATE {t} SET state = CASE WHEN state = {PENDING} THEN {DEAD} ELSE state END, \
+                   due_at = CASE WHEN state = {PENDING} THEN now() ELSE due_at END, \
+                   last_error = $3, history = {}, {released} \
+                 WHERE id = $1 AND {}",
+                push_history("history", "$2::text::jsonb"),
+                ours("$4")
+            ),
+            complete_in: format!(
+                "WITH done AS ( \
+                   UPDATE {t} SET state = {HANDLED}, due_at = now() \
+                   WHERE id = $1 AND state = {PENDING} AND claimed_by = $2 RETURNING id) \
+                 SELECT coalesce(max(id)::text, \
+                   'airudder-webhook: notification ' || $1::int8 || ' is no longer pending \
+                   under the claim of ' || $2::text || ' (handled already, or taken over by \
+                   another receiver)')::int8 FROM done"
             ),
             in_state: format!("SELECT {COLUMNS} FROM {t} WHERE state = $1 ORDER BY id"),
             get: format!("SELECT {COLUMNS} FROM {t} WHERE id = $1 AND {READABLE}"),

@@ -233,7 +233,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         std::fs::create_dir_all(dir.join("rejected")).unwrap();
-        let folder = Folder::new(&dir);
+        let folder = Folder::new(dir);
         folder.open().unwrap();
         // Its path gone (as good as a process out of file handles): the handle still syncs.
         std::fs::remove_dir(folder.path()).unwrap();

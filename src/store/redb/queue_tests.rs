@@ -55,7 +55,7 @@ fn ago(secs: u64) -> SystemTime {
 async fn claims_come_soonest_due_first_and_never_twice_while_held() {
     let tmp = temp_dir("claim-order");
     let dir = tmp.path();
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     let c = stored(&store, waiting(1, "k", ago(10))).await;
     let a = stored(&store, waiting(2, "k", ago(30))).await;
     let b = stored(&store, waiting(3, "k", ago(20))).await;
@@ -96,7 +96,7 @@ async fn claims_come_soonest_due_first_and_never_twice_while_held() {
     drop(store);
     drop(clone);
     // A restart frees every hold: what was being handled is due again.
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     assert_eq!(
         ids(&store.claim("k", 10).await.unwrap()),
         [started, b, c, a2],
@@ -110,14 +110,14 @@ async fn claims_come_soonest_due_first_and_never_twice_while_held() {
 async fn a_paused_kind_is_not_claimed_across_a_reopen() {
     let tmp = temp_dir("paused");
     let dir = tmp.path();
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     let id = stored(&store, waiting(1, "k", ago(1))).await;
     store.set_paused("k", true).await.unwrap();
     store.set_paused("x", true).await.unwrap();
     store.set_paused("x", false).await.unwrap();
     assert!(store.claim("k", 10).await.unwrap().is_empty());
     drop(store);
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     assert_eq!(store.paused().await.unwrap(), ["k"]);
     assert!(store.claim("k", 10).await.unwrap().is_empty());
     assert_eq!(store.held(), 0, "nothing held for a paused kind");
@@ -131,7 +131,7 @@ async fn a_paused_kind_is_not_claimed_across_a_reopen() {
 async fn a_failed_attempt_due_later_is_claimed_at_its_time_not_before() {
     let tmp = temp_dir("due-later");
     let dir = tmp.path();
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     let id = stored(&store, waiting(1, "k", ago(1))).await;
     assert_eq!(ids(&store.claim("k", 1).await.unwrap()), [id]);
     assert_eq!(store.begin_attempt(id).await.unwrap(), 1);
@@ -167,7 +167,7 @@ async fn a_failed_attempt_due_later_is_claimed_at_its_time_not_before() {
 async fn the_history_keeps_the_first_attempt_and_the_newest_bounded() {
     let tmp = temp_dir("history");
     let dir = tmp.path();
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     let id = stored(&store, waiting(1, "k", ago(1))).await;
     for n in 0..(MAX_HISTORY + 5) {
         let claimed = store.claim("k", 1).await.unwrap();
@@ -198,7 +198,7 @@ async fn the_history_keeps_the_first_attempt_and_the_newest_bounded() {
 async fn a_handled_record_is_kept_found_by_its_task_and_replayed() {
     let tmp = temp_dir("handled");
     let dir = tmp.path();
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     let id = stored(&store, waiting(1, "k", ago(1)).with_task_id("T-1")).await;
     stored(&store, waiting(2, "k", ago(1)).with_task_id("T-2")).await;
     store.claim("k", 1).await.unwrap();
@@ -237,7 +237,7 @@ async fn a_handled_record_is_kept_found_by_its_task_and_replayed() {
 async fn purge_before_goes_by_when_records_finished() {
     let tmp = temp_dir("purge");
     let dir = tmp.path();
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     let (a, b, c, p) = (
         stored(&store, waiting(1, "k", ago(9))).await,
         stored(&store, waiting(2, "k", ago(8))).await,
@@ -317,7 +317,7 @@ async fn pages_of_a_hundred_thousand_records_list_each_match_once_in_order() {
     const N: u32 = 100_010;
     let tmp = temp_dir("paging");
     let dir = tmp.path();
-    let store = Arc::new(RedbStore::open(&dir).unwrap());
+    let store = Arc::new(RedbStore::open(dir).unwrap());
     let appends: Vec<_> = (0..N - 10)
         .map(|n| {
             let store = Arc::clone(&store);
@@ -374,7 +374,7 @@ async fn pages_of_a_hundred_thousand_records_list_each_match_once_in_order() {
 async fn a_corrupt_body_breaks_get_and_not_list() {
     let tmp = temp_dir("list-no-body");
     let dir = tmp.path();
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     let id = stored(&store, waiting(1, "k", ago(1)).with_task_id("T")).await;
     let fine = stored(&store, waiting(2, "k", ago(1))).await;
     {
@@ -419,7 +419,7 @@ async fn a_store_of_format_2_opens_moves_to_format_3_and_reads_back() {
     // More than one batch of the move.
     let count = 2_500u64;
     {
-        let store = RedbStore::open(&dir).unwrap();
+        let store = RedbStore::open(dir).unwrap();
         let db = store.inner_db();
         let tx = db.begin_write().unwrap();
         {
@@ -463,7 +463,7 @@ async fn a_store_of_format_2_opens_moves_to_format_3_and_reads_back() {
         }
         tx.commit().unwrap();
     }
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     {
         let db = store.inner_db();
         let tx = db.begin_read().unwrap();
@@ -510,7 +510,7 @@ async fn a_store_of_format_2_opens_moves_to_format_3_and_reads_back() {
     assert_eq!(next, count + 2, "ids carry on");
     drop(store);
     // A second open has nothing to move.
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     assert_eq!(
         store.count(RecordQuery::new()).await.unwrap(),
         count / 2 + 1
@@ -522,7 +522,7 @@ async fn a_store_of_format_2_opens_moves_to_format_3_and_reads_back() {
 async fn concurrent_claims_and_outcomes_hand_each_record_on_once() {
     let tmp = temp_dir("claim-race");
     let dir = tmp.path();
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     for n in 0..300 {
         stored(&store, waiting(n, "k", ago(5))).await;
     }
@@ -562,7 +562,7 @@ async fn concurrent_claims_and_outcomes_hand_each_record_on_once() {
 async fn a_page_stops_at_its_scan_cap_and_says_where_to_carry_on() {
     let tmp = temp_dir("scan-cap");
     let dir = tmp.path();
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     let mut last = 0;
     for n in 0..200 {
         let kind = if n < 150 { "common" } else { "rare" };
@@ -597,7 +597,7 @@ async fn a_page_stops_at_its_scan_cap_and_says_where_to_carry_on() {
 async fn a_claim_that_begins_counts_each_attempt_and_an_unclaim_takes_it_back() {
     let tmp = temp_dir("claim-begin");
     let dir = tmp.path();
-    let store = RedbStore::open(&dir).unwrap();
+    let store = RedbStore::open(dir).unwrap();
     store.set_paused("k", false).await.unwrap();
     let a = stored(&store, waiting(1, "k", ago(20))).await;
     let b = stored(&store, waiting(2, "k", ago(10))).await;

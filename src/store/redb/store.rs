@@ -638,7 +638,7 @@ mod tests {
         let dir = tmp.path();
         let mut ids = std::collections::BTreeSet::new();
         for round in 0..3u8 {
-            let store = Arc::new(RedbStore::open(&dir).unwrap());
+            let store = Arc::new(RedbStore::open(dir).unwrap());
             // One at a time (a transaction each), then 40 at once (in groups).
             for n in 0..3u8 {
                 let Appended::Stored(id) = store
@@ -666,7 +666,7 @@ mod tests {
             }
             drop(store);
         }
-        let store = RedbStore::open(&dir).unwrap();
+        let store = RedbStore::open(dir).unwrap();
         for &id in &ids {
             assert!(store.get(id).await.unwrap().is_some(), "record {id} kept");
         }
@@ -677,7 +677,7 @@ mod tests {
     async fn a_record_lives_through_its_states_and_a_reopen() {
         let tmp = temp_dir("states");
         let dir = tmp.path();
-        let store = RedbStore::open(&dir).unwrap();
+        let store = RedbStore::open(dir).unwrap();
         let Appended::Stored(a) = store.append(new_record(1, "a")).await.unwrap() else {
             panic!()
         };
@@ -711,7 +711,7 @@ mod tests {
         assert_eq!(store.held(), 0, "every outcome released its hold");
         drop(store);
 
-        let store = RedbStore::open(&dir).unwrap();
+        let store = RedbStore::open(dir).unwrap();
         assert!(store.pending().await.unwrap().is_empty());
         assert_eq!(
             store.get(b).await.unwrap().unwrap().state,
@@ -763,7 +763,7 @@ mod tests {
     async fn concurrent_appends_of_one_key_store_once_and_commit_in_groups() {
         let tmp = temp_dir("concurrent");
         let dir = tmp.path();
-        let store = RedbStore::open(&dir).unwrap();
+        let store = RedbStore::open(dir).unwrap();
         let tasks: Vec<_> = (0..64)
             .map(|i| {
                 let store = store.clone();
@@ -793,15 +793,15 @@ mod tests {
     fn a_second_process_or_a_garbage_file_is_an_error() {
         let tmp = temp_dir("locked");
         let dir = tmp.path();
-        let store = RedbStore::open(&dir).unwrap();
+        let store = RedbStore::open(dir).unwrap();
         assert_eq!(
-            RedbStore::open(&dir).unwrap_err().kind(),
+            RedbStore::open(dir).unwrap_err().kind(),
             StoreErrorKind::Unavailable
         );
         drop(store);
         std::thread::sleep(std::time::Duration::from_millis(50));
         std::fs::write(dir.join("airudder.redb"), vec![0xA5; 64 * 1024]).unwrap();
-        assert!(RedbStore::open(&dir).is_err(), "a garbage file is reported");
+        assert!(RedbStore::open(dir).is_err(), "a garbage file is reported");
     }
 
     #[test]
@@ -809,7 +809,7 @@ mod tests {
         let tmp = temp_dir("corrupt");
         let dir = tmp.path();
         {
-            let store = RedbStore::open(&dir).unwrap();
+            let store = RedbStore::open(dir).unwrap();
             let tx = store.inner.shared.db().unwrap().begin_write().unwrap();
             tx.open_table(RECORDS)
                 .unwrap()
@@ -823,7 +823,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let store = RedbStore::open(&dir).unwrap();
+            let store = RedbStore::open(dir).unwrap();
             assert!(store.pending().await.unwrap().is_empty());
             let rejected = store.rejected().await.unwrap();
             assert_eq!(rejected.len(), 1);
@@ -867,10 +867,10 @@ mod tests {
                 .await
         }
         let (kept, lost) = block_on(async {
-            let store = RedbStore::open(&dir).unwrap();
+            let store = RedbStore::open(dir).unwrap();
             let kept = refuse(&store, b"kept").await.unwrap();
             let lost = refuse(&store, b"lost").await.unwrap();
-            assert_eq!(files_in(&dir), [kept.to_string(), lost.to_string()]);
+            assert_eq!(files_in(dir), [kept.to_string(), lost.to_string()]);
             (kept, lost)
         });
         // What a crash leaves: a body renamed whose header never committed (its id is the
@@ -882,8 +882,8 @@ mod tests {
         std::fs::remove_file(folder.join(lost.to_string())).unwrap();
 
         block_on(async {
-            let store = RedbStore::open(&dir).unwrap();
-            assert_eq!(files_in(&dir), [kept.to_string(), "notes.txt".into()]);
+            let store = RedbStore::open(dir).unwrap();
+            assert_eq!(files_in(dir), [kept.to_string(), "notes.txt".into()]);
             // Listed still, from its header; read, it is corrupt, and says which.
             let page = store.rejected_page(0, 10).await.unwrap();
             assert_eq!(
@@ -924,7 +924,7 @@ mod tests {
         assert_eq!(cap / each, 15);
         let limits = RefusedBodyLimits::new(cap, RefusedBodyLimits::DEFAULT_MAX_AGE);
         let options = RedbOptions::default().keep_rejected(limits);
-        let store = RedbStore::open_with(&dir, options.clone()).unwrap();
+        let store = RedbStore::open_with(dir, options.clone()).unwrap();
         let refuse = |store: &RedbStore| {
             let reject = store.reject(400, "malformed JSON".into(), envelope.clone(), Bytes::new());
             block_on(reject).unwrap()
@@ -933,10 +933,10 @@ mod tests {
         let kept = block_on(store.rejected_page(0, 1000)).unwrap();
         assert_eq!(kept.iter().map(|one| one.id).collect::<Vec<_>>(), ids[85..]);
         assert_eq!(store.rejected_dropped(), 85);
-        assert_eq!(files_in(&dir).len(), 15, "a file each, and no more");
+        assert_eq!(files_in(dir).len(), 15, "a file each, and no more");
         drop(store);
         // The total holds across a reopen.
-        let store = RedbStore::open_with(&dir, options).unwrap();
+        let store = RedbStore::open_with(dir, options).unwrap();
         refuse(&store);
         assert_eq!(block_on(store.rejected_page(0, 1000)).unwrap().len(), 15);
         drop(store);
@@ -946,11 +946,11 @@ mod tests {
     fn a_body_that_cannot_be_placed_fails_alone_and_the_appends_of_its_group_commit() {
         let tmp = temp_dir("rejected-unplaced");
         let dir = tmp.path();
-        let store = RedbStore::open(&dir).unwrap();
+        let store = RedbStore::open(dir).unwrap();
         let shared = &store.inner.shared;
         let staged = shared.folder.stage(b"lost").unwrap();
         // Its file gone before the writer renames it, as a rename into a broken folder fails.
-        for name in files_in(&dir) {
+        for name in files_in(dir) {
             std::fs::remove_file(dir.join("rejected").join(name)).unwrap();
         }
         let (append, appended) = oneshot::channel();
@@ -982,7 +982,7 @@ mod tests {
     fn a_failed_commit_leaves_its_files_to_the_sweep_at_the_reopen() {
         let tmp = temp_dir("rejected-failed-commit");
         let dir = tmp.path();
-        let store = RedbStore::open(&dir).unwrap();
+        let store = RedbStore::open(dir).unwrap();
         let shared = &store.inner.shared;
         let db = shared.db().unwrap();
         let tx = db.begin_write().unwrap();
@@ -1002,9 +1002,9 @@ mod tests {
         // The commit failed: perhaps before the disk, perhaps after (here: before).
         tx.abort().unwrap();
         settle.failed();
-        assert_eq!(files_in(&dir), ["1"], "left for the sweep to decide");
+        assert_eq!(files_in(dir), ["1"], "left for the sweep to decide");
         rejected::sweep(&db, &shared.folder, false).unwrap();
-        assert!(files_in(&dir).is_empty(), "no header names it: swept");
+        assert!(files_in(dir).is_empty(), "no header names it: swept");
         drop(db);
         drop(store);
     }
@@ -1019,7 +1019,7 @@ mod tests {
         let last = changed.len() - 1;
         changed[last] ^= 0x01;
         {
-            let store = RedbStore::open(&dir).unwrap();
+            let store = RedbStore::open(dir).unwrap();
             write(
                 &store.inner.shared.db().unwrap(),
                 &[
@@ -1030,7 +1030,7 @@ mod tests {
             );
         }
         block_on(async {
-            let store = RedbStore::open(&dir).unwrap();
+            let store = RedbStore::open(dir).unwrap();
             assert!(
                 !exists(&store.inner.shared.db().unwrap()),
                 "the old table is gone"
@@ -1084,13 +1084,13 @@ mod tests {
             .collect();
         let each = charge(400, "malformed JSON", &envelope, &[7; 10]);
         {
-            let store = RedbStore::open(&dir).unwrap();
+            let store = RedbStore::open(dir).unwrap();
             write(&store.inner.shared.db().unwrap(), &entries);
         }
         let limits =
             RefusedBodyLimits::new(500 * each + each / 2, RefusedBodyLimits::DEFAULT_MAX_AGE);
         let store =
-            RedbStore::open_with(&dir, RedbOptions::default().keep_rejected(limits)).unwrap();
+            RedbStore::open_with(dir, RedbOptions::default().keep_rejected(limits)).unwrap();
         assert!(!exists(&store.inner.shared.db().unwrap()));
         assert_eq!(
             store.rejected_dropped(),
@@ -1102,7 +1102,7 @@ mod tests {
             assert_eq!(kept.len(), 500);
             assert_eq!((kept[0].id, kept[499].id), (1001, 1500));
         });
-        let files = files_in(&dir);
+        let files = files_in(dir);
         assert_eq!(
             (files.len(), files.iter().min().map(String::as_str)),
             (500, Some("1001")),
