@@ -899,7 +899,7 @@ impl Store for PostgresStore {
         let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
         let sql = &self.inner.sql.claim_and_begin;
         let rows = self
-            .query(sql, &[&self.inner.owner, &max, &kind, &max_bytes])
+            .query(sql, &[&&*self.inner.owner, &max, &kind, &max_bytes])
             .await?;
         let mut records = records_from(&rows)?;
         records.sort_by_key(|record| (record.due_at_ms, record.id));
