@@ -34,6 +34,48 @@ pub(crate) fn example_binary(name: &str) -> PathBuf {
     path
 }
 
+/// Builds example `name` as this test binary was built (its profile, its target directory, the
+/// library's features it was compiled with), for an example `cargo test --test …` does not
+/// build (one with `required-features`); returns its path. Cargo is quick when it is fresh.
+pub(crate) fn build_example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let target_dir = profile_dir.parent().unwrap();
+    let features: Vec<&str> = [
+        ("axum", cfg!(feature = "axum")),
+        ("tonic", cfg!(feature = "tonic")),
+        ("postgres", cfg!(feature = "postgres")),
+        ("metrics", cfg!(feature = "metrics")),
+        ("test-util", cfg!(feature = "test-util")),
+    ]
+    .into_iter()
+    .filter_map(|(feature, on)| on.then_some(feature))
+    .collect();
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "airudder-webhook",
+            "--example",
+            name,
+        ])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .arg("--features")
+        .arg(features.join(","));
+    if profile_dir.file_name().is_some_and(|dir| dir == "release") {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().unwrap();
+    assert!(status.success(), "cargo build --example {name}: {status}");
+    example_binary(name)
+}
+
 /// A directory of its own for each run's store, removed when the test ends.
 /// A data directory not made yet (the receiver makes it), in a temporary directory that is
 /// removed when this drops.
