@@ -10,5 +10,7 @@ mod crash;
 mod durable;
 mod faults;
 #[cfg(feature = "postgres")]
+mod once;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod queue;
