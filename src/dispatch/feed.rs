@@ -35,6 +35,11 @@ const AHEAD_BYTES: usize = 4 << 20;
 /// retry comes after its due time, or a record stored by another receiver sharing the store.
 pub(super) const POLL: Duration = Duration::from_secs(1);
 
+/// How long the feeder waits before claiming again after giving back a record whose done mark
+/// is still on its way (handled here, its claim lapsed before the mark was written): claiming
+/// at once would only take it again, in a loop of claims against the store until the mark lands.
+const MARK_WAIT: Duration = Duration::from_millis(50);
+
 /// A claim under way.
 type Claiming = BoxFuture<'static, Result<Vec<Record>, StoreError>>;
 
@@ -78,6 +83,9 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                     untried.extend(self.start_claimed(record, slot));
                 }
             }
+            if !untried.is_empty() {
+                idle_until.get_or_insert_with(|| Instant::now() + MARK_WAIT);
+            }
             self.give_back(&store, untried).await;
             let (asked, max_bytes) = to_claim(ready.len(), ready_bytes, workers);
             if claiming.is_none() && idle_until.is_none() && asked > 0 {
@@ -104,8 +112,10 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                         return;
                     };
                     ready_bytes = ready_bytes.saturating_sub(record.body.len());
-                    let untried = self.start_claimed(record, slot);
-                    self.give_back(&store, untried.into_iter().collect()).await;
+                    if let Some(id) = self.start_claimed(record, slot) {
+                        idle_until.get_or_insert_with(|| Instant::now() + MARK_WAIT);
+                        self.give_back(&store, vec![id]).await;
+                    }
                 }
                 claimed = async {
                     match claiming.as_mut() {
