@@ -10,7 +10,7 @@
 //! 16 records a commit was what bound forwarding), and big ones no more than one a worker. Memory holds what is being handled and what is claimed ahead, never the
 //! backlog.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -41,7 +41,10 @@ pub(super) const POLL: Duration = Duration::from_secs(1);
 const MARK_WAIT: Duration = Duration::from_millis(50);
 
 /// A claim under way.
-type Claiming = BoxFuture<'static, Result<Vec<Record>, StoreError>>;
+/// A claim under way, with the records handled here whose done mark was still on its way
+/// when it began: the claim may have read one of them as pending, and the mark may land (its
+/// id then leaves [`Shared::unmarked`](super::Shared)) before the claim comes back.
+type Claiming = BoxFuture<'static, Result<(Vec<Record>, HashSet<RecordId>), StoreError>>;
 
 impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     /// Claims due records ahead of the workers and starts each as a worker frees up, until the
@@ -90,8 +93,11 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             let (asked, max_bytes) = to_claim(ready.len(), ready_bytes, workers);
             if claiming.is_none() && idle_until.is_none() && asked > 0 {
                 let (store, kind) = (Arc::clone(&store), Arc::clone(&self.shared.kind));
-                let claim: BoxFuture<'static, _> =
-                    Box::pin(async move { store.claim_and_begin(&kind, asked, max_bytes).await });
+                let unmarked = lock(&self.shared.unmarked).clone();
+                let claim: BoxFuture<'static, _> = Box::pin(async move {
+                    let claimed = store.claim_and_begin(&kind, asked, max_bytes).await?;
+                    Ok((claimed, unmarked))
+                });
                 claiming = Some(claim);
             }
             tokio::select! {
@@ -99,7 +105,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 () = async { drop(stop.wait_for(|stopping| *stopping).await) } => {
                     // A claim under way is let finish, so that what it took is given back.
                     if let Some(claim) = claiming.take()
-                        && let Ok(claimed) = claim.await
+                        && let Ok((claimed, _)) = claim.await
                     {
                         ready.extend(claimed);
                     }
@@ -125,12 +131,20 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 }, if claiming.is_some() => {
                     claiming = None;
                     let got = match claimed {
-                        Some(Ok(claimed)) => {
+                        Some(Ok((claimed, unmarked))) => {
                             if failing {
                                 tracing::info!("claiming stored notifications again");
                             }
                             failing = false;
                             let got = claimed.len();
+                            let (stale, claimed): (Vec<Record>, Vec<Record>) = claimed
+                                .into_iter()
+                                .partition(|record| unmarked.contains(&record.id));
+                            if !stale.is_empty() {
+                                idle_until.get_or_insert_with(|| Instant::now() + MARK_WAIT);
+                                let ids = stale.iter().map(|record| record.id).collect();
+                                self.give_back(&store, ids).await;
+                            }
                             ready_bytes += claimed.iter().map(|record| record.body.len()).sum::<usize>();
                             ready.extend(claimed);
                             got
