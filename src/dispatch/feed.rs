@@ -7,8 +7,8 @@
 //! Claimed ahead: up to a [`PAGE`] of records (or one a worker, if more) while their bodies
 //! stay within [`AHEAD_BYTES`], and whatever their size one a worker. The store reads no body
 //! past the budget. Small notifications then come a page a write (with 16 workers, a claim of
-//! 16 records a commit was what bound forwarding), and big ones no more than one a worker. Memory holds what is being handled and what is claimed ahead, never the
-//! backlog.
+//! 16 records a commit was what bound forwarding), and big ones no more than one a worker.
+//! Memory holds what is being handled and what is claimed ahead, never the backlog.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -40,7 +40,6 @@ pub(super) const POLL: Duration = Duration::from_secs(1);
 /// at once would only take it again, in a loop of claims against the store until the mark lands.
 const MARK_WAIT: Duration = Duration::from_millis(50);
 
-/// A claim under way.
 /// A claim under way, with the records handled here whose done mark was still on its way
 /// when it began: the claim may have read one of them as pending, and the mark may land (its
 /// id then leaves [`Shared::unmarked`](super::Shared)) before the claim comes back.
