@@ -1,8 +1,14 @@
 //! The feeder: a durable receiver's workers take their work from the store. It claims the due
 //! records of the receiver's kind a page at a time, each claim counting the attempts about to
-//! start in one write ([`Store::claim_and_begin`](crate::store::Store::claim_and_begin)), and
-//! keeps records claimed ahead, so that a worker that frees up starts the next record at once
-//! instead of waiting for a claim's write. A record waiting for its due time waits on disk.
+//! start at once (one a free worker) in its one write
+//! ([`Store::claim_and_begin`](crate::store::Store::claim_and_begin)), and keeps the rest
+//! claimed ahead, so that a worker that frees up starts the next record at once instead of
+//! waiting for a claim's write. A record claimed ahead is counted by the write of its outcome
+//! ([`Attempt::number`](crate::store::Attempt::number)), not by its claim: a crash (a SIGKILL,
+//! the OOM killer) must not count an attempt for a record that never started, or a few of them
+//! would make innocent notifications dead letters. A record that crashes the process at once
+//! is still counted at every start: after a restart it is among the first claimed, and those
+//! start at once. A record waiting for its due time waits on disk.
 //!
 //! Claimed ahead: up to a [`PAGE`] of records (or one a worker, if more) while their bodies
 //! stay within [`AHEAD_BYTES`], and whatever their size one a worker. The store reads no body
@@ -43,7 +49,23 @@ const MARK_WAIT: Duration = Duration::from_millis(50);
 /// A claim under way, with the records handled here whose done mark was still on its way
 /// when it began: the claim may have read one of them as pending, and the mark may land (its
 /// id then leaves [`Shared::unmarked`](super::Shared)) before the claim comes back.
-type Claiming = BoxFuture<'static, Result<(Vec<Record>, HashSet<RecordId>), StoreError>>;
+type Claiming = BoxFuture<'static, Result<(Vec<Claimed>, HashSet<RecordId>), StoreError>>;
+
+/// A record claimed for a worker, and whether its claim counted the attempt about to start.
+struct Claimed {
+    record: Record,
+    counted: bool,
+}
+
+impl Claimed {
+    /// The record, to give back untried.
+    fn untried(self) -> Untried {
+        (self.record.id, self.counted)
+    }
+}
+
+/// A claimed record never tried, to give back: its id, and whether its claim counted an attempt.
+type Untried = (RecordId, bool);
 
 impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     /// Claims due records ahead of the workers and starts each as a worker frees up, until the
@@ -57,8 +79,8 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     ) {
         let mut failing = false;
         let mut asked_paused: Option<Instant> = None;
-        // Claimed, counted, waiting for a worker (see the module's guide for how many).
-        let mut ready: VecDeque<Record> = VecDeque::new();
+        // Claimed, waiting for a worker (see the module's guide for how many).
+        let mut ready: VecDeque<Claimed> = VecDeque::new();
         let workers = self.workers.max(1);
         // The bodies in `ready`.
         let mut ready_bytes = 0usize;
@@ -72,7 +94,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             }
             if self.shared.is_paused() && !ready.is_empty() {
                 ready_bytes = 0;
-                self.give_back(&store, ready.drain(..).map(|record| record.id).collect())
+                self.give_back(&store, ready.drain(..).map(Claimed::untried).collect())
                     .await;
             }
             let mut untried = Vec::new();
@@ -80,9 +102,9 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
                     break;
                 };
-                if let Some(record) = ready.pop_front() {
-                    ready_bytes = ready_bytes.saturating_sub(record.body.len());
-                    untried.extend(self.start_claimed(record, slot));
+                if let Some(claimed) = ready.pop_front() {
+                    ready_bytes = ready_bytes.saturating_sub(claimed.record.body.len());
+                    untried.extend(self.start_claimed(claimed, slot));
                 }
             }
             if !untried.is_empty() {
@@ -93,8 +115,25 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
             if claiming.is_none() && idle_until.is_none() && asked > 0 {
                 let (store, kind) = (Arc::clone(&store), Arc::clone(&self.shared.kind));
                 let unmarked = lock(&self.shared.unmarked).clone();
+                // What starts as soon as the claim is back: a record a free worker. (A free
+                // worker with records ready took one above.)
+                let begin = if ready.is_empty() {
+                    self.slots.available_permits().min(asked)
+                } else {
+                    0
+                };
                 let claim: BoxFuture<'static, _> = Box::pin(async move {
-                    let claimed = store.claim_and_begin(&kind, asked, max_bytes).await?;
+                    let claimed = store
+                        .claim_and_begin(&kind, asked, max_bytes, begin)
+                        .await?;
+                    let claimed = claimed
+                        .into_iter()
+                        .enumerate()
+                        .map(|(at, record)| Claimed {
+                            record,
+                            counted: at < begin,
+                        })
+                        .collect();
                     Ok((claimed, unmarked))
                 });
                 claiming = Some(claim);
@@ -108,18 +147,18 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                     {
                         ready.extend(claimed);
                     }
-                    self.give_back(&store, ready.drain(..).map(|record| record.id).collect())
+                    self.give_back(&store, ready.drain(..).map(Claimed::untried).collect())
                         .await;
                     return;
                 }
                 slot = Arc::clone(&self.slots).acquire_owned(), if !ready.is_empty() => {
-                    let (Ok(slot), Some(record)) = (slot, ready.pop_front()) else {
+                    let (Ok(slot), Some(claimed)) = (slot, ready.pop_front()) else {
                         return;
                     };
-                    ready_bytes = ready_bytes.saturating_sub(record.body.len());
-                    if let Some(id) = self.start_claimed(record, slot) {
+                    ready_bytes = ready_bytes.saturating_sub(claimed.record.body.len());
+                    if let Some(untried) = self.start_claimed(claimed, slot) {
                         idle_until.get_or_insert_with(|| Instant::now() + MARK_WAIT);
-                        self.give_back(&store, vec![id]).await;
+                        self.give_back(&store, vec![untried]).await;
                     }
                 }
                 claimed = async {
@@ -136,15 +175,14 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                             }
                             failing = false;
                             let got = claimed.len();
-                            let (stale, claimed): (Vec<Record>, Vec<Record>) = claimed
+                            let (stale, claimed): (Vec<Claimed>, Vec<Claimed>) = claimed
                                 .into_iter()
-                                .partition(|record| unmarked.contains(&record.id));
+                                .partition(|claimed| unmarked.contains(&claimed.record.id));
                             if !stale.is_empty() {
                                 idle_until.get_or_insert_with(|| Instant::now() + MARK_WAIT);
-                                let ids = stale.iter().map(|record| record.id).collect();
-                                self.give_back(&store, ids).await;
+                                self.give_back(&store, stale.into_iter().map(Claimed::untried).collect()).await;
                             }
-                            ready_bytes += claimed.iter().map(|record| record.body.len()).sum::<usize>();
+                            ready_bytes += claimed.iter().map(|claimed| claimed.record.body.len()).sum::<usize>();
                             ready.extend(claimed);
                             got
                         }
@@ -186,15 +224,20 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         }
     }
 
-    /// Gives claimed records that were never tried back to the store, their counted attempt
-    /// taken back ([`Store::unclaim`](crate::store::Store::unclaim)).
-    async fn give_back(&self, store: &Arc<dyn ErasedStore>, ids: Vec<RecordId>) {
-        if ids.is_empty() {
-            return;
-        }
-        let count = ids.len();
-        if let Err(err) = store.unclaim(ids).await {
-            tracing::warn!(count, error = %err, "could not give claimed notifications back to the store: each counts one attempt more, and is claimed again once its claim lapses");
+    /// Gives claimed records that were never tried back to the store, the attempt their claim
+    /// counted (if it did) taken back ([`Store::unclaim`](crate::store::Store::unclaim)).
+    async fn give_back(&self, store: &Arc<dyn ErasedStore>, untried: Vec<Untried>) {
+        let (counted, ahead): (Vec<Untried>, Vec<Untried>) =
+            untried.into_iter().partition(|(_, counted)| *counted);
+        for (ids, counted) in [(counted, true), (ahead, false)] {
+            if ids.is_empty() {
+                continue;
+            }
+            let count = ids.len();
+            let ids = ids.into_iter().map(|(id, _)| id).collect();
+            if let Err(err) = store.unclaim(ids, counted).await {
+                tracing::warn!(count, error = %err, "could not give claimed notifications back to the store: each is claimed again once its claim lapses");
+            }
         }
     }
 
@@ -213,19 +256,27 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         Duration::from_millis(u64::try_from(next.saturating_sub(now)).unwrap_or(0) + 5)
     }
 
-    /// Starts a claimed, counted record in `slot`. A body that no longer decodes becomes a dead
-    /// letter. Returns the record's id when it is not tried, to give back to the store.
+    /// Starts a claimed record in `slot`, its attempt counted here if its claim did not count
+    /// it (the outcome's write counts it in the store). A body that no longer decodes becomes
+    /// a dead letter. Returns the record when it is not tried, to give back to the store.
     fn start_claimed(
         self: &Arc<Self>,
-        record: Record,
+        claimed: Claimed,
         slot: OwnedSemaphorePermit,
-    ) -> Option<RecordId> {
+    ) -> Option<Untried> {
+        let Claimed {
+            mut record,
+            counted,
+        } = claimed;
         if lock(&self.shared.unmarked).contains(&record.id) {
             tracing::debug!(
                 record = record.id,
                 "already handled; its done mark is on its way"
             );
-            return Some(record.id);
+            return Some((record.id, counted));
+        }
+        if !counted {
+            record.attempts = record.attempts.saturating_add(1);
         }
         let decoded = match Decoded::<E>::from_stored(&record) {
             Ok(decoded) => decoded,
@@ -237,7 +288,7 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
                 if let Some(done) = &self.done {
                     let _ = done.send(Outcome {
                         id: record.id,
-                        attempt: Attempt::failed_now(error),
+                        attempt: Attempt::failed_now(error).with_number(record.attempts),
                         next: Next::Dead,
                     });
                 }

@@ -290,7 +290,8 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
     }
 
     /// The durable ack: one attempt of a stored record, counted in the store before it runs
-    /// (so that a crash mid-attempt still counts: on append, or by the claim), its outcome
+    /// when it starts at once (so that a crash mid-attempt still counts: on append, or by the
+    /// claim; one claimed ahead is counted by its outcome's write), its outcome
     /// handed to the completer, which writes it back: done, due again after the policy's
     /// backoff (the record leaves memory until then), or dead.
     async fn deliver_stored(&self, mut delivery: Delivery<E>, id: RecordId, attempt: u32) {
@@ -368,7 +369,8 @@ impl<E: Event, H: HandleNotification<E>> Worker<E, H> {
         }
         let _ = done.send(Outcome {
             id,
-            attempt: attempt_record,
+            // The store counts the attempt with its outcome if the claim did not.
+            attempt: attempt_record.with_number(attempt),
             next,
         });
     }

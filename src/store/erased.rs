@@ -61,9 +61,10 @@ pub trait ErasedStore: Send + Sync + 'static {
         kind: &'a str,
         max: usize,
         max_bytes: usize,
+        begin: usize,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
     #[allow(missing_docs)]
-    fn unclaim(&self, ids: Vec<RecordId>) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn unclaim(&self, ids: Vec<RecordId>, counted: bool) -> BoxFuture<'_, Result<(), StoreError>>;
     #[allow(missing_docs)]
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
     #[allow(missing_docs)]
@@ -168,11 +169,12 @@ impl<S: Store> ErasedStore for S {
         kind: &'a str,
         max: usize,
         max_bytes: usize,
+        begin: usize,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
-        Box::pin(Store::claim_and_begin(self, kind, max, max_bytes))
+        Box::pin(Store::claim_and_begin(self, kind, max, max_bytes, begin))
     }
-    fn unclaim(&self, ids: Vec<RecordId>) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(Store::unclaim(self, ids))
+    fn unclaim(&self, ids: Vec<RecordId>, counted: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(Store::unclaim(self, ids, counted))
     }
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(Store::pending(self))
@@ -311,12 +313,17 @@ impl Store for Arc<dyn ErasedStore> {
         kind: &str,
         max: usize,
         max_bytes: usize,
+        begin: usize,
     ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
         let kind = kind.to_owned();
-        async move { ErasedStore::claim_and_begin(&**self, &kind, max, max_bytes).await }
+        async move { ErasedStore::claim_and_begin(&**self, &kind, max, max_bytes, begin).await }
     }
-    fn unclaim(&self, ids: Vec<RecordId>) -> impl Future<Output = Result<(), StoreError>> + Send {
-        ErasedStore::unclaim(&**self, ids)
+    fn unclaim(
+        &self,
+        ids: Vec<RecordId>,
+        counted: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ErasedStore::unclaim(&**self, ids, counted)
     }
     fn pending(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
         ErasedStore::pending(&**self)

@@ -38,8 +38,10 @@
 //!   200 like any other notification. A notification that finds a worker free is handed on at
 //!   once, without a trip through the store's index. A restart reads nothing up front: what was
 //!   being handled at a crash is due again at once.
-//!   [`Delivery::attempt`](crate::Delivery::attempt) counts attempts across restarts (each is
-//!   counted before the handler runs, so a crash mid-attempt counts).
+//!   [`Delivery::attempt`](crate::Delivery::attempt) counts attempts across restarts: one that
+//!   starts as it is claimed is counted before the handler runs, so a crash mid-attempt counts;
+//!   one claimed ahead of the workers is counted with its outcome, so a crash never counts an
+//!   attempt that did not start.
 //! - **Retries wait on disk.** A failed attempt is written back with its next due time
 //!   ([`retry`](crate::ReceiverBuilder::retry): backoff, a count and a
 //!   [deadline](crate::RetryPolicy::retry_for); a handler may ask for its wait with

@@ -64,6 +64,17 @@ pub struct Attempt {
     /// The error, for a failed attempt (at most [`MAX_ERROR_LEN`] bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Which attempt it was, counting from 1 (0: not said, as in attempts kept before 0.3).
+    /// A store writing an attempt's outcome makes the record's
+    /// [`attempts`](super::Record::attempts) at least this: an attempt the claim did not count
+    /// (claimed ahead of the workers, see [`Store::claim_and_begin`](super::Store::claim_and_begin))
+    /// is counted by its outcome's write.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub number: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Attempt {
@@ -75,7 +86,15 @@ impl Attempt {
             outcome,
             status: None,
             error: None,
+            number: 0,
         }
+    }
+
+    /// Which attempt this was, counting from 1 (see [`number`](Self::number)).
+    #[must_use]
+    pub fn with_number(mut self, number: u32) -> Self {
+        self.number = number;
+        self
     }
 
     /// A failed attempt's error (cut to [`MAX_ERROR_LEN`] bytes).

@@ -105,31 +105,45 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
 
     /// [`claim`](Store::claim)s up to `max` records whose bodies come to at most `max_bytes`
-    /// (the first one whatever its size), and counts the attempt about to start on each, as
-    /// [`begin_attempt`](Store::begin_attempt) would: each record comes back with its
-    /// [`attempts`](Record::attempts) including that one. The receiver's workers take their
-    /// work this way, a page at a time, so that a claimed record starts without a write of its
-    /// own to wait for, and the bytes bound what the receiver holds claimed ahead.
+    /// (the first one whatever its size), and counts the attempt about to start on the first
+    /// `begin` of them, as [`begin_attempt`](Store::begin_attempt) would: those come back with
+    /// their [`attempts`](Record::attempts) including that one. The others are claimed ahead,
+    /// not counted: nothing says whether they ever start, and a crash must not count an
+    /// attempt for them (enough crashes would make innocent notifications dead letters). The
+    /// receiver counts such a record's attempt in the write of its outcome
+    /// ([`Attempt::number`]).
+    ///
+    /// The receiver's workers take their work this way, a page at a time, `begin` being the
+    /// workers free: a record starts without a write of its own to wait for, a record that
+    /// crashes the process at once is counted at every start (after a restart it is claimed
+    /// among the first), and the bytes bound what the receiver holds claimed ahead.
     ///
     /// The bundled stores count in one write for the whole page (the claim's own, on
     /// PostgreSQL), and read no body past `max_bytes`. The default claims `max` records (it
-    /// cannot give any back, so it does not look at `max_bytes`), then counts each in turn; a
-    /// record whose count fails is left out (claimed until the store lets it go), and when
-    /// every count failed the first error is returned.
+    /// cannot give any back, so it does not look at `max_bytes`), then counts the first
+    /// `begin` in turn; a record whose count fails is left out (claimed until the store lets
+    /// it go), and when every count failed the first error is returned.
     fn claim_and_begin(
         &self,
         kind: &str,
         max: usize,
         max_bytes: usize,
+        begin: usize,
     ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
         let _ = max_bytes;
         async move {
             let claimed = self.claim(kind, max).await?;
             let (mut begun, mut first_error) = (Vec::with_capacity(claimed.len()), None);
+            let mut counted = 0;
             for mut record in claimed {
+                if counted == begin {
+                    begun.push(record);
+                    continue;
+                }
                 match self.begin_attempt(record.id).await {
                     Ok(attempts) => {
                         record.attempts = attempts;
+                        counted += 1;
                         begun.push(record);
                     }
                     Err(err) if err.kind() == StoreErrorKind::NotFound => {}
@@ -145,15 +159,19 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
-    /// Gives back records [claimed and begun](Store::claim_and_begin) that were never tried
-    /// (the receiver stopped, or its kind was paused, before a worker took them): each is
-    /// held no more, and the attempt its claim counted is taken back. A record no longer
-    /// pending, or no longer this store's, is left as it is.
+    /// Gives back records [claimed](Store::claim_and_begin) that were never tried (the
+    /// receiver stopped, or its kind was paused, before a worker took them): each is held no
+    /// more, and when `counted`, the attempt its claim counted is taken back. A record no
+    /// longer pending, or no longer this store's, is left as it is.
     ///
     /// The default does nothing: a store whose claims end with a [lease](Store::lease) gets
     /// the records back when it lapses, with that attempt counted.
-    fn unclaim(&self, ids: Vec<RecordId>) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = ids;
+    fn unclaim(
+        &self,
+        ids: Vec<RecordId>,
+        counted: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (ids, counted);
         async { Ok(()) }
     }
 

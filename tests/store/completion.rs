@@ -434,7 +434,7 @@ async fn the_plain_statement_completes_with_any_driver_and_refuses_when_not_clai
     let other = store.for_another_receiver();
     assert_eq!(
         other
-            .claim_and_begin("task_notification", 10, usize::MAX)
+            .claim_and_begin("task_notification", 10, usize::MAX, usize::MAX)
             .await
             .unwrap()
             .len(),

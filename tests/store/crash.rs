@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use airudder_webhook::store::{RedbStore, Store};
+
 use crate::support::process::{DataDir, collect, start_in, terminate, wait_printed};
 
 const ROUNDS: usize = 3;
@@ -100,4 +102,73 @@ async fn nothing_acknowledged_is_lost_to_sigkill_and_duplicates_print_once() {
         redelivered
     );
     assert!(acked.len() >= ROUNDS * ACKS_PER_ROUND);
+}
+
+/// A SIGKILL counts an attempt only for the notifications that were running, never for those
+/// claimed ahead of the workers: killed six times while its four workers run the oldest four
+/// (a handler of 30 s), the receiver makes dead letters of those four at most (each started
+/// and cut short more often than the policy allows), and hands every other notification of
+/// the backlog to the handler once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkills_count_an_attempt_only_for_the_notifications_that_were_running() {
+    const BACKLOG: usize = 80;
+    const KILLS: usize = 6;
+    /// `defaults::WORKERS`: the notifications that start at once.
+    const RUNNING: usize = 4;
+    let data = DataDir::new();
+    let slow = [("RUST_LOG", "warn"), ("AIRUDDER_HANDLER_DELAY_MS", "30000")];
+    let mut acked = Vec::new();
+    for round in 0..KILLS {
+        let running = start_in("receiver", &data, &slow).await;
+        let url = format!("http://{}/airudder/task", running.addr);
+        let (mut child, reader) = collect(running, Arc::new(Mutex::new(Vec::new())));
+        if round == 0 {
+            // One at a time: the first four start at once, the rest wait in the store.
+            for i in 0..BACKLOG {
+                let task = format!("ahead-{i:03}");
+                let status = support::try_send(&url, support::example_with_task_id(&task))
+                    .await
+                    .unwrap();
+                assert_eq!(status, 200, "{task}");
+                acked.push(task);
+            }
+        }
+        // Time for the start's claim: four begun, the rest of a page claimed ahead.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        child.start_kill().unwrap(); // SIGKILL
+        child.wait().await.unwrap();
+        let logs = reader.await.unwrap();
+        assert!(!logs.contains("panicked"), "{logs}");
+    }
+
+    let printed = Arc::new(Mutex::new(Vec::new()));
+    let running = start_in("receiver", &data, &[("RUST_LOG", "warn")]).await;
+    let (mut child, reader) = collect(running, Arc::clone(&printed));
+    let (first, rest) = acked.split_at(RUNNING);
+    let rest: HashSet<String> = rest.iter().cloned().collect();
+    let times = wait_printed(&rest, &printed, Duration::from_secs(60)).await;
+    let status = terminate(&mut child).await;
+    let logs = reader.await.unwrap();
+    assert!(status.success(), "exit {status}:\n{logs}");
+    assert!(
+        rest.iter().all(|task| times[task] == 1),
+        "each notification claimed ahead is handled once: {times:?}"
+    );
+
+    let store = RedbStore::open(&data.0).unwrap();
+    let dead = store.dead_letters().await.unwrap();
+    let dead_tasks: Vec<_> = dead.iter().filter_map(|r| r.task_id.clone()).collect();
+    assert!(
+        dead_tasks.iter().all(|task| first.contains(task)),
+        "only the notifications running at the kills may become dead letters: {dead_tasks:?}"
+    );
+    for record in &dead {
+        let error = record.last_error.as_deref().unwrap_or_default();
+        assert!(error.contains("ended by a crash"), "{error}");
+    }
+    eprintln!(
+        "{KILLS} SIGKILLs with {BACKLOG} notifications stored: {} printed, {} dead letters ({dead_tasks:?})",
+        times.len(),
+        dead.len()
+    );
 }

@@ -14,7 +14,7 @@ use crate::support::postgres::Cluster;
 use crate::support::process::{DataDir, collect, start_in, terminate, wait_printed};
 use airudder_webhook::store::{
     Appended, Attempt, AttemptOutcome, DEFAULT_KIND, Envelope, MAX_HISTORY, NewRecord,
-    PostgresOptions, PostgresStore, RecordId, RecordQuery, RecordState, RefusedBodyLimits,
+    PostgresOptions, PostgresStore, Record, RecordId, RecordQuery, RecordState, RefusedBodyLimits,
     RefusedBodySummary, Store, StoreError, StoreErrorKind,
 };
 use bytes::Bytes;
@@ -901,7 +901,7 @@ async fn a_claim_that_begins_counts_in_its_statement_and_an_unclaim_takes_it_bac
     let a = stored(first.append(waiting(1, DEFAULT_KIND)).await.unwrap());
     let b = stored(first.append(waiting(2, DEFAULT_KIND)).await.unwrap());
     let claimed = first
-        .claim_and_begin(DEFAULT_KIND, 10, usize::MAX)
+        .claim_and_begin(DEFAULT_KIND, 10, usize::MAX, usize::MAX)
         .await
         .unwrap();
     assert_eq!(ids(&claimed), [a, b]);
@@ -909,7 +909,7 @@ async fn a_claim_that_begins_counts_in_its_statement_and_an_unclaim_takes_it_bac
     assert_eq!(first.get(a).await.unwrap().unwrap().attempts, 1);
     assert!(
         second
-            .claim_and_begin(DEFAULT_KIND, 10, usize::MAX)
+            .claim_and_begin(DEFAULT_KIND, 10, usize::MAX, usize::MAX)
             .await
             .unwrap()
             .is_empty(),
@@ -917,27 +917,100 @@ async fn a_claim_that_begins_counts_in_its_statement_and_an_unclaim_takes_it_bac
     );
 
     // Only its owner gives a record back: another store's unclaim leaves it as it is.
-    second.unclaim(vec![a]).await.unwrap();
+    second.unclaim(vec![a], true).await.unwrap();
     assert!(
         second
-            .claim_and_begin(DEFAULT_KIND, 10, usize::MAX)
+            .claim_and_begin(DEFAULT_KIND, 10, usize::MAX, usize::MAX)
             .await
             .unwrap()
             .is_empty()
     );
-    first.unclaim(vec![a]).await.unwrap();
+    first.unclaim(vec![a], true).await.unwrap();
     assert_eq!(first.get(a).await.unwrap().unwrap().attempts, 0);
     let taken = second
-        .claim_and_begin(DEFAULT_KIND, 10, usize::MAX)
+        .claim_and_begin(DEFAULT_KIND, 10, usize::MAX, usize::MAX)
         .await
         .unwrap();
     assert_eq!((ids(&taken), taken[0].attempts), (vec![a], 1));
 
     // A record handled meanwhile is left as it is.
     first.complete_all(vec![(b, ok())]).await.unwrap();
-    first.unclaim(vec![b]).await.unwrap();
+    first.unclaim(vec![b], true).await.unwrap();
     let done = first.get(b).await.unwrap().unwrap();
     assert_eq!((done.state, done.attempts), (RecordState::Handled, 1));
+}
+
+#[tokio::test]
+async fn a_claim_counts_only_what_begins_at_once_and_an_outcome_counts_a_record_claimed_ahead() {
+    let url = shared_cluster().url();
+    let store = fresh(&url, "claim_ahead", Duration::from_secs(30)).await;
+    let mut appended = Vec::new();
+    for key in 1..=4 {
+        appended.push(stored(
+            store.append(waiting(key, DEFAULT_KIND)).await.unwrap(),
+        ));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let [a, b, c, d] = appended[..] else {
+        unreachable!()
+    };
+    let claimed = store
+        .claim_and_begin(DEFAULT_KIND, 10, usize::MAX, 1)
+        .await
+        .unwrap();
+    assert_eq!(ids(&claimed), [a, b, c, d]);
+    let counts = |records: &[Record]| records.iter().map(|r| r.attempts).collect::<Vec<_>>();
+    assert_eq!(
+        counts(&claimed),
+        [1, 0, 0, 0],
+        "only the first begins at once"
+    );
+    for (id, attempts) in [(a, 1), (b, 0), (c, 0)] {
+        assert_eq!(store.get(id).await.unwrap().unwrap().attempts, attempts);
+    }
+
+    // Claimed ahead, then started: each outcome's write counts the attempt.
+    store
+        .fail(b, failed("503").with_number(1), SystemTime::now())
+        .await
+        .unwrap();
+    store
+        .complete_all(vec![(c, ok().with_number(1))])
+        .await
+        .unwrap();
+    store
+        .dead_letter(d, failed("gone").with_number(1))
+        .await
+        .unwrap();
+    for id in [b, c, d] {
+        let record = store.get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (record.attempts, record.history.len()),
+            (1, 1),
+            "record {id}"
+        );
+    }
+    // A number below the count changes nothing.
+    store.complete_all(vec![(a, ok())]).await.unwrap();
+    assert_eq!(store.get(a).await.unwrap().unwrap().attempts, 1);
+
+    // Claimed ahead, given back untried: nothing to take back.
+    let taken = store
+        .claim_and_begin(DEFAULT_KIND, 10, usize::MAX, 0)
+        .await
+        .unwrap();
+    assert_eq!((ids(&taken), taken[0].attempts), (vec![b], 1));
+    store.unclaim(vec![b], false).await.unwrap();
+    assert_eq!(store.get(b).await.unwrap().unwrap().attempts, 1);
+    let again = store
+        .claim_and_begin(DEFAULT_KIND, 10, usize::MAX, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (ids(&again), again[0].attempts),
+        (vec![b], 2),
+        "held no more"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1606,13 +1679,16 @@ async fn a_claim_that_begins_stops_at_its_bytes_past_the_first_record() {
     }
     let size = store.get(appended[0]).await.unwrap().unwrap().body.len();
     let claimed = store
-        .claim_and_begin(DEFAULT_KIND, 10, 2 * size)
+        .claim_and_begin(DEFAULT_KIND, 10, 2 * size, usize::MAX)
         .await
         .unwrap();
     assert_eq!(ids(&claimed), appended[..2], "two bodies fit, not three");
     let left = store.get(appended[2]).await.unwrap().unwrap();
     assert_eq!(left.attempts, 0, "the one past the bytes is not counted");
     // The first record of a claim comes whatever its size.
-    let claimed = store.claim_and_begin(DEFAULT_KIND, 10, 0).await.unwrap();
+    let claimed = store
+        .claim_and_begin(DEFAULT_KIND, 10, 0, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!((ids(&claimed), claimed[0].attempts), (vec![appended[2]], 1));
 }

@@ -891,27 +891,31 @@ impl Store for PostgresStore {
         kind: &str,
         max: usize,
         max_bytes: usize,
+        begin: usize,
     ) -> Result<Vec<Record>, StoreError> {
         if max == 0 {
             return Ok(Vec::new());
         }
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        let begin = i64::try_from(begin).unwrap_or(i64::MAX);
         let sql = &self.inner.sql.claim_and_begin;
         let rows = self
-            .query(sql, &[&&*self.inner.owner, &max, &kind, &max_bytes])
+            .query(sql, &[&&*self.inner.owner, &max, &kind, &max_bytes, &begin])
             .await?;
         let mut records = records_from(&rows)?;
         records.sort_by_key(|record| (record.due_at_ms, record.id));
         Ok(records)
     }
 
-    async fn unclaim(&self, ids: Vec<RecordId>) -> Result<(), StoreError> {
+    async fn unclaim(&self, ids: Vec<RecordId>, counted: bool) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
         let ids = ids.into_iter().map(db_id).collect::<Result<Vec<_>, _>>()?;
-        self.execute(&self.inner.sql.unclaim, &[&ids, &&*self.inner.owner])
+        let taken_back = i32::from(counted);
+        let sql = &self.inner.sql.unclaim;
+        self.execute(sql, &[&ids, &&*self.inner.owner, &taken_back])
             .await
             .map(drop)
     }

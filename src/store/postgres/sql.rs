@@ -160,9 +160,10 @@ fn claim(t: &str, p: &str, lease: &str, also: &str) -> String {
     )
 }
 
-/// [`claim`]'s statement, counting each attempt, and past the first record taking none whose
-/// body would bring the bodies past `$4` bytes: the candidates are locked in due order, and
-/// those past the budget let go at the statement's end.
+/// [`claim`]'s statement, counting the attempts of the first `$5` records (the others are
+/// claimed ahead, counted by their outcome's write), and past the first record taking none
+/// whose body would bring the bodies past `$4` bytes: the candidates are locked in due order,
+/// and those past the budget let go at the statement's end.
 fn claim_within(t: &str, p: &str, lease: &str) -> String {
     format!(
         "WITH c AS ( \
@@ -173,9 +174,10 @@ fn claim_within(t: &str, p: &str, lease: &str) -> String {
            ORDER BY c.due_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED), \
          w AS (SELECT id, row_number() OVER (ORDER BY due_at, id) AS k, \
            sum(n) OVER (ORDER BY due_at, id) AS running FROM c) \
-         UPDATE {t} SET claimed_by = $1, lease_until = {lease}, attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM w WHERE k = 1 OR running <= $4::int8) \
-         RETURNING {COLUMNS}"
+         UPDATE {t} AS r SET claimed_by = $1, lease_until = {lease}, \
+           attempts = r.attempts + CASE WHEN w.k <= $5::int8 THEN 1 ELSE 0 END \
+         FROM w WHERE r.id = w.id AND (w.k = 1 OR w.running <= $4::int8) \
+         RETURNING {CLAIMED_COLUMNS}"
     )
 }
 
@@ -183,6 +185,10 @@ fn claim_within(t: &str, p: &str, lease: &str) -> String {
 /// envelope, body, task id, due time in milliseconds, history as JSON text.
 const COLUMNS: &str = "id, state, attempts, last_error, envelope, body, task_id, \
     floor(extract(epoch FROM due_at) * 1000)::int8, history::text";
+
+/// [`COLUMNS`] of the table named `r`.
+const CLAIMED_COLUMNS: &str = "r.id, r.state, r.attempts, r.last_error, r.envelope, r.body, \
+    r.task_id, floor(extract(epoch FROM r.due_at) * 1000)::int8, r.history::text";
 
 /// A record's columns without its body, as `row::summary_from` reads them: id, kind, state,
 /// task id, receipt, attempts, last error, due time in milliseconds, body length (read from the
@@ -196,6 +202,15 @@ const READABLE: &str = "state IN (0, 1, 3)";
 /// A time given in milliseconds since the Unix epoch (`param`, a bigint).
 pub(super) fn at_ms(param: &str) -> String {
     format!("(timestamptz 'epoch' + {param}::int8 * interval '1 millisecond')")
+}
+
+/// `attempts` made at least `attempt`'s number (a jsonb object's `number`; absent in attempts
+/// kept before 0.3): an attempt claimed ahead is counted by its outcome's write.
+fn counted(attempts: &str, attempt: &str) -> String {
+    format!(
+        "GREATEST({attempts}, CASE WHEN jsonb_typeof({attempt} -> 'number') = 'number' \
+           THEN LEAST(({attempt} ->> 'number')::numeric, 2147483647)::int4 ELSE 0 END)"
+    )
 }
 
 /// `history` with `attempt` (a jsonb object) added, keeping the first attempt and the newest,
@@ -278,10 +293,11 @@ impl Sql {
             complete_all: format!(
                 "UPDATE {t} AS n SET state = {HANDLED}, \
                    due_at = CASE WHEN n.state = {PENDING} THEN now() ELSE n.due_at END, \
-                   history = {}, {released} \
+                   attempts = {}, history = {}, {released} \
                  FROM unnest($1::int8[], $2::text[], $3::text[]) AS u(id, attempt, owner) \
                  WHERE n.id = u.id AND (n.state = {PENDING} \
                    OR (n.state = {HANDLED} AND n.claimed_by = u.owner)) RETURNING n.id",
+                counted("n.attempts", "u.attempt::jsonb"),
                 push_history("n.history", "u.attempt::jsonb")
             ),
             // Not over another receiver's claim (`$5` is this one's): a late attempt's outcome
@@ -290,9 +306,10 @@ impl Sql {
             // the failed attempt goes to its history.
             fail: format!(
                 "UPDATE {t} SET due_at = CASE WHEN state = {PENDING} THEN {} ELSE due_at END, \
-                   last_error = $3, history = {}, {released} \
+                   last_error = $3, attempts = {}, history = {}, {released} \
                  WHERE id = $1 AND {}",
                 at_ms("$4"),
+                counted("attempts", "$2::text::jsonb"),
                 push_history("history", "$2::text::jsonb"),
                 ours("$5")
             ),
@@ -300,8 +317,9 @@ impl Sql {
             dead_letter: format!(
                 "UPDATE {t} SET state = CASE WHEN state = {PENDING} THEN {DEAD} ELSE state END, \
                    due_at = CASE WHEN state = {PENDING} THEN now() ELSE due_at END, \
-                   last_error = $3, history = {}, {released} \
+                   last_error = $3, attempts = {}, history = {}, {released} \
                  WHERE id = $1 AND {}",
+                counted("attempts", "$2::text::jsonb"),
                 push_history("history", "$2::text::jsonb"),
                 ours("$4")
             ),
@@ -381,8 +399,9 @@ impl Sql {
             ),
             claim: claim(&t, &p, &lease, ""),
             claim_and_begin: claim_within(&t, &p, &lease),
+            // `$3`: 1 for records whose claim counted an attempt, 0 for those claimed ahead.
             unclaim: format!(
-                "UPDATE {t} SET attempts = GREATEST(attempts - 1, 0), {released} \
+                "UPDATE {t} SET attempts = GREATEST(attempts - $3::int4, 0), {released} \
                  WHERE id = ANY($1) AND claimed_by = $2 AND state = {PENDING}"
             ),
             group: GroupSql::new(&t, &lease, PENDING),

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use super::RedbStore;
 use super::format::{BODIES, META, OldHeader, RECORDS, old_format};
 use crate::store::{
-    Appended, Attempt, AttemptOutcome, Envelope, MAX_HISTORY, NewRecord, RecordId, RecordQuery,
-    RecordState, Store, StoreErrorKind,
+    Appended, Attempt, AttemptOutcome, Envelope, MAX_HISTORY, NewRecord, Record, RecordId,
+    RecordQuery, RecordState, Store, StoreErrorKind,
 };
 
 /// A fresh directory for test `name`.
@@ -601,7 +601,10 @@ async fn a_claim_that_begins_counts_each_attempt_and_an_unclaim_takes_it_back() 
     store.set_paused("k", false).await.unwrap();
     let a = stored(&store, waiting(1, "k", ago(20))).await;
     let b = stored(&store, waiting(2, "k", ago(10))).await;
-    let claimed = store.claim_and_begin("k", 10, usize::MAX).await.unwrap();
+    let claimed = store
+        .claim_and_begin("k", 10, usize::MAX, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(ids(&claimed), [a, b]);
     assert!(claimed.iter().all(|record| record.attempts == 1));
     assert_eq!(
@@ -611,7 +614,7 @@ async fn a_claim_that_begins_counts_each_attempt_and_an_unclaim_takes_it_back() 
     );
     assert!(
         store
-            .claim_and_begin("k", 10, usize::MAX)
+            .claim_and_begin("k", 10, usize::MAX, usize::MAX)
             .await
             .unwrap()
             .is_empty(),
@@ -619,16 +622,62 @@ async fn a_claim_that_begins_counts_each_attempt_and_an_unclaim_takes_it_back() 
     );
 
     // Given back untried: held no more, the count taken back; the next claim counts again.
-    store.unclaim(vec![a]).await.unwrap();
+    store.unclaim(vec![a], true).await.unwrap();
     assert_eq!(store.get(a).await.unwrap().unwrap().attempts, 0);
-    let again = store.claim_and_begin("k", 10, usize::MAX).await.unwrap();
+    let again = store
+        .claim_and_begin("k", 10, usize::MAX, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!((ids(&again), again[0].attempts), (vec![a], 1));
 
     // A record handled meanwhile is left as it is by an unclaim.
     store.complete(b, ok()).await.unwrap();
-    store.unclaim(vec![b]).await.unwrap();
+    store.unclaim(vec![b], true).await.unwrap();
     let done = store.get(b).await.unwrap().unwrap();
     assert_eq!((done.state, done.attempts), (RecordState::Handled, 1));
+    drop(store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_counts_only_what_begins_at_once_and_an_outcome_counts_a_record_claimed_ahead() {
+    let tmp = temp_dir("claim-ahead");
+    let store = RedbStore::open(tmp.path()).unwrap();
+    let a = stored(&store, waiting(1, "k", ago(30))).await;
+    let b = stored(&store, waiting(2, "k", ago(20))).await;
+    let c = stored(&store, waiting(3, "k", ago(10))).await;
+    let claimed = store.claim_and_begin("k", 10, usize::MAX, 1).await.unwrap();
+    assert_eq!(ids(&claimed), [a, b, c]);
+    let counts = |records: &[Record]| records.iter().map(|r| r.attempts).collect::<Vec<_>>();
+    assert_eq!(counts(&claimed), [1, 0, 0], "only the first begins at once");
+    for (id, attempts) in [(a, 1), (b, 0), (c, 0)] {
+        assert_eq!(store.get(id).await.unwrap().unwrap().attempts, attempts);
+    }
+
+    // Claimed ahead, then started: the outcome's write counts the attempt.
+    store
+        .fail(
+            b,
+            Attempt::failed_now("503").with_number(1),
+            SystemTime::now(),
+        )
+        .await
+        .unwrap();
+    let failed = store.get(b).await.unwrap().unwrap();
+    assert_eq!((failed.attempts, failed.history.len()), (1, 1));
+    // A number below the count changes nothing.
+    store.complete(a, ok().with_number(0)).await.unwrap();
+    assert_eq!(store.get(a).await.unwrap().unwrap().attempts, 1);
+
+    // Claimed ahead, given back untried: nothing to take back.
+    store.unclaim(vec![c], false).await.unwrap();
+    assert_eq!(store.get(c).await.unwrap().unwrap().attempts, 0);
+    let again = store
+        .claim_and_begin("k", 10, usize::MAX, 10)
+        .await
+        .unwrap();
+    // Soonest due first: `b` is due again from its failure on.
+    assert_eq!(ids(&again), [c, b], "held no more");
+    assert_eq!(counts(&again), [1, 2]);
     drop(store);
 }
 
@@ -640,7 +689,10 @@ async fn a_claim_that_begins_stops_at_its_bytes_past_the_first_record() {
     let a = stored(&store, waiting(1, "k", ago(30))).await;
     let b = stored(&store, waiting(2, "k", ago(20))).await;
     let c = stored(&store, waiting(3, "k", ago(10))).await;
-    let claimed = store.claim_and_begin("k", 10, 12).await.unwrap();
+    let claimed = store
+        .claim_and_begin("k", 10, 12, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(
         ids(&claimed),
         [a, b],
@@ -649,7 +701,7 @@ async fn a_claim_that_begins_stops_at_its_bytes_past_the_first_record() {
     let left = store.get(c).await.unwrap().unwrap();
     assert_eq!(left.attempts, 0, "the one past the bytes is not counted");
     // The first record of a claim comes whatever its size.
-    let claimed = store.claim_and_begin("k", 10, 0).await.unwrap();
+    let claimed = store.claim_and_begin("k", 10, 0, usize::MAX).await.unwrap();
     assert_eq!((ids(&claimed), claimed[0].attempts), (vec![c], 1));
     drop(store);
 }

@@ -347,32 +347,41 @@ impl Store for RedbStore {
         self.claim_within(kind, max, usize::MAX).await
     }
 
-    /// The claim's read (no body read past `max_bytes`), then one write counting every
-    /// claimed record's attempt.
+    /// The claim's read (no body read past `max_bytes`), then one write counting the first
+    /// `begin` records' attempts.
     async fn claim_and_begin(
         &self,
         kind: &str,
         max: usize,
         max_bytes: usize,
+        begin: usize,
     ) -> Result<Vec<Record>, StoreError> {
         let mut records = self.claim_within(kind, max, max_bytes).await?;
-        if records.is_empty() {
+        let begin = begin.min(records.len());
+        if begin == 0 {
             return Ok(records);
         }
-        let ids = records.iter().map(|record| record.id).collect();
+        let ids = records[..begin].iter().map(|record| record.id).collect();
         let holds = &self.inner.shared.holds;
         match self.send(|reply| Command::BeginAll(ids, reply)).await {
             Ok(begun) => {
                 let mut begun = begun.into_iter();
-                records.retain_mut(|record| match begun.next().flatten() {
-                    Some(attempts) => {
-                        record.attempts = attempts;
-                        true
+                let mut index = 0;
+                records.retain_mut(|record| {
+                    index += 1;
+                    if index > begin {
+                        return true;
                     }
-                    // No longer pending: not this claim's any more.
-                    None => {
-                        holds.release(record.id);
-                        false
+                    match begun.next().flatten() {
+                        Some(attempts) => {
+                            record.attempts = attempts;
+                            true
+                        }
+                        // No longer pending: not this claim's any more.
+                        None => {
+                            holds.release(record.id);
+                            false
+                        }
                     }
                 });
                 Ok(records)
@@ -384,8 +393,14 @@ impl Store for RedbStore {
         }
     }
 
-    async fn unclaim(&self, ids: Vec<RecordId>) -> Result<(), StoreError> {
+    async fn unclaim(&self, ids: Vec<RecordId>, counted: bool) -> Result<(), StoreError> {
         if ids.is_empty() {
+            return Ok(());
+        }
+        if !counted {
+            // Nothing to write: only the holds, in memory.
+            let holds = &self.inner.shared.holds;
+            ids.into_iter().for_each(|id| holds.release(id));
             return Ok(());
         }
         self.send(|reply| Command::Unclaim(ids, reply)).await

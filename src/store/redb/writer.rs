@@ -32,6 +32,7 @@ pub(super) enum Command {
     BeginAll(Vec<RecordId>, Reply<Vec<Option<u32>>>),
     /// Claimed records never tried: the attempt their claim counted taken back; released once
     /// answered.
+    /// Records claimed, counted and never tried: the attempt taken back.
     Unclaim(Vec<RecordId>, Reply<()>),
     /// Handled; the hold is released once answered.
     Complete(RecordId, Attempt, Reply<()>),
@@ -401,6 +402,7 @@ impl Tables<'_, '_> {
                     pending(meta)?;
                     meta.info.due_at_ms = due;
                     meta.info.last_error = Some(error_of(&attempt));
+                    meta.attempts = meta.attempts.max(attempt.number);
                     push_attempt(&mut meta.info.history, attempt);
                     Ok(())
                 })?;
@@ -412,6 +414,7 @@ impl Tables<'_, '_> {
                     meta.state = RecordState::Dead;
                     meta.info.due_at_ms = now_ms();
                     meta.info.last_error = Some(error_of(&attempt));
+                    meta.attempts = meta.attempts.max(attempt.number);
                     push_attempt(&mut meta.info.history, attempt);
                     Ok(())
                 })?;
@@ -552,6 +555,7 @@ impl Tables<'_, '_> {
             pending(meta)?;
             meta.state = RecordState::Handled;
             meta.info.due_at_ms = now_ms();
+            meta.attempts = meta.attempts.max(attempt.number);
             push_attempt(&mut meta.info.history, attempt);
             Ok(())
         })
