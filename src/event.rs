@@ -42,6 +42,14 @@ pub trait Event: DeserializeOwned + Serialize + Send + Sync + 'static {
         hasher.finalize().into()
     }
 
+    /// The key whose events a receiver [ordered](crate::ReceiverBuilder::ordered) hands to the
+    /// handler one at a time, in the order received; `None`: this event is not ordered. The
+    /// default is `None`. Each bundled event type documents its key. A key is kept in the
+    /// store and shown to operators: never a customer's personal data (a phone number).
+    fn order_key(&self) -> Option<String> {
+        None
+    }
+
     /// Decodes a body. The default is the strict JSON [`decode`](crate::decode).
     ///
     /// # Errors
@@ -62,14 +70,25 @@ impl Event for TaskNotification {
         self.details.len()
     }
 
+    /// The task (`task_id`): a task's notifications in the order sent.
+    fn order_key(&self) -> Option<String> {
+        non_empty(&self.task_id)
+    }
+
     fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         Self::from_slice(body)
     }
 }
 
-/// An `Event` impl for a decoded callback type: its name, what it logs, what it counts.
+/// A key from an id, unless it is empty.
+fn non_empty(id: &str) -> Option<String> {
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// An `Event` impl for a decoded callback type: its name, what it logs, what it counts, what
+/// it is ordered by (each type's key is documented on the type).
 macro_rules! event {
-    ($ty:ty, $name:literal, |$this:ident| $log_id:expr, |$that:ident| $items:expr $(, $decode:path)?) => {
+    ($ty:ty, $name:literal, |$this:ident| $log_id:expr, |$that:ident| $items:expr, |$it:ident| $order:expr $(, $decode:path)?) => {
         impl Event for $ty {
             const NAME: &'static str = $name;
 
@@ -81,6 +100,11 @@ macro_rules! event {
             fn item_count(&self) -> usize {
                 let $that = self;
                 $items
+            }
+
+            fn order_key(&self) -> Option<String> {
+                let $it = self;
+                $order
             }
 
             $(
@@ -97,19 +121,22 @@ event!(
     "workflow call completion",
     |e| &e.task_id,
     |e| e.details.len(),
+    |e| non_empty(&e.task_id),
     WorkflowCallCompletion::from_slice
 );
 event!(
     WorkflowListCompletion,
     "workflow list completion",
     |e| &e.workflow_id,
-    |e| e.rows.len()
+    |e| e.rows.len(),
+    |e| non_empty(&e.workflow_id)
 );
 event!(
     WorkflowStatusChange,
     "workflow status change",
     |e| &e.workflow_id,
-    |e| e.actions.len()
+    |e| e.actions.len(),
+    |e| non_empty(&e.workflow_id)
 );
 event!(
     ChatbotSessionEnd,
@@ -119,13 +146,19 @@ event!(
         .as_deref()
         .or(e.call_id.as_deref())
         .unwrap_or(&e.workflow_id),
-    |e| e.messages.len()
+    |e| e.messages.len(),
+    |e| e
+        .wfdetail_uuid
+        .as_deref()
+        .or(e.call_id.as_deref())
+        .and_then(non_empty)
 );
 event!(
     PdsEvent,
     "pds event",
     |e| e.task_id().unwrap_or_else(|| e.kind()),
-    |_e| 1
+    |_e| 1,
+    |e| e.order_key()
 );
 
 impl Event for RawEvent {

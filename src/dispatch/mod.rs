@@ -12,6 +12,7 @@ mod background;
 mod failures;
 mod feed;
 mod job;
+mod order;
 mod retry;
 mod shared;
 mod shutdown;
@@ -30,6 +31,7 @@ pub use self::shutdown::{ShutdownHandle, ShutdownReport, shutdown_signal};
 
 use self::background::{StoredTasks, Tasks, Windows};
 use self::job::{Job, Origin};
+pub(crate) use self::order::{KeyOf, OrderBy};
 use self::shared::{Shared, lock};
 use self::worker::{Launch, Worker};
 use crate::event::Event;
@@ -38,7 +40,9 @@ use crate::hooks::OnFailed;
 use crate::intake::Decoded;
 use crate::rejection::Rejection;
 use crate::stats::{Accepted, Counters, Fate};
-use crate::store::{Appended, Claims, Envelope, ErasedStore, StoreError, StoreErrorKind};
+use crate::store::{
+    Appended, Claims, Envelope, ErasedStore, NewRecord, StoreError, StoreErrorKind,
+};
 
 /// The request path's end of the queue.
 pub(crate) struct Queue<E> {
@@ -48,6 +52,8 @@ pub(crate) struct Queue<E> {
     /// receiver to be dropped.
     launcher: Option<Weak<dyn Launch<E>>>,
     shared: Arc<Shared>,
+    /// Set: a durable receiver's records are ordered per key.
+    order: Option<Arc<OrderBy<E>>>,
 }
 
 impl<E> fmt::Debug for Queue<E> {
@@ -75,6 +81,8 @@ pub(crate) struct WorkerConfig<E> {
     pub(crate) retention: Duration,
     /// The receiver's name, its `receiver` label in metrics.
     pub(crate) name: String,
+    /// Ordered delivery per key (a durable receiver only).
+    pub(crate) order: Option<OrderBy<E>>,
 }
 
 impl<E> Queue<E> {
@@ -189,6 +197,7 @@ impl<E: Event> Queue<E> {
             tx,
             launcher: Some(launcher),
             shared: Arc::clone(&shared),
+            order: config.order.map(Arc::new),
         };
         *lock(&shared.tasks) = Some(Tasks {
             dispatcher,
@@ -240,14 +249,16 @@ impl<E: Event> Queue<E> {
         let Some(store) = &self.shared.store else {
             return Err(Rejection::store_unavailable());
         };
-        // A worker's slot first, so that a record stored as started is started at once.
+        let received_at = envelope.received_at();
+        let record = self.record(&decoded, envelope);
+        // A worker's slot first, so that a record stored as started is started at once. An
+        // ordered record waits for a claim instead: one stored before it may be pending.
         let launcher = self.launcher.as_ref().and_then(Weak::upgrade);
         let slot = launcher
             .as_ref()
-            .filter(|_| !self.shared.is_paused())
+            .filter(|_| !self.shared.is_paused() && record.order_key.is_none())
             .and_then(|launcher| launcher.try_slot());
-        let received_at = envelope.received_at();
-        let record = decoded.record(envelope).started(slot.is_some());
+        let record = record.started(slot.is_some());
         match store.append(record).await {
             Ok(Appended::Stored(id)) => {
                 match (launcher, slot) {
@@ -287,11 +298,18 @@ impl<E: Event> Queue<E> {
         envelope: Envelope,
     ) -> Result<Appended, StoreError> {
         let store = self.shared.store.as_ref().ok_or_else(no_store)?;
-        let appended = store
-            .append(decoded.record(envelope).started(false))
-            .await?;
+        let appended = store.append(self.record(&decoded, envelope)).await?;
         self.shared.feed.notify_one();
         Ok(appended)
+    }
+
+    /// What the store keeps of `decoded`: ordered by its key, if this receiver orders.
+    fn record(&self, decoded: &Decoded<E>, envelope: Envelope) -> NewRecord {
+        let record = decoded.record(envelope);
+        match &self.order {
+            Some(order) => order.apply(&decoded.event, record),
+            None => record,
+        }
     }
 
     /// Starts `job` at once, in a task of its own, when nothing waits in the queue and a worker

@@ -66,6 +66,22 @@ impl PdsEvent {
         }
     }
 
+    /// What the event's order is kept by
+    /// ([`Event::order_key`](crate::Event::order_key)), whichever the event carries: the
+    /// contact's call for a `ContactStatus` (`call:<callid>`), the agent for an `AgentStatus`
+    /// (`agent:<agentName>`, the agent's login), the task for a `TaskStatus` (`task:<taskId>`).
+    /// `None` for another type, or a body without that member.
+    pub fn order_key(&self) -> Option<String> {
+        let (prefix, id) = match &self.body {
+            PdsBody::TaskStatus(body) => ("task", body.task_id.as_deref()),
+            PdsBody::AgentStatus(body) => ("agent", body.agent_name.as_deref()),
+            PdsBody::ContactStatus(body) => ("call", body.callid.as_deref()),
+            PdsBody::Other { .. } => ("", None),
+        };
+        id.filter(|id| !id.is_empty())
+            .map(|id| format!("{prefix}:{id}"))
+    }
+
     /// The call the event is about (`callid`), for a contact or an agent event.
     pub fn call_id(&self) -> Option<&str> {
         match &self.body {

@@ -10,7 +10,7 @@ use super::ack::AckPolicy;
 use super::defaults;
 use super::state::{Inner, Receiver, Settings};
 use crate::auth::{AllOf, Authorize};
-use crate::dispatch::{RetryPolicy, WorkerConfig};
+use crate::dispatch::{KeyOf, OrderBy, RetryPolicy, WorkerConfig};
 use crate::event::Event;
 use crate::handler::HandleNotification;
 use crate::hooks::{BodyHook, DefaultOnFailed, DefaultOnRejected, OnFailed, OnRejected};
@@ -63,6 +63,8 @@ pub struct ReceiverBuilder<E, H> {
     claims: Claims,
     dedup_window: Option<Duration>,
     retention: Option<Duration>,
+    order: Option<KeyOf<E>>,
+    dead_letter_holds_order: Option<bool>,
     name: Option<String>,
     metrics_interval: Duration,
 }
@@ -87,6 +89,8 @@ impl<E, H> fmt::Debug for ReceiverBuilder<E, H> {
             .field("durable", &self.store.is_some())
             .field("dedup_window", &self.dedup_window)
             .field("retention", &self.retention)
+            .field("ordered", &self.order.is_some())
+            .field("dead_letter_holds_order", &self.dead_letter_holds_order)
             .field("name", &self.name)
             .field("metrics_interval", &self.metrics_interval)
             .finish_non_exhaustive()
@@ -119,6 +123,8 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
             claims: Claims::default(),
             dedup_window: None,
             retention: None,
+            order: None,
+            dead_letter_holds_order: None,
             name: None,
             metrics_interval: defaults::METRICS_INTERVAL,
         }
@@ -189,6 +195,45 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
     pub fn durable(mut self, store: impl Store) -> Self {
         self.claims = Claims::of(&store);
         self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Hands the handler the notifications of one key one at a time, in the order they were
+    /// received, the key being the one each event type documents
+    /// ([`Event::order_key`](crate::Event::order_key)): a task notification's `task_id`, a
+    /// workflow's `workflow_id`, a chatbot session, a predictive-dialer contact's call, agent
+    /// or task. See [`ordered_by`](Self::ordered_by).
+    pub fn ordered(self) -> Self {
+        self.ordered_by(E::order_key)
+    }
+
+    /// Hands the handler the notifications of one key one at a time, in the order they were
+    /// received: the next one of a key waits until the one before it is handled, or is a dead
+    /// letter (which holds it back unless
+    /// [`dead_letter_holds_order(false)`](Self::dead_letter_holds_order)). Notifications of
+    /// other keys go on in parallel, within the [`workers`](Self::workers); one whose `key` is
+    /// `None` is not ordered. Needs [`durable`](Self::durable): the order is kept by the store,
+    /// so it holds across retries, restarts and receivers sharing a PostgreSQL store (a claim
+    /// takes only the first pending notification of each key; two notifications of one key
+    /// received at the same instant by two receivers are in the order of their ids).
+    ///
+    /// An ordered notification is never started from the request path: it waits for the
+    /// feeder's claim, a little later. The key is stored and shown to operators: never a
+    /// customer's personal data (a phone number).
+    pub fn ordered_by<F>(mut self, key: F) -> Self
+    where
+        F: Fn(&E) -> Option<String> + Send + Sync + 'static,
+    {
+        self.order = Some(Arc::new(key));
+        self
+    }
+
+    /// Whether a dead letter holds back the later notifications of its key until it is
+    /// replayed or purged (default `true`: a state machine never sees a later event without
+    /// the one before it). With `false` they go on without it, and a replayed dead letter
+    /// comes back unordered. Only with [`ordered_by`](Self::ordered_by).
+    pub fn dead_letter_holds_order(mut self, holds: bool) -> Self {
+        self.dead_letter_holds_order = Some(holds);
         self
     }
 
@@ -357,6 +402,18 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
         if self.retention.is_some() && self.store.is_none() {
             return fail("retention(...) needs a store: use durable(store), or drop it");
         }
+        if self.order.is_some() && self.store.is_none() {
+            return fail(
+                "ordered_by(...) needs a store, which keeps the order: use durable(store), \
+                 or drop it",
+            );
+        }
+        if self.dead_letter_holds_order.is_some() && self.order.is_none() {
+            return fail(
+                "dead_letter_holds_order(...) applies to ordered delivery: add ordered() or \
+                 ordered_by(...), or drop it",
+            );
+        }
         let auth: Option<Arc<dyn Authorize>> = match (self.check_count, self.unauthenticated) {
             (0, false) => {
                 return fail(
@@ -396,6 +453,9 @@ impl<E: Event, H: HandleNotification<E>> ReceiverBuilder<E, H> {
             dedup_window: self.dedup_window.unwrap_or(defaults::DEDUP_WINDOW),
             retention: self.retention.unwrap_or(defaults::RETENTION),
             name,
+            order: self
+                .order
+                .map(|key| OrderBy::new(key, self.dead_letter_holds_order.unwrap_or(true))),
         };
         let receiver = Receiver {
             inner: Arc::new(Inner::start(self.handler, settings, workers)),

@@ -284,6 +284,9 @@ pub struct RecordSummary {
     pub due_at_ms: i64,
     /// Its body's size in bytes.
     pub body_len: u64,
+    /// The key it is ordered by, if any: a pending record waits for the records of the same
+    /// key stored before it.
+    pub order_key: Option<String>,
 }
 
 impl RecordSummary {
@@ -310,6 +313,7 @@ impl From<&super::record::Record> for RecordSummary {
             last_error: record.last_error.clone(),
             due_at_ms: record.due_at_ms,
             body_len: record.body.len() as u64,
+            order_key: record.order_key.clone(),
         }
     }
 }

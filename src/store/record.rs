@@ -114,6 +114,14 @@ pub struct NewRecord {
     /// [`Store::claim`](crate::store::Store::claim)). Otherwise it waits, due at once, for a
     /// worker to claim it.
     pub started: bool,
+    /// The key it is ordered by ([`ReceiverBuilder::ordered_by`](crate::ReceiverBuilder::ordered_by)):
+    /// a store hands out a record of a key only when no record of the same kind and key
+    /// stored before it is still pending (nor a dead letter, when
+    /// [`order_holds`](Self::order_holds)). `None`: not ordered.
+    pub order_key: Option<String>,
+    /// Whether this record, as a dead letter, holds back the later records of its key (until
+    /// it is replayed or purged).
+    pub order_holds: bool,
 }
 
 impl NewRecord {
@@ -126,7 +134,18 @@ impl NewRecord {
             envelope,
             task_id: None,
             started: false,
+            order_key: None,
+            order_holds: false,
         }
+    }
+
+    /// The same notification, ordered by `key` (see [`order_key`](Self::order_key)); when
+    /// `dead_letter_holds`, as a dead letter it holds back the later records of its key.
+    #[must_use]
+    pub fn ordered(mut self, key: impl Into<String>, dead_letter_holds: bool) -> Self {
+        self.order_key = Some(key.into());
+        self.order_holds = dead_letter_holds;
+        self
     }
 
     /// The same notification, with the event's id.
@@ -218,6 +237,8 @@ pub struct Record {
     /// Its finished attempts, oldest first: the first and the newest, at most
     /// [`MAX_HISTORY`](crate::store::MAX_HISTORY).
     pub history: Vec<Attempt>,
+    /// The key it is ordered by, if any ([`NewRecord::order_key`]).
+    pub order_key: Option<String>,
 }
 
 impl Record {
@@ -241,7 +262,15 @@ impl Record {
             task_id: None,
             due_at_ms,
             history: Vec::new(),
+            order_key: None,
         }
+    }
+
+    /// The same record, ordered by this key.
+    #[must_use]
+    pub fn with_order_key(mut self, order_key: Option<String>) -> Self {
+        self.order_key = order_key;
+        self
     }
 
     /// The same record, with the event's id.

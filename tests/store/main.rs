@@ -11,6 +11,7 @@ mod durable;
 mod faults;
 #[cfg(feature = "postgres")]
 mod once;
+mod ordered;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod queue;

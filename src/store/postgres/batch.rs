@@ -39,6 +39,9 @@ pub(super) struct Append {
     pub(super) kind: String,
     pub(super) received_at_ms: i64,
     pub(super) task_id: Option<String>,
+    /// Its order key, and whether as a dead letter it holds the key.
+    pub(super) order_key: Option<String>,
+    pub(super) order_holds: bool,
     pub(super) reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
@@ -65,12 +68,12 @@ impl GroupSql {
         Self {
             insert: format!(
                 "INSERT INTO {table} (dedup_key, state, attempts, envelope, body, claimed_by, \
-                   lease_until, kind, received_at_ms, task_id, due_at) \
+                   lease_until, kind, received_at_ms, task_id, due_at, order_key, order_holds) \
                  SELECT k, {pending}, CASE WHEN s THEN 1 ELSE 0 END, e, b, CASE WHEN s THEN o END, \
-                   CASE WHEN s THEN {lease} END, kd, r, ti, now() \
+                   CASE WHEN s THEN {lease} END, kd, r, ti, now(), ok, oh \
                  FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::text[], $5::bool[], \
-                   $6::text[], $7::int8[], $8::text[]) \
-                   WITH ORDINALITY AS u(k, e, b, o, s, kd, r, ti, n) \
+                   $6::text[], $7::int8[], $8::text[], $9::text[], $10::bool[]) \
+                   WITH ORDINALITY AS u(k, e, b, o, s, kd, r, ti, ok, oh, n) \
                  ORDER BY n \
                  ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key"
             ),
@@ -206,6 +209,8 @@ async fn stored(
     let kinds: Vec<&str> = group.iter().map(|a| a.kind.as_str()).collect();
     let received: Vec<i64> = group.iter().map(|a| a.received_at_ms).collect();
     let task_ids: Vec<Option<&str>> = group.iter().map(|a| a.task_id.as_deref()).collect();
+    let order_keys: Vec<Option<&str>> = group.iter().map(|a| a.order_key.as_deref()).collect();
+    let order_holds: Vec<bool> = group.iter().map(|a| a.order_holds).collect();
     let insert = client
         .prepare_cached(&sql.insert)
         .await
@@ -214,7 +219,16 @@ async fn stored(
         .query(
             &insert,
             &[
-                &keys, &envelopes, &bodies, &owners, &started, &kinds, &received, &task_ids,
+                &keys,
+                &envelopes,
+                &bodies,
+                &owners,
+                &started,
+                &kinds,
+                &received,
+                &task_ids,
+                &order_keys,
+                &order_holds,
             ],
         )
         .await

@@ -522,6 +522,8 @@ impl Store for PostgresStore {
             kind: kind.clone(),
             received_at_ms,
             task_id: record.task_id.clone(),
+            order_key: record.order_key.clone(),
+            order_holds: record.order_holds,
             reply,
         });
         if sent.is_ok() {
@@ -551,6 +553,8 @@ impl Store for PostgresStore {
                         &kind,
                         &received_at_ms,
                         &record.task_id,
+                        &record.order_key,
+                        &record.order_holds,
                     ],
                 )
                 .await?;

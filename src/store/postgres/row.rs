@@ -87,7 +87,8 @@ pub(super) fn record_from(row: &Row) -> Result<Record, StoreError> {
     )
     .with_task_id(column(row, id, 6)?)
     .with_due_at_ms(column(row, id, 7)?)
-    .with_history(history))
+    .with_history(history)
+    .with_order_key(column(row, id, 9)?))
 }
 
 /// A row of `sql::SUMMARY_COLUMNS`: id, kind, state, task id, receipt (ms), attempts, last
@@ -104,6 +105,7 @@ pub(super) fn summary_from(row: &Row) -> Result<RecordSummary, StoreError> {
         last_error: column(row, id, 6)?,
         due_at_ms: column(row, id, 7)?,
         body_len: u64::try_from(column::<i64>(row, id, 8)?).unwrap_or(0),
+        order_key: column(row, id, 9)?,
     })
 }
 

@@ -99,7 +99,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
         paused_at   TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     ",
+    // 4: ordered delivery per key. An ordered notification has its key; a claim takes it only
+    // when no notification of the same kind and key with a lower id is pending (or dead, when
+    // `order_holds`). The index finds those.
+    r"
+    ALTER TABLE {schema}.notifications
+        ADD COLUMN order_key TEXT,
+        ADD COLUMN order_holds BOOLEAN NOT NULL DEFAULT false;
+    CREATE INDEX notifications_order ON {schema}.notifications (kind, order_key, id)
+        WHERE order_key IS NOT NULL AND state IN (0, 1);
+    ",
 ];
+
+/// The claim's condition on candidate `c`: not waiting behind an earlier record of its key.
+fn first_of_its_key(t: &str) -> String {
+    format!(
+        "(c.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM {t} AS o \
+           WHERE o.kind = c.kind AND o.order_key = c.order_key AND o.id < c.id \
+           AND (o.state = {PENDING} OR (o.state = {DEAD} AND o.order_holds))))"
+    )
+}
 
 /// The statements, with the schema and the lease written in.
 #[derive(Clone)]
@@ -154,9 +173,10 @@ fn claim(t: &str, p: &str, lease: &str, also: &str) -> String {
            SELECT id FROM {t} AS c WHERE c.state = {PENDING} AND c.kind = $3 \
            AND c.due_at <= now() \
            AND (c.lease_until IS NULL OR c.lease_until < now()) \
-           AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.kind = $3) \
+           AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.kind = $3) AND {first} \
            ORDER BY c.due_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED) \
-         RETURNING {COLUMNS}"
+         RETURNING {COLUMNS}",
+        first = first_of_its_key(t)
     )
 }
 
@@ -170,31 +190,33 @@ fn claim_within(t: &str, p: &str, lease: &str) -> String {
            SELECT c.id, c.due_at, coalesce(octet_length(c.body), 0)::int8 AS n FROM {t} AS c \
            WHERE c.state = {PENDING} AND c.kind = $3 AND c.due_at <= now() \
            AND (c.lease_until IS NULL OR c.lease_until < now()) \
-           AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.kind = $3) \
+           AND NOT EXISTS (SELECT 1 FROM {p} WHERE {p}.kind = $3) AND {first} \
            ORDER BY c.due_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED), \
          w AS (SELECT id, row_number() OVER (ORDER BY due_at, id) AS k, \
            sum(n) OVER (ORDER BY due_at, id) AS running FROM c) \
          UPDATE {t} AS r SET claimed_by = $1, lease_until = {lease}, \
            attempts = r.attempts + CASE WHEN w.k <= $5::int8 THEN 1 ELSE 0 END \
          FROM w WHERE r.id = w.id AND (w.k = 1 OR w.running <= $4::int8) \
-         RETURNING {CLAIMED_COLUMNS}"
+         RETURNING {CLAIMED_COLUMNS}",
+        first = first_of_its_key(t)
     )
 }
 
 /// A record's columns, as `row::record_from` reads them: id, state, attempts, last error,
 /// envelope, body, task id, due time in milliseconds, history as JSON text.
 const COLUMNS: &str = "id, state, attempts, last_error, envelope, body, task_id, \
-    floor(extract(epoch FROM due_at) * 1000)::int8, history::text";
+    floor(extract(epoch FROM due_at) * 1000)::int8, history::text, order_key";
 
 /// [`COLUMNS`] of the table named `r`.
 const CLAIMED_COLUMNS: &str = "r.id, r.state, r.attempts, r.last_error, r.envelope, r.body, \
-    r.task_id, floor(extract(epoch FROM r.due_at) * 1000)::int8, r.history::text";
+    r.task_id, floor(extract(epoch FROM r.due_at) * 1000)::int8, r.history::text, r.order_key";
 
 /// A record's columns without its body, as `row::summary_from` reads them: id, kind, state,
 /// task id, receipt, attempts, last error, due time in milliseconds, body length (read from the
 /// value's header, not its bytes).
 const SUMMARY_COLUMNS: &str = "id, kind, state, task_id, received_at_ms, attempts, last_error, \
-    floor(extract(epoch FROM due_at) * 1000)::int8, coalesce(octet_length(body), 0)::int8";
+    floor(extract(epoch FROM due_at) * 1000)::int8, coalesce(octet_length(body), 0)::int8, \
+    order_key";
 
 /// The readable states: a done row (state 2) is a de-duplication key alone.
 const READABLE: &str = "state IN (0, 1, 3)";
@@ -276,10 +298,10 @@ impl Sql {
         Self {
             insert: format!(
                 "INSERT INTO {t} (dedup_key, state, attempts, envelope, body, claimed_by, \
-                   lease_until, kind, received_at_ms, task_id, due_at) \
+                   lease_until, kind, received_at_ms, task_id, due_at, order_key, order_holds) \
                  VALUES ($1, {PENDING}, CASE WHEN $5::bool THEN 1 ELSE 0 END, $2, $3, \
                    CASE WHEN $5::bool THEN $4::text END, CASE WHEN $5::bool THEN {lease} END, \
-                   $6, $7, $8, now()) \
+                   $6, $7, $8, now(), $9, $10) \
                  ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
             ),
             find_key: format!("SELECT id FROM {t} WHERE dedup_key = $1"),
@@ -335,7 +357,8 @@ impl Sql {
             in_state: format!("SELECT {COLUMNS} FROM {t} WHERE state = $1 ORDER BY id"),
             get: format!("SELECT {COLUMNS} FROM {t} WHERE id = $1 AND {READABLE}"),
             replay: format!(
-                "UPDATE {t} SET state = {PENDING}, attempts = 0, due_at = now(), {released} \
+                "UPDATE {t} SET state = {PENDING}, attempts = 0, due_at = now(), {released}, \
+                   order_key = CASE WHEN state = {DEAD} AND order_holds THEN order_key END \
                  WHERE id = $1 AND state IN ({DEAD}, {HANDLED}) RETURNING {COLUMNS}"
             ),
             make_due: format!(

@@ -7,6 +7,8 @@
 //!                  body_len, body_crc
 //! bodies    id -> the body's bytes, checked against body_len and body_crc when read
 //! due       (kind, due_at_ms, id) -> ()          pending records: what `claim` reads
+//! order     (kind, order key, id) -> ()          ordered records pending or holding (dead)
+//! blocked   (kind, id) -> ()                     pending ordered records behind their head
 //! finished  (state byte, at_ms, id) -> ()         dead and handled ones, by when they became so
 //! paused_kinds   kind -> ()
 //! dedup_keys     key -> [id: u64 LE][claimed_at_ms: i64 LE]
@@ -37,6 +39,12 @@ pub(super) const RECORDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new
 pub(super) const BODIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("bodies");
 /// Pending records by kind and due time: what [`claim`](crate::store::Store::claim) reads.
 pub(super) const DUE: TableDefinition<'_, (&str, i64, u64), ()> = TableDefinition::new("due");
+/// Ordered records keeping their place in their key's order (pending, and dead letters that
+/// hold), by kind, key and id: the first of a key is its head, the only one in [`DUE`].
+pub(super) const ORDER: TableDefinition<'_, (&str, &str, u64), ()> = TableDefinition::new("order");
+/// Pending ordered records waiting behind the head of their key, by kind and id: pending, but
+/// not in [`DUE`], so that no claim reads past them.
+pub(super) const BLOCKED: TableDefinition<'_, (&str, u64), ()> = TableDefinition::new("blocked");
 /// Dead and handled records by state and the time they became so: the retention index.
 pub(super) const FINISHED: TableDefinition<'_, (u8, i64, u64), ()> =
     TableDefinition::new("finished");
@@ -112,6 +120,17 @@ pub(super) struct Info {
     pub(super) body_len: u64,
     /// Checked when the body is read: a body changed on disk is reported.
     pub(super) body_crc: u32,
+    /// The key it is ordered by, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) order: Option<OrderInfo>,
+}
+
+/// An ordered record's key, and whether as a dead letter it holds the key's later records.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct OrderInfo {
+    pub(super) key: String,
+    #[serde(default)]
+    pub(super) holds: bool,
 }
 
 /// A record without its body: what `records` holds in version 3.
@@ -144,6 +163,7 @@ impl Meta {
             last_error: self.info.last_error.clone(),
             due_at_ms: self.info.due_at_ms,
             body_len: self.info.body_len,
+            order_key: self.info.order.as_ref().map(|order| order.key.clone()),
         }
     }
 
@@ -155,12 +175,14 @@ impl Meta {
             task_id,
             due_at_ms,
             history,
+            order,
             ..
         } = self.info;
         Record::new(id, self.state, self.attempts, last_error, envelope, body)
             .with_task_id(task_id)
             .with_due_at_ms(due_at_ms)
             .with_history(history)
+            .with_order_key(order.map(|order| order.key))
     }
 }
 
@@ -272,6 +294,7 @@ fn decode_old(
         history: Vec::new(),
         body_len: header.body_len,
         body_crc: crc32fast::hash(body),
+        order: None,
     };
     Ok(Decoded {
         meta: Meta::new(state, attempts, info),
@@ -353,6 +376,7 @@ mod tests {
             history: vec![Attempt::failed_now("e")],
             body_len: body.len() as u64,
             body_crc: crc32fast::hash(body),
+            order: None,
         }
     }
 

@@ -11,7 +11,7 @@ use ::redb::{
     ReadableTableMetadata,
 };
 
-use super::format::{BODIES, DUE, FINISHED, PAUSED, RECORDS, peek_state, state_byte};
+use super::format::{BLOCKED, BODIES, DUE, FINISHED, PAUSED, RECORDS, peek_state, state_byte};
 use super::shared::{Holds, unavailable};
 use super::tables::{read_body, read_meta};
 use crate::store::{
@@ -196,17 +196,22 @@ fn count_by_index(tx: &ReadTransaction, query: &RecordQuery) -> Result<Option<u6
         return Ok(None);
     };
     let count = match (state, query.kind.as_deref()) {
-        (RecordState::Pending, None) => tx
-            .open_table(DUE)
-            .map_err(unavailable)?
-            .len()
-            .map_err(unavailable)?,
+        // Pending: due, and blocked behind the head of their key.
+        (RecordState::Pending, None) => {
+            let due = tx.open_table(DUE).map_err(unavailable)?;
+            let blocked = tx.open_table(BLOCKED).map_err(unavailable)?;
+            due.len().map_err(unavailable)? + blocked.len().map_err(unavailable)?
+        }
         (RecordState::Pending, Some(kind)) => {
             let due = tx.open_table(DUE).map_err(unavailable)?;
             let range = due
                 .range((kind, i64::MIN, 0)..=(kind, i64::MAX, u64::MAX))
                 .map_err(unavailable)?;
-            entries(range)?
+            let blocked = tx.open_table(BLOCKED).map_err(unavailable)?;
+            let waiting = blocked
+                .range((kind, 0)..=(kind, u64::MAX))
+                .map_err(unavailable)?;
+            entries(range)? + entries(waiting)?
         }
         (state, None) => finished_count(tx, state)?,
         (_, Some(_)) => return Ok(None),
@@ -239,12 +244,18 @@ fn entries<K: ::redb::Key + 'static>(
 pub(super) fn summary(db: &Database) -> Result<StoreSummary, StoreError> {
     let tx = begin(db)?;
     let due = tx.open_table(DUE).map_err(unavailable)?;
-    let pending = due.len().map_err(unavailable)?;
+    let blocked = tx.open_table(BLOCKED).map_err(unavailable)?;
+    let pending = due.len().map_err(unavailable)? + blocked.len().map_err(unavailable)?;
     let dead = finished_count(&tx, RecordState::Dead)?;
     let mut first = None;
     for entry in due.iter().map_err(unavailable)? {
         let (key, _) = entry.map_err(unavailable)?;
         let id = key.value().2;
+        first = Some(first.map_or(id, |lowest: RecordId| lowest.min(id)));
+    }
+    for entry in blocked.iter().map_err(unavailable)? {
+        let (key, _) = entry.map_err(unavailable)?;
+        let id = key.value().1;
         first = Some(first.map_or(id, |lowest: RecordId| lowest.min(id)));
     }
     let oldest = match first {

@@ -8,7 +8,7 @@ use ::redb::{Database, ReadableTable, Table};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bodies::Staged;
-use super::format::{Decoded, Info, KEYS, META, Meta, PAUSED, state_byte};
+use super::format::{Decoded, Info, KEYS, META, Meta, OrderInfo, PAUSED, state_byte};
 use super::recovery::{Outage, Quarantine};
 use super::rejected::RejectedTables;
 use super::shared::{Holds, Shared, recovering, unavailable};
@@ -487,6 +487,10 @@ impl Tables<'_, '_> {
             history: Vec::new(),
             body_len: record.body.len() as u64,
             body_crc: crc32fast::hash(&record.body),
+            order: record.order_key.map(|key| OrderInfo {
+                key,
+                holds: record.order_holds,
+            }),
         };
         // A started record goes to the handler at once: its first attempt counts from here,
         // so that a crash before the handler ran still counts it.
@@ -567,6 +571,13 @@ impl Tables<'_, '_> {
         let changed = self.update(id, |meta| {
             if meta.state == RecordState::Pending {
                 return not_found();
+            }
+            // A dead letter that held its key comes back as its head; any other comes back
+            // unordered: the records after it went on without it.
+            let held = meta.state == RecordState::Dead
+                && meta.info.order.as_ref().is_some_and(|order| order.holds);
+            if !held {
+                meta.info.order = None;
             }
             meta.state = RecordState::Pending;
             meta.attempts = 0;
