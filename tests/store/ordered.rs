@@ -12,7 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airudder_webhook::model::TaskNotification;
-use airudder_webhook::store::{RecordQuery, RecordState, RedbStore, Store};
+use airudder_webhook::store::{
+    Appended, Attempt, AttemptOutcome, Envelope, NewRecord, RecordId, RecordQuery, RecordState,
+    RedbStore, Store,
+};
+use bytes::Bytes;
+use std::time::SystemTime;
 use airudder_webhook::{BoxError, Delivery, Receiver, RetryPolicy};
 use http::StatusCode;
 use serde_json::json;
@@ -214,4 +219,99 @@ async fn each_key_is_handled_in_the_order_received_by_two_receivers_sharing_post
         seen.failed.load(Ordering::SeqCst),
         seen.most_keys.load(Ordering::SeqCst)
     );
+}
+
+/// Record `n` of kind `k`, ordered by `key` (if any), received `n` ms after the others before.
+fn keyed(n: u8, key: Option<&str>, holds: bool) -> NewRecord {
+    let received = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        + Duration::from_millis(u64::from(n));
+    let envelope = Envelope::new(received, None, Vec::new()).with_kind("k");
+    let record = NewRecord::new([n; 32], Bytes::from(format!("body {n}")), envelope);
+    match key {
+        Some(key) => record.ordered(key, holds),
+        None => record,
+    }
+}
+
+async fn add(store: &impl Store, record: NewRecord) -> RecordId {
+    match store.append(record).await.unwrap() {
+        Appended::Stored(id) => id,
+        Appended::Duplicate(id) => panic!("{id} stored before"),
+    }
+}
+
+async fn claimed(store: &impl Store) -> Vec<RecordId> {
+    let mut ids: Vec<_> = store
+        .claim("k", 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn ok() -> Attempt {
+    Attempt::new(SystemTime::now(), Duration::ZERO, AttemptOutcome::Ok).with_number(1)
+}
+
+/// What every store does with ordered records: a claim hands out only the first pending
+/// record of each key; the next comes when the one before is handled, purged, or a dead
+/// letter that does not hold; a dead letter that holds comes back, replayed, as the head.
+async fn the_store_keeps_each_key_in_order(store: impl Store) {
+    let (x1, x2, x3) = (
+        add(&store, keyed(1, Some("x"), true)).await,
+        add(&store, keyed(2, Some("x"), true)).await,
+        add(&store, keyed(3, Some("x"), true)).await,
+    );
+    let (z1, z2) = (
+        add(&store, keyed(4, Some("z"), false)).await,
+        add(&store, keyed(5, Some("z"), false)).await,
+    );
+    let free = add(&store, keyed(6, None, false)).await;
+    assert_eq!(claimed(&store).await, [x1, z1, free], "the first of each key");
+    let pending = RecordQuery::new().state(RecordState::Pending);
+    assert_eq!(store.count(pending.clone()).await.unwrap(), 6, "waiting ones count");
+    assert_eq!(
+        store.get(x2).await.unwrap().unwrap().order_key.as_deref(),
+        Some("x")
+    );
+
+    // Handled: the next of its key comes.
+    store.complete(free, ok()).await.unwrap();
+    store.complete(x1, ok()).await.unwrap();
+    assert_eq!(claimed(&store).await, [x2]);
+    // A dead letter that holds: its key waits, until it is replayed (then it comes first).
+    store.dead_letter(x2, ok()).await.unwrap();
+    assert!(claimed(&store).await.is_empty(), "x3 waits behind the dead x2");
+    store.replay(x2).await.unwrap();
+    assert_eq!(claimed(&store).await, [x2]);
+    // A dead letter that holds, purged: the next comes.
+    store.dead_letter(x2, ok()).await.unwrap();
+    assert!(claimed(&store).await.is_empty());
+    assert!(store.purge(x2).await.unwrap());
+    assert_eq!(claimed(&store).await, [x3]);
+    store.complete(x3, ok()).await.unwrap();
+
+    // A dead letter that does not hold: the next goes on; replayed, it comes back unordered.
+    store.dead_letter(z1, ok()).await.unwrap();
+    assert_eq!(claimed(&store).await, [z2]);
+    let replayed = store.replay(z1).await.unwrap();
+    assert_eq!(replayed.order_key, None);
+    assert_eq!(claimed(&store).await, [z1], "beside z2, still held");
+    assert_eq!(store.count(pending).await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_keeps_each_key_in_order() {
+    let dir = DataDir::new();
+    the_store_keeps_each_key_in_order(RedbStore::open(&dir.0).unwrap()).await;
+}
+
+#[tokio::test]
+async fn the_postgres_store_keeps_each_key_in_order() {
+    let url = shared_cluster().url();
+    the_store_keeps_each_key_in_order(fresh(&url, "ordered_contract", Duration::from_secs(30)).await)
+        .await;
 }
