@@ -61,6 +61,8 @@ mod off {
         pub(crate) fn sample(&self, _sample: &Sample) {}
         #[allow(dead_code)]
         pub(crate) fn sample_store(&self, _summary: Option<&StoreSummary>) {}
+        #[allow(dead_code)]
+        pub(crate) fn sample_held_back(&self, _keys: u64) {}
     }
 }
 
@@ -94,6 +96,8 @@ mod on {
         store_dead_letters: Gauge,
         store_oldest_pending: Gauge,
         store_recovering: Gauge,
+        /// Only an ordered receiver's (registered at its first sample).
+        ordered_keys_held_back: Gauge,
         store_recoveries: Counter,
     }
 
@@ -151,6 +155,10 @@ mod on {
         describe_gauge!(
             "airudder_ready",
             "1 when the receiver accepts notifications (started, not stopping), else 0."
+        );
+        describe_gauge!(
+            "airudder_ordered_keys_held_back",
+            "Of an ordered receiver: keys whose notifications wait behind a first one that failed (retrying, or a dead letter that holds the key)."
         );
         describe_gauge!(
             "airudder_store_pending",
@@ -222,6 +230,7 @@ mod on {
                 store_dead_letters: gauge("airudder_store_dead_letters"),
                 store_oldest_pending: gauge("airudder_store_oldest_pending_seconds"),
                 store_recovering: gauge("airudder_store_recovering"),
+                ordered_keys_held_back: gauge("airudder_ordered_keys_held_back"),
                 store_recoveries: counter!("airudder_store_recoveries_total", "receiver" => name),
             }
         }
@@ -262,6 +271,10 @@ mod on {
 
         /// The store's numbers, or `None` when the store did not answer (it counts as down; the
         /// other gauges keep their last values).
+        pub(crate) fn sample_held_back(&self, keys: u64) {
+            self.ordered_keys_held_back.set(keys as f64);
+        }
+
         pub(crate) fn sample_store(&self, summary: Option<&StoreSummary>) {
             let Some(summary) = summary else {
                 self.store_recovering.set(1.0);

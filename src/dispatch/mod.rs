@@ -129,6 +129,12 @@ impl<E> Queue<E> {
         self.shared.attach_sampler(sampler);
     }
 
+    /// Whether this receiver orders its notifications per key.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn is_ordered(&self) -> bool {
+        self.order.is_some()
+    }
+
     /// The store of a durable receiver.
     pub(crate) fn store(&self) -> Option<&Arc<dyn ErasedStore>> {
         self.shared.store.as_ref()

@@ -39,6 +39,7 @@ async fn sample<E>(weak: &Weak<Inner<E>>, store: bool) -> bool {
     let Some(store) = inner.queue().store().filter(|_| store).map(Arc::clone) else {
         return true;
     };
+    let ordered = inner.queue().is_ordered().then(|| inner.queue().kind().to_owned());
     // The store is read without holding the receiver.
     drop(inner);
     let summary = store.summary().await;
@@ -46,5 +47,11 @@ async fn sample<E>(weak: &Weak<Inner<E>>, store: bool) -> bool {
         tracing::debug!(error = %err, "could not read the store's summary for the gauges");
     }
     counters.meters().sample_store(summary.as_ref().ok());
+    if let Some(kind) = ordered {
+        match store.keys_held_back(&kind).await {
+            Ok(keys) => counters.meters().sample_held_back(keys),
+            Err(err) => tracing::debug!(error = %err, "could not count the keys held back"),
+        }
+    }
     true
 }

@@ -66,6 +66,8 @@ pub trait ErasedStore: Send + Sync + 'static {
     #[allow(missing_docs)]
     fn unclaim(&self, ids: Vec<RecordId>, counted: bool) -> BoxFuture<'_, Result<(), StoreError>>;
     #[allow(missing_docs)]
+    fn keys_held_back<'a>(&'a self, kind: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    #[allow(missing_docs)]
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
     #[allow(missing_docs)]
     fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
@@ -175,6 +177,9 @@ impl<S: Store> ErasedStore for S {
     }
     fn unclaim(&self, ids: Vec<RecordId>, counted: bool) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(Store::unclaim(self, ids, counted))
+    }
+    fn keys_held_back<'a>(&'a self, kind: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(Store::keys_held_back(self, kind))
     }
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(Store::pending(self))
@@ -324,6 +329,10 @@ impl Store for Arc<dyn ErasedStore> {
         counted: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         ErasedStore::unclaim(&**self, ids, counted)
+    }
+    fn keys_held_back(&self, kind: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let kind = kind.to_owned();
+        async move { ErasedStore::keys_held_back(&**self, &kind).await }
     }
     fn pending(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send {
         ErasedStore::pending(&**self)

@@ -287,6 +287,10 @@ pub struct RecordSummary {
     /// The key it is ordered by, if any: a pending record waits for the records of the same
     /// key stored before it.
     pub order_key: Option<String>,
+    /// For a pending ordered record waiting its turn, the record that holds its key back: the
+    /// first of the key still pending (or a dead letter that holds). Filled by lists
+    /// ([`Store::list`](super::Store::list)) of the bundled stores.
+    pub held_back_by: Option<RecordId>,
 }
 
 impl RecordSummary {
@@ -314,6 +318,7 @@ impl From<&super::record::Record> for RecordSummary {
             due_at_ms: record.due_at_ms,
             body_len: record.body.len() as u64,
             order_key: record.order_key.clone(),
+            held_back_by: None,
         }
     }
 }

@@ -175,6 +175,15 @@ pub trait Store: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// How many keys of `kind` have ordered records
+    /// ([`NewRecord::ordered`](super::NewRecord::ordered)) waiting behind a head that failed:
+    /// pending with an error, or a dead letter that holds its key. For the gauge
+    /// `airudder_ordered_keys_held_back`. The default answers 0 (a store that does not order).
+    fn keys_held_back(&self, kind: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = kind;
+        async { Ok(0) }
+    }
+
     /// Every pending record, oldest first, bodies included: it reads the whole backlog, so it
     /// suits tests and small stores. Lists for people page with [`list`](Store::list).
     fn pending(&self) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;

@@ -470,3 +470,48 @@ fn gated(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_receiver_shows_the_keys_held_back_by_a_failing_first_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = DebuggingRecorder::new();
+    let mut seen = Seen::new(&recorder);
+    // Task "stuck" always fails; task "fine" is handled.
+    let handler = |delivery: Delivery<TaskNotification>| async move {
+        if &*delivery.task_id == "stuck" {
+            return Err("the service refuses it");
+        }
+        Ok(())
+    };
+    let receiver = metrics::with_local_recorder(&recorder, || {
+        Receiver::builder(handler)
+            .allow_unauthenticated()
+            .retry(RetryPolicy::new(1_000).initial_backoff(Duration::from_millis(10)))
+            .durable(RedbStore::open(dir.path().join("store.redb")).unwrap())
+            .ordered()
+            .metrics_interval(Duration::from_millis(20))
+            .build()
+            .unwrap()
+    });
+    let mut body = support::example_value();
+    for (task, name) in [("stuck", "first"), ("stuck", "second"), ("fine", "only")] {
+        body["task_id"] = serde_json::json!(task);
+        body["task_name"] = serde_json::json!(name);
+        let response = receiver
+            .clone()
+            .oneshot(support::post(serde_json::to_vec(&body).unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let name = ("receiver", "task_notification");
+    // "stuck"'s second waits behind its failing first; "fine" went on.
+    seen.gauge_reaches("airudder_ordered_keys_held_back", &[name], 1.0)
+        .await;
+    seen.gauge_reaches("airudder_store_pending", &[name], 2.0)
+        .await;
+    receiver
+        .shutdown_handle()
+        .shutdown(Duration::from_secs(5))
+        .await;
+}

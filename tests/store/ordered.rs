@@ -240,6 +240,19 @@ async fn add(store: &impl Store, record: NewRecord) -> RecordId {
     }
 }
 
+/// The pending records listed, each with the record that holds it back.
+async fn held_back_by(store: &impl Store) -> Vec<(RecordId, Option<RecordId>)> {
+    let page = store
+        .list(RecordQuery::new().state(RecordState::Pending))
+        .await
+        .unwrap();
+    page.items
+        .iter()
+        .filter(|row| row.held_back_by.is_some())
+        .map(|row| (row.id, row.held_back_by))
+        .collect()
+}
+
 async fn claimed(store: &impl Store) -> Vec<RecordId> {
     let mut ids: Vec<_> = store
         .claim("k", 100)
@@ -277,6 +290,8 @@ async fn the_store_keeps_each_key_in_order(store: impl Store) {
         store.get(x2).await.unwrap().unwrap().order_key.as_deref(),
         Some("x")
     );
+    assert_eq!(held_back_by(&store).await, [(x2, Some(x1)), (x3, Some(x1)), (z2, Some(z1))]);
+    assert_eq!(store.keys_held_back("k").await.unwrap(), 0, "no head failed");
 
     // Handled: the next of its key comes.
     store.complete(free, ok()).await.unwrap();
@@ -285,6 +300,8 @@ async fn the_store_keeps_each_key_in_order(store: impl Store) {
     // A dead letter that holds: its key waits, until it is replayed (then it comes first).
     store.dead_letter(x2, ok()).await.unwrap();
     assert!(claimed(&store).await.is_empty(), "x3 waits behind the dead x2");
+    assert_eq!(store.keys_held_back("k").await.unwrap(), 1);
+    assert_eq!(held_back_by(&store).await, [(x3, Some(x2)), (z2, Some(z1))]);
     store.replay(x2).await.unwrap();
     assert_eq!(claimed(&store).await, [x2]);
     // A dead letter that holds, purged: the next comes.

@@ -924,6 +924,12 @@ impl Store for PostgresStore {
             .map(drop)
     }
 
+    async fn keys_held_back(&self, kind: &str) -> Result<u64, StoreError> {
+        let rows = self.query(&self.inner.sql.keys_held_back, &[&kind]).await?;
+        let count: i64 = rows.first().map_or(0, |row| row.get(0));
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn renew(&self) -> Result<u64, StoreError> {
         self.execute(&self.inner.sql.renew, &[&&*self.inner.owner])
             .await

@@ -106,6 +106,9 @@ pub(super) fn summary_from(row: &Row) -> Result<RecordSummary, StoreError> {
         due_at_ms: column(row, id, 7)?,
         body_len: u64::try_from(column::<i64>(row, id, 8)?).unwrap_or(0),
         order_key: column(row, id, 9)?,
+        held_back_by: column::<Option<i64>>(row, id, 10)?
+            .map(record_id)
+            .transpose()?,
     })
 }
 

@@ -160,6 +160,8 @@ pub(super) struct Sql {
     pub(super) claim_and_begin: String,
     /// Claimed records given back untried: their counted attempt taken back.
     pub(super) unclaim: String,
+    /// Keys of kind `$1` with records waiting behind a head that failed.
+    pub(super) keys_held_back: String,
     pub(super) group: GroupSql,
     pub(super) summary: String,
     pub(super) renew: String,
@@ -427,6 +429,16 @@ impl Sql {
                 "UPDATE {t} SET attempts = GREATEST(attempts - $3::int4, 0), {released} \
                  WHERE id = ANY($1) AND claimed_by = $2 AND state = {PENDING}"
             ),
+            keys_held_back: format!(
+                "SELECT count(*) FROM {t} AS h WHERE h.kind = $1 AND h.order_key IS NOT NULL \
+                 AND ((h.state = {PENDING} AND h.last_error IS NOT NULL) \
+                   OR (h.state = {DEAD} AND h.order_holds)) \
+                 AND NOT EXISTS (SELECT 1 FROM {t} AS o WHERE o.kind = h.kind \
+                   AND o.order_key = h.order_key AND o.id < h.id \
+                   AND (o.state = {PENDING} OR (o.state = {DEAD} AND o.order_holds))) \
+                 AND EXISTS (SELECT 1 FROM {t} AS w WHERE w.kind = h.kind \
+                   AND w.order_key = h.order_key AND w.id > h.id AND w.state = {PENDING})"
+            ),
             group: GroupSql::new(&t, &lease, PENDING),
             summary: format!(
                 "SELECT count(*) FILTER (WHERE state = {PENDING}), \
@@ -478,8 +490,16 @@ impl Sql {
     /// One page of `query`: its filters, then `id > $n ORDER BY id LIMIT $n+1`. No body.
     pub(super) fn list(&self, query: &RecordQuery) -> String {
         let n = Filter::new(query).len();
+        // For a pending ordered record, the first of its key that holds it back.
+        let held_back_by = format!(
+            "(SELECT min(o.id) FROM {t} AS o WHERE n.state = {PENDING} AND o.kind = n.kind \
+               AND o.order_key = n.order_key AND o.id < n.id \
+               AND (o.state = {PENDING} OR (o.state = {DEAD} AND o.order_holds)))",
+            t = self.table
+        );
         format!(
-            "SELECT {SUMMARY_COLUMNS} FROM {} WHERE {} AND id > ${} ORDER BY id LIMIT ${}",
+            "SELECT {SUMMARY_COLUMNS}, {held_back_by} FROM {} AS n WHERE {} AND id > ${} \
+             ORDER BY id LIMIT ${}",
             self.table,
             self.filter(query),
             n + 1,

@@ -164,6 +164,7 @@ impl Meta {
             due_at_ms: self.info.due_at_ms,
             body_len: self.info.body_len,
             order_key: self.info.order.as_ref().map(|order| order.key.clone()),
+            held_back_by: None,
         }
     }
 

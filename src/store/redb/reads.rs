@@ -11,7 +11,9 @@ use ::redb::{
     ReadableTableMetadata,
 };
 
-use super::format::{BLOCKED, BODIES, DUE, FINISHED, PAUSED, RECORDS, peek_state, state_byte};
+use super::format::{
+    BLOCKED, BODIES, DUE, FINISHED, ORDER, PAUSED, RECORDS, peek_state, state_byte,
+};
 use super::shared::{Holds, unavailable};
 use super::tables::{read_body, read_meta};
 use crate::store::{
@@ -138,7 +140,61 @@ pub(super) fn page(
     if !stopped {
         page.next = None;
     }
+    let order = tx.open_table(ORDER).map_err(unavailable)?;
+    for row in &mut page.rows {
+        if let (RecordState::Pending, Some(key)) = (row.state, row.order_key.as_deref()) {
+            let kind = row.kind.as_str();
+            let head = order
+                .range((kind, key, 0)..=(kind, key, u64::MAX))
+                .map_err(unavailable)?
+                .next()
+                .transpose()
+                .map_err(unavailable)?
+                .map(|(entry, _)| entry.value().2);
+            row.held_back_by = head.filter(|&head| head != row.id);
+        }
+    }
     Ok(page)
+}
+
+/// How many keys of `kind` have records waiting behind a head that failed (pending with an
+/// error, or a dead letter that holds): one read of `order`, and one record's metadata a key.
+pub(super) fn keys_held_back(db: &Database, kind: &str) -> Result<u64, StoreError> {
+    let tx = begin(db)?;
+    let order = tx.open_table(ORDER).map_err(unavailable)?;
+    let records = tx.open_table(RECORDS).map_err(unavailable)?;
+    let (mut held, mut current): (u64, Option<(String, RecordId, bool)>) = (0, None);
+    for entry in order
+        .range((kind, "", 0)..)
+        .map_err(unavailable)?
+    {
+        let (entry, _) = entry.map_err(unavailable)?;
+        let (entry_kind, key, id) = entry.value();
+        if entry_kind != kind {
+            break;
+        }
+        match &mut current {
+            // A second record of the key: it waits behind the head.
+            Some((current_key, head, counted)) if current_key == key => {
+                if !*counted && failed(&records, *head)? {
+                    held += 1;
+                }
+                *counted = true;
+            }
+            _ => current = Some((key.to_owned(), id, false)),
+        }
+    }
+    Ok(held)
+}
+
+/// Whether record `id` has failed: pending with an error, or dead.
+fn failed(records: &ReadOnlyTable<u64, &'static [u8]>, id: RecordId) -> Result<bool, StoreError> {
+    Ok(match read_meta(records, id)? {
+        Some(Ok(decoded)) => {
+            decoded.meta.state == RecordState::Dead || decoded.meta.info.last_error.is_some()
+        }
+        _ => false,
+    })
 }
 
 /// The row of stored value `value` if it matches `query`; a corrupt one is noted, not listed.

@@ -406,6 +406,11 @@ impl Store for RedbStore {
         self.send(|reply| Command::Unclaim(ids, reply)).await
     }
 
+    async fn keys_held_back(&self, kind: &str) -> Result<u64, StoreError> {
+        let kind = kind.to_owned();
+        self.read(move |db| reads::keys_held_back(db, &kind)).await
+    }
+
     async fn make_due(&self, id: RecordId) -> Result<bool, StoreError> {
         self.send(|reply| Command::MakeDue(id, reply)).await
     }
