@@ -13,7 +13,10 @@
 //!   (needs `--features postgres`). `AIRUDDER_DATABASE_SCHEMA` names the schema (default
 //!   `airudder`); `AIRUDDER_LEASE_SECS` how long a dead receiver's claims last (default 15).
 //! - `AIRUDDER_HANDLER_DELAY_MS`: the handler waits this long before it prints, as a slow
-//!   handler would (default 0): the 200 does not wait for it.
+//!   handler would (default 0): the 200 does not wait for it. `2-20`: a delay drawn at random
+//!   between the two for each notification.
+//! - `AIRUDDER_ORDERED=task_notification`: a task's notifications reach the handler one at a
+//!   time, in the order received (ordered by `task_id`, kept by the store across restarts).
 //! - `AIRUDDER_TOKEN`: when set, a request must carry `?token=<value>` (configure Airudder's
 //!   URL so); when unset the receiver runs open, and says so on stderr.
 //!
@@ -69,10 +72,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
     }
 
+    // `N`, or `A-B`: a delay drawn at random between the two for each notification.
     let delay = match std::env::var("AIRUDDER_HANDLER_DELAY_MS") {
-        Ok(ms) => Duration::from_millis(ms.parse()?),
-        Err(_) => Duration::ZERO,
+        Ok(ms) => match ms.split_once('-') {
+            Some((low, high)) => (low.trim().parse()?, high.trim().parse()?),
+            None => (ms.parse()?, ms.parse()?),
+        },
+        Err(_) => (0, 0),
     };
+    if delay.0 > delay.1 {
+        return Err("AIRUDDER_HANDLER_DELAY_MS: write the shorter delay first, as in 2-20".into());
+    }
     let builder = Receiver::builder(move |delivery| print_notification(delivery, delay));
     let builder = match std::env::var("AIRUDDER_ACK").as_deref() {
         Err(_) | Ok("durable") => match &database_url {
@@ -85,6 +95,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(
                 format!("AIRUDDER_ACK={other:?}: use `durable`, `memory` or `handled`").into(),
             );
+        }
+    };
+    let builder = match std::env::var("AIRUDDER_ORDERED").as_deref() {
+        Err(_) | Ok("") => builder,
+        Ok("task_notification") => builder.ordered(),
+        Ok(other) => {
+            return Err(format!(
+                "AIRUDDER_ORDERED={other:?}: this receiver's only kind is task_notification"
+            )
+            .into());
         }
     };
     let builder = match std::env::var("AIRUDDER_TOKEN") {
@@ -120,10 +140,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The handler: one line of JSON per notification on stdout.
 async fn print_notification(
     delivery: Delivery<TaskNotification>,
-    delay: Duration,
+    (low, high): (u64, u64),
 ) -> Result<(), std::io::Error> {
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    use std::hash::BuildHasher;
+    let ms = low + std::collections::hash_map::RandomState::new().hash_one(0u8) % (high - low + 1);
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let mut line = serde_json::to_vec(delivery.event())?;
     line.push(b'\n');

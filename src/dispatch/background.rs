@@ -130,7 +130,12 @@ async fn complete(
             waiting.push(outcome);
         }
         let count = waiting.len();
-        match write(&store, &shared, &mut waiting).await {
+        let written = write(&store, &shared, &mut waiting).await;
+        if shared.ordered && waiting.len() < count {
+            // The next record of a key may be claimable now.
+            shared.feed.notify_one();
+        }
+        match written {
             Ok(()) => {
                 if failing {
                     tracing::info!(count, "wrote the outcomes of handled notifications");

@@ -39,7 +39,10 @@ async fn sample<E>(weak: &Weak<Inner<E>>, store: bool) -> bool {
     let Some(store) = inner.queue().store().filter(|_| store).map(Arc::clone) else {
         return true;
     };
-    let ordered = inner.queue().is_ordered().then(|| inner.queue().kind().to_owned());
+    let ordered = inner
+        .queue()
+        .is_ordered()
+        .then(|| inner.queue().kind().to_owned());
     // The store is read without holding the receiver.
     drop(inner);
     let summary = store.summary().await;

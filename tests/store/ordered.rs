@@ -16,11 +16,11 @@ use airudder_webhook::store::{
     Appended, Attempt, AttemptOutcome, Envelope, NewRecord, RecordId, RecordQuery, RecordState,
     RedbStore, Store,
 };
-use bytes::Bytes;
-use std::time::SystemTime;
 use airudder_webhook::{BoxError, Delivery, Receiver, RetryPolicy};
+use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
+use std::time::SystemTime;
 use tower::ServiceExt;
 
 use crate::postgres::{fresh, shared_cluster};
@@ -223,7 +223,8 @@ async fn each_key_is_handled_in_the_order_received_by_two_receivers_sharing_post
 
 /// Record `n` of kind `k`, ordered by `key` (if any), received `n` ms after the others before.
 fn keyed(n: u8, key: Option<&str>, holds: bool) -> NewRecord {
-    let received = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    let received = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(1_700_000_000)
         + Duration::from_millis(u64::from(n));
     let envelope = Envelope::new(received, None, Vec::new()).with_kind("k");
     let record = NewRecord::new([n; 32], Bytes::from(format!("body {n}")), envelope);
@@ -283,15 +284,30 @@ async fn the_store_keeps_each_key_in_order(store: impl Store) {
         add(&store, keyed(5, Some("z"), false)).await,
     );
     let free = add(&store, keyed(6, None, false)).await;
-    assert_eq!(claimed(&store).await, [x1, z1, free], "the first of each key");
+    assert_eq!(
+        claimed(&store).await,
+        [x1, z1, free],
+        "the first of each key"
+    );
     let pending = RecordQuery::new().state(RecordState::Pending);
-    assert_eq!(store.count(pending.clone()).await.unwrap(), 6, "waiting ones count");
+    assert_eq!(
+        store.count(pending.clone()).await.unwrap(),
+        6,
+        "waiting ones count"
+    );
     assert_eq!(
         store.get(x2).await.unwrap().unwrap().order_key.as_deref(),
         Some("x")
     );
-    assert_eq!(held_back_by(&store).await, [(x2, Some(x1)), (x3, Some(x1)), (z2, Some(z1))]);
-    assert_eq!(store.keys_held_back("k").await.unwrap(), 0, "no head failed");
+    assert_eq!(
+        held_back_by(&store).await,
+        [(x2, Some(x1)), (x3, Some(x1)), (z2, Some(z1))]
+    );
+    assert_eq!(
+        store.keys_held_back("k").await.unwrap(),
+        0,
+        "no head failed"
+    );
 
     // Handled: the next of its key comes.
     store.complete(free, ok()).await.unwrap();
@@ -299,7 +315,10 @@ async fn the_store_keeps_each_key_in_order(store: impl Store) {
     assert_eq!(claimed(&store).await, [x2]);
     // A dead letter that holds: its key waits, until it is replayed (then it comes first).
     store.dead_letter(x2, ok()).await.unwrap();
-    assert!(claimed(&store).await.is_empty(), "x3 waits behind the dead x2");
+    assert!(
+        claimed(&store).await.is_empty(),
+        "x3 waits behind the dead x2"
+    );
     assert_eq!(store.keys_held_back("k").await.unwrap(), 1);
     assert_eq!(held_back_by(&store).await, [(x3, Some(x2)), (z2, Some(z1))]);
     store.replay(x2).await.unwrap();
@@ -329,6 +348,8 @@ async fn the_embedded_store_keeps_each_key_in_order() {
 #[tokio::test]
 async fn the_postgres_store_keeps_each_key_in_order() {
     let url = shared_cluster().url();
-    the_store_keeps_each_key_in_order(fresh(&url, "ordered_contract", Duration::from_secs(30)).await)
-        .await;
+    the_store_keeps_each_key_in_order(
+        fresh(&url, "ordered_contract", Duration::from_secs(30)).await,
+    )
+    .await;
 }

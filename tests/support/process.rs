@@ -171,8 +171,19 @@ pub(crate) async fn terminate(child: &mut Child) -> std::process::ExitStatus {
 
 /// Collects the task id of every line the receiver prints.
 pub(crate) fn collect(
+    running: Running,
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> (tokio::process::Child, tokio::task::JoinHandle<String>) {
+    collect_as(running, printed, |value| {
+        value["task_id"].as_str().unwrap_or_default().to_owned()
+    })
+}
+
+/// Collects `what` of every line the receiver prints.
+pub(crate) fn collect_as(
     mut running: Running,
     printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    what: fn(&serde_json::Value) -> String,
 ) -> (tokio::process::Child, tokio::task::JoinHandle<String>) {
     let mut stderr = running.stderr;
     let reader = tokio::spawn(async move {
@@ -188,10 +199,7 @@ pub(crate) fn collect(
             // A line cut by the kill is not counted: its notification was not marked done and
             // comes again.
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
-                printed
-                    .lock()
-                    .unwrap()
-                    .push(value["task_id"].as_str().unwrap_or_default().to_owned());
+                printed.lock().unwrap().push(what(&value));
             }
         }
         logs.await.unwrap_or_default()

@@ -164,10 +164,7 @@ pub(super) fn keys_held_back(db: &Database, kind: &str) -> Result<u64, StoreErro
     let order = tx.open_table(ORDER).map_err(unavailable)?;
     let records = tx.open_table(RECORDS).map_err(unavailable)?;
     let (mut held, mut current): (u64, Option<(String, RecordId, bool)>) = (0, None);
-    for entry in order
-        .range((kind, "", 0)..)
-        .map_err(unavailable)?
-    {
+    for entry in order.range((kind, "", 0)..).map_err(unavailable)? {
         let (entry, _) = entry.map_err(unavailable)?;
         let (entry_kind, key, id) = entry.value();
         if entry_kind != kind {
