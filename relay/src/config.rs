@@ -13,13 +13,13 @@ use std::time::Duration;
 use airudder_webhook::receiver::defaults;
 use airudder_webhook::store::RefusedBodyLimits;
 use clap::parser::ValueSource;
-use clap::{Args, CommandFactory, FromArgMatches, Parser};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser};
 
 pub(crate) use self::error::{ConfigError, Refused};
 pub(crate) use self::forward::Forward;
 use self::sources::{Given, variable};
 pub(crate) use self::values::{Ack, LogFormat, Secret};
-use self::values::{ForwardUrl, RawNames, address, count, duration, span, token, whole};
+use self::values::{ForwardUrl, Ordered, RawNames, address, count, duration, span, token, whole};
 use crate::signing_key::SigningKey;
 
 mod error;
@@ -163,6 +163,18 @@ pub(crate) struct Config {
     /// as any JSON object (comma-separated; letters, digits, `_` and `-`) [default: none]
     #[arg(long, env = "AIRUDDER_RAW_NAMES", value_name = "NAMES")]
     raw_names: Option<RawNames>,
+    /// Kinds whose notifications are handed on one at a time per key, each once the one
+    /// before it is done, in the order received (comma-separated; in the file a string or a
+    /// list, `ordered = ["pds_event"]`). The keys: a task notification's `task_id`, a
+    /// workflow's `workflow_id`, a chatbot session, and for `pds_event` the contact's call, the
+    /// agent or the task. Needs the durable ack [default: none]
+    #[arg(long, env = "AIRUDDER_ORDERED", value_name = "KINDS")]
+    ordered: Option<Ordered>,
+    /// With AIRUDDER_ORDERED: whether a dead letter holds back the later notifications of its
+    /// key until it is replayed or purged (`false`: they go on without it)
+    #[arg(long, env = "AIRUDDER_ORDERED_DEAD_LETTER_HOLDS", value_name = "BOOL")]
+    #[arg(action = ArgAction::Set, default_value_t = true)]
+    pub(crate) ordered_dead_letter_holds: bool,
     /// The most bytes of refused bodies kept for replay (`rejected`), all kinds together; past
     /// it the oldest go first
     #[arg(long, env = "AIRUDDER_REJECTED_MAX_BYTES", value_name = "BYTES")]
@@ -191,6 +203,18 @@ impl Config {
     /// The raw callbacks' names.
     pub(crate) fn raw_names(&self) -> &[String] {
         self.raw_names.as_ref().map_or(&[], |names| &names.0)
+    }
+
+    /// The kinds ordered per key (`AIRUDDER_ORDERED`).
+    pub(crate) fn ordered(&self) -> &[String] {
+        self.ordered.as_ref().map_or(&[], |kinds| &kinds.0)
+    }
+
+    /// Whether `kind`'s receiver is ordered per key.
+    pub(crate) fn is_ordered(&self, kind: &str) -> bool {
+        self.ordered
+            .as_ref()
+            .is_some_and(|kinds| kinds.contains(kind))
     }
 }
 
@@ -302,6 +326,19 @@ impl Cli {
                 c.admin_listen
             );
             return Err(ConfigError::new("AIRUDDER_ADMIN_LISTEN", message));
+        }
+        // The store keeps the order: the memory and handled acks have none.
+        if !c.ordered().is_empty() && c.ack != Ack::Durable {
+            let message = "needs the durable ack (AIRUDDER_ACK=durable, the default), whose store keeps the order: drop one";
+            return Err(ConfigError::new("AIRUDDER_ORDERED", message));
+        }
+        if c.ordered().is_empty() && is_given("ordered_dead_letter_holds") {
+            let message =
+                "is set, but AIRUDDER_ORDERED is not: list the kinds to order, or drop this";
+            return Err(ConfigError::new(
+                "AIRUDDER_ORDERED_DEAD_LETTER_HOLDS",
+                message,
+            ));
         }
         if c.metrics_interval.is_zero() {
             let message = "must be longer than zero, like 5s";

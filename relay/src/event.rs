@@ -48,6 +48,11 @@ impl<E: Event> Event for Relayed<E> {
         self.event.dedup_key()
     }
 
+    /// The event's key (`AIRUDDER_ORDERED`): the relay orders as the library does.
+    fn order_key(&self) -> Option<String> {
+        self.event.order_key()
+    }
+
     fn decode(body: &[u8]) -> Result<Self, DecodeError> {
         Ok(Self {
             event: E::decode(body)?,

@@ -233,6 +233,17 @@ pub(crate) async fn run(
         )),
         None => say("printing each event as a line of JSON on stdout"),
     }
+    if !config.ordered().is_empty() {
+        say(&format!(
+            "in order per key: {}{}",
+            config.ordered().join(", "),
+            if config.ordered_dead_letter_holds {
+                ""
+            } else {
+                " (a dead letter does not hold its key)"
+            }
+        ));
+    }
     // `None`: the cap from the file limit (AIRUDDER_MAX_CONNECTIONS unset).
     listen::serve(
         listener,
@@ -333,6 +344,14 @@ impl Build<'_> {
         let builder = match config.workers {
             Some(workers) => builder.workers(workers),
             None => builder,
+        };
+        // Checked at start: an ordered kind has the durable ack, so a store.
+        let builder = if config.is_ordered(kind) {
+            builder
+                .ordered()
+                .dead_letter_holds_order(config.ordered_dead_letter_holds)
+        } else {
+            builder
         };
         let builder = match self.stored {
             Backend::Redb(store) => builder.durable(store.clone()),

@@ -38,7 +38,10 @@ pub(super) fn with_file(
             let message = format!("{}: {key:?} is not a setting", path.display());
             return Err(ConfigError::new("AIRUDDER_CONFIG", message));
         }
-        let text = scalar(&key, value)?;
+        let text = match value {
+            toml::Value::Array(items) if LISTS.contains(&key.as_str()) => list(&key, items)?,
+            value => scalar(&key, value)?,
+        };
         command = command.mut_arg(&key, |arg| arg.default_value(text));
         given.keys.insert(key);
     }
@@ -162,6 +165,22 @@ fn forward_urls(
         .iter()
         .map(|(kind, url)| Some((kind.clone(), url.as_str()?.to_owned())));
     urls.collect::<Option<_>>().map(Some).ok_or_else(refused)
+}
+
+/// The settings the file may also give as a list of strings (`ordered = ["pds_event"]`), read
+/// as the variable's comma-separated text.
+const LISTS: [&str; 1] = ["ordered"];
+
+/// A TOML list of strings, as the comma-separated text a variable would hold.
+fn list(key: &str, items: Vec<toml::Value>) -> Result<String, ConfigError> {
+    let names = items.iter().map(toml::Value::as_str);
+    let names: Option<Vec<&str>> = names.collect();
+    names.map(|names| names.join(",")).ok_or_else(|| {
+        ConfigError::new(
+            variable(key),
+            "is not a list of names: write it as [\"pds_event\", \"task_notification\"], or one string",
+        )
+    })
 }
 
 /// A TOML string, integer, float or boolean, as the text a variable would hold.

@@ -393,3 +393,112 @@ fn the_file_sends_a_kind_elsewhere_and_refuses_a_kind_not_served() {
         assert!(err.starts_with(says), "{err}");
     }
 }
+
+#[test]
+fn the_ordered_kinds_are_typed_kinds_kept_in_order_by_the_durable_store() {
+    let config = parse(&[]).unwrap();
+    assert!(config.ordered().is_empty() && config.ordered_dead_letter_holds);
+    let config = parse(&["--ordered", " pds_event,task_notification , pds_event"]).unwrap();
+    assert_eq!(config.ordered(), ["pds_event", "task_notification"]);
+    assert!(config.is_ordered("pds_event") && !config.is_ordered("chatbot_session_end"));
+    assert!(
+        config.ordered_dead_letter_holds,
+        "a dead letter holds by default"
+    );
+    let args = [
+        "--ordered",
+        "pds_event",
+        "--ordered-dead-letter-holds",
+        "false",
+    ];
+    assert!(!parse(&args).unwrap().ordered_dead_letter_holds);
+    assert!(
+        parse(&["--ordered", ""]).unwrap().ordered().is_empty(),
+        "blank: none"
+    );
+    let known = "use any of task_notification, workflow_call_completion, workflow_list_completion, workflow_status_change, chatbot_session_end, pds_event";
+    let cases: [(&[&str], String); 6] = [
+        (
+            &["--ordered", "pds_event,pds"],
+            format!("AIRUDDER_ORDERED: \"pds\" is not a kind that can be ordered: {known}"),
+        ),
+        (
+            &["--raw-names", "crm", "--ordered", "raw_crm"],
+            format!(
+                "AIRUDDER_ORDERED: \"raw_crm\" is not a kind that can be ordered (a raw callback has no key to order by): {known}"
+            ),
+        ),
+        (
+            &["--ordered", "pds_event", "--ack", "memory"],
+            "AIRUDDER_ORDERED: needs the durable ack (AIRUDDER_ACK=durable, the default), whose store keeps the order: drop one".to_owned(),
+        ),
+        (
+            &["--ordered", "task_notification", "--ack", "handled"],
+            "AIRUDDER_ORDERED: needs the durable ack".to_owned(),
+        ),
+        (
+            &["--ordered-dead-letter-holds", "false"],
+            "AIRUDDER_ORDERED_DEAD_LETTER_HOLDS: is set, but AIRUDDER_ORDERED is not: list the kinds to order, or drop this".to_owned(),
+        ),
+        (
+            &["--ordered", "pds_event", "--ordered-dead-letter-holds", "no"],
+            "AIRUDDER_ORDERED_DEAD_LETTER_HOLDS: \"no\" is not one of: true, false".to_owned(),
+        ),
+    ];
+    for (args, says) in cases {
+        let err = parse(args).unwrap_err().to_string();
+        assert!(err.starts_with(&says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn the_file_lists_the_ordered_kinds_as_a_list_or_a_string() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("relay.toml");
+    let path = file.to_str().unwrap();
+    for text in [
+        "ordered = [\"pds_event\", \"workflow_status_change\"]\nordered_dead_letter_holds = false",
+        "ordered = \"pds_event, workflow_status_change\"\nordered_dead_letter_holds = false",
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let config = parse(&["--config", path]).unwrap();
+        assert_eq!(
+            config.ordered(),
+            ["pds_event", "workflow_status_change"],
+            "{text}"
+        );
+        assert!(!config.ordered_dead_letter_holds, "{text}");
+    }
+    // The flag wins over the file, as for every setting.
+    let config = parse(&["--config", path, "--ordered", "task_notification"]).unwrap();
+    assert_eq!(config.ordered(), ["task_notification"]);
+    std::fs::write(&file, "ordered = []").unwrap();
+    assert!(parse(&["--config", path]).unwrap().ordered().is_empty());
+    for (text, says) in [
+        (
+            "ordered = [\"pds_event\", 3]",
+            "AIRUDDER_ORDERED (ordered in the file): is not a list of names: write it as [\"pds_event\", \"task_notification\"], or one string",
+        ),
+        (
+            "ordered = [\"pds_event\", \"tasks\"]",
+            "AIRUDDER_ORDERED (ordered in the file): \"tasks\" is not a kind that can be ordered: use any of",
+        ),
+        (
+            "ordered = [\"pds_event\"]\nack = \"memory\"",
+            "AIRUDDER_ORDERED (ordered in the file): needs the durable ack",
+        ),
+        (
+            "ordered_dead_letter_holds = true",
+            "AIRUDDER_ORDERED_DEAD_LETTER_HOLDS (ordered_dead_letter_holds in the file): is set, but AIRUDDER_ORDERED is not",
+        ),
+        // A list only where the setting is a list of names.
+        (
+            "raw_names = [\"crm\"]",
+            "AIRUDDER_RAW_NAMES (raw_names in the file): is not one value",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let err = parse(&["--config", path]).unwrap_err().to_string();
+        assert!(err.starts_with(says), "{text}: {err}");
+    }
+}

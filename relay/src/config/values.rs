@@ -151,6 +151,45 @@ impl FromStr for RawNames {
     }
 }
 
+/// `AIRUDDER_ORDERED`: the kinds whose receivers hand on the notifications of one key one at a
+/// time, in the order received. Comma-separated typed kinds (a raw callback's body has no key
+/// to order by); blank for none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Ordered(pub(crate) Vec<String>);
+
+impl Ordered {
+    /// Whether `kind` is ordered.
+    pub(crate) fn contains(&self, kind: &str) -> bool {
+        self.0.iter().any(|k| k == kind)
+    }
+}
+
+impl FromStr for Ordered {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let known: Vec<&str> = crate::kinds::TYPED.iter().map(|(_, kind)| *kind).collect();
+        let mut kinds: Vec<String> = Vec::new();
+        for kind in text.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            if !known.contains(&kind) {
+                let raw = if kind.starts_with("raw_") {
+                    " (a raw callback has no key to order by)"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "{kind:?} is not a kind that can be ordered{raw}: use any of {}",
+                    known.join(", ")
+                ));
+            }
+            if !kinds.iter().any(|k| k == kind) {
+                kinds.push(kind.to_owned());
+            }
+        }
+        Ok(Self(kinds))
+    }
+}
+
 /// An address and port.
 pub(crate) fn address(text: &str) -> Result<SocketAddr, String> {
     text.trim().parse().map_err(|_| {

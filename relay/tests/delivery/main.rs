@@ -1,5 +1,5 @@
 //! Forwarding, as real processes: signed deliveries, retries on time, the operator's tools, the
-//! metrics, and several relays on one PostgreSQL.
+//! metrics, ordered delivery per key, and several relays on one PostgreSQL.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -13,5 +13,6 @@ mod forward;
 mod metrics;
 mod on_time;
 mod operations;
+mod ordered;
 mod rehearse;
 mod several_relays;

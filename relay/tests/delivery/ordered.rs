@@ -1,0 +1,217 @@
+//! `AIRUDDER_ORDERED`: a contact's predictive-dialer events reach a service that refuses now and
+//! then in the order they were posted, each once it is accepted, none lost.
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use common::DataDir;
+
+/// A contact's states, in the order the dialer sends them.
+const STATES: [&str; 5] = ["CALLING", "RINGING", "ANSWERED", "HANGUP", "TALKRESULT"];
+
+/// The calls, each with its own key (`call:<callid>`).
+const CALLS: usize = 8;
+
+/// A `ContactStatus` event of `callid` in `state`, at its own time: each body distinct.
+fn contact_status(callid: &str, state: &str, at_ms: u64) -> Vec<u8> {
+    let mut body = serde_json::json!({
+        "taskId": "pds-ordered",
+        "taskName": "Ordered 1",
+        "callid": callid,
+        "phoneNumber": "+620000000000",
+        "state": state,
+        "timestamp": at_ms.to_string(),
+        "customerInfo": {"name": "Test"},
+    });
+    if matches!(state, "HANGUP" | "TALKRESULT") {
+        body["hangupReason"] = 12.into();
+    }
+    serde_json::to_vec(&serde_json::json!({"type": "ContactStatus", "body": body})).unwrap()
+}
+
+/// A request the service received: the call, the state's place in [`STATES`], whether it was
+/// accepted, and the body.
+#[derive(Debug, Clone)]
+struct Seen {
+    callid: String,
+    state: usize,
+    accepted: bool,
+    body: Bytes,
+}
+
+/// The service: refuses one request in four at random (503, `Retry-After: 1`, so that a
+/// refused one is retried within the test's time), accepts the others; records each.
+#[derive(Clone)]
+struct Flaky {
+    rng: Arc<Mutex<fastrand::Rng>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+async fn receive(
+    State(service): State<Flaky>,
+    body: Bytes,
+) -> (StatusCode, HeaderMap, &'static str) {
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let callid = value["body"]["callid"].as_str().unwrap().to_owned();
+    let state = value["body"]["state"].as_str().unwrap();
+    let state = STATES.iter().position(|s| *s == state).unwrap();
+    let accepted = service.rng.lock().unwrap().u8(..4) != 0;
+    service.seen.lock().unwrap().push(Seen {
+        callid,
+        state,
+        accepted,
+        body,
+    });
+    let mut headers = HeaderMap::new();
+    if accepted {
+        (StatusCode::OK, headers, "{}")
+    } else {
+        headers.insert("retry-after", "1".parse().unwrap());
+        (StatusCode::SERVICE_UNAVAILABLE, headers, "{}")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contacts_pds_events_reach_a_service_refusing_at_random_in_the_order_posted() {
+    let seed = fastrand::u64(..);
+    let service = Flaky {
+        rng: Arc::new(Mutex::new(fastrand::Rng::with_seed(seed))),
+        seen: Arc::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(service.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let data = DataDir::new();
+    let mut relay = common::start(
+        &data,
+        &[
+            ("RUST_LOG", "error"),
+            ("AIRUDDER_FORWARD_URL", &url),
+            ("AIRUDDER_ORDERED", "task_notification,pds_event"),
+        ],
+    )
+    .await;
+    // Said at start, after the listening lines.
+    let mut said = relay.startup.clone();
+    while !said.contains("in order per key") {
+        let line = common::next_line(&mut relay.stderr).await;
+        said.push_str(&line.unwrap_or_else(|| panic!("the relay exited: {said}")));
+        said.push('\n');
+    }
+    assert!(
+        said.contains("in order per key: task_notification, pds_event\n"),
+        "{said}"
+    );
+
+    // Each call's events posted one after the other (each answered before the next is sent),
+    // the calls at once: their events interleave.
+    let started = Instant::now();
+    let pds = format!("http://{}/airudder/pds", relay.addr);
+    let mut posted: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+    let mut posting = Vec::new();
+    for call in 0..CALLS {
+        let callid = format!("c-ordered-{call}");
+        let bodies: Vec<Vec<u8>> = STATES
+            .iter()
+            .enumerate()
+            .map(|(i, state)| contact_status(&callid, state, 1_764_576_000_000 + i as u64 * 1000))
+            .collect();
+        posted.insert(callid, bodies.clone());
+        let pds = pds.clone();
+        posting.push(tokio::spawn(async move {
+            let http = common::client();
+            for body in bodies {
+                let answer = http
+                    .post(&pds)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("the relay answers");
+                assert_eq!(answer.status(), 200, "stored");
+            }
+        }));
+    }
+    for post in posting {
+        post.await.unwrap();
+    }
+
+    // Every event accepted once at least, within the test's time.
+    let every = CALLS * STATES.len();
+    let deadline = started + Duration::from_secs(25);
+    let accepted = || {
+        let seen = service.seen.lock().unwrap();
+        let mut events: Vec<(String, usize)> = seen
+            .iter()
+            .filter(|s| s.accepted)
+            .map(|s| (s.callid.clone(), s.state))
+            .collect();
+        events.sort();
+        events.dedup();
+        events.len()
+    };
+    while accepted() < every {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {every} events accepted within 25 s (seed {seed})",
+            accepted()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    // A copy that came after its acceptance, or an event beyond it, would show by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = service.seen.lock().unwrap().clone();
+    let status = relay.terminate().await;
+    assert!(status.success(), "exit {status}");
+
+    let refused = seen.iter().filter(|s| !s.accepted).count();
+    assert!(refused > 0, "the service refused none (seed {seed})");
+    for (callid, bodies) in &posted {
+        let requests: Vec<&Seen> = seen.iter().filter(|s| s.callid == *callid).collect();
+        let states: Vec<(&str, bool)> = requests
+            .iter()
+            .map(|s| (STATES[s.state], s.accepted))
+            .collect();
+        let shown = format!("{callid}, seed {seed}: {states:?}");
+        // Each request is for the event after the last one accepted, or for that one again
+        // (a retry; a repeat after its acceptance too): never an event ahead of it, never back.
+        let mut done: Option<usize> = None;
+        for request in &requests {
+            let next = done.map_or(0, |d| d + 1);
+            assert!(
+                Some(request.state) == done || request.state == next,
+                "{} sent after {:?} was accepted: {shown}",
+                STATES[request.state],
+                done.map(|d| STATES[d])
+            );
+            assert_eq!(
+                &request.body[..],
+                &bodies[request.state][..],
+                "the body as posted: {shown}"
+            );
+            if request.accepted {
+                done = Some(request.state);
+            }
+        }
+        assert_eq!(
+            done,
+            Some(STATES.len() - 1),
+            "every event accepted: {shown}"
+        );
+    }
+    eprintln!(
+        "{every} events of {CALLS} calls in order in {took:?}, {} requests, {refused} refused (seed {seed})",
+        seen.len()
+    );
+}
