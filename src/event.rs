@@ -150,8 +150,8 @@ event!(
     |e| e
         .wfdetail_uuid
         .as_deref()
-        .or(e.call_id.as_deref())
         .and_then(non_empty)
+        .or_else(|| e.call_id.as_deref().and_then(non_empty))
 );
 event!(
     PdsEvent,

@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 use super::params::{FILTERS, PAGE, Params};
 use super::{Admin, bad_request, body_value, error, store_error};
 
-/// One row of a list, as the contract has it.
+/// One row of a list, as the contract has it; an ordered one with its key, and a pending one
+/// waiting its turn with the record that holds it back.
 pub(super) fn item(summary: &RecordSummary) -> Value {
-    json!({
+    let mut item = json!({
         "id": summary.id,
         "kind": summary.kind,
         "state": summary.state.as_str(),
@@ -24,7 +25,14 @@ pub(super) fn item(summary: &RecordSummary) -> Value {
         "received_at": crate::time::format_ms(summary.received_at_ms),
         "attempts": summary.attempts,
         "last_error": summary.last_error,
-    })
+    });
+    if let Some(key) = &summary.order_key {
+        item["order_key"] = json!(key);
+    }
+    if let Some(id) = summary.held_back_by {
+        item["held_back_by"] = json!(id);
+    }
+    item
 }
 
 fn attempt(attempt: &Attempt) -> Value {
