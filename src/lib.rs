@@ -152,6 +152,7 @@
 //! | `airudder_store_oldest_pending_seconds` | gauge | | the oldest pending notification's age |
 //! | `airudder_store_recovering` | gauge | | 1 while the store is down (reopening, or not answering) |
 //! | `airudder_store_recoveries_total` | counter | | the embedded store's reopens after an I/O error |
+//! | `airudder_ordered_keys_held_back` | gauge | | of an [ordered](ReceiverBuilder::ordered_by) receiver: keys whose notifications wait behind a first one that failed |
 //!
 //! The gauges are sampled in the background every
 //! [`metrics_interval`](ReceiverBuilder::metrics_interval) (5 s), never on the request path.

@@ -255,6 +255,37 @@
 //!   handler that may update the store's `notifications` table. A delivery with no claim (the
 //!   memory or handled ack, the embedded store) answers [`StoreErrorKind::NotFound`].
 //!
+//! # In order, per key
+//!
+//! [`ordered()`](crate::ReceiverBuilder::ordered) (or
+//! [`ordered_by(|event| key)`](crate::ReceiverBuilder::ordered_by)) hands the handler the
+//! notifications of one key one at a time, in the order received: a contact's `ANSWERED`
+//! before its `HANGUP`, a task's `calling` before its `finished`. The key each event type
+//! documents ([`Event::order_key`](crate::Event::order_key)):
+//!
+//! | event | key |
+//! | --- | --- |
+//! | task notification, workflow call completion | `task_id` |
+//! | workflow list completion, workflow status change | `workflow_id` |
+//! | chatbot session end | `wfdetail_uuid`, else `call_id` |
+//! | predictive dialer | `call:<callid>` (ContactStatus), `agent:<agentName>` (AgentStatus), `task:<taskId>` (TaskStatus) |
+//! | raw event | none: give `ordered_by` your own |
+//!
+//! The store keeps the order, so it holds across retries, restarts and receivers sharing
+//! PostgreSQL: each record carries its key, and a claim hands out only the first pending
+//! record of each key; the next one waits on disk until that one is handled, or is a dead
+//! letter that does not hold its key
+//! ([`dead_letter_holds_order`](crate::ReceiverBuilder::dead_letter_holds_order), default: it
+//! holds, until replayed or purged). Other keys go on in parallel within the workers. Lists
+//! show each record's [`order_key`](RecordSummary::order_key) and, for one waiting its turn,
+//! the record that [holds it back](RecordSummary::held_back_by); the gauge
+//! `airudder_ordered_keys_held_back` counts keys stuck behind a failing first notification.
+//!
+//! The cost: the next notification of a key starts after the done mark of the one before it
+//! is written, so one key moves at the pace of a store write and a claim (about 90 a second on
+//! this project's test machine with the embedded store; `benches/README.md`), while many keys
+//! go as fast as unordered.
+//!
 //! # Several callbacks, one store
 //!
 //! An app that receives several of Airudder's callbacks (the task notification, a workflow's,

@@ -1,0 +1,153 @@
+//! Ordered delivery's cost: a backlog drained by a durable receiver (16 workers, a handler that
+//! waits 2 ms as a call to the team's service would), unordered, then ordered per key with 40
+//! keys and with 4. Each row is the drain rate, and its ratio to the unordered row of the same
+//! run (absolute rates on a shared machine are noise; the ratios are the result).
+//!
+//! The backlog is stored while the receiver's kind is paused, then resumed: the drain is timed
+//! from the first handler call to the last one's end.
+//!
+//! Run with: cargo bench --bench ordered (add `--features postgres` for the same on
+//! PostgreSQL, a throwaway cluster from Debian's packages). Options after `--`:
+//! `--events=N` (default 5000). Under `cargo test --benches` it drains 200 once each.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use airudder_webhook::model::TaskNotification;
+use airudder_webhook::store::{DEFAULT_KIND, RedbStore, Store};
+use airudder_webhook::{BoxError, Delivery, Receiver};
+use serde_json::json;
+use tower::ServiceExt;
+
+const WORKERS: usize = 16;
+const HANDLER: Duration = Duration::from_millis(2);
+
+fn arg(name: &str) -> Option<usize> {
+    std::env::args()
+        .find_map(|arg| arg.strip_prefix(&format!("--{name}=")).map(str::to_owned))
+        .and_then(|value| value.parse().ok())
+}
+
+/// When the first handler call started and the last one ended, and how many ended.
+#[derive(Default)]
+struct Drain {
+    first: Option<Instant>,
+    last: Option<Instant>,
+    handled: usize,
+}
+
+/// Drains `events` notifications spread over `keys` task ids (ordered by task id when
+/// `ordered`) from `store`; the rate, notifications a second.
+async fn drain(store: impl Store + Clone, events: usize, keys: usize, ordered: bool) -> f64 {
+    store
+        .set_paused(DEFAULT_KIND, true)
+        .await
+        .expect("the kind pauses");
+    let seen = Arc::new(Mutex::new(Drain::default()));
+    let handler = {
+        let seen = Arc::clone(&seen);
+        move |_: Delivery<TaskNotification>| {
+            let seen = Arc::clone(&seen);
+            async move {
+                seen.lock().unwrap().first.get_or_insert_with(Instant::now);
+                tokio::time::sleep(HANDLER).await;
+                let mut seen = seen.lock().unwrap();
+                seen.last = Some(Instant::now());
+                seen.handled += 1;
+                Ok::<_, BoxError>(())
+            }
+        }
+    };
+    let builder = Receiver::builder(handler)
+        .allow_unauthenticated()
+        .workers(WORKERS)
+        .durable(store.clone());
+    let receiver = if ordered { builder.ordered() } else { builder }
+        .build()
+        .expect("the receiver builds");
+    let run = rand_seed();
+    for n in 0..events {
+        let mut body = support::example_value();
+        body["task_id"] = json!(format!("key-{}", n % keys));
+        body["task_name"] = json!(format!("{run}-{n}"));
+        let response = receiver
+            .clone()
+            .oneshot(support::post(serde_json::to_vec(&body).expect("JSON")))
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), 200);
+    }
+    store
+        .set_paused(DEFAULT_KIND, false)
+        .await
+        .expect("the kind resumes");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen.lock().unwrap().handled < events {
+        assert!(Instant::now() < deadline, "drained within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    receiver
+        .shutdown_handle()
+        .shutdown(Duration::from_secs(10))
+        .await;
+    let seen = seen.lock().unwrap();
+    let took = seen.last.expect("ended") - seen.first.expect("started");
+    events as f64 / took.as_secs_f64()
+}
+
+/// Distinct bodies for each run (the store de-duplicates).
+fn rand_seed() -> u128 {
+    use std::hash::{BuildHasher, RandomState};
+    u128::from(RandomState::new().hash_one(0u8))
+}
+
+/// The three rows on `store`.
+async fn rows(name: &str, store: impl Store + Clone, events: usize) {
+    let unordered = drain(store.clone(), events, 40, false).await;
+    println!("{name}: (a) unordered:        {unordered:>8.0}/s  1.00");
+    for keys in [40, 4] {
+        let rate = drain(store.clone(), events, keys, true).await;
+        println!(
+            "{name}: ordered, {keys:>2} keys:     {rate:>8.0}/s  {:.2}",
+            rate / unordered
+        );
+    }
+}
+
+fn main() {
+    let timed = std::env::args().any(|arg| arg == "--bench");
+    let events = arg("events").unwrap_or(if timed { 5_000 } else { 200 });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    println!(
+        "\n{events} notifications drained by {WORKERS} workers, a handler of {HANDLER:?}; rate, and ratio to (a)\n"
+    );
+    runtime.block_on(async {
+        let dir = support::process::DataDir::new();
+        rows(
+            "redb",
+            RedbStore::open(&dir.0).expect("the store opens"),
+            events,
+        )
+        .await;
+        #[cfg(feature = "postgres")]
+        {
+            let cluster = support::postgres::Cluster::start();
+            let store = airudder_webhook::store::PostgresStore::connect_with(
+                &cluster.url(),
+                airudder_webhook::store::PostgresOptions::default()
+                    .schema("bench_ordered")
+                    .expect("a schema name"),
+            )
+            .await
+            .expect("the store connects");
+            rows("postgres", store, events).await;
+        }
+    });
+}
