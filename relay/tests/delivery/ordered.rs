@@ -35,6 +35,15 @@ fn contact_status(callid: &str, state: &str, at_ms: u64) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({"type": "ContactStatus", "body": body})).unwrap()
 }
 
+/// The `ContactStatus` events of `callid` in `states`, a second apart.
+fn contact_statuses(callid: &str, states: &[&str]) -> Vec<Vec<u8>> {
+    states
+        .iter()
+        .enumerate()
+        .map(|(i, state)| contact_status(callid, state, 1_764_576_000_000 + i as u64 * 1000))
+        .collect()
+}
+
 /// A request the service received: the call, the state's place in [`STATES`], whether it was
 /// accepted, and the body.
 #[derive(Debug, Clone)]
@@ -45,23 +54,47 @@ struct Seen {
     body: Bytes,
 }
 
-/// The service: refuses one request in four at random (503, `Retry-After: 1`, so that a
+/// Whether the service refuses a request for the call given, decided for each request.
+type Refuse = Box<dyn FnMut(&str) -> bool + Send>;
+
+/// The service: refuses a request when its rule says so (503, `Retry-After: 1`, so that a
 /// refused one is retried within the test's time), accepts the others; records each.
 #[derive(Clone)]
-struct Flaky {
-    rng: Arc<Mutex<fastrand::Rng>>,
+struct PdsService {
+    refuse: Arc<Mutex<Refuse>>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
+impl PdsService {
+    /// Listens on 127.0.0.1 until the test ends; itself, and the URL to forward to.
+    async fn start(refuse: impl FnMut(&str) -> bool + Send + 'static) -> (Self, String) {
+        let service = Self {
+            refuse: Arc::new(Mutex::new(Box::new(refuse))),
+            seen: Arc::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route("/hooks", axum::routing::post(receive))
+            .with_state(service.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (service, url)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
 async fn receive(
-    State(service): State<Flaky>,
+    State(service): State<PdsService>,
     body: Bytes,
 ) -> (StatusCode, HeaderMap, &'static str) {
     let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let callid = value["body"]["callid"].as_str().unwrap().to_owned();
     let state = value["body"]["state"].as_str().unwrap();
     let state = STATES.iter().position(|s| *s == state).unwrap();
-    let accepted = service.rng.lock().unwrap().u8(..4) != 0;
+    let accepted = !(service.refuse.lock().unwrap())(&callid);
     service.seen.lock().unwrap().push(Seen {
         callid,
         state,
@@ -77,30 +110,16 @@ async fn receive(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_contacts_pds_events_reach_a_service_refusing_at_random_in_the_order_posted() {
-    let seed = fastrand::u64(..);
-    let service = Flaky {
-        rng: Arc::new(Mutex::new(fastrand::Rng::with_seed(seed))),
-        seen: Arc::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    let app = axum::Router::new()
-        .route("/hooks", axum::routing::post(receive))
-        .with_state(service.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let data = DataDir::new();
-    let mut relay = common::start(
-        &data,
-        &[
-            ("RUST_LOG", "error"),
-            ("AIRUDDER_FORWARD_URL", &url),
-            ("AIRUDDER_ORDERED", "task_notification,pds_event"),
-        ],
-    )
-    .await;
+/// Starts a relay forwarding to `url`, task notifications and PDS events ordered, with `env`
+/// besides; returns once it has said so.
+async fn start_ordered(data: &DataDir, url: &str, env: &[(&str, &str)]) -> common::Relay {
+    let mut all = vec![
+        ("RUST_LOG", "error"),
+        ("AIRUDDER_FORWARD_URL", url),
+        ("AIRUDDER_ORDERED", "task_notification,pds_event"),
+    ];
+    all.extend_from_slice(env);
+    let mut relay = common::start(data, &all).await;
     // Said at start, after the listening lines.
     let mut said = relay.startup.clone();
     while !said.contains("in order per key") {
@@ -112,35 +131,49 @@ async fn a_contacts_pds_events_reach_a_service_refusing_at_random_in_the_order_p
         said.contains("in order per key: task_notification, pds_event\n"),
         "{said}"
     );
+    relay
+}
+
+/// Posts `bodies` to the PDS callback of the relay at `addr` one after the other, each
+/// answered 200 before the next is sent.
+async fn post_in_turn(addr: &str, bodies: Vec<Vec<u8>>) {
+    let pds = format!("http://{addr}/airudder/pds");
+    let http = common::client();
+    for body in bodies {
+        let answer = http
+            .post(&pds)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("the relay answers");
+        assert_eq!(answer.status(), 200, "stored");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contacts_pds_events_reach_a_service_refusing_at_random_in_the_order_posted() {
+    let seed = fastrand::u64(..);
+    // One request in four refused, at random.
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let (service, url) = PdsService::start(move |_| rng.u8(..4) == 0).await;
+
+    let data = DataDir::new();
+    let mut relay = start_ordered(&data, &url, &[]).await;
 
     // Each call's events posted one after the other (each answered before the next is sent),
     // the calls at once: their events interleave.
     let started = Instant::now();
-    let pds = format!("http://{}/airudder/pds", relay.addr);
     let mut posted: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
     let mut posting = Vec::new();
     for call in 0..CALLS {
         let callid = format!("c-ordered-{call}");
-        let bodies: Vec<Vec<u8>> = STATES
-            .iter()
-            .enumerate()
-            .map(|(i, state)| contact_status(&callid, state, 1_764_576_000_000 + i as u64 * 1000))
-            .collect();
+        let bodies = contact_statuses(&callid, &STATES);
         posted.insert(callid, bodies.clone());
-        let pds = pds.clone();
-        posting.push(tokio::spawn(async move {
-            let http = common::client();
-            for body in bodies {
-                let answer = http
-                    .post(&pds)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("the relay answers");
-                assert_eq!(answer.status(), 200, "stored");
-            }
-        }));
+        let addr = relay.addr.clone();
+        posting.push(tokio::spawn(
+            async move { post_in_turn(&addr, bodies).await },
+        ));
     }
     for post in posting {
         post.await.unwrap();
@@ -171,7 +204,7 @@ async fn a_contacts_pds_events_reach_a_service_refusing_at_random_in_the_order_p
     let took = started.elapsed();
     // A copy that came after its acceptance, or an event beyond it, would show by now.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let seen = service.seen.lock().unwrap().clone();
+    let seen = service.seen();
     let status = relay.terminate().await;
     assert!(status.success(), "exit {status}");
 
