@@ -1,9 +1,12 @@
 //! `AIRUDDER_ORDERED`: a contact's predictive-dialer events reach a service that refuses now and
-//! then in the order they were posted, each once it is accepted, none lost.
+//! then in the order they were posted, each once it is accepted, none lost; a call the service
+//! refuses holds back its later events, as the admin API's pending list and the held-back gauge
+//! show, while another call goes on.
 
 use crate::common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +14,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use common::DataDir;
+
+use crate::metrics::{Scrape, scrape_until};
 
 /// A contact's states, in the order the dialer sends them.
 const STATES: [&str; 5] = ["CALLING", "RINGING", "ANSWERED", "HANGUP", "TALKRESULT"];
@@ -247,4 +252,163 @@ async fn a_contacts_pds_events_reach_a_service_refusing_at_random_in_the_order_p
         "{every} events of {CALLS} calls in order in {took:?}, {} requests, {refused} refused (seed {seed})",
         seen.len()
     );
+}
+
+/// The admin token of the relay whose held-back call is looked at.
+const ADMIN_TOKEN: &str = "ordered-admin-token-0123";
+
+/// Each request the service received for `callid`: its state and whether it was accepted.
+fn requests_for(seen: &[Seen], callid: &str) -> Vec<(&'static str, bool)> {
+    seen.iter()
+        .filter(|s| s.callid == callid)
+        .map(|s| (STATES[s.state], s.accepted))
+        .collect()
+}
+
+/// Waits until `done` holds of the requests the service received (within 10 s); them.
+async fn seen_until(service: &PdsService, what: &str, done: impl Fn(&[Seen]) -> bool) -> Vec<Seen> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = service.seen();
+        if done(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} within 10 s: {:?}",
+            seen.iter()
+                .map(|s| (&s.callid, STATES[s.state], s.accepted))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_holds_back_its_later_events_as_the_admin_api_and_the_gauge_show_while_another_call_goes_on()
+ {
+    const A: &str = "c-held-a";
+    const B: &str = "c-held-b";
+    let refusing_a = Arc::new(AtomicBool::new(true));
+    let (service, url) = PdsService::start({
+        let refusing_a = Arc::clone(&refusing_a);
+        move |callid| callid == A && refusing_a.load(Ordering::SeqCst)
+    })
+    .await;
+    let data = DataDir::new();
+    let mut relay = start_ordered(
+        &data,
+        &url,
+        &[
+            ("AIRUDDER_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("AIRUDDER_METRICS_INTERVAL", "100ms"),
+        ],
+    )
+    .await;
+    let admin = relay.admin_api(Some(ADMIN_TOKEN));
+    let held_back = |scrape: &Scrape| {
+        scrape.get(
+            "airudder_ordered_keys_held_back",
+            &[r#"receiver="pds_event""#],
+        )
+    };
+
+    let started = Instant::now();
+    let a_posted = contact_statuses(A, &STATES[..3]);
+    post_in_turn(&relay.addr, a_posted.clone()).await;
+    post_in_turn(&relay.addr, contact_statuses(B, &STATES[..2])).await;
+
+    // B's events both delivered, in order, while A's first is refused and the rest of A wait.
+    let seen = seen_until(
+        &service,
+        "B's two events accepted, A's first refused",
+        |seen| {
+            requests_for(seen, B).iter().filter(|(_, ok)| *ok).count() == 2
+                && requests_for(seen, A).iter().any(|(_, ok)| !ok)
+        },
+    )
+    .await;
+    assert_eq!(
+        requests_for(&seen, B),
+        [("CALLING", true), ("RINGING", true)],
+        "B in order, each once"
+    );
+    let a = requests_for(&seen, A);
+    assert!(
+        a.iter().all(|request| *request == ("CALLING", false)),
+        "only A's first sent, refused: {a:?}"
+    );
+
+    // The pending list shows A's three under their key, the later two held back by the first.
+    let path = "/admin/notifications?state=pending";
+    let page = admin
+        .until(path, Duration::from_secs(10), |page| {
+            let items = page["items"].as_array().unwrap();
+            items.len() == 3 && items[0]["last_error"].is_string()
+        })
+        .await;
+    let items = page["items"].as_array().unwrap();
+    let mut states = Vec::new();
+    for item in items {
+        let shown = admin
+            .ok(&format!("/admin/notifications/{}", item["id"]))
+            .await;
+        states.push(shown["body"]["body"]["state"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(states, ["CALLING", "RINGING", "ANSWERED"], "{page}");
+    for item in items {
+        assert_eq!(item["order_key"], format!("call:{A}"), "{page}");
+    }
+    let first = &items[0];
+    assert_eq!(
+        first.get("held_back_by"),
+        None,
+        "the first holds back: {page}"
+    );
+    assert!(
+        first["last_error"].as_str().unwrap().contains("503"),
+        "{page}"
+    );
+    for later in &items[1..] {
+        assert_eq!(later["held_back_by"], first["id"], "{page}");
+        assert_eq!(later["attempts"], 0, "never sent: {page}");
+    }
+    // One key held back.
+    scrape_until(&relay, Some(ADMIN_TOKEN), "one key held back", |scrape| {
+        held_back(scrape) == Some(1.0)
+    })
+    .await;
+
+    // The service takes A now: its three arrive in order, and nothing is held back any more.
+    refusing_a.store(false, Ordering::SeqCst);
+    let seen = seen_until(&service, "A's three events accepted", |seen| {
+        requests_for(seen, A).iter().filter(|(_, ok)| *ok).count() == 3
+    })
+    .await;
+    let a = requests_for(&seen, A);
+    let refused = a.iter().take_while(|(_, ok)| !ok).count();
+    assert_eq!(
+        a[refused..],
+        [("CALLING", true), ("RINGING", true), ("ANSWERED", true)],
+        "A in order once accepted: {a:?}"
+    );
+    let a_bodies: Vec<&[u8]> = seen
+        .iter()
+        .filter(|s| s.callid == A && s.accepted)
+        .map(|s| &s.body[..])
+        .collect();
+    assert_eq!(a_bodies, a_posted, "the bodies as posted");
+    scrape_until(&relay, Some(ADMIN_TOKEN), "no key held back", |scrape| {
+        held_back(scrape) == Some(0.0)
+    })
+    .await;
+    admin
+        .until(path, Duration::from_secs(10), |page| {
+            page["items"] == serde_json::json!([])
+        })
+        .await;
+    let took = started.elapsed();
+    let status = relay.terminate().await;
+    assert!(status.success(), "exit {status}");
+    eprintln!("A held back behind {refused} refusals, then delivered in order, in {took:?}");
 }
