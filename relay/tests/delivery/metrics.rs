@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use common::{DataDir, Relay, Service, client, free_port, notification, start};
 
 /// One scrape: every sample line, as (name with labels, value).
-struct Scrape(Vec<(String, f64)>);
+pub(crate) struct Scrape(Vec<(String, f64)>);
 
 impl Scrape {
     /// The value of the series whose name is `name` and whose labels include `labels`
     /// (`key="value"` each), summed over the rest; `None` if there is none.
-    fn get(&self, name: &str, labels: &[&str]) -> Option<f64> {
+    pub(crate) fn get(&self, name: &str, labels: &[&str]) -> Option<f64> {
         let matching: Vec<f64> = self
             .0
             .iter()
@@ -75,7 +75,7 @@ async fn scrape(relay: &Relay, token: Option<&str>) -> Scrape {
 }
 
 /// Scrapes until `check` holds (within 10 s).
-async fn scrape_until(
+pub(crate) async fn scrape_until(
     relay: &Relay,
     token: Option<&str>,
     what: &str,
