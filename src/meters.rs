@@ -96,7 +96,7 @@ mod on {
         store_dead_letters: Gauge,
         store_oldest_pending: Gauge,
         store_recovering: Gauge,
-        /// Only an ordered receiver's (registered at its first sample).
+        /// Only an ordered receiver sets it (so only its series is exported).
         ordered_keys_held_back: Gauge,
         store_recoveries: Counter,
     }

@@ -252,6 +252,12 @@ fn summary(record: &RecordSummary) -> Value {
         "task_id": record.task_id,
         "bytes": record.body_len,
     });
+    if let Some(key) = &record.order_key {
+        json["order_key"] = json!(key);
+    }
+    if let Some(id) = record.held_back_by {
+        json["held_back_by"] = json!(id);
+    }
     match record.state {
         RecordState::Pending => json["due_at"] = json!(crate::time::format_ms(record.due_at_ms)),
         RecordState::Dead => json["dead_since"] = json!(crate::time::format_ms(record.due_at_ms)),
