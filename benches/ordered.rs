@@ -6,8 +6,12 @@
 //! The backlog is stored while the receiver's kind is paused, then resumed: the drain is timed
 //! from the first handler call to the last one's end.
 //!
-//! Run with: cargo bench --bench ordered (add `--features postgres` for the same on
-//! PostgreSQL, a throwaway cluster from Debian's packages). Options after `--`:
+//! With `--features postgres`, the same on PostgreSQL (a throwaway cluster from Debian's
+//! packages), then the durable ack's handler writing one row to the team's own table in its
+//! own transaction: committed alone, then marked done by the receiver (the default), against
+//! marked done inside that transaction (`Delivery::complete_in`), again as a ratio.
+//!
+//! Run with: cargo bench --bench ordered --features postgres. Options after `--`:
 //! `--events=N` (default 5000). Under `cargo test --benches` it drains 200 once each.
 
 #[path = "../tests/support/mod.rs"]
@@ -117,6 +121,110 @@ async fn rows(name: &str, store: impl Store + Clone, events: usize) {
     }
 }
 
+/// The team's handler on PostgreSQL: one row in its own transaction, completed in it when
+/// `in_tx`. Drains `events` unordered notifications; the rate.
+#[cfg(feature = "postgres")]
+async fn drain_writing(url: &str, events: usize, in_tx: bool) -> f64 {
+    use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+    use tokio_postgres::NoTls;
+
+    let schema = if in_tx { "bench_in_tx" } else { "bench_alone" };
+    let store = airudder_webhook::store::PostgresStore::connect_with(
+        url,
+        airudder_webhook::store::PostgresOptions::default()
+            .schema(schema)
+            .expect("a schema name"),
+    )
+    .await
+    .expect("the store connects");
+    let manager = Manager::from_config(
+        url.parse().expect("a URL"),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(WORKERS)
+        .build()
+        .expect("a pool");
+    let table = format!("{schema}.team_rows");
+    pool.get()
+        .await
+        .expect("a client")
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (task_id TEXT NOT NULL, name TEXT NOT NULL)"
+        ))
+        .await
+        .expect("the team's table");
+    store
+        .set_paused(DEFAULT_KIND, true)
+        .await
+        .expect("the kind pauses");
+    let seen = Arc::new(Mutex::new(Drain::default()));
+    let handler = {
+        let (seen, pool, table) = (Arc::clone(&seen), pool.clone(), table.clone());
+        move |delivery: Delivery<TaskNotification>| {
+            let (seen, pool, table) = (Arc::clone(&seen), pool.clone(), table.clone());
+            async move {
+                seen.lock().unwrap().first.get_or_insert_with(Instant::now);
+                let mut client = pool.get().await?;
+                let tx = client.transaction().await?;
+                let insert = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO {table} (task_id, name) VALUES ($1, $2)"
+                    ))
+                    .await?;
+                tx.execute(&insert, &[&&*delivery.task_id, &&*delivery.task_name])
+                    .await?;
+                if in_tx {
+                    delivery.complete_in(&*tx).await?;
+                }
+                tx.commit().await?;
+                let mut seen = seen.lock().unwrap();
+                seen.last = Some(Instant::now());
+                seen.handled += 1;
+                Ok::<_, BoxError>(())
+            }
+        }
+    };
+    let receiver = Receiver::builder(handler)
+        .allow_unauthenticated()
+        .workers(WORKERS)
+        .durable(store.clone())
+        .build()
+        .expect("the receiver builds");
+    let run = rand_seed();
+    for n in 0..events {
+        let mut body = support::example_value();
+        body["task_id"] = json!(format!("task-{n}"));
+        body["task_name"] = json!(format!("{run}-{n}"));
+        let response = receiver
+            .clone()
+            .oneshot(support::post(serde_json::to_vec(&body).expect("JSON")))
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), 200);
+    }
+    store
+        .set_paused(DEFAULT_KIND, false)
+        .await
+        .expect("the kind resumes");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen.lock().unwrap().handled < events {
+        assert!(Instant::now() < deadline, "drained within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    receiver.idle().await;
+    receiver
+        .shutdown_handle()
+        .shutdown(Duration::from_secs(10))
+        .await;
+    let seen = seen.lock().unwrap();
+    let took = seen.last.expect("ended") - seen.first.expect("started");
+    events as f64 / took.as_secs_f64()
+}
+
 fn main() {
     let timed = std::env::args().any(|arg| arg == "--bench");
     let events = arg("events").unwrap_or(if timed { 5_000 } else { 200 });
@@ -148,6 +256,13 @@ fn main() {
             .await
             .expect("the store connects");
             rows("postgres", store, events).await;
+            let alone = drain_writing(&cluster.url(), events, false).await;
+            let in_tx = drain_writing(&cluster.url(), events, true).await;
+            println!("postgres: team row, then the receiver's mark: {alone:>8.0}/s  1.00");
+            println!(
+                "postgres: team row and complete_in, one tx:   {in_tx:>8.0}/s  {:.2}",
+                in_tx / alone
+            );
         }
     });
 }
