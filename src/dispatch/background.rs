@@ -131,8 +131,11 @@ async fn complete(
         }
         let count = waiting.len();
         let written = write(&store, &shared, &mut waiting).await;
-        if shared.ordered && waiting.len() < count {
-            // The next record of a key may be claimable now.
+        if waiting.len() < count {
+            // Written: their holds are let go, and the next record of an ordered key may be
+            // claimable. A feeder whose last claim found nothing would otherwise wait for its
+            // next poll, up to a second, with records to hand on (the drain of a backlog
+            // stalled a second at a time).
             shared.feed.notify_one();
         }
         match written {

@@ -160,12 +160,7 @@ impl<E: Event> Queue<E> {
             .workers
             .min(u32::MAX as usize)
             .min(Semaphore::MAX_PERMITS);
-        let shared = Arc::new(Shared::new(
-            config.store.clone(),
-            &config.name,
-            counters,
-            config.order.is_some(),
-        ));
+        let shared = Arc::new(Shared::new(config.store.clone(), &config.name, counters));
 
         let (done_tx, done_rx) = match &config.store {
             Some(_) => {

@@ -15,9 +15,6 @@ use crate::store::{ErasedStore, RecordId};
 pub(super) struct Shared {
     /// A durable receiver's store.
     pub(super) store: Option<Arc<dyn ErasedStore>>,
-    /// Whether its records are ordered per key: an outcome written may let the next record
-    /// of a key be claimed, so the completer wakes the feeder.
-    pub(super) ordered: bool,
     /// Set when a shutdown begins: the background loops end, the dispatcher drains.
     pub(super) stop: watch::Sender<bool>,
     /// Set when a shutdown's deadline passed: cancel the handlers still running.
@@ -76,13 +73,11 @@ impl Shared {
         store: Option<Arc<dyn ErasedStore>>,
         name: &str,
         counters: Arc<Counters>,
-        ordered: bool,
     ) -> Self {
         // Paused until the store says otherwise (a durable receiver's feeder reads it first).
         let paused = AtomicBool::new(store.is_some());
         Self {
             store,
-            ordered,
             stop: watch::channel(false).0,
             abort: watch::channel(false).0,
             tasks: StdMutex::new(None),
