@@ -72,14 +72,31 @@ async fn drain(store: impl Store + Clone, events: usize, keys: usize, ordered: b
     let receiver = if ordered { builder.ordered() } else { builder }
         .build()
         .expect("the receiver builds");
-    let run = rand_seed();
-    for n in 0..events {
+    let body = |run: u64, n: usize| {
         let mut body = support::example_value();
         body["task_id"] = json!(format!("key-{}", n % keys));
         body["task_name"] = json!(format!("{run}-{n}"));
+        body
+    };
+    post_and_drain(&receiver, &store, &seen, events, body).await
+}
+
+/// Posts `events` bodies (`body(run, n)`) while the kind is paused, resumes it, waits until
+/// the handlers saw them all, stops `receiver`; the rate, first handler call to last end.
+async fn post_and_drain(
+    receiver: &Receiver,
+    store: &impl Store,
+    seen: &Mutex<Drain>,
+    events: usize,
+    body: impl Fn(u64, usize) -> serde_json::Value,
+) -> f64 {
+    let run = rand_seed();
+    for n in 0..events {
         let response = receiver
             .clone()
-            .oneshot(support::post(serde_json::to_vec(&body).expect("JSON")))
+            .oneshot(support::post(
+                serde_json::to_vec(&body(run, n)).expect("JSON"),
+            ))
             .await
             .expect("an answer");
         assert_eq!(response.status(), 200);
@@ -93,6 +110,7 @@ async fn drain(store: impl Store + Clone, events: usize, keys: usize, ordered: b
         assert!(Instant::now() < deadline, "drained within 10 minutes");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    receiver.idle().await;
     receiver
         .shutdown_handle()
         .shutdown(Duration::from_secs(10))
@@ -103,9 +121,9 @@ async fn drain(store: impl Store + Clone, events: usize, keys: usize, ordered: b
 }
 
 /// Distinct bodies for each run (the store de-duplicates).
-fn rand_seed() -> u128 {
+fn rand_seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
-    u128::from(RandomState::new().hash_one(0u8))
+    RandomState::new().hash_one(0u8)
 }
 
 /// The three rows on `store`, after a drain not reported (the first drain on a fresh store
@@ -196,35 +214,13 @@ async fn drain_writing(url: &str, events: usize, in_tx: bool) -> f64 {
         .durable(store.clone())
         .build()
         .expect("the receiver builds");
-    let run = rand_seed();
-    for n in 0..events {
+    let body = |run: u64, n: usize| {
         let mut body = support::example_value();
         body["task_id"] = json!(format!("task-{n}"));
         body["task_name"] = json!(format!("{run}-{n}"));
-        let response = receiver
-            .clone()
-            .oneshot(support::post(serde_json::to_vec(&body).expect("JSON")))
-            .await
-            .expect("an answer");
-        assert_eq!(response.status(), 200);
-    }
-    store
-        .set_paused(DEFAULT_KIND, false)
-        .await
-        .expect("the kind resumes");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while seen.lock().unwrap().handled < events {
-        assert!(Instant::now() < deadline, "drained within 10 minutes");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    receiver.idle().await;
-    receiver
-        .shutdown_handle()
-        .shutdown(Duration::from_secs(10))
-        .await;
-    let seen = seen.lock().unwrap();
-    let took = seen.last.expect("ended") - seen.first.expect("started");
-    events as f64 / took.as_secs_f64()
+        body
+    };
+    post_and_drain(&receiver, &store, &seen, events, body).await
 }
 
 fn main() {
