@@ -43,6 +43,20 @@ struct Drain {
     handled: usize,
 }
 
+impl Drain {
+    /// A handler call starts.
+    fn started(seen: &Mutex<Self>) {
+        seen.lock().unwrap().first.get_or_insert_with(Instant::now);
+    }
+
+    /// A handler call ended.
+    fn ended(seen: &Mutex<Self>) {
+        let mut seen = seen.lock().unwrap();
+        seen.last = Some(Instant::now());
+        seen.handled += 1;
+    }
+}
+
 /// Drains `events` notifications spread over `keys` task ids (ordered by task id when
 /// `ordered`) from `store`; the rate, notifications a second.
 async fn drain(store: impl Store + Clone, events: usize, keys: usize, ordered: bool) -> f64 {
@@ -56,11 +70,9 @@ async fn drain(store: impl Store + Clone, events: usize, keys: usize, ordered: b
         move |_: Delivery<TaskNotification>| {
             let seen = Arc::clone(&seen);
             async move {
-                seen.lock().unwrap().first.get_or_insert_with(Instant::now);
+                Drain::started(&seen);
                 tokio::time::sleep(HANDLER).await;
-                let mut seen = seen.lock().unwrap();
-                seen.last = Some(Instant::now());
-                seen.handled += 1;
+                Drain::ended(&seen);
                 Ok::<_, BoxError>(())
             }
         }
@@ -187,7 +199,7 @@ async fn drain_writing(url: &str, events: usize, in_tx: bool) -> f64 {
         move |delivery: Delivery<TaskNotification>| {
             let (seen, pool, table) = (Arc::clone(&seen), pool.clone(), table.clone());
             async move {
-                seen.lock().unwrap().first.get_or_insert_with(Instant::now);
+                Drain::started(&seen);
                 let mut client = pool.get().await?;
                 let tx = client.transaction().await?;
                 let insert = tx
@@ -201,9 +213,7 @@ async fn drain_writing(url: &str, events: usize, in_tx: bool) -> f64 {
                     delivery.complete_in(&*tx).await?;
                 }
                 tx.commit().await?;
-                let mut seen = seen.lock().unwrap();
-                seen.last = Some(Instant::now());
-                seen.handled += 1;
+                Drain::ended(&seen);
                 Ok::<_, BoxError>(())
             }
         }
