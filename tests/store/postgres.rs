@@ -1573,7 +1573,7 @@ async fn a_schema_at_version_2_migrates_and_its_records_are_read() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 3);
+    assert_eq!(version, 4, "migrated to the latest version");
     let pending = store.pending().await.unwrap();
     assert_eq!(ids(&pending), [id[0], id[1]]);
     assert_eq!(&pending[0].body[..], b"{\"p\":1}");
