@@ -23,6 +23,7 @@ use serde_json::json;
 use std::time::SystemTime;
 use tower::ServiceExt;
 
+#[cfg(feature = "postgres")]
 use crate::postgres::{fresh, shared_cluster};
 use crate::support::process::DataDir;
 
@@ -201,6 +202,7 @@ async fn each_key_is_handled_in_the_order_received_across_retries_on_the_embedde
     );
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_key_is_handled_in_the_order_received_by_two_receivers_sharing_postgres() {
     let url = shared_cluster().url();
@@ -345,6 +347,7 @@ async fn the_embedded_store_keeps_each_key_in_order() {
     the_store_keeps_each_key_in_order(RedbStore::open(&dir.0).unwrap()).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn the_postgres_store_keeps_each_key_in_order() {
     let url = shared_cluster().url();
