@@ -398,16 +398,24 @@ async fn a_panic_a_timeout_and_a_dead_letter_are_told_apart() {
 async fn a_restart_counts_its_redeliveries_and_the_store_gauges_see_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    // First run: two notifications stored, the handler never finishes them.
+    // First run: two notifications stored, the handler starts both and never finishes them.
     {
-        let receiver = Receiver::builder(|_: Delivery<TaskNotification>| async {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            Ok::<_, std::convert::Infallible>(())
-        })
-        .allow_unauthenticated()
-        .durable(RedbStore::open(&path).unwrap())
-        .build()
-        .unwrap();
+        let started = Arc::new(AtomicU32::new(0));
+        let handler = {
+            let started = Arc::clone(&started);
+            move |_: Delivery<TaskNotification>| {
+                started.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok::<_, std::convert::Infallible>(())
+                }
+            }
+        };
+        let receiver = Receiver::builder(handler)
+            .allow_unauthenticated()
+            .durable(RedbStore::open(&path).unwrap())
+            .build()
+            .unwrap();
         for task in ["a", "b"] {
             let response = receiver
                 .clone()
@@ -416,6 +424,12 @@ async fn a_restart_counts_its_redeliveries_and_the_store_gauges_see_them() {
                 .unwrap();
             assert_eq!(response.status(), 200);
         }
+        // Both running (one stored before the receiver read its kind's pause state waits for
+        // a claim): only a started attempt is a redelivery when it comes again.
+        support::wait_until("both handlers started", || {
+            started.load(Ordering::SeqCst) == 2
+        })
+        .await;
         receiver
             .shutdown_handle()
             .shutdown(Duration::from_millis(50))
