@@ -111,12 +111,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// Row `o` holds row `r`'s key back: of the same kind and key, before it, and pending (or a
+/// dead letter that holds its key). The claim, the held-back count and the lists all ask it.
+fn holds_back(o: &str, r: &str) -> String {
+    format!(
+        "{o}.kind = {r}.kind AND {o}.order_key = {r}.order_key AND {o}.id < {r}.id \
+         AND ({o}.state = {PENDING} OR ({o}.state = {DEAD} AND {o}.order_holds))"
+    )
+}
+
 /// The claim's condition on candidate `c`: not waiting behind an earlier record of its key.
 fn first_of_its_key(t: &str) -> String {
     format!(
-        "(c.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM {t} AS o \
-           WHERE o.kind = c.kind AND o.order_key = c.order_key AND o.id < c.id \
-           AND (o.state = {PENDING} OR (o.state = {DEAD} AND o.order_holds))))"
+        "(c.order_key IS NULL OR NOT EXISTS (SELECT 1 FROM {t} AS o WHERE {}))",
+        holds_back("o", "c")
     )
 }
 
@@ -433,11 +441,10 @@ impl Sql {
                 "SELECT count(*) FROM {t} AS h WHERE h.kind = $1 AND h.order_key IS NOT NULL \
                  AND ((h.state = {PENDING} AND h.last_error IS NOT NULL) \
                    OR (h.state = {DEAD} AND h.order_holds)) \
-                 AND NOT EXISTS (SELECT 1 FROM {t} AS o WHERE o.kind = h.kind \
-                   AND o.order_key = h.order_key AND o.id < h.id \
-                   AND (o.state = {PENDING} OR (o.state = {DEAD} AND o.order_holds))) \
+                 AND NOT EXISTS (SELECT 1 FROM {t} AS o WHERE {}) \
                  AND EXISTS (SELECT 1 FROM {t} AS w WHERE w.kind = h.kind \
-                   AND w.order_key = h.order_key AND w.id > h.id AND w.state = {PENDING})"
+                   AND w.order_key = h.order_key AND w.id > h.id AND w.state = {PENDING})",
+                holds_back("o", "h")
             ),
             group: GroupSql::new(&t, &lease, PENDING),
             summary: format!(
@@ -492,9 +499,8 @@ impl Sql {
         let n = Filter::new(query).len();
         // For a pending ordered record, the first of its key that holds it back.
         let held_back_by = format!(
-            "(SELECT min(o.id) FROM {t} AS o WHERE n.state = {PENDING} AND o.kind = n.kind \
-               AND o.order_key = n.order_key AND o.id < n.id \
-               AND (o.state = {PENDING} OR (o.state = {DEAD} AND o.order_holds)))",
+            "(SELECT min(o.id) FROM {t} AS o WHERE n.state = {PENDING} AND {})",
+            holds_back("o", "n"),
             t = self.table
         );
         format!(

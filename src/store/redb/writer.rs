@@ -298,6 +298,13 @@ fn error_of(attempt: &Attempt) -> String {
         .unwrap_or_else(|| attempt.outcome.as_str().to_owned())
 }
 
+/// A finished attempt into the record: into its history, and counted if its claim did not
+/// count it (claimed ahead: its number is past the count).
+fn finish_attempt(meta: &mut Meta, attempt: Attempt) {
+    meta.attempts = meta.attempts.max(attempt.number);
+    push_attempt(&mut meta.info.history, attempt);
+}
+
 /// Fails with `NotFound` unless the record is pending.
 fn pending(meta: &Meta) -> Result<(), StoreError> {
     if meta.state == RecordState::Pending {
@@ -402,8 +409,7 @@ impl Tables<'_, '_> {
                     pending(meta)?;
                     meta.info.due_at_ms = due;
                     meta.info.last_error = Some(error_of(&attempt));
-                    meta.attempts = meta.attempts.max(attempt.number);
-                    push_attempt(&mut meta.info.history, attempt);
+                    finish_attempt(meta, attempt);
                     Ok(())
                 })?;
                 Answer::new(reply, result)
@@ -414,8 +420,7 @@ impl Tables<'_, '_> {
                     meta.state = RecordState::Dead;
                     meta.info.due_at_ms = now_ms();
                     meta.info.last_error = Some(error_of(&attempt));
-                    meta.attempts = meta.attempts.max(attempt.number);
-                    push_attempt(&mut meta.info.history, attempt);
+                    finish_attempt(meta, attempt);
                     Ok(())
                 })?;
                 Answer::new(reply, result)
@@ -559,8 +564,7 @@ impl Tables<'_, '_> {
             pending(meta)?;
             meta.state = RecordState::Handled;
             meta.info.due_at_ms = now_ms();
-            meta.attempts = meta.attempts.max(attempt.number);
-            push_attempt(&mut meta.info.history, attempt);
+            finish_attempt(meta, attempt);
             Ok(())
         })
     }
