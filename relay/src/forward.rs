@@ -13,6 +13,7 @@ use hmac::{Hmac, Mac};
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use sha2::Sha256;
 
+use crate::broker::{self, Broker, Message, Refusal};
 use crate::config::Forward;
 use crate::event::{Relayed, webhook_id};
 use crate::metrics::Forwarded;
@@ -28,6 +29,8 @@ pub(crate) struct Forwarder {
     url: reqwest::Url,
     /// The limits of that destination, shared by every kind posted to it.
     pace: Arc<Pace>,
+    /// The broker `url` names, when it names one rather than an HTTP service.
+    broker: Option<Arc<dyn Broker>>,
 }
 
 struct Inner {
@@ -36,6 +39,8 @@ struct Inner {
     config: Forward,
     /// Each destination's limits, by URL.
     paces: std::sync::Mutex<HashMap<reqwest::Url, Arc<Pace>>>,
+    /// Each broker, by URL: one connection for every kind sent to it.
+    brokers: std::sync::Mutex<HashMap<reqwest::Url, Arc<dyn Broker>>>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -66,6 +71,8 @@ enum Failure {
     },
     /// No answer: refused, reset, timed out.
     Transport(String),
+    /// The broker did not confirm the message.
+    Broker(Refusal),
 }
 
 impl std::fmt::Display for Failure {
@@ -78,14 +85,33 @@ impl std::fmt::Display for Failure {
                 to.as_deref().unwrap_or("the same host")
             ),
             Self::Transport(err) => write!(f, "no answer from the service: {err}"),
+            Self::Broker(refusal) => refusal.fmt(f),
         }
     }
 }
 
 impl Forwarder {
     /// The same forwarder (its client) for events of `kind`, posted to `url` within that
-    /// destination's limits.
-    pub(crate) fn for_kind(&self, kind: &str, url: reqwest::Url) -> Self {
+    /// destination's limits; a broker's URL opens its connection (once for every kind sent
+    /// there).
+    pub(crate) fn for_kind(&self, kind: &str, url: reqwest::Url) -> Result<Self, String> {
+        let broker = if broker::is_broker(&url) {
+            let mut brokers = self
+                .inner
+                .brokers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Some(match brokers.get(&url) {
+                Some(open) => Arc::clone(open),
+                None => {
+                    let open = broker::open(&url, self.inner.config.timeout)?;
+                    brokers.insert(url.clone(), Arc::clone(&open));
+                    open
+                }
+            })
+        } else {
+            None
+        };
         let pace = {
             let mut paces = self
                 .inner
@@ -99,16 +125,27 @@ impl Forwarder {
                     .or_insert_with(|| Arc::new(Pace::new(config.concurrency, config.rate))),
             )
         };
-        Self {
+        Ok(Self {
             inner: Arc::clone(&self.inner),
             kind: Arc::from(kind),
             url,
             pace,
-        }
+            broker,
+        })
+    }
+
+    /// The brokers forwarded to, each once.
+    pub(crate) fn brokers(&self) -> Vec<Arc<dyn Broker>> {
+        let brokers = self
+            .inner
+            .brokers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        brokers.values().cloned().collect()
     }
 
     /// A forwarder with its own HTTP client (rustls, the system's roots).
-    pub(crate) fn new(config: Forward) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(config: Forward) -> Result<Self, Box<dyn std::error::Error>> {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
@@ -130,13 +167,43 @@ impl Forwarder {
             kind: Arc::from(airudder_webhook::store::DEFAULT_KIND),
             url: url.clone(),
             pace: Arc::new(Pace::new(config.concurrency, config.rate)),
+            broker: None,
             inner: Arc::new(Inner {
                 client,
                 config,
                 paces: std::sync::Mutex::default(),
+                brokers: std::sync::Mutex::default(),
             }),
         };
-        Ok(forwarder.for_kind(airudder_webhook::store::DEFAULT_KIND, url))
+        Ok(forwarder.for_kind(airudder_webhook::store::DEFAULT_KIND, url)?)
+    }
+
+    /// One try to a broker: done when it confirms.
+    async fn publish(
+        &self,
+        broker: &dyn Broker,
+        body: &bytes::Bytes,
+        id: &str,
+        attempt: u32,
+    ) -> Result<(), Failure> {
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let signature = self
+            .inner
+            .config
+            .secret
+            .as_ref()
+            .map(|key| sign(key, id, timestamp, body));
+        let message = Message {
+            kind: &self.kind,
+            body,
+            webhook_id: id,
+            timestamp,
+            attempt,
+            signature,
+        };
+        broker.publish(&message).await.map_err(Failure::Broker)
     }
 
     /// One try: 2xx is done (its status returned).
@@ -265,21 +332,36 @@ impl<E: Event> HandleNotification<Relayed<E>> for Forwarder {
         let tried = {
             let _turn = self.pace.turn().await;
             let started = Instant::now();
-            let tried = self.post(&delivery.event().body, &id, attempt).await;
+            let body = &delivery.event().body;
+            let tried = match &self.broker {
+                Some(broker) => self
+                    .publish(broker.as_ref(), body, &id, attempt)
+                    .await
+                    .map(|()| None),
+                None => self.post(body, &id, attempt).await.map(Some),
+            };
             let outcome = match &tried {
-                Ok(status) => Forwarded::Ok(*status),
+                Ok(Some(status)) => Forwarded::Ok(*status),
+                Ok(None) => Forwarded::Confirmed,
                 Err(Failure::Status { status, .. } | Failure::Redirect { status, .. }) => {
                     Forwarded::Rejected(*status)
                 }
-                Err(Failure::Transport(_)) => Forwarded::Error,
+                Err(Failure::Broker(Refusal::Refused(_))) => Forwarded::Refused,
+                Err(Failure::Transport(_) | Failure::Broker(Refusal::Unreachable(_))) => {
+                    Forwarded::Error
+                }
             };
             crate::metrics::forwarded(outcome, started.elapsed());
             tried
         };
         let failure = match tried {
-            Ok(status) => {
+            Ok(Some(status)) => {
                 delivery.report_status(status);
                 tracing::info!(webhook_id = %id, attempt, status, "forwarded");
+                return Ok(());
+            }
+            Ok(None) => {
+                tracing::info!(webhook_id = %id, attempt, "published: the broker confirmed it");
                 return Ok(());
             }
             Err(failure) => failure,

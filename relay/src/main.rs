@@ -5,6 +5,7 @@
 //! --help`).
 
 mod admin;
+mod broker;
 mod config;
 mod event;
 mod forward;

@@ -66,7 +66,7 @@ fn prometheus() -> Result<PrometheusRecorder, BuildError> {
 fn describe() {
     describe_counter!(
         "airudder_forward_attempts_total",
-        "Forwards tried, by result (ok, rejected: a non-2xx answer, error: no answer) and the service's status (none without an answer)."
+        "Forwards tried, by result (ok: a 2xx or a broker's confirmation, rejected: a non-2xx answer or a broker's refusal, error: no answer) and the service's status (none without an answer, and for a broker)."
     );
     describe_histogram!(
         "airudder_forward_seconds",
@@ -86,6 +86,10 @@ fn describe() {
         "Requests to a path no callback is served at, answered 404: raw (a raw callback not in AIRUDDER_RAW_NAMES) or other."
     );
     describe_gauge!(
+        "airudder_broker_connected",
+        "1 while the connection to the broker (the destination, without credentials) is up, else 0."
+    );
+    describe_gauge!(
         "airudder_connections_open",
         "Open connections, by listener (main, admin)."
     );
@@ -101,6 +105,10 @@ pub(crate) enum Forwarded {
     Ok(u16),
     Rejected(u16),
     Error,
+    /// A broker confirmed the message.
+    Confirmed,
+    /// A broker refused it (unroutable, nacked, no stream).
+    Refused,
 }
 
 /// Counts one forward and its latency.
@@ -109,10 +117,21 @@ pub(crate) fn forwarded(outcome: Forwarded, took: Duration) {
         Forwarded::Ok(status) => ("ok", status.to_string()),
         Forwarded::Rejected(status) => ("rejected", status.to_string()),
         Forwarded::Error => ("error", "none".into()),
+        Forwarded::Confirmed => ("ok", "none".into()),
+        Forwarded::Refused => ("rejected", "none".into()),
     };
     counter!("airudder_forward_attempts_total", "result" => result, "status" => status)
         .increment(1);
     histogram!("airudder_forward_seconds", "result" => result).record(took.as_secs_f64());
+}
+
+/// Shows whether the connection to the broker `shown` is up (`airudder_broker_connected`).
+pub(crate) fn broker_connected(shown: &str, connected: bool) {
+    gauge!("airudder_broker_connected", "destination" => shown.to_owned()).set(if connected {
+        1.0
+    } else {
+        0.0
+    });
 }
 
 /// Counts a request to a path nothing is served at (`raw` or `other`).

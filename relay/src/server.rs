@@ -193,16 +193,32 @@ pub(crate) async fn run(
         None,
         airudder_webhook::shutdown_signal(),
     ));
+    // Ready while notifications are taken in and stored. A broker that is down does not make
+    // the relay unready (what it sends waits in the store, and a probe that failed would take
+    // the relay out of its load balancer, refusing Airudder's calls): the answer says how many
+    // are connected; the admin API and `airudder_broker_connected` say which.
+    let brokers = match &mode {
+        Mode::Forward(forwarder) => forwarder.brokers(),
+        Mode::Print(_) => Vec::new(),
+    };
     let ready = {
         let (endpoints, stored) = (Arc::clone(&endpoints), stored.clone());
+        let brokers = Arc::new(brokers);
         move || {
             let (endpoints, stored) = (Arc::clone(&endpoints), stored.clone());
+            let brokers = Arc::clone(&brokers);
             async move {
-                if endpoints.iter().all(|e| e.is_ready()) && stored.answers().await {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                let (status, mut text) =
+                    if endpoints.iter().all(|e| e.is_ready()) && stored.answers().await {
+                        (StatusCode::OK, String::from("ready"))
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, String::from("not ready"))
+                    };
+                if !brokers.is_empty() {
+                    let up = brokers.iter().filter(|b| b.connected()).count();
+                    text.push_str(&format!("\nbrokers connected: {up} of {}", brokers.len()));
                 }
+                (status, text)
             }
         }
     };
@@ -307,7 +323,7 @@ impl Build<'_> {
             Mode::Print(printer) => self.receiver::<E, _>(path, kind, printer.clone(), |b| b),
             Mode::Forward(forwarder) => {
                 let forward = self.config.forward.as_ref().ok_or("no forward settings")?;
-                let handler = forwarder.for_kind(kind, forward.url_for(kind));
+                let handler = forwarder.for_kind(kind, forward.url_for(kind))?;
                 let ack = self.config.ack;
                 let kinds = kinds::all(self.config.raw_names()).len() as u32;
                 let (workers, policy, timeout) = forwarding(forward, kinds);

@@ -10,7 +10,7 @@ use clap::{ArgMatches, Command};
 
 use reqwest::Url;
 
-use super::values::http_url;
+use super::values::forward_url;
 use super::{ConfigError, Refused};
 
 /// Which settings were given (by flag, variable or file), and the file's per-kind URLs.
@@ -222,7 +222,7 @@ pub(super) fn kind_urls(
         }
         urls.push((
             kind,
-            http_url(&text).map_err(|err| ConfigError::new(&variable, err))?,
+            forward_url(&text).map_err(|err| ConfigError::new(&variable, err))?,
         ));
     }
     if let Some((kind, _)) = file.iter().find(|(k, _)| !urls.iter().any(|(u, _)| u == k)) {

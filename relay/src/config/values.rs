@@ -103,7 +103,25 @@ pub(crate) fn http_url(text: &str) -> Result<Url, String> {
     }
 }
 
-/// `AIRUDDER_FORWARD_URL`: an http URL, or blank for unset (a variable emptied on purpose).
+/// Where a kind is forwarded: an `http://` or `https://` URL, or a broker's (`redis://`,
+/// `rediss://`, `amqp://`, `amqps://`, `nats://`, `tls://`) with its settings checked.
+pub(crate) fn forward_url(text: &str) -> Result<Url, String> {
+    match Url::parse(text.trim()) {
+        Ok(url) if crate::broker::is_broker(&url) && url.has_host() => {
+            crate::broker::check(&url)?;
+            Ok(url)
+        }
+        _ => http_url(text).map_err(|_| {
+            format!(
+                "{} is not an http:// or https:// URL, nor a broker's (redis://, rediss://, amqp://, amqps://, nats://, tls://)",
+                crate::shown::url(text)
+            )
+        }),
+    }
+}
+
+/// `AIRUDDER_FORWARD_URL`: a URL to forward to, or blank for unset (a variable emptied on
+/// purpose).
 #[derive(Clone)]
 pub(crate) struct ForwardUrl(pub(crate) Option<Url>);
 
@@ -119,7 +137,11 @@ impl FromStr for ForwardUrl {
 
     fn from_str(text: &str) -> Result<Self, String> {
         let blank = text.trim().is_empty();
-        Ok(Self(if blank { None } else { Some(http_url(text)?) }))
+        Ok(Self(if blank {
+            None
+        } else {
+            Some(forward_url(text)?)
+        }))
     }
 }
 
