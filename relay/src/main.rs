@@ -4,6 +4,7 @@
 //! Run with: `cargo run -p airudder-relay` (every setting: `cargo run -p airudder-relay --
 //! --help`).
 
+mod activity;
 mod admin;
 mod broker;
 mod config;

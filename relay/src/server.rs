@@ -50,6 +50,8 @@ pub(crate) trait Endpoint: Send + Sync {
     /// Pauses or resumes the kind, in the store and in this receiver at once.
     fn set_paused(&self, paused: bool) -> BoxFuture<'_, Result<(), StoreError>>;
     fn replay_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<RecordId, StoreError>>;
+    /// The `webhook-id` a stored body is forwarded with; `None` if it no longer decodes.
+    fn webhook_id(&self, body: &[u8]) -> Option<String>;
 }
 
 struct Served<E> {
@@ -78,6 +80,10 @@ impl<E: Event> Endpoint for Served<E> {
     }
     fn replay_rejected(&self, id: RecordId) -> BoxFuture<'_, Result<RecordId, StoreError>> {
         Box::pin(self.receiver.replay_rejected(id))
+    }
+    fn webhook_id(&self, body: &[u8]) -> Option<String> {
+        let event = Relayed::<E>::decode(body).ok()?;
+        Some(crate::event::webhook_id(&self.kind, &event))
     }
 }
 
@@ -172,9 +178,10 @@ pub(crate) async fn run(
     }
     let admin = admin::router(
         Arc::clone(&endpoints),
-        erased,
+        stored.clone(),
         config.admin_token.as_ref().map(|t| t.expose().to_owned()),
         metrics.clone(),
+        crate::activity::Activity::start(Arc::clone(&endpoints)),
     )?;
     let admin_listener = tokio::net::TcpListener::bind(config.admin_listen).await?;
     say(&format!(

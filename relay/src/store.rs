@@ -29,6 +29,15 @@ impl Backend {
         }
     }
 
+    /// Which store it is, as the console shows it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Redb(_) => "redb",
+            Self::Postgres(_) => "postgres",
+            Self::Nothing => "none",
+        }
+    }
+
     /// The same store, type-erased, for the admin API; `None` without one.
     pub(crate) fn erased(&self) -> Option<Arc<dyn ErasedStore>> {
         match self {

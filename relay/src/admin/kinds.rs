@@ -7,29 +7,80 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Admin, error, store_error};
 
-/// `GET /admin/kinds`: `{"items": [{"kind", "paused", "pending", "dead"}]}`, the kinds served
-/// and any other kind still paused.
+/// `GET /admin/kinds`: `{"items": [{"kind", "paused", "pending", "dead",
+/// "oldest_pending_at"}]}`, the kinds served and any other kind still paused.
 pub(super) async fn list(State(admin): State<Admin>) -> Response {
+    match rows(&admin).await {
+        Ok(items) => Json(json!({ "items": items })).into_response(),
+        Err(answer) => answer,
+    }
+}
+
+/// `GET /admin/overview`: what the console's first view shows, in one answer: whether the
+/// relay is ready, the store's health and numbers, each kind's row as `/admin/kinds` has it,
+/// and the last hour minute by minute (`activity`).
+pub(super) async fn overview(State(admin): State<Admin>) -> Response {
+    let kinds = match rows(&admin).await {
+        Ok(kinds) => kinds,
+        Err(answer) => return answer,
+    };
+    let answers = admin.backend.answers().await;
+    let mut store = json!({ "backend": admin.backend.name(), "answers": answers });
+    if let Some(erased) = &admin.store {
+        match Store::summary(erased).await {
+            Ok(summary) => {
+                store["recovering"] = json!(summary.recovering);
+                store["recoveries"] = json!(summary.recoveries);
+                store["pending"] = json!(summary.pending);
+                store["dead_letters"] = json!(summary.dead_letters);
+                store["oldest_pending_at"] = json!(
+                    summary
+                        .oldest_pending
+                        .map(|at| humantime::format_rfc3339_millis(at).to_string())
+                );
+            }
+            Err(err) => {
+                store["answers"] = json!(false);
+                store["error"] = json!(err.to_string());
+            }
+        }
+    }
+    let ready = answers && admin.endpoints.iter().all(|e| e.is_ready());
+    Json(json!({
+        "ready": ready,
+        "store": store,
+        "kinds": kinds,
+        "activity": admin.activity.last_hour(),
+    }))
+    .into_response()
+}
+
+/// Each kind's row: the kinds served and any other kind still paused, with what waits of it.
+async fn rows(admin: &Admin) -> Result<Vec<Value>, Response> {
     let mut kinds: Vec<String> = admin
         .endpoints
         .iter()
         .map(|e| e.kind().to_owned())
         .collect();
     let Some(store) = &admin.store else {
-        let items: Vec<_> = kinds
+        return Ok(kinds
             .iter()
-            .map(|kind| json!({ "kind": kind, "paused": false, "pending": 0, "dead": 0 }))
-            .collect();
-        return Json(json!({ "items": items })).into_response();
+            .map(|kind| {
+                json!({
+                    "kind": kind,
+                    "paused": false,
+                    "pending": 0,
+                    "dead": 0,
+                    "oldest_pending_at": null,
+                })
+            })
+            .collect());
     };
-    let paused = match Store::paused(store).await {
-        Ok(paused) => paused,
-        Err(err) => return store_error(err),
-    };
+    let paused = Store::paused(store).await.map_err(store_error)?;
     for kind in &paused {
         if !kinds.contains(kind) {
             kinds.push(kind.clone());
@@ -37,22 +88,33 @@ pub(super) async fn list(State(admin): State<Admin>) -> Response {
     }
     let mut items = Vec::with_capacity(kinds.len());
     for kind in kinds {
-        let count = |state| Store::count(store, RecordQuery::new().state(state).kind(kind.clone()));
-        let (pending, dead) = match (
-            count(RecordState::Pending).await,
-            count(RecordState::Dead).await,
-        ) {
-            (Ok(pending), Ok(dead)) => (pending, dead),
-            (Err(err), _) | (_, Err(err)) => return store_error(err),
+        let query = |state| RecordQuery::new().state(state).kind(kind.clone());
+        let pending = Store::count(store, query(RecordState::Pending))
+            .await
+            .map_err(store_error)?;
+        let dead = Store::count(store, query(RecordState::Dead))
+            .await
+            .map_err(store_error)?;
+        // Lists go in id order, the order received: the first pending is the oldest.
+        let oldest = if pending == 0 {
+            None
+        } else {
+            Store::list(store, query(RecordState::Pending).limit(1))
+                .await
+                .map_err(store_error)?
+                .items
+                .first()
+                .map(|first| crate::time::format_ms(first.received_at_ms))
         };
         items.push(json!({
             "kind": kind,
             "paused": paused.contains(&kind),
             "pending": pending,
             "dead": dead,
+            "oldest_pending_at": oldest,
         }));
     }
-    Json(json!({ "items": items })).into_response()
+    Ok(items)
 }
 
 /// `POST /admin/kinds/{kind}/pause`.

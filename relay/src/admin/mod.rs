@@ -21,8 +21,11 @@ use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 
+use crate::activity::Activity;
 use crate::server::Endpoint;
+use crate::store::Backend;
 
+mod console;
 mod guard;
 mod kinds;
 mod notifications;
@@ -41,7 +44,10 @@ struct Admin {
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
     /// `None` for the memory and "handled" acks, which keep nothing.
     store: Option<Arc<dyn ErasedStore>>,
+    /// The same store as opened, for its health.
+    backend: Backend,
     metrics: Option<PrometheusHandle>,
+    activity: Arc<Activity>,
 }
 
 impl Admin {
@@ -54,23 +60,28 @@ impl Admin {
 /// The admin routes, behind `token` when there is one.
 pub(crate) fn router(
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
-    store: Option<Arc<dyn ErasedStore>>,
+    backend: Backend,
     token: Option<String>,
     metrics: Option<PrometheusHandle>,
+    activity: Arc<Activity>,
 ) -> Result<Router, String> {
     let admin = Admin {
         endpoints,
-        store,
+        store: backend.erased(),
+        backend,
         metrics,
+        activity,
     };
     let routes = Router::new()
         .route("/metrics", get(scrape))
         .route("/admin/stats", get(stats))
+        .route("/admin/overview", get(kinds::overview))
         .route("/admin/pending", get(pending))
         .route("/admin/dead-letters", get(dead_letters))
         .route("/admin/dead-letters/{id}", get(dead_letter))
         .route("/admin/dead-letters/{id}/replay", post(replay))
         .route("/admin/notifications", get(notifications::list))
+        .route("/admin/notifications/count", get(notifications::count))
         .route(
             "/admin/notifications/retry-now",
             post(notifications::retry_now),
@@ -89,6 +100,7 @@ pub(crate) fn router(
         .route("/admin/kinds/{kind}/pause", post(kinds::pause))
         .route("/admin/kinds/{kind}/resume", post(kinds::resume))
         .route("/admin/rejected", get(rejected))
+        .route("/admin/rejected/purge", post(purge_rejected))
         .route("/admin/rejected/{id}", get(rejected_one))
         .route("/admin/rejected/{id}/replay", post(replay_rejected))
         .fallback(|| async {
@@ -119,13 +131,18 @@ pub(crate) fn router(
             }))
         }
     };
-    // Outermost: a request from a browser is refused before anything else looks at it.
+    // The console's page holds no data: it loads without the token, and asks for it.
+    let routes = routes.merge(console::routes());
+    // Outermost: a request from a browser is refused before anything else looks at it, and
+    // every answer carries the headers that keep a browser from mixing it with other sites.
     Ok(routes.layer(middleware::from_fn(
         move |request: Request, next: Next| async move {
-            match guard::browser_guard(&request, guarded) {
+            let mut response = match guard::browser_guard(&request, guarded) {
                 Ok(()) => next.run(request).await,
                 Err(refused) => error(refused.status, refused.message),
-            }
+            };
+            console::secure_headers(response.headers_mut());
+            response
         },
     )))
 }
@@ -272,6 +289,7 @@ fn rejected_summary(rejected: &RefusedBodySummary) -> Value {
         "kind": rejected.envelope.kind(),
         "status": rejected.status,
         "reason": rejected.reason,
+        "received_at": crate::time::format_ms(rejected.envelope.received_at_ms),
         "received_at_ms": rejected.envelope.received_at_ms,
         "bytes": rejected.bytes,
     })
@@ -376,6 +394,28 @@ async fn rejected_one(State(admin): State<Admin>, Path(id): Path<RecordId>) -> R
             StatusCode::NOT_FOUND,
             format!("no refused body {id}: see GET /admin/rejected"),
         ),
+        Err(err) => store_error(err),
+    }
+}
+
+/// `POST /admin/rejected/purge?before=T`: `{"purged": N}`, the refused bodies received before
+/// `T` deleted.
+async fn purge_rejected(
+    State(admin): State<Admin>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let before = match notifications::before(&pairs, "the refused bodies received") {
+        Ok(before) => before,
+        Err(message) => return bad_request(message),
+    };
+    let Some(store) = &admin.store else {
+        return notifications::no_store();
+    };
+    match Store::purge_rejected(store, before).await {
+        Ok(purged) => {
+            tracing::info!(purged, "refused bodies purged");
+            Json(json!({ "purged": purged })).into_response()
+        }
         Err(err) => store_error(err),
     }
 }

@@ -2,6 +2,8 @@
 //! them: replay one, replay the dead letters that match, purge old dead letters, make pending
 //! ones due now. Every list and count is the store's, reading no body.
 
+use std::time::SystemTime;
+
 use airudder_webhook::store::{
     Attempt, Record, RecordId, RecordQuery, RecordState, RecordSummary, Store, StoreErrorKind,
 };
@@ -46,7 +48,7 @@ fn attempt(attempt: &Attempt) -> Value {
 }
 
 /// The answer to a change without a store (the memory and "handled" acks).
-fn no_store() -> Response {
+pub(super) fn no_store() -> Response {
     error(
         StatusCode::CONFLICT,
         "this relay keeps nothing (AIRUDDER_ACK is memory or handled): there is nothing to change",
@@ -81,6 +83,31 @@ pub(super) async fn list(
     }
 }
 
+/// `GET /admin/notifications/count?state=&<filters>`: `{"count": N}`, counted by the store
+/// (what a bulk action on the same filters would act on, asked before it).
+pub(super) async fn count(
+    State(admin): State<Admin>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let query = match Params::new(&pairs, &[&["state"], FILTERS]).and_then(|params| {
+        let query = params.filters()?;
+        Ok(match params.state()? {
+            Some(state) => query.state(state),
+            None => query,
+        })
+    }) {
+        Ok(query) => query,
+        Err(message) => return bad_request(message),
+    };
+    let Some(store) = &admin.store else {
+        return Json(json!({ "count": 0 })).into_response();
+    };
+    match Store::count(store, query).await {
+        Ok(count) => Json(json!({ "count": count })).into_response(),
+        Err(err) => store_error(err),
+    }
+}
+
 /// The record `id`, or the answer that there is none.
 async fn record(admin: &Admin, id: RecordId) -> Result<Record, Response> {
     let none = || {
@@ -109,6 +136,13 @@ pub(super) async fn one(State(admin): State<Admin>, Path(id): Path<RecordId>) ->
     };
     let mut json = item(&RecordSummary::from(&record));
     json["attempts_started"] = json!(record.attempts);
+    // The id the service sees in `webhook-id`, when the relay still serves the kind and the
+    // body still decodes.
+    json["webhook_id"] = json!(
+        admin
+            .endpoint(record.envelope.kind())
+            .and_then(|endpoint| endpoint.webhook_id(&record.body))
+    );
     json["attempts"] = record.history.iter().map(attempt).collect();
     if record.state == RecordState::Pending {
         json["due_at"] = json!(crate::time::format_ms(record.due_at_ms));
@@ -197,20 +231,24 @@ pub(super) async fn replay_dead(
     }
 }
 
+/// A purge's `before=T`, the only parameter it takes: `what` ("the dead letters that died")
+/// before it are purged.
+pub(super) fn before(pairs: &[(String, String)], what: &str) -> Result<SystemTime, String> {
+    Params::new(pairs, &[&["before"]])
+        .and_then(|params| params.time("before"))?
+        .ok_or_else(|| {
+            format!("before= is required: an RFC 3339 time; {what} before it are purged")
+        })
+}
+
 /// `POST /admin/dead-letters/purge?before=T`: `{"purged": N}`, the dead letters that died
 /// before `T`.
 pub(super) async fn purge_dead(
     State(admin): State<Admin>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let before = match Params::new(&pairs, &[&["before"]]).and_then(|params| params.time("before"))
-    {
-        Ok(Some(before)) => before,
-        Ok(None) => {
-            return bad_request(
-                "before= is required: an RFC 3339 time; the dead letters that died before it are purged",
-            );
-        }
+    let before = match before(&pairs, "the dead letters that died") {
+        Ok(before) => before,
         Err(message) => return bad_request(message),
     };
     let Some(store) = &admin.store else {

@@ -9,6 +9,7 @@ mod ports;
 #[allow(dead_code)]
 mod postgres;
 
+mod console_api;
 mod forward;
 mod metrics;
 mod on_time;
