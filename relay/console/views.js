@@ -471,6 +471,19 @@ export async function overview(ctx) {
         'given up: replay them from Notifications',
         store.dead_letters ? 'bad' : null,
       ),
+      // Each broker forwarded to: its connection, and why it is down (what waits stays stored).
+      ...(data.brokers || []).map((broker) =>
+        h(
+          'div',
+          { class: `tile${broker.connected ? '' : ' tile-bad'}`, dataset: { broker: broker.destination } },
+          h('div', { class: 'tile-label' }, 'Broker'),
+          h('div', { class: 'tile-value' }, broker.connected ? pill('connected', 'ok') : pill('not connected', 'bad')),
+          h('div', { class: 'tile-detail mono' }, broker.destination),
+          broker.connected || !broker.last_error
+            ? null
+            : h('div', { class: 'tile-detail' }, maskText(broker.last_error)),
+        ),
+      ),
     );
 
     const seen = new Set();

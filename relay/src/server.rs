@@ -176,8 +176,13 @@ pub(crate) async fn run(
         let kinds: Vec<String> = endpoints.iter().map(|e| e.kind().to_owned()).collect();
         crate::metrics::sample_store(Arc::clone(store), kinds, config.metrics_interval);
     }
+    let brokers = Arc::new(match &mode {
+        Mode::Forward(forwarder) => forwarder.brokers(),
+        Mode::Print(_) => Vec::new(),
+    });
     let admin = admin::router(
         Arc::clone(&endpoints),
+        Arc::clone(&brokers),
         stored.clone(),
         config.admin_token.as_ref().map(|t| t.expose().to_owned()),
         metrics.clone(),
@@ -204,13 +209,9 @@ pub(crate) async fn run(
     // the relay unready (what it sends waits in the store, and a probe that failed would take
     // the relay out of its load balancer, refusing Airudder's calls): the answer says how many
     // are connected; the admin API and `airudder_broker_connected` say which.
-    let brokers = match &mode {
-        Mode::Forward(forwarder) => forwarder.brokers(),
-        Mode::Print(_) => Vec::new(),
-    };
     let ready = {
         let (endpoints, stored) = (Arc::clone(&endpoints), stored.clone());
-        let brokers = Arc::new(brokers);
+        let brokers = Arc::clone(&brokers);
         move || {
             let (endpoints, stored) = (Arc::clone(&endpoints), stored.clone());
             let brokers = Arc::clone(&brokers);

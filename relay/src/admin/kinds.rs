@@ -22,7 +22,8 @@ pub(super) async fn list(State(admin): State<Admin>) -> Response {
 
 /// `GET /admin/overview`: what the console's first view shows, in one answer: whether the
 /// relay is ready, the store's health and numbers, each kind's row as `/admin/kinds` has it,
-/// and the last hour minute by minute (`activity`).
+/// the brokers forwarded to and their connections, and the last hour minute by minute
+/// (`activity`).
 pub(super) async fn overview(State(admin): State<Admin>) -> Response {
     let kinds = match rows(&admin).await {
         Ok(kinds) => kinds,
@@ -50,10 +51,23 @@ pub(super) async fn overview(State(admin): State<Admin>) -> Response {
         }
     }
     let ready = answers && admin.endpoints.iter().all(|e| e.is_ready());
+    // Each broker forwarded to, and whether its connection is up (the last error if not).
+    let brokers: Vec<Value> = admin
+        .brokers
+        .iter()
+        .map(|broker| {
+            json!({
+                "destination": broker.shown(),
+                "connected": broker.connected(),
+                "last_error": broker.last_error(),
+            })
+        })
+        .collect();
     Json(json!({
         "ready": ready,
         "store": store,
         "kinds": kinds,
+        "brokers": brokers,
         "activity": admin.activity.last_hour(),
     }))
     .into_response()

@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 
 use crate::activity::Activity;
+use crate::broker::Broker;
 use crate::server::Endpoint;
 use crate::store::Backend;
 
@@ -42,6 +43,8 @@ const WRONG_TOKEN: &str = "the Authorization header is not Bearer <AIRUDDER_ADMI
 #[derive(Clone)]
 struct Admin {
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
+    /// The brokers forwarded to, for their connections' state.
+    brokers: Arc<Vec<Arc<dyn Broker>>>,
     /// `None` for the memory and "handled" acks, which keep nothing.
     store: Option<Arc<dyn ErasedStore>>,
     /// The same store as opened, for its health.
@@ -60,6 +63,7 @@ impl Admin {
 /// The admin routes, behind `token` when there is one.
 pub(crate) fn router(
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
+    brokers: Arc<Vec<Arc<dyn Broker>>>,
     backend: Backend,
     token: Option<String>,
     metrics: Option<PrometheusHandle>,
@@ -67,6 +71,7 @@ pub(crate) fn router(
 ) -> Result<Router, String> {
     let admin = Admin {
         endpoints,
+        brokers,
         store: backend.erased(),
         backend,
         metrics,

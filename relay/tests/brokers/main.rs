@@ -4,7 +4,6 @@
 //! feature (`--features redis`, `amqp`, `nats`; `.ci/test` builds them all).
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 #[path = "../../../tests/support/ports.rs"]
 #[allow(dead_code)]
