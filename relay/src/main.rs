@@ -57,6 +57,12 @@ async fn main() -> ExitCode {
     {
         filter = filter.add_directive(startup);
     }
+    // lapin logs a message RabbitMQ returned (unroutable) at WARN, body and signature included:
+    // personal data. The relay says what happened in its own words; that line is never written,
+    // whatever RUST_LOG asks.
+    if let Ok(returned) = "lapin::returned_messages=off".parse() {
+        filter = filter.add_directive(returned);
+    }
     let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);

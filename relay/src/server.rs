@@ -247,7 +247,11 @@ pub(crate) async fn run(
     match &config.forward {
         Some(forward) => say(&format!(
             "forwarding to {}{}",
-            crate::shown::url(forward.url.as_str()),
+            if crate::broker::is_broker(&forward.url) {
+                crate::broker::shown(&forward.url)
+            } else {
+                crate::shown::url(forward.url.as_str())
+            },
             if forward.urls.is_empty() {
                 String::new()
             } else {
