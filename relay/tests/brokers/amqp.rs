@@ -4,9 +4,7 @@
 //! own.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -15,143 +13,17 @@ use lapin::options::{
     BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Channel, ExchangeKind};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::common::{self, DataDir, Relay, Service, free_port, notification, start, task_id};
+use crate::servers::Node;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// A PDS event, as the dialer sends it.
 const PDS_EVENT: &[u8] = include_bytes!("../../../tests/data/pds_contact_status.example.json");
-
-/// The server's own script (Debian's `/usr/sbin/rabbitmq-server` would switch users).
-const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
-
-/// The shell that keeps a node: starts it (`$0`), waits until its standard input, a pipe from
-/// the test, closes (the node dropped, or the test process gone, even killed), then kills it
-/// and removes its directory. With `RABBITMQ_ALLOW_INPUT` the script execs the VM itself, so
-/// `$!` is the node (without it, a shell between would outlive a SIGKILL).
-const KEEPER: &str = r#""$0" </dev/null >"$NODE_DIR/node.log" 2>&1 &
-node=$!
-read -r _
-kill -KILL "$node" 2>/dev/null
-wait "$node"
-rm -rf "$NODE_DIR""#;
-
-/// A RabbitMQ node of its own on 127.0.0.1 (AMQP and distribution ports), in a temporary
-/// directory (its database, log, config and Erlang cookie): SIGKILLed when dropped.
-struct Node {
-    port: u16,
-    keeper: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Node {
-    /// Starts one on `port`, with `definitions` (RabbitMQ's JSON) loaded before it listens.
-    /// It takes some seconds: [`Node::connect`] waits.
-    fn start(port: u16, definitions: Option<&str>) -> Self {
-        static STARTED: AtomicU32 = AtomicU32::new(0);
-        let dir = tempfile::Builder::new()
-            .prefix("airudder-rabbitmq-test-")
-            .tempdir()
-            .unwrap();
-        let path = dir.path();
-        std::fs::write(path.join("enabled_plugins"), "[].\n").unwrap();
-        let mut config = String::new();
-        if let Some(definitions) = definitions {
-            let file = path.join("definitions.json");
-            std::fs::write(&file, definitions).unwrap();
-            config = format!("load_definitions = {}\n", file.display());
-        }
-        std::fs::write(path.join("rabbitmq.conf"), config).unwrap();
-        let name = format!(
-            "rabbit-test-{}-{}@localhost",
-            std::process::id(),
-            STARTED.fetch_add(1, Ordering::SeqCst)
-        );
-        let keeper = Command::new("sh")
-            .args(["-c", KEEPER, SERVER])
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", path)
-            .env("NODE_DIR", path)
-            .env("RABBITMQ_NODENAME", name)
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", port.to_string())
-            .env("RABBITMQ_DIST_PORT", free_port().to_string())
-            .env("RABBITMQ_MNESIA_BASE", path.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", path.join("log"))
-            .env("RABBITMQ_LOGS", "-")
-            .env("RABBITMQ_CONFIG_FILE", path.join("rabbitmq.conf"))
-            .env(
-                "RABBITMQ_ENABLED_PLUGINS_FILE",
-                path.join("enabled_plugins"),
-            )
-            // Not /etc/rabbitmq/rabbitmq-env.conf.
-            .env("RABBITMQ_CONF_ENV_FILE", path.join("rabbitmq-env.conf"))
-            .env("RABBITMQ_ALLOW_INPUT", "1")
-            .env(
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "-noinput -kernel inet_dist_use_interface {127,0,0,1}",
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self { port, keeper, dir }
-    }
-
-    /// `amqp://` for the test's own connection.
-    fn uri(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-
-    /// The end of its log, for a failure's message.
-    fn log(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// A connection once the node takes one (within 60 s of its start).
-    async fn connect(&self) -> Connection {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            // A lapin connection only once the port accepts (each try has a thread of its own).
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                let tried = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    Connection::connect(&self.uri(), ConnectionProperties::default()),
-                )
-                .await;
-                if let Ok(Ok(connection)) = tried {
-                    return connection;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "RabbitMQ on port {} up within 60 s:\n{}",
-                self.port,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        // Its input closed, the keeper kills the node and waits for it.
-        drop(self.keeper.stdin.take());
-        let _ = self.keeper.wait();
-    }
-}
 
 /// The node the tests that keep it up share, started by the first one that asks; killed when
 /// the test process ends (its keeper's input closes).

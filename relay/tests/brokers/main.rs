@@ -9,6 +9,9 @@ mod common;
 #[allow(dead_code)]
 mod ports;
 
+#[cfg(any(feature = "redis", feature = "amqp", feature = "nats"))]
+mod servers;
+
 #[cfg(feature = "amqp")]
 mod amqp;
 #[cfg(feature = "nats")]

@@ -5,9 +5,9 @@
 //! operator added it.
 
 use crate::common;
+use crate::servers::NatsServer;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::StreamMessage};
@@ -22,68 +22,6 @@ const ADMIN_TOKEN: &str = "nats-admin-token-0123";
 
 /// A PDS event as the dialer sends it.
 const PDS_EVENT: &[u8] = include_bytes!("../../../tests/data/pds_contact_status.example.json");
-
-/// A `nats-server` with JetStream on 127.0.0.1, its store and log in a temporary directory;
-/// SIGKILLed when dropped.
-struct NatsServer {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl NatsServer {
-    /// Starts it on `port` with `args` added; returns once the port takes connections.
-    async fn start(port: u16, args: &[&str]) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("airudder-nats-test-")
-            .tempdir()
-            .unwrap();
-        let log = std::fs::File::create(dir.path().join("nats.log")).unwrap();
-        let child = Command::new("/usr/sbin/nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir.path().join("store"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("nats-server runs (Debian's nats-server package)");
-        let mut server = Self { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("nats-server exited ({status}):\n{}", server.log());
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nats-server not listening on {port} within 10 s:\n{}",
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
-    }
-
-    /// SIGKILL, as a crash.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// A JetStream client of the server on `port`, with a user and password if given.
 async fn jetstream(port: u16, user: Option<(&str, &str)>) -> jetstream::Context {
