@@ -528,6 +528,16 @@ async fn a_kind_sent_to_redis_goes_there_and_the_others_to_their_url() {
     assert!(status.success(), "exit {status}");
 }
 
+/// `GET /ready` on the main listener: its status and text.
+async fn ready(relay: &Relay) -> (u16, String) {
+    let answer = common::client()
+        .get(format!("http://{}/ready", relay.addr))
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.text().await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_redis_shows_in_the_gauge_and_is_connected_again_when_back() {
     let port = free_port();
@@ -544,10 +554,25 @@ async fn a_lost_redis_shows_in_the_gauge_and_is_connected_again_when_back() {
     .await;
     // Connected at the start, before any notification.
     gauge_until(&relay, port, 1.0, Duration::from_secs(10)).await;
+    assert_eq!(
+        ready(&relay).await,
+        (200, "ready\nbrokers connected: 1 of 1".to_owned())
+    );
 
     server.kill();
     assert_eq!(relay.post(notification("redis-lost")).await, 200);
     gauge_until(&relay, port, 0.0, Duration::from_secs(10)).await;
+    // Still ready: what it takes in is stored; /ready says the broker is not connected, and
+    // the overview says which and why.
+    assert_eq!(
+        ready(&relay).await,
+        (200, "ready\nbrokers connected: 0 of 1".to_owned())
+    );
+    let overview = relay.admin_api(None).ok("/admin/overview").await;
+    let broker = &overview["brokers"][0];
+    assert_eq!(broker["destination"], shown(port), "{overview}");
+    assert_eq!(broker["connected"], false, "{overview}");
+    assert!(broker["last_error"].is_string(), "{overview}");
     let admin = relay.admin_api(None);
     let path = "/admin/notifications?task_id=redis-lost";
     let failed = admin
