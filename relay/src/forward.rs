@@ -203,7 +203,13 @@ impl Forwarder {
             attempt,
             signature,
         };
-        broker.publish(&message).await.map_err(Failure::Broker)
+        // What the broker said may name the URL's user: never stored, logged or shown.
+        broker.publish(&message).await.map_err(|refusal| {
+            Failure::Broker(match refusal {
+                Refusal::Refused(why) => Refusal::Refused(broker::scrub(&why)),
+                Refusal::Unreachable(why) => Refusal::Unreachable(broker::scrub(&why)),
+            })
+        })
     }
 
     /// One try: 2xx is done (its status returned).

@@ -57,11 +57,12 @@ async fn main() -> ExitCode {
     {
         filter = filter.add_directive(startup);
     }
-    // lapin logs a message RabbitMQ returned (unroutable) at WARN, body and signature included:
-    // personal data. The relay says what happened in its own words; that line is never written,
-    // whatever RUST_LOG asks.
-    if let Ok(returned) = "lapin::returned_messages=off".parse() {
-        filter = filter.add_directive(returned);
+    // lapin logs a message RabbitMQ returned (unroutable) at WARN, body and signature included,
+    // and a closed channel at ERROR in RabbitMQ's words, which may name the URL's user. The
+    // relay says what happened in its own words (the broker's refusal, its credentials taken
+    // out); lapin's lines are never written, whatever RUST_LOG asks.
+    if let Ok(lapin) = "lapin=off".parse() {
+        filter = filter.add_directive(lapin);
     }
     let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

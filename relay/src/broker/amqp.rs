@@ -261,7 +261,11 @@ impl Session {
 impl Amqp {
     /// The publisher of `settings`, connecting in the background from now on (when called
     /// within the runtime; otherwise at the first publish).
-    pub(crate) fn new(settings: Settings, timeout: Duration) -> Self {
+    pub(crate) fn new(mut settings: Settings, timeout: Duration) -> Self {
+        // lapin's own connect (on a thread of its own) gives up within the forward timeout too,
+        // rather than when the system does (minutes, to a host that drops packets).
+        settings.uri.query.connection_timeout =
+            Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
         let amqp = Self {
             link: Arc::new(Link::new(settings.shown.clone())),
             settings: Arc::new(settings),

@@ -136,6 +136,7 @@ pub(crate) fn check(url: &Url) -> Result<(), String> {
 
 /// The broker `url` names, its connection made in the background from now on.
 pub(crate) fn open(url: &Url, timeout: Duration) -> Result<Arc<dyn Broker>, String> {
+    remember_secrets(url);
     let broker: Arc<dyn Broker> = match url.scheme() {
         #[cfg(feature = "redis")]
         "redis" | "rediss" => Arc::new(redis::Redis::new(redis::Settings::from_url(url)?, timeout)),
@@ -209,6 +210,70 @@ pub(crate) fn with_kind(template: &str, kind: &str) -> String {
     template.replace("{kind}", kind)
 }
 
+/// The user names, passwords and tokens of the broker URLs read, as given and percent-decoded:
+/// [`scrub`] takes them out of any text from a broker or its client (RabbitMQ's "access
+/// refused for user 'relay'", Redis' "User relay has no permissions") before it is logged,
+/// stored as a notification's error or shown.
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps the credentials of `url` for [`scrub`].
+fn remember_secrets(url: &Url) {
+    let mut found: Vec<String> = Vec::new();
+    for raw in [url.username(), url.password().unwrap_or_default()] {
+        if raw.is_empty() {
+            continue;
+        }
+        found.push(raw.to_owned());
+        if let Ok(decoded) = percent_decode(raw) {
+            found.push(decoded);
+        }
+    }
+    let mut secrets = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for secret in found {
+        if !secrets.contains(&secret) {
+            secrets.push(secret);
+        }
+    }
+    // The longest first, so that a secret holding another is taken out whole.
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+}
+
+fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
+}
+
+/// `text` with every credential of a broker URL replaced by `…`.
+pub(crate) fn scrub(text: &str) -> String {
+    let secrets = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut text = text.to_owned();
+    for secret in secrets.iter() {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "…");
+        }
+    }
+    text
+}
+
 /// The first wait after a failed connection, and the longest.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -225,6 +290,8 @@ pub(crate) struct Link<C> {
 
 struct State<C> {
     connection: Option<C>,
+    /// When `connection` was made.
+    made: Option<Instant>,
     failures: u32,
     next_try: Option<Instant>,
 }
@@ -236,6 +303,7 @@ impl<C: Clone + Send> Link<C> {
             shown,
             state: tokio::sync::Mutex::new(State {
                 connection: None,
+                made: None,
                 failures: 0,
                 next_try: None,
             }),
@@ -282,7 +350,7 @@ impl<C: Clone + Send> Link<C> {
             }
         }
         let made = match tokio::time::timeout(timeout, connect()).await {
-            Ok(made) => made,
+            Ok(made) => made.map_err(|error| scrub(&error)),
             Err(_) => Err(format!("no connection within {timeout:?}")),
         };
         match made {
@@ -291,6 +359,7 @@ impl<C: Clone + Send> Link<C> {
                     tracing::info!(broker = %self.shown, "connected to the broker");
                 }
                 state.connection = Some(connection.clone());
+                state.made = Some(Instant::now());
                 state.failures = 0;
                 state.next_try = None;
                 self.set_connected(true, None);
@@ -313,12 +382,25 @@ impl<C: Clone + Send> Link<C> {
     }
 
     /// Forgets the connection after `error` showed it lost: the next use makes a new one.
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
     pub(crate) async fn lost(&self, error: &str) {
+        self.lost_after(Instant::now(), error).await;
+    }
+
+    /// The same, for a publish that began at `started`: a connection made since then is
+    /// another one, made after the one that failed, and is kept (many publishes in flight on
+    /// a lost connection fail one after the other, and the first made a new one).
+    pub(crate) async fn lost_after(&self, started: Instant, error: &str) {
         let mut state = self.state.lock().await;
+        if state.made.is_some_and(|made| made > started) {
+            return;
+        }
+        let error = scrub(error);
         if state.connection.take().is_some() {
             tracing::warn!(broker = %self.shown, %error, "lost the connection to the broker");
         }
-        self.set_connected(false, Some(error.to_owned()));
+        state.made = None;
+        self.set_connected(false, Some(error));
     }
 
     fn set_connected(&self, connected: bool, error: Option<String>) {
@@ -375,6 +457,20 @@ mod tests {
     }
 
     #[test]
+    fn a_brokers_words_lose_the_urls_credentials() {
+        let url =
+            Url::parse("amqp://ops%2Dteam:p%40ss-w0rd-1234@mq:5672/%2f?exchange=e&routing_key=k")
+                .unwrap();
+        remember_secrets(&url);
+        let said = "NOT_ALLOWED - access to vhost 'prod' refused for user 'ops-team' (p@ss-w0rd-1234, p%40ss-w0rd-1234)";
+        let scrubbed = scrub(said);
+        assert_eq!(
+            scrubbed,
+            "NOT_ALLOWED - access to vhost 'prod' refused for user '…' (…, …)"
+        );
+    }
+
+    #[test]
     fn the_backoff_doubles_up_to_its_ceiling() {
         for (failures, low, high) in [
             (1, 150, 200),
@@ -407,6 +503,15 @@ mod tests {
         assert_eq!(link.get(timeout, || async { Ok(7) }).await, Ok(7));
         assert!(link.connected() && link.last_error().is_none());
         assert_eq!(link.get(timeout, || async { Ok(8) }).await, Ok(7), "kept");
+        // A publish begun before the connection was made failing late: the connection is kept.
+        let before = Instant::now() - Duration::from_secs(60);
+        link.lost_after(before, "late").await;
+        assert!(link.connected());
+        assert_eq!(
+            link.get(timeout, || async { Ok(8) }).await,
+            Ok(7),
+            "still kept"
+        );
         link.lost("reset").await;
         assert_eq!(link.last_error().as_deref(), Some("reset"));
         assert_eq!(

@@ -212,6 +212,7 @@ impl Nats {
 
     async fn publish_once(&self, message: &Message<'_>) -> Result<(), Refusal> {
         let timeout = self.timeout;
+        let started = std::time::Instant::now();
         let connection = self
             .link
             .get(timeout, || connect(&self.settings, timeout))
@@ -257,7 +258,7 @@ impl Nats {
         let connected = connection.client.connection_state() == State::Connected;
         let refusal = refusal(&error, &subject, connected, self.shown(), timeout);
         if let (false, Refusal::Unreachable(why)) = (connected, &refusal) {
-            self.link.lost(why).await;
+            self.link.lost_after(started, why).await;
         }
         Err(refusal)
     }

@@ -142,9 +142,14 @@ impl Redis {
 
     /// What a failed `XADD` to `stream` means: a lost connection, or Redis' refusal with what
     /// an operator can do about it.
-    async fn failed(&self, stream: &str, error: &RedisError) -> Refusal {
+    async fn failed(
+        &self,
+        started: std::time::Instant,
+        stream: &str,
+        error: &RedisError,
+    ) -> Refusal {
         if error.is_io_error() || error.kind() == ErrorKind::Parse {
-            self.link.lost(&error.to_string()).await;
+            self.link.lost_after(started, &error.to_string()).await;
             return Refusal::Unreachable(format!(
                 "the connection to {} was lost during XADD: {error}",
                 self.settings.shown
@@ -219,12 +224,14 @@ fn refusal(code: &str, detail: &str, stream: &str, server: &str) -> Refusal {
 impl Broker for Redis {
     fn publish<'a>(&'a self, message: &'a Message<'a>) -> BoxFuture<'a, Result<(), Refusal>> {
         Box::pin(async move {
-            let deadline = Instant::now() + self.timeout;
+            let started = std::time::Instant::now();
             let client = self.settings.client.clone();
             let mut connection = self
                 .link
                 .get(self.timeout, || connect(client, self.timeout))
                 .await?;
+            // The XADD's own time, whatever the wait for a connection took.
+            let deadline = Instant::now() + self.timeout;
             let stream = with_kind(&self.settings.stream, message.kind);
             let command = self.settings.command(&stream, message);
             let added =
@@ -232,10 +239,10 @@ impl Broker for Redis {
                     .await;
             match added {
                 Ok(Ok(_id)) => Ok(()),
-                Ok(Err(error)) => Err(self.failed(&stream, &error).await),
+                Ok(Err(error)) => Err(self.failed(started, &stream, &error).await),
                 Err(_) => {
                     let error = format!("no answer to XADD within {:?}", self.timeout);
-                    self.link.lost(&error).await;
+                    self.link.lost_after(started, &error).await;
                     Err(Refusal::Unreachable(format!(
                         "{error} from {}",
                         self.settings.shown
